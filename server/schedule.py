@@ -1,0 +1,159 @@
+"""Importing a day's schedule: validated, then upserted by external id (a PMS may re-push)."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+import aiosqlite
+import phonenumbers
+
+from server.errors import BadRequest
+from server.timeutil import parse_time, to_db
+
+SEXES = {"f": "female", "female": "female", "m": "male", "male": "male", "u": "unknown", "unknown": "unknown"}
+LANGUAGES = ("en", "es")
+
+
+def normalise_mobile(raw: str, region: str, field: str = "mobile") -> str:
+    """E.164 for a number typed any usual way; BadRequest naming the field when it is no number."""
+    try:
+        num = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as e:
+        raise BadRequest(f"{field}: not a phone number: {raw[:30]!r}", field) from e
+    if not phonenumbers.is_valid_number(num):
+        raise BadRequest(f"{field}: not a valid phone number: {raw[:30]!r}", field)
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _list(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise BadRequest(f"{key}: expected a list of objects", key)
+    return value
+
+
+def _str(item: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
+    value = item.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise BadRequest(f"{where}.{key}: expected a non-empty string", f"{where}.{key}")
+    return value.strip()
+
+
+def _minutes(item: dict[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
+    value = item.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 60:
+        raise BadRequest(f"{where}.{key}: expected minutes between 0 and 1440", f"{where}.{key}")
+    return float(value)
+
+
+async def import_schedule(
+    conn: aiosqlite.Connection, doc: object, tz: tzinfo, region: str
+) -> dict[str, int]:
+    """Upsert vets, types, clients, pets and appointments; return how many of each were given.
+
+    Runs inside the caller's transaction, so a document with one bad row changes nothing.
+    """
+    if not isinstance(doc, dict):
+        raise BadRequest("body: expected a JSON object", "body")
+    counts: dict[str, int] = {}
+    for i, v in enumerate(_list(doc, "vets")):
+        where = f"vets[{i}]"
+        await conn.execute(
+            "INSERT INTO vets (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            (_str(v, "id", where), _str(v, "name", where)),
+        )
+    counts["vets"] = len(doc.get("vets", []))
+    for i, t in enumerate(_list(doc, "appointment_types")):
+        where = f"appointment_types[{i}]"
+        await conn.execute(
+            "INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?) ON CONFLICT (id) "
+            "DO UPDATE SET name = excluded.name, booked_min = excluded.booked_min",
+            (_str(t, "id", where), _str(t, "name", where), _minutes(t, "booked_min", where)),
+        )
+    counts["appointment_types"] = len(doc.get("appointment_types", []))
+    for i, c in enumerate(_list(doc, "clients")):
+        where = f"clients[{i}]"
+        mobile = _str(c, "mobile", where, required=False)
+        e164 = normalise_mobile(mobile, region, f"{where}.mobile") if mobile else None
+        consent = c.get("sms_consent", False)
+        if not isinstance(consent, bool):
+            raise BadRequest(f"{where}.sms_consent: expected true or false", f"{where}.sms_consent")
+        lang = c.get("language", "en")
+        if lang not in LANGUAGES:
+            raise BadRequest(f"{where}.language: expected one of {LANGUAGES}", f"{where}.language")
+        notes = c.get("notes", "")
+        if not isinstance(notes, str):
+            raise BadRequest(f"{where}.notes: expected a string", f"{where}.notes")
+        await conn.execute(
+            "INSERT INTO clients (id, name, mobile, sms_consent, language, notes) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, mobile = excluded.mobile, "
+            "sms_consent = excluded.sms_consent, language = excluded.language, notes = excluded.notes",
+            (_str(c, "id", where), _str(c, "name", where), e164, int(consent), lang, notes),
+        )
+    counts["clients"] = len(doc.get("clients", []))
+    for i, p in enumerate(_list(doc, "pets")):
+        where = f"pets[{i}]"
+        sex_raw = p.get("sex") or "unknown"
+        sex = SEXES.get(str(sex_raw).strip().lower())
+        if sex is None:
+            raise BadRequest(f"{where}.sex: expected female, male or unknown", f"{where}.sex")
+        client = _str(p, "client", where, required=False)
+        if client is not None and not await _exists(conn, "clients", client):
+            raise BadRequest(f"{where}.client: unknown client {client!r}", f"{where}.client")
+        await conn.execute(
+            "INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name, "
+            "species = excluded.species, sex = excluded.sex",
+            (_str(p, "id", where), client, _str(p, "name", where),
+             _str(p, "species", where, required=False), sex),
+        )
+    counts["pets"] = len(doc.get("pets", []))
+    for i, a in enumerate(_list(doc, "appointments")):
+        await _upsert_appointment(conn, a, f"appointments[{i}]", tz)
+    counts["appointments"] = len(doc.get("appointments", []))
+    return counts
+
+
+async def _exists(conn: aiosqlite.Connection, table: str, key: str) -> bool:
+    rows = await conn.execute_fetchall(f"SELECT 1 FROM {table} WHERE id = ?", (key,))
+    return bool(rows)
+
+
+async def _upsert_appointment(conn: aiosqlite.Connection, a: dict[str, Any], where: str, tz: tzinfo) -> None:
+    aid = _str(a, "id", where)
+    vet = _str(a, "vet", where)
+    type_id = _str(a, "type", where, required=False)
+    pet = _str(a, "pet", where, required=False)
+    scheduled = parse_time(a.get("scheduled"), tz, f"{where}.scheduled")
+    assert vet is not None and aid is not None
+    if not await _exists(conn, "vets", vet):
+        raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
+    booked = _minutes(a, "booked_min", where, required=False)
+    if type_id is not None:
+        rows = await conn.execute_fetchall("SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
+        if not rows:
+            raise BadRequest(f"{where}.type: unknown appointment type {type_id!r}", f"{where}.type")
+        booked = booked or float(rows[0][0])
+    if booked is None:
+        raise BadRequest(f"{where}.booked_min: needed when there is no type", f"{where}.booked_min")
+    pet_id, pet_name = None, None
+    if pet is not None:
+        if await _exists(conn, "pets", pet):
+            pet_id = pet
+        else:
+            pet_name = pet  # a bare pet name (replay, simple PMS exports)
+    day = scheduled.astimezone(tz).date().isoformat()
+    # A re-push moves a booking that has not happened yet; it never rewrites what happened.
+    await conn.execute(
+        "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min) "
+        "VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
+        "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
+        "WHERE appointments.status = 'booked'",
+        (aid, day, vet, type_id, pet_id, pet_name, to_db(scheduled), booked),
+    )

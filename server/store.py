@@ -1,0 +1,249 @@
+"""The clinic's SQLite store: one file, one writer path, numbered migrations.
+
+Every write goes through `Store.transaction()`: an asyncio.Lock around `BEGIN IMMEDIATE`
+... `COMMIT`. Two tasks sharing one aiosqlite connection would otherwise commit each
+other's half-done work. Reads that must see a consistent day also take the lock (they are
+short); everything else reads freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from importlib import resources
+from typing import Any
+
+import aiosqlite
+
+from server.domain import DayState, Visit
+from server.timeutil import from_db, to_db, tz_from
+
+ROLES = ("pms", "kiosk", "reception", "display")
+
+
+@dataclass(slots=True)
+class Clinic:
+    name: str
+    timezone: str
+    region: str = "US"
+    phone: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> tzinfo:
+        return tz_from(self.timezone)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    out = []
+    for entry in resources.files("server.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), name, entry.read_text()))
+    return sorted(out)
+
+
+class Store:
+    """The database: open with `await Store.open(path)` (":memory:" for replay and tests)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self._lock = asyncio.Lock()
+        # Bumped on every committed write: lets readers cache what they derive from state.
+        self.version = 0
+
+    @classmethod
+    async def open(cls, path: str) -> Store:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if path != ":memory:":
+            await conn.execute("PRAGMA journal_mode = WAL")
+        # Events, consent and the outbox must survive a power cut once acknowledged.
+        await conn.execute("PRAGMA synchronous = FULL")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        store = cls(conn)
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def migrate(self) -> list[str]:
+        """Apply the numbered migrations not yet recorded; safe to run any number of times."""
+        applied: list[str] = []
+        async with self.transaction() as conn:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+            done = {r[0] for r in rows}
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                # executescript would COMMIT our transaction: run the statements one by one.
+                for stmt in _split_sql(sql):
+                    await conn.execute(stmt)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(name)
+        return applied
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The one write path: serialised, immediate, committed before the caller answers."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+                self.version += 1
+
+    # -- clinic ---------------------------------------------------------------------------
+
+    async def clinic(self) -> Clinic:
+        rows = await self.conn.execute_fetchall(
+            "SELECT name, timezone, region, phone, settings FROM clinic WHERE id = 1"
+        )
+        if not rows:
+            return Clinic(name="Clinic", timezone="UTC")
+        r = rows[0]
+        return Clinic(r["name"], r["timezone"], r["region"], r["phone"], json.loads(r["settings"]))
+
+
+async def set_clinic(conn: aiosqlite.Connection, clinic: Clinic) -> None:
+    tz_from(clinic.timezone)  # reject an unknown zone before it is stored
+    await conn.execute(
+        "INSERT INTO clinic (id, name, timezone, region, phone, settings) VALUES (1, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
+        "region = excluded.region, phone = excluded.phone, settings = excluded.settings",
+        (clinic.name, clinic.timezone, clinic.region, clinic.phone, json.dumps(clinic.settings)),
+    )
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Statements of a migration file (ours hold no semicolons inside strings or triggers)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+# -- reading visits -------------------------------------------------------------------------
+
+_VISIT_COLUMNS = (
+    "a.id, a.kind, a.vet_id, a.type_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
+    "a.status, a.expected_min, a.priority, COALESCE(p.name, a.pet_name) AS pet"
+)
+
+
+def _visit(r: aiosqlite.Row) -> Visit:
+    return Visit(
+        id=r["id"],
+        kind=r["kind"],
+        vet=r["vet_id"],
+        type=r["type_id"],
+        booked_min=r["booked_min"],
+        scheduled=from_db(r["scheduled"]),
+        arrived=from_db(r["arrived"]),
+        started=from_db(r["started"]),
+        ended=from_db(r["ended"]),
+        noshow=r["status"] == "noshow",
+        expected_min=r["expected_min"],
+        pet=r["pet"],
+        priority=r["priority"],
+    )
+
+
+async def load_day(conn: aiosqlite.Connection, day: date) -> DayState:
+    """Today's state as the estimator sees it."""
+    vets = [r[0] for r in await conn.execute_fetchall("SELECT id FROM vets ORDER BY id")]
+    rows = await conn.execute_fetchall(
+        f"SELECT {_VISIT_COLUMNS} FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
+        "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id",
+        (day.isoformat(),),
+    )
+    visits = {r["id"]: _visit(r) for r in rows}
+    away = {}
+    for r in await conn.execute_fetchall(
+        "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"
+    ):
+        t = from_db(r[1])
+        if t is not None:
+            away[r[0]] = t
+    return DayState(vets=vets, visits=visits, vet_unavailable_until=away)
+
+
+async def load_history(conn: aiosqlite.Connection, before: date) -> list[Visit]:
+    """Finished visits of earlier days: what the estimator learns the clinic from."""
+    rows = await conn.execute_fetchall(
+        f"SELECT {_VISIT_COLUMNS} FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
+        "WHERE a.day < ? AND a.status IN ('done', 'noshow') ORDER BY a.day, a.scheduled, a.arrived",
+        (before.isoformat(),),
+    )
+    return [_visit(r) for r in rows]
+
+
+async def booked_lengths(conn: aiosqlite.Connection) -> dict[str, float]:
+    rows = await conn.execute_fetchall("SELECT id, booked_min FROM appointment_types")
+    return {r[0]: float(r[1]) for r in rows}
+
+
+async def insert_history(conn: aiosqlite.Connection, visits: Iterable[Visit], tz: tzinfo) -> int:
+    """Bulk-load finished visits of earlier days (replay's history, a PMS back-fill)."""
+    n = 0
+    for v in visits:
+        when = v.scheduled or v.arrived or v.started
+        if when is None:
+            continue
+        status = "noshow" if v.noshow or (v.kind == "appointment" and v.arrived is None) else "done"
+        await conn.execute(
+            "INSERT OR IGNORE INTO appointments (id, kind, day, vet_id, type_id, pet_name, scheduled, "
+            "booked_min, expected_min, status, arrived, started, ended) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                v.id, v.kind, when.astimezone(tz).date().isoformat(), v.vet, v.type, v.pet,
+                to_db(v.scheduled), v.booked_min, v.expected_min, status,
+                to_db(v.arrived), to_db(v.started), to_db(v.ended),
+            ),
+        )
+        n += 1
+    return n
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random strings, so a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(conn: aiosqlite.Connection, role: str, name: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    token = f"wr_{role}_{secrets.token_urlsafe(32)}"
+    await conn.execute(
+        "INSERT INTO tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+        (name, role, hash_token(token), datetime.now(UTC).isoformat()),
+    )
+    return token
+
+
+async def token_role(conn: aiosqlite.Connection, token: str) -> tuple[str, str] | None:
+    """(role, name) for a valid token, None otherwise."""
+    rows = await conn.execute_fetchall(
+        "SELECT role, name FROM tokens WHERE hash = ? AND revoked = 0", (hash_token(token),)
+    )
+    return (rows[0][0], rows[0][1]) if rows else None
