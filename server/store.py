@@ -203,7 +203,13 @@ async def booked_lengths(conn: aiosqlite.Connection) -> dict[str, float]:
 async def insert_history(conn: aiosqlite.Connection, visits: Iterable[Visit], tz: tzinfo) -> int:
     """Bulk-load finished visits of earlier days (replay's history, a PMS back-fill)."""
     n = 0
+    known = {r[0] for r in await conn.execute_fetchall("SELECT id FROM appointment_types")}
     for v in visits:
+        if v.type is not None and v.type not in known and v.kind != "emergency":
+            # A type only history knows: keep it, so what is learned stays per type.
+            await conn.execute("INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?)",
+                               (v.type, v.type, v.booked_min))
+            known.add(v.type)
         when = v.scheduled or v.arrived or v.started
         if when is None:
             continue
@@ -213,7 +219,8 @@ async def insert_history(conn: aiosqlite.Connection, visits: Iterable[Visit], tz
             "booked_min, expected_min, status, arrived, started, ended) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                v.id, v.kind, when.astimezone(tz).date().isoformat(), v.vet, v.type, v.pet,
+                v.id, v.kind, when.astimezone(tz).date().isoformat(), v.vet,
+                v.type if v.type in known else None, v.pet,
                 to_db(v.scheduled), v.booked_min, v.expected_min, status,
                 to_db(v.arrived), to_db(v.started), to_db(v.ended),
             ),
@@ -247,3 +254,7 @@ async def token_role(conn: aiosqlite.Connection, token: str) -> tuple[str, str] 
         "SELECT role, name FROM tokens WHERE hash = ? AND revoked = 0", (hash_token(token),)
     )
     return (rows[0][0], rows[0][1]) if rows else None
+
+
+def to_db_now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,120 @@
+"""The aiohttp application: one factory, typed app keys, one error middleware, token auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from server.config import Clock, Config
+from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
+from server.runtime import ClinicRuntime
+from server.store import Store, token_role
+
+log = logging.getLogger("waitroom.http")
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+RUNTIME = web.AppKey("runtime", ClinicRuntime)
+CLOCK = web.AppKey("clock", Clock)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Roles a route admits, set by @roles; a route without it is public.
+_ROLES_ATTR = "__waitroom_roles__"
+
+
+def roles(*allowed: str) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing a token of one of these roles (checked by the middleware)."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _ROLES_ATTR, allowed)
+        return handler
+
+    return mark
+
+
+def json_error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if field:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors become JSON with their status; nothing escapes as a bare 500 page."""
+    try:
+        return await handler(request)
+    except WaitroomError as e:
+        return web.json_response(e.to_json(), status=e.status)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, "request body too large", "body")
+    except web.HTTPException as e:
+        if e.status >= 400 and request.path.startswith("/api/"):
+            return json_error(e.status, e.reason)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    allowed: tuple[str, ...] | None = getattr(handler, _ROLES_ATTR, None)
+    if allowed is None:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        raise Unauthorized("a token is needed: Authorization: Bearer <token>", "Authorization")
+    found = await token_role(request.app[STORE].conn, header[7:].strip())
+    if found is None:
+        raise Unauthorized("unknown or revoked token", "Authorization")
+    role, name = found
+    if role not in allowed:
+        raise Forbidden(f"a {role} token may not use this route", "Authorization")
+    request["role"], request["actor"] = role, f"token:{name}"
+    return await handler(request)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 naming `body`."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("body: not valid JSON", "body") from e
+
+
+def create_app(config: Config) -> web.Application:
+    """The whole server, given an already-loaded config; tests build it the same way."""
+    from server import api, kiosk_api
+
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[CLOCK] = config.clock
+    app.cleanup_ctx.append(_store_ctx)
+    api.setup_routes(app)
+    kiosk_api.setup_routes(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = await Store.open(config.db_path)
+    app[STORE] = store
+    now = config.clock.now()
+    clinic = await store.clinic()
+    app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date())
+    try:
+        yield
+    finally:
+        await store.close()

@@ -1,0 +1,246 @@
+"""The `waitroom` command: serve, replay, import, token, learn, kiosk, notifier, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line on stderr: easy to grep, easy to ship."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from server.config import Config
+
+    kw: dict[str, Any] = {"db_path": args.db}
+    for name in ("host", "port"):
+        if getattr(args, name, None) is not None:
+            kw[name] = getattr(args, name)
+    secret = os.environ.get("WAITROOM_SECRET")
+    if secret:
+        kw["secret"] = secret
+    if os.environ.get("WAITROOM_PUBLIC_URL"):
+        kw["public_url"] = os.environ["WAITROOM_PUBLIC_URL"]
+    elif "host" in kw:
+        kw["public_url"] = f"http://{kw['host']}:{kw.get('port', 8080)}"
+    return Config(**kw)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    setup_logging()
+    config = _config(args)
+    # run_app shuts down cleanly on SIGTERM and SIGINT: requests finish, cleanup_ctx runs.
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None,
+                access_log=logging.getLogger("waitroom.access"))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from server.replay import main
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    return main()
+
+
+async def _with_store(db: str, fn: Any) -> Any:
+    from server.store import Store
+
+    store = await Store.open(db)
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from server.store import create_token
+
+    async def go(store: Any) -> str:
+        async with store.transaction() as conn:
+            return await create_token(conn, args.role, args.name)
+
+    token = asyncio.run(_with_store(args.db, go))
+    print(token)  # shown once: only its hash is kept
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from server.errors import WaitroomError
+    from server.importers import ScheduleFileError, parse_schedule_file
+    from server.schedule import import_schedule
+
+    async def go(store: Any) -> dict[str, int]:
+        clinic = await store.clinic()
+        doc = parse_schedule_file(Path(args.file), default_tz=clinic.tz)
+        async with store.transaction() as conn:
+            counts: dict[str, int] = await import_schedule(conn, doc, clinic.tz, clinic.region)
+            return counts
+
+    try:
+        counts = asyncio.run(_with_store(args.db, go))
+    except (ScheduleFileError, WaitroomError, OSError) as e:
+        print(f"waitroom import: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"imported": counts}))
+    return 0
+
+
+def cmd_clinic(args: argparse.Namespace) -> int:
+    from server.errors import WaitroomError
+    from server.store import Clinic, set_clinic
+
+    async def go(store: Any) -> None:
+        old = await store.clinic()
+        clinic = Clinic(args.name or old.name, args.timezone or old.timezone, args.region or old.region,
+                        args.phone or old.phone, old.settings)
+        async with store.transaction() as conn:
+            await set_clinic(conn, clinic)
+
+    try:
+        asyncio.run(_with_store(args.db, go))
+    except WaitroomError as e:
+        print(f"waitroom clinic: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from server.runtime import ClinicRuntime
+    from server.store import to_db_now
+
+    async def go(store: Any) -> str:
+        clinic = await store.clinic()
+        rt = ClinicRuntime(store, clinic)
+        t0 = time.perf_counter()
+        model = await rt.relearn(datetime.now(UTC).astimezone(clinic.tz).date())
+        took = time.perf_counter() - t0
+        async with store.transaction() as conn:
+            await conn.execute("INSERT INTO models (learned_at, data) VALUES (?, ?)",
+                               (to_db_now(), json.dumps(model.to_json())))
+        return f"{model.describe()}\nlearned in {took * 1000:.0f} ms"
+
+    print(asyncio.run(_with_store(args.db, go)))
+    return 0
+
+
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    from kiosk.app import run_kiosk  # only here: the server never loads Textual
+
+    server = args.server or os.environ.get("WAITROOM_SERVER")
+    token = args.token or os.environ.get("WAITROOM_TOKEN")
+    if not server or not token:
+        print("waitroom kiosk: --server and --token (or WAITROOM_SERVER / WAITROOM_TOKEN) are needed",
+              file=sys.stderr)
+        return 2
+    run_kiosk(server_url=server, token=token, queue_path=args.queue)
+    return 0
+
+
+def cmd_notifier(args: argparse.Namespace) -> int:
+    from notifier.worker import main as notifier_main
+
+    setup_logging()
+    return int(notifier_main(args.db) or 0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from server.demo import run_demo
+
+    return run_demo(Path(args.dir), port=args.port, with_kiosk=not args.no_kiosk)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="waitroom", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    db_default = os.environ.get("WAITROOM_DB", "waitroom.db")
+
+    s = sub.add_parser("serve", help="run the HTTP server")
+    s.add_argument("--db", default=db_default)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("replay", help="speak the replay protocol on stdin/stdout")
+    s.set_defaults(fn=cmd_replay)
+
+    s = sub.add_parser("import", help="import a schedule file (.json, .csv, .ics)")
+    s.add_argument("file")
+    s.add_argument("--db", default=db_default)
+    s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("clinic", help="set the clinic's name, timezone, phone region")
+    s.add_argument("--db", default=db_default)
+    s.add_argument("--name")
+    s.add_argument("--timezone")
+    s.add_argument("--region")
+    s.add_argument("--phone")
+    s.set_defaults(fn=cmd_clinic)
+
+    s = sub.add_parser("token", help="API tokens")
+    tsub = s.add_subparsers(dest="token_command", required=True)
+    t = tsub.add_parser("create", help="create a token and print it once")
+    t.add_argument("--role", required=True, choices=["pms", "kiosk", "reception", "display"])
+    t.add_argument("--name", required=True)
+    t.add_argument("--db", default=db_default)
+    t.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("learn", help="learn the clinic from its finished days and print what was learned")
+    s.add_argument("--db", default=db_default)
+    s.set_defaults(fn=cmd_learn)
+
+    s = sub.add_parser("kiosk", help="run the lobby kiosk (Textual)")
+    s.add_argument("--server")
+    s.add_argument("--token")
+    s.add_argument("--queue", default=os.environ.get("WAITROOM_KIOSK_QUEUE", "kiosk-queue.db"))
+    s.set_defaults(fn=cmd_kiosk)
+
+    s = sub.add_parser("notifier", help="run the SMS outbox worker alone")
+    s.add_argument("--db", default=db_default)
+    s.set_defaults(fn=cmd_notifier)
+
+    s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")
+    s.add_argument("--dir", default="demo-data")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--no-kiosk", action="store_true")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Configuration and the clock: loaded at the edge and passed in, never read at import."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock tests and the demo move by hand (or that runs on from a chosen start)."""
+
+    def __init__(self, start: datetime, *, running: bool = False) -> None:
+        self._start = start
+        self._offset = timedelta()
+        self._running = running
+        self._wall0 = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        t = self._start + self._offset
+        if self._running:
+            t += datetime.now(UTC) - self._wall0
+        return t
+
+    def set(self, t: datetime) -> None:
+        self._start, self._offset, self._wall0 = t, timedelta(), datetime.now(UTC)
+
+    def advance(self, **kw: float) -> None:
+        self._offset += timedelta(**kw)
+
+
+@dataclass(slots=True)
+class Config:
+    db_path: str = "waitroom.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Signs status-page and reschedule links; set it in production so links survive restarts.
+    secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    public_url: str = "http://127.0.0.1:8080"
+    clock: Clock = field(default_factory=SystemClock)
+    kiosk_lookups_per_minute: int = 20
+    max_body_bytes: int = 1024 * 1024
+    sms_provider: str = "console"  # "console" or "twilio"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    run_notifier: bool = True

@@ -1,0 +1,259 @@
+"""Routes for the lobby kiosk: look up by phone, check in, walk in, ask for urgent help.
+
+Privacy: a lookup answers with pet names, times and vet names only, and a number with no
+booking answers in the same shape as one with bookings (an empty list). Lookups are
+rate-limited per kiosk token, so the kiosk cannot be used to probe the client list.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+from aiohttp import web
+
+from server.api import estimate_json
+from server.app import CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
+from server.errors import BadRequest, NotFound, TooManyRequests
+from server.events import Event, apply_event
+from server.links import status_token
+from server.runtime import ClinicRuntime
+from server.schedule import normalise_mobile
+from server.timeutil import from_db, iso, to_db
+
+LOOKUPS = web.AppKey("kiosk_lookups", dict)
+REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": "wellness", "other": "sick"}
+
+
+def _rate_limit(request: web.Request) -> None:
+    per_minute = request.app[CONFIG].kiosk_lookups_per_minute
+    window: deque[float] = request.app[LOOKUPS].setdefault(request["actor"], deque())
+    t = time.monotonic()
+    while window and window[0] < t - 60:
+        window.popleft()
+    if len(window) >= per_minute:
+        raise TooManyRequests("too many lookups from this kiosk; please see the front desk", "phone")
+    window.append(t)
+
+
+def _phone(body: dict[str, Any], region: str) -> str:
+    raw = body.get("phone")
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadRequest("phone: expected the mobile number", "phone")
+    return normalise_mobile(raw, region, "phone")
+
+
+def _body(raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise BadRequest("body: expected a JSON object", "body")
+    return raw
+
+
+def _idem_key(body: dict[str, Any]) -> str:
+    key = body.get("idempotency_key")
+    if not isinstance(key, str) or not 8 <= len(key) <= 100:
+        raise BadRequest("idempotency_key: expected a string of 8 to 100 characters", "idempotency_key")
+    return key
+
+
+async def _todays(conn: aiosqlite.Connection, mobile: str, day: str) -> list[aiosqlite.Row]:
+    return list(await conn.execute_fetchall(
+        "SELECT a.id, a.status, a.scheduled, p.name AS pet, p.sex, p.species, v.name AS vet, "
+        "c.sms_consent, c.id AS client FROM appointments a JOIN pets p ON p.id = a.pet_id "
+        "JOIN clients c ON c.id = p.client_id JOIN vets v ON v.id = a.vet_id "
+        "WHERE c.mobile = ? AND a.day = ? AND a.kind = 'appointment' AND a.status IN ('booked', 'waiting') "
+        "ORDER BY a.scheduled", (mobile, day)))
+
+
+@roles("kiosk")
+async def lookup(request: web.Request) -> web.Response:
+    _rate_limit(request)
+    body = _body(await read_json(request))
+    rt = request.app[RUNTIME]
+    mobile = _phone(body, rt.clinic.region)
+    now = request.app[CLOCK].now()
+    rows = await _todays(request.app[STORE].conn, mobile, rt.today(now).isoformat())
+    tz = rt.clinic.tz
+    if not rows:
+        # Reception hears someone could not be matched; the kiosk shows only "see the desk".
+        async with request.app[STORE].transaction() as conn:
+            await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
+                              request["actor"], tz, now)
+    appts = []
+    for r in rows:
+        scheduled = from_db(r["scheduled"])
+        appts.append({"id": r["id"], "pet": r["pet"], "sex": r["sex"] or "unknown",
+                      "species": r["species"], "vet": r["vet"],
+                      "scheduled": iso(scheduled, tz) if scheduled else None,
+                      "checked_in": r["status"] == "waiting"})
+    return web.json_response({"now": iso(now, tz), "appointments": appts,
+                              "sms_consent": any(bool(r["sms_consent"]) for r in rows)})
+
+
+async def _remembered(conn: aiosqlite.Connection, key: str) -> list[str] | None:
+    rows = await conn.execute_fetchall("SELECT response FROM idempotency WHERE key = ?", (key,))
+    return list(json.loads(rows[0][0])["visits"]) if rows else None
+
+
+async def _remember(conn: aiosqlite.Connection, key: str, visits: list[str], now: datetime) -> None:
+    await conn.execute("INSERT INTO idempotency (key, response, created_at) VALUES (?, ?, ?)",
+                       (key, json.dumps({"visits": visits}), to_db(now)))
+
+
+async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]) -> web.Response:
+    now = request.app[CLOCK].now()
+    tz = rt.clinic.tz
+    est = await rt.estimates(now)
+    secret = request.app[CONFIG].secret
+    base = request.app[CONFIG].public_url.rstrip("/")
+    out = []
+    for aid in ids:
+        rows = await request.app[STORE].conn.execute_fetchall(
+            "SELECT a.id, a.kind, a.scheduled, a.status, COALESCE(p.name, a.pet_name) AS pet, p.sex, "
+            "v.name AS vet FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
+            "JOIN vets v ON v.id = a.vet_id WHERE a.id = ?", (aid,))
+        if not rows:
+            continue
+        r = rows[0]
+        scheduled = from_db(r["scheduled"])
+        e = est.get(aid)
+        out.append({"appointment": aid, "kind": r["kind"], "pet": r["pet"], "sex": r["sex"] or "unknown",
+                    "vet": r["vet"], "status": r["status"],
+                    "scheduled": iso(scheduled, tz) if scheduled else None,
+                    "estimate": estimate_json(e, now, tz) if e else None,
+                    "status_url": f"{base}/s/{status_token(secret, aid)}"})
+    return web.json_response({"now": iso(now, tz), "visits": out})
+
+
+@roles("kiosk")
+async def checkin(request: web.Request) -> web.Response:
+    body = _body(await read_json(request))
+    key = _idem_key(body)
+    rt = request.app[RUNTIME]
+    store = request.app[STORE]
+    mobile = _phone(body, rt.clinic.region)
+    wanted = body.get("appointments", [])
+    if not isinstance(wanted, list) or not all(isinstance(x, str) for x in wanted):
+        raise BadRequest("appointments: expected a list of appointment ids", "appointments")
+    consent = body.get("sms_consent")
+    if consent is not None and not isinstance(consent, bool):
+        raise BadRequest("sms_consent: expected true or false", "sms_consent")
+    now = request.app[CLOCK].now()
+    # An offline kiosk may deliver its check-in long after it was taken.
+    at = now
+    if body.get("taken_at") is not None:
+        from server.timeutil import parse_time
+
+        at = min(now, parse_time(body["taken_at"], rt.clinic.tz, "taken_at"))
+    async with store.transaction() as conn:
+        done = await _remembered(conn, key)
+        if done is None:
+            rows = await _todays(conn, mobile, rt.today(now).isoformat())
+            mine = {r["id"]: r for r in rows}
+            if not wanted:
+                wanted = list(mine)  # "check in everything of this number's today" (offline kiosk)
+            for aid in wanted:
+                if aid not in mine:
+                    raise NotFound("appointments: no such appointment for this number today", "appointments")
+            for aid in wanted:
+                if mine[aid]["status"] == "booked":
+                    await apply_event(conn, Event("checkin", at, aid), request["actor"], rt.clinic.tz, now)
+            if consent is not None:
+                for client in {mine[aid]["client"] for aid in wanted}:
+                    await conn.execute("UPDATE clients SET sms_consent = ? WHERE id = ?", (int(consent), client))
+                    await apply_event(conn, Event("consent", now, None, {"client": client, "sms": consent}),
+                                      request["actor"], rt.clinic.tz, now)
+            if not wanted:
+                await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
+                                  request["actor"], rt.clinic.tz, now)
+            await _remember(conn, key, wanted, now)
+            done = wanted
+    return await _visits_answer(request, rt, done)
+
+
+@roles("kiosk")
+async def walkin(request: web.Request) -> web.Response:
+    body = _body(await read_json(request))
+    key = _idem_key(body)
+    rt = request.app[RUNTIME]
+    store = request.app[STORE]
+    fields = {}
+    for name in ("name", "pet", "species", "reason"):
+        v = body.get(name)
+        if not isinstance(v, str) or not v.strip() or len(v) > 100:
+            raise BadRequest(f"{name}: expected a short text", name)
+        fields[name] = v.strip()
+    mobile = _phone(body, rt.clinic.region) if body.get("phone") else None
+    now = request.app[CLOCK].now()
+    async with store.transaction() as conn:
+        done = await _remembered(conn, key)
+        if done is None:
+            vet = await _least_busy_vet(rt, now)
+            types = {r[0] for r in await conn.execute_fetchall("SELECT id FROM appointment_types")}
+            type_id = REASONS.get(fields["reason"].lower())
+            aid = f"w-{secrets.token_hex(4)}"
+            client, pet = f"walkin-{aid}", f"walkin-pet-{aid}"
+            await conn.execute("INSERT INTO clients (id, name, mobile, sms_consent) VALUES (?, ?, ?, 0)",
+                               (client, fields["name"], mobile))
+            await conn.execute("INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, 'unknown')",
+                               (pet, client, fields["pet"], fields["species"]))
+            data = {"vet": vet, "type": type_id if type_id in types else None, "booked_min": None,
+                    "pet": fields["pet"], "reason": fields["reason"]}
+            await apply_event(conn, Event("walkin", now, aid, data), request["actor"], rt.clinic.tz, now)
+            await conn.execute("UPDATE appointments SET pet_id = ? WHERE id = ?", (pet, aid))
+            await _remember(conn, key, [aid], now)
+            done = [aid]
+    return await _visits_answer(request, rt, done)
+
+
+async def _least_busy_vet(rt: ClinicRuntime, now: datetime) -> str:
+    state = await rt.day_state(rt.today(now))
+    if not state.vets:
+        raise BadRequest("the clinic has no vets today", "vet")
+    waiting = {v: 0 for v in state.vets}
+    for visit in state.visits.values():
+        if visit.arrived is not None and visit.started is None and not visit.noshow and visit.vet in waiting:
+            waiting[visit.vet] += 1
+    return min(state.vets, key=lambda v: (waiting[v], v))
+
+
+@roles("kiosk")
+async def urgent(request: web.Request) -> web.Response:
+    body = _body(await read_json(request))
+    key = _idem_key(body)
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 500):
+        raise BadRequest("note: expected a short text", "note")
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    async with request.app[STORE].transaction() as conn:
+        if await _remembered(conn, key) is None:
+            await apply_event(conn, Event("urgent", now, None, {"note": note}), request["actor"], rt.clinic.tz, now)
+            await _remember(conn, key, [], now)
+    return web.json_response({"ok": True})
+
+
+@roles("kiosk")
+async def visit(request: web.Request) -> web.Response:
+    """A visit's live estimate, only for a visit this kiosk itself checked in."""
+    aid = request.match_info["id"]
+    rows = await request.app[STORE].conn.execute_fetchall(
+        "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin')",
+        (aid, request["actor"]))
+    if not rows:
+        raise NotFound("no visit checked in at this kiosk with that id", "id")
+    return await _visits_answer(request, request.app[RUNTIME], [aid])
+
+
+def setup_routes(app: web.Application) -> None:
+    app[LOOKUPS] = {}
+    app.router.add_post("/api/kiosk/lookup", lookup)
+    app.router.add_post("/api/kiosk/checkin", checkin)
+    app.router.add_post("/api/kiosk/walkin", walkin)
+    app.router.add_post("/api/kiosk/urgent", urgent)
+    app.router.add_get("/api/kiosk/visits/{id}", visit)

@@ -1,0 +1,126 @@
+"""`waitroom replay`: ../shared/replay/PROTOCOL.md on stdin/stdout, through the real code path.
+
+The day goes into an in-memory store through the same `import_schedule` and
+`ClinicRuntime.post_event` the API uses, and answers come from the same runtime's
+estimates, so the scorer measures what a client would be told.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import IO, Any
+
+from server.domain import Visit
+from server.errors import WaitroomError
+from server.events import parse_event
+from server.runtime import ClinicRuntime
+from server.schedule import import_schedule
+from server.store import Clinic, Store, insert_history, set_clinic
+from server.timeutil import iso
+
+log = logging.getLogger("waitroom.replay")
+
+Texter = Callable[[ClinicRuntime, datetime, dict[str, Any]], list[dict[str, Any]]]
+
+
+def _t(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def history_visits(days: Iterable[dict[str, Any]]) -> list[Visit]:
+    out = []
+    for day in days:
+        for v in day.get("visits", []):
+            out.append(Visit(
+                id=v["id"], kind=v["kind"], vet=v["vet"], type=v.get("type"),
+                booked_min=float(v.get("booked_min") or v.get("expected_min") or 20),
+                scheduled=_t(v.get("scheduled")), arrived=_t(v.get("arrived")),
+                started=_t(v.get("started")), ended=_t(v.get("ended")),
+                noshow=v["kind"] == "appointment" and not v.get("arrived"),
+                expected_min=v.get("expected_min"), pet=v.get("pet"),
+            ))
+    return out
+
+
+class Replay:
+    def __init__(self, store: Store, texter: Texter | None = None) -> None:
+        self.store = store
+        self.runtime: ClinicRuntime | None = None
+        self.history: list[Visit] = []
+        self.texter = texter
+        self.pending_texts: list[dict[str, Any]] = []
+
+    async def handle(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        kind = msg.get("type")
+        if kind == "clinic":
+            clinic = Clinic(name="replay", timezone=msg.get("tz_offset") or "UTC")
+            async with self.store.transaction() as conn:
+                await set_clinic(conn, clinic)
+                await import_schedule(conn, {"vets": msg.get("vets", []),
+                                             "appointment_types": msg.get("appointment_types", [])},
+                                      clinic.tz, clinic.region)
+            return None
+        if kind == "history":
+            clinic = await self.store.clinic()
+            self.history = history_visits(msg.get("days", []))
+            async with self.store.transaction() as conn:
+                await insert_history(conn, self.history, clinic.tz)
+            return None
+        if kind == "schedule":
+            clinic = await self.store.clinic()
+            async with self.store.transaction() as conn:
+                await import_schedule(conn, {"appointments": msg.get("appointments", [])},
+                                      clinic.tz, clinic.region)
+            self.runtime = await ClinicRuntime.start(self.store, date.fromisoformat(msg["date"]))
+            return None
+        rt = self.runtime
+        if rt is None:
+            raise ValueError("replay: the schedule line must come before the day's events")
+        tz = rt.clinic.tz
+        if kind == "query":
+            now = datetime.fromisoformat(msg["at"])
+            est = await rt.estimates(now, exact=True)
+            answer: dict[str, Any] = {"id": msg["id"], "estimates": [
+                {"appointment": e.visit, "start": iso(e.start, tz), "p10": iso(e.p10, tz), "p90": iso(e.p90, tz)}
+                for e in est.values()
+            ]}
+            if self.texter is not None:
+                answer["texts"] = self.pending_texts
+                self.pending_texts = []
+            return answer
+        ev = parse_event(msg, tz, datetime.fromisoformat(msg["at"]))
+        try:
+            await rt.post_event(ev, "replay", ev.at)
+        except WaitroomError as e:
+            # The real system refuses it too; the replay goes on, as the clinic would.
+            log.warning("refused %s: %s", kind, e.message)
+            return None
+        if self.texter is not None:
+            self.pending_texts += self.texter(rt, ev.at, msg)
+        return None
+
+
+async def run(stdin: IO[str], stdout: IO[str], texter: Texter | None = None) -> int:
+    store = await Store.open(":memory:")
+    replay = Replay(store, texter)
+    try:
+        for line in stdin:
+            if not line.strip():
+                continue
+            answer = await replay.handle(json.loads(line))
+            if answer is not None:
+                stdout.write(json.dumps(answer) + "\n")
+                stdout.flush()
+    finally:
+        await store.close()
+    return 0
+
+
+def main() -> int:
+    import asyncio
+
+    return asyncio.run(run(sys.stdin, sys.stdout))
