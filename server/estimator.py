@@ -33,18 +33,21 @@ WIDEN_HIGH = 1.25
 FUTURE_BIN_MIN = 10.0
 MAX_FUTURE_SLOTS = 8
 HORIZON_PAD_MIN = 90.0
+MAX_HORIZON_MIN = 14 * 60.0
 
 _GRID = np.linspace(0.0, 1.0, N_QUANTILES)
+FINE = 1024
+_FINE = np.linspace(0.0, 1.0, FINE)
 
 
 @dataclass(slots=True)
 class _Queue:
-    """One vet's simulation input, vectorised over samples."""
+    """One vet's simulation input, vectorised over N samples and K visits."""
 
     free: np.ndarray  # (N,) when the vet can next start someone
-    ready: list[np.ndarray]  # each (N,): earliest start allowed (arrival, 5-min rule)
-    key: list[np.ndarray]  # each (N,): dispatch order among the ready
-    dur: list[np.ndarray]  # each (N,): consult length plus turnaround
+    ready: np.ndarray  # (N, K) earliest start allowed (arrival, 5-min rule); inf = never comes
+    key: np.ndarray  # (N, K) dispatch order among the ready (lower first)
+    dur: np.ndarray  # (N, K) consult length plus turnaround
     ids: list[str | None]  # visit id, or None for simulated future arrivals
 
 
@@ -57,62 +60,78 @@ def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict
     """
     n = SAMPLES if model is not None else 1
     rng = np.random.default_rng(now.date().toordinal())
+    hours = _bin_hours(now, model)
     out: dict[str, Estimate] = {}
-    vets = list(dict.fromkeys([*state.vets, *(v.vet for v in state.visits.values())]))
-    for vet in vets:
-        visits = [v for v in state.visits.values() if v.vet == vet]
+    by_vet: dict[str, list[Visit]] = {vet: [] for vet in state.vets}
+    for v in state.visits.values():
+        by_vet.setdefault(v.vet, []).append(v)
+    for vet, visits in by_vet.items():
         if not any(v.pending for v in visits):
             continue
-        q = _build_queue(vet, visits, state, now, model, n, rng)
+        q = _build_queue(vet, visits, state, now, model, n, rng, hours)
         starts = _dispatch(q)
-        for k, vid in enumerate(q.ids):
-            if vid is None:
-                continue
-            out[vid] = _summarise(vid, starts[:, k], now, model is not None)
+        cols = [c for c, vid in enumerate(q.ids) if vid is not None]
+        s = starts[:, cols]
+        if model is not None:
+            p10, p50, p90 = np.quantile(s, (0.1, 0.5, 0.9), axis=0)
+            lo = p50 - WIDEN_LOW * (p50 - p10)
+            hi = p50 + WIDEN_HIGH * (p90 - p50)
+        else:
+            # Booked-length fallback: no spread to sample, so a rough range that grows with
+            # the wait (the further ahead, the more can go wrong).
+            p50 = s[0]
+            lo = p50 - 0.1 * p50 - 2.0
+            hi = p50 + 0.3 * p50 + 5.0
+        p50 = np.maximum(p50, 0.0)
+        lo = np.minimum(np.maximum(lo, 0.0), p50)
+        hi = np.maximum(hi, p50)
+        for j, c in enumerate(cols):
+            vid = q.ids[c]
+            assert vid is not None
+            out[vid] = Estimate(
+                visit=vid,
+                start=now + timedelta(minutes=float(p50[j])),
+                p10=now + timedelta(minutes=float(lo[j])),
+                p90=now + timedelta(minutes=float(hi[j])),
+            )
     return out
-
-
-def _summarise(vid: str, s: np.ndarray, now: datetime, spread: bool) -> Estimate:
-    if spread:
-        p10, p50, p90 = (float(x) for x in np.quantile(s, (0.1, 0.5, 0.9)))
-        lo = p50 - WIDEN_LOW * (p50 - p10)
-        hi = p50 + WIDEN_HIGH * (p90 - p50)
-    else:
-        # Booked-length fallback: no spread to sample, so a rough range that grows with
-        # the wait (the further ahead, the more can go wrong; lateness dominates).
-        p50 = float(s[0])
-        lo = p50 - 0.1 * p50 - 2.0
-        hi = p50 + 0.3 * p50 + 5.0
-    p50 = max(p50, 0.0)
-    lo = min(max(lo, 0.0), p50)
-    hi = max(hi, p50)
-    return Estimate(
-        visit=vid,
-        start=now + timedelta(minutes=p50),
-        p10=now + timedelta(minutes=lo),
-        p90=now + timedelta(minutes=hi),
-    )
 
 
 def _rel(t: datetime, now: datetime) -> float:
     return (t - now).total_seconds() / 60.0
 
 
+def _bin_hours(now: datetime, model: Model | None) -> np.ndarray:
+    """Local clock hour of each future-arrival bin, from now to the end of the horizon."""
+    if model is None:
+        return np.empty(0, dtype=int)
+    n_bins = int(MAX_HORIZON_MIN / FUTURE_BIN_MIN)
+    return np.array([
+        _local_hour(now + timedelta(minutes=FUTURE_BIN_MIN * (b + 0.5)), model.utc_offset_min)
+        for b in range(n_bins)
+    ])
+
+
 # -- sampling helpers -------------------------------------------------------------------
+
+
+def _table(q: list[float]) -> np.ndarray:
+    """A quantile list resampled on a fine uniform grid, so drawing is one gather."""
+    return np.interp(_FINE, _GRID, np.asarray(q))
+
+
+def _draw(table: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw for uniforms `u` in [0, 1) from a `_table`."""
+    return table[(u * (FINE - 1) + 0.5).astype(np.intp)]
 
 
 def _z(model: Model, u: np.ndarray) -> np.ndarray:
     """Standardised residuals drawn from the clinic's own residual distribution."""
-    return np.interp(u, _GRID, np.asarray(model.residuals))
+    return _draw(_table(model.residuals), u)
 
 
-def _sample_gap(model: Model, rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.interp(rng.random(n), _GRID, np.asarray(model.gaps))
-
-
-def _sample_consult(model: Model, v: Visit, rng: np.random.Generator, n: int) -> np.ndarray:
-    mu, sigma = _mu_sigma(model, v)
-    return np.exp(mu + sigma * _z(model, rng.random(n)))
+def _sample_gap(model: Model, rng: np.random.Generator, shape: int | tuple[int, int]) -> np.ndarray:
+    return _draw(_table(model.gaps), rng.random(shape))
 
 
 def _mu_sigma(model: Model, v: Visit) -> tuple[float, float]:
@@ -130,65 +149,55 @@ def _sample_remaining(model: Model, v: Visit, elapsed: float, rng: np.random.Gen
     mu, sigma = _mu_sigma(model, v)
     res = np.asarray(model.residuals)
     z_e = (math.log(max(elapsed, 0.1)) - mu) / sigma
-    u_e = float(np.interp(z_e, res, _GRID)) if z_e > res[0] else 0.0
+    u_e = float(np.interp(z_e, res, _GRID))
     if u_e >= 0.98:
         # Beyond what history shows: assume a short memoryless overrun.
-        scale = max(2.0, 0.15 * math.exp(mu))
-        return rng.exponential(scale, n)
+        return rng.exponential(max(2.0, 0.15 * math.exp(mu)), n)
     u = u_e + (1.0 - u_e) * rng.random(n)
     total = np.exp(mu + sigma * _z(model, u))
     return np.maximum(total - elapsed, 0.0)
 
 
-def _lateness_survival(model: Model, minutes_late: float) -> float:
-    """P(a client who will come arrives later than `minutes_late` after their time)."""
-    late = np.asarray(model.lateness)
-    if minutes_late >= late[-1]:
-        # Past everything history shows: keep a thin, fading tail rather than zero.
-        return 0.01 * math.exp(-(minutes_late - late[-1]) / 10.0)
-    return max(1.0 - float(np.interp(minutes_late, late, _GRID)), 0.01)
-
-
-def _sample_arrival(
-    model: Model, v: Visit, now: datetime, rng: np.random.Generator, n: int
+def _sample_arrivals(
+    model: Model, sched: np.ndarray, rng: np.random.Generator, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival time (relative to now) and no-show flag for a booked client not yet here.
+    """(n, m) arrival times (relative to now) and no-show flags for booked clients not yet here.
 
-    Conditioned on not having arrived by now: the later it gets, the likelier a no-show
-    (P(no-show | not here at t) = p / (p + (1-p) S(t)) with S the lateness survival).
+    Conditioned on not having arrived by now: the later it gets past their time, the
+    likelier a no-show: P(no-show | not here) = p / (p + (1 - p) S(late)), S the
+    survival of the learned lateness.
     """
-    assert v.scheduled is not None
-    sched = _rel(v.scheduled, now)
-    already_late = -sched  # minutes past their time
-    late = np.asarray(model.lateness)
-    surv = _lateness_survival(model, already_late)
+    late_q = np.asarray(model.lateness)
+    already = -sched  # minutes past their time (negative: not due yet)
+    u_e = np.interp(already, late_q, _GRID)  # share of comers already here by now
+    surv = 1.0 - u_e
+    beyond = surv < 0.01
+    # Past everything history shows: keep a thin, fading tail rather than zero.
+    surv = np.where(beyond, 0.01 * np.exp(-np.maximum(already - late_q[-1], 0.0) / 10.0), surv)
     p = model.noshow_rate
     p_ns = p / (p + (1.0 - p) * surv)
-    noshow = rng.random(n) < p_ns
-    if already_late >= late[-1] or surv <= 0.011:
-        arrival = rng.exponential(5.0, n)
-    else:
-        u_e = float(np.interp(already_late, late, _GRID)) if already_late > late[0] else 0.0
-        u = u_e + (1.0 - u_e) * rng.random(n)
-        arrival = np.maximum(sched + np.interp(u, _GRID, late), 0.0)
+    m = len(sched)
+    noshow = rng.random((n, m)) < p_ns
+    u = u_e + (1.0 - u_e) * rng.random((n, m))
+    arrival = sched + _draw(_table(model.lateness), u)
+    arrival = np.where(beyond, rng.exponential(5.0, (n, m)), np.maximum(arrival, 0.0))
     return arrival, noshow
 
 
 def _future_arrivals(
-    model: Model, kind: str, vet: str, now: datetime, horizon: float, rng: np.random.Generator, n: int
+    model: Model, kind: str, vet: str, hours: np.ndarray, horizon: float, rng: np.random.Generator, n: int
 ) -> np.ndarray:
     """(n, slots) arrival times of walk-ins or emergencies still to come; inf = none."""
-    rate = model.rate(kind, vet)
-    edges = np.arange(0.0, horizon + FUTURE_BIN_MIN, FUTURE_BIN_MIN)
-    lam = np.array([
-        rate[_local_hour(now + timedelta(minutes=float(t)), model.utc_offset_min)] * FUTURE_BIN_MIN / 60.0
-        for t in edges[:-1]
-    ])
+    n_bins = min(len(hours), int(math.ceil(horizon / FUTURE_BIN_MIN)))
+    if n_bins == 0:
+        return np.empty((n, 0))
+    lam = np.asarray(model.rate(kind, vet))[hours[:n_bins]] * (FUTURE_BIN_MIN / 60.0)
     total = float(lam.sum())
     if total < 1e-3:
         return np.empty((n, 0))
     slots = min(MAX_FUTURE_SLOTS, int(total + 4.0 * math.sqrt(total) + 2.0))
     cum = np.concatenate(([0.0], np.cumsum(lam)))
+    edges = FUTURE_BIN_MIN * np.arange(n_bins + 1)
     times = np.interp(rng.random((n, slots)) * total, cum, edges)
     count = rng.poisson(total, n)
     times[np.arange(slots)[None, :] >= count[:, None]] = np.inf
@@ -196,6 +205,44 @@ def _future_arrivals(
 
 
 # -- building and running one vet's queue ----------------------------------------------
+
+
+@dataclass(slots=True)
+class _Item:
+    vid: str | None  # None: not owed an estimate (never happens for known visits today)
+    ready: float  # known earliest start; nan = a booked client still to arrive
+    sched: float  # scheduled time (nan for walk-ins and emergencies)
+    key: float
+    mu: float
+    sigma: float
+    fixed_len: float  # booked-length fallback
+
+
+def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None) -> tuple[list[_Item], list[Visit]]:
+    """The visits still to be seen by this vet, and the consults in progress."""
+    items: list[_Item] = []
+    running: list[Visit] = []
+    priorities = sorted({v.priority for v in visits if v.priority is not None})
+    for v in visits:
+        if v.in_consult:
+            running.append(v)
+            continue
+        if v.started is not None or v.noshow:
+            continue
+        if v.kind != "appointment" and v.arrived is None:
+            continue  # a walk-in or emergency we have not seen yet is not in the queue
+        ready = _rel(v.arrived, now) if v.arrived is not None else math.nan
+        sched = _rel(v.scheduled, now) if v.scheduled is not None else math.nan
+        if v.kind == "emergency":
+            key = EMERGENCY_KEY + max(ready, 0.0)
+        else:
+            key = sched if v.scheduled is not None else ready
+            if v.priority is not None:
+                key += PRIORITY_KEY + PRIORITY_STEP * priorities.index(v.priority)
+        mu, sigma = _mu_sigma(model, v) if model is not None else (0.0, 0.0)
+        fixed = v.booked_min if v.kind != "emergency" else (v.expected_min or DEFAULT_EMERGENCY_MIN)
+        items.append(_Item(v.id if v.pending else None, ready, sched, key, mu, sigma, float(fixed)))
+    return items, running
 
 
 def _build_queue(
@@ -206,100 +253,87 @@ def _build_queue(
     model: Model | None,
     n: int,
     rng: np.random.Generator,
+    hours: np.ndarray,
 ) -> _Queue:
+    items, running = _items(vet, visits, now, model)
+    k = len(items)
     free = np.zeros(n)
     if vet in state.vet_unavailable_until:
         free = np.maximum(free, _rel(state.vet_unavailable_until[vet], now))
-    q = _Queue(free=free, ready=[], key=[], dur=[], ids=[])
-    priorities = sorted({v.priority for v in visits if v.priority is not None})
-    horizon = 0.0
-    for v in visits:
-        if v.in_consult:
+    sched = np.array([it.sched for it in items])
+    ready = np.array([it.ready for it in items])
+    key = np.array([it.key for it in items])
+    if model is None:
+        for v in running:
             assert v.started is not None
-            elapsed = -_rel(v.started, now)
-            if model is None:
-                length = v.booked_min if v.kind != "emergency" else (v.expected_min or DEFAULT_EMERGENCY_MIN)
-                rem = np.full(n, max(length - elapsed, 0.0))
-            else:
-                rem = _sample_remaining(model, v, elapsed, rng, n) + _sample_gap(model, rng, n)
-            q.free = np.maximum(q.free, rem)
-            continue
-        if v.started is not None or v.noshow:
-            continue
-        if v.kind != "appointment" and v.arrived is None:
-            continue  # a walk-in or emergency we have not seen yet is not in the queue
-        ghost = np.zeros(n, dtype=bool)
-        if v.arrived is not None:
-            ready = np.full(n, _rel(v.arrived, now))
-        elif model is None:
-            assert v.scheduled is not None
-            ready = np.full(n, _rel(v.scheduled, now))
-        else:
-            ready, ghost = _sample_arrival(model, v, now, rng, n)
-        if v.scheduled is not None:
-            ready = np.maximum(ready, _rel(v.scheduled, now) - EARLY_START_MIN)
-            horizon = max(horizon, _rel(v.scheduled, now))
-        ready = np.maximum(ready, 0.0)
-        if v.kind == "emergency":
-            key = EMERGENCY_KEY + ready
-        else:
-            base = v.scheduled or v.arrived
-            assert base is not None
-            key = np.full(n, _rel(base, now))
-            if v.priority is not None:
-                key = key + PRIORITY_KEY + PRIORITY_STEP * priorities.index(v.priority)
-        if model is None:
             length = v.booked_min if v.kind != "emergency" else (v.expected_min or DEFAULT_EMERGENCY_MIN)
-            dur = np.full(n, float(length))
-        else:
-            # A no-show is kept as a zero-length "ghost": it never holds the vet up, yet its
-            # own start is still simulated as if it came (that is what we are asked for).
-            dur = np.where(ghost, 0.0, _sample_consult(model, v, rng, n) + _sample_gap(model, rng, n))
-        q.ready.append(ready)
-        q.key.append(key)
-        q.dur.append(dur)
-        q.ids.append(v.id if v.pending else None)
-    if model is not None:
-        horizon = max(horizon, 0.0) + HORIZON_PAD_MIN
-        walk = _future_arrivals(model, "walkin", vet, now, horizon, rng, n)
-        for j in range(walk.shape[1]):
-            t = walk[:, j]
-            q.ready.append(t)
-            q.key.append(t)
-            q.dur.append(np.exp(model.walkin_len_mu + model.vet_speed.get(vet, 0.0)
-                                + model.walkin_len_sigma * _z(model, rng.random(n)))
-                         + _sample_gap(model, rng, n))
-            q.ids.append(None)
-        em = _future_arrivals(model, "emergency", vet, now, horizon, rng, n)
-        for j in range(em.shape[1]):
-            t = em[:, j]
-            q.ready.append(t)
-            q.key.append(EMERGENCY_KEY + t)
-            q.dur.append(np.exp(model.em_len_mu + model.em_len_sigma * _z(model, rng.random(n)))
-                         + _sample_gap(model, rng, n))
-            q.ids.append(None)
-    return q
+            free = np.maximum(free, length + _rel(v.started, now))
+        # Booked-length fallback: everyone comes on time.
+        r = np.where(np.isnan(ready), sched, ready)[None, :]
+        dur = np.array([it.fixed_len for it in items])[None, :]
+        keys = key[None, :]
+    else:
+        for v in running:
+            assert v.started is not None
+            rem = _sample_remaining(model, v, -_rel(v.started, now), rng, n) + _sample_gap(model, rng, n)
+            free = np.maximum(free, rem)
+        r = np.broadcast_to(ready, (n, k)).copy()
+        todo = np.flatnonzero(np.isnan(ready))
+        ghost = np.zeros((n, k), dtype=bool)
+        if len(todo):
+            r[:, todo], ghost[:, todo] = _sample_arrivals(model, sched[todo], rng, n)
+        mu = np.array([it.mu for it in items])
+        sigma = np.array([it.sigma for it in items])
+        dur = np.exp(mu + sigma * _z(model, rng.random((n, k)))) + _sample_gap(model, rng, (n, k))
+        # A no-show is kept as a zero-length "ghost": it never holds the vet up, yet its
+        # own start is still simulated as if it came (that is what we are asked for).
+        dur = np.where(ghost, 0.0, dur)
+        keys = np.broadcast_to(key, (n, k))
+        # Emergencies are seen in order of arrival; the key was fixed from their arrival.
+    r = np.where(np.isnan(sched), r, np.maximum(r, sched - EARLY_START_MIN))
+    r = np.maximum(r, 0.0)
+    ids: list[str | None] = [it.vid for it in items]
+    if model is not None and k:
+        horizon = float(np.nanmax(np.concatenate([sched, [0.0]]))) + HORIZON_PAD_MIN
+        extra_r, extra_k, extra_d = [], [], []
+        for kind in ("walkin", "emergency"):
+            t = _future_arrivals(model, kind, vet, hours, horizon, rng, n)
+            m = t.shape[1]
+            if not m:
+                continue
+            extra_r.append(t)
+            if kind == "walkin":
+                extra_k.append(t)
+                mu_w = model.walkin_len_mu + model.vet_speed.get(vet, 0.0)
+                d = np.exp(mu_w + model.walkin_len_sigma * _z(model, rng.random((n, m))))
+            else:
+                extra_k.append(EMERGENCY_KEY + t)
+                d = np.exp(model.em_len_mu + model.em_len_sigma * _z(model, rng.random((n, m))))
+            extra_d.append(d + _sample_gap(model, rng, (n, m)))
+            ids.extend([None] * m)
+        if extra_r:
+            r = np.concatenate([r, *extra_r], axis=1)
+            keys = np.concatenate([keys, *extra_k], axis=1)
+            dur = np.concatenate([dur, *extra_d], axis=1)
+    return _Queue(free=free, ready=r, key=keys, dur=dur, ids=ids)
 
 
 def _dispatch(q: _Queue) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
-    n = q.free.shape[0]
-    k = len(q.ids)
-    if k == 0:
-        return np.empty((n, 0))
-    ready = np.stack(q.ready, axis=1)
-    key = np.stack(q.key, axis=1)
-    dur = np.stack(q.dur, axis=1)
+    n, k = q.ready.shape
+    ready, key, dur = q.ready, q.key, q.dur
     remaining = np.isfinite(ready)
+    owed = np.array([vid is not None for vid in q.ids])
     start = np.full((n, k), np.nan)
     free = q.free.copy()
     rows = np.arange(n)
     inf = np.inf
     for _ in range(k):
+        # Simulated future arrivals only matter while someone owed an estimate still waits.
+        if not remaining[:, owed].any():
+            break
         nxt = np.where(remaining, ready, inf).min(axis=1)
         active = np.isfinite(nxt)
-        if not active.any():
-            break
         # An idle vet waits for the next client to become ready; a busy one does not.
         t = np.where(active, np.maximum(free, nxt), free)
         score = np.where(remaining & (ready <= t[:, None]), key, inf)

@@ -84,9 +84,10 @@ class Replay:
         if kind == "query":
             now = datetime.fromisoformat(msg["at"])
             est = await rt.estimates(now, exact=True)
+            visits = (await rt.day_state(rt.today(now))).visits
             answer: dict[str, Any] = {"id": msg["id"], "estimates": [
                 {"appointment": e.visit, "start": iso(e.start, tz), "p10": iso(e.p10, tz), "p90": iso(e.p90, tz)}
-                for e in est.values()
+                for e in est.values() if visits[e.visit].kind != "emergency"
             ]}
             if self.texter is not None:
                 answer["texts"] = self.pending_texts

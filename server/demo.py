@@ -1,0 +1,175 @@
+"""A demo clinic: a day's schedule and simulated past days, for `waitroom demo` and the tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, time as dtime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from server.domain import Visit
+
+VETS = [("v1", "Dr. Ana Ruiz"), ("v2", "Dr. Ben Okafor"), ("v3", "Dr. Chloe Martin")]
+# Each demo vet's true speed against booked lengths: what learning should find.
+SPEED = {"v1": 1.0, "v2": 1.3, "v3": 0.85}
+TYPES = [("vacc", "Vaccination", 15), ("wellness", "Wellness exam", 30), ("sick", "Sick pet", 20),
+         ("recheck", "Recheck", 15), ("puppy", "New puppy / kitten", 30)]
+CLIENTS = [
+    # id, name, mobile, consent, language, notes, [(pet id, name, species, sex)]
+    ("c1", "Maria Lopez", "312-555-0101", True, "es", "Prefers Spanish; Luna is nervous with men",
+     [("p1", "Luna", "dog", "female")]),
+    ("c2", "James Carter", "312-555-0102", True, "en", "", [("p2", "Max", "dog", "male"),
+                                                           ("p3", "Bella", "cat", "female")]),
+    ("c3", "Aiko Tanaka", "312-555-0103", False, "en", "", [("p4", "Mochi", "cat", "female")]),
+    ("c4", "Samuel Green", "312-555-0104", True, "en", "Just lost his other dog in May",
+     [("p5", "Rocky", "dog", "male")]),
+    ("c5", "Fatima Hassan", "312-555-0105", True, "en", "", [("p6", "Simba", "cat", "male")]),
+    ("c6", "Lucia Fernandez", "312-555-0106", True, "es", "", [("p7", "Coco", "dog", "female")]),
+    ("c7", "Tom O'Brien", "312-555-0107", True, "en", "", [("p8", "Charlie", "dog", "male")]),
+    ("c8", "Grace Kim", "312-555-0108", True, "en", "Brings her own treats", [("p9", "Daisy", "rabbit", "female")]),
+    ("c9", "Noah Williams", "312-555-0109", False, "en", "", [("p10", "Teddy", "dog", "male")]),
+    ("c10", "Emma Rossi", "312-555-0110", True, "en", "", [("p11", "Milo", "cat", "male")]),
+    ("c11", "Diego Alvarez", "312-555-0111", True, "es", "", [("p12", "Nala", "dog", "female")]),
+    ("c12", "Olivia Brown", "312-555-0112", True, "en", "", [("p13", "Oscar", "cat", "male")]),
+]
+
+
+def demo_schedule(day: date, tz: tzinfo, *, seed: int = 7) -> dict[str, Any]:
+    """The day's schedule as `POST /api/schedule` takes it: 3 vets, 08:00-17:00, every pet booked."""
+    rng = random.Random(seed)
+    pets = [(pid, cid) for cid, *_rest, plist in CLIENTS for pid, *_ in plist]
+    appts = []
+    n = 0
+    for vet, _ in VETS:
+        t = datetime.combine(day, dtime(8, 0), tz)
+        end = datetime.combine(day, dtime(17, 0), tz)
+        while t < end:
+            type_id, _, booked = rng.choice(TYPES)
+            pid, _ = pets[n % len(pets)]
+            n += 1
+            appts.append({"id": f"{day.isoformat()}-{vet}-{t:%H%M}", "vet": vet, "type": type_id, "pet": pid,
+                          "scheduled": t.isoformat(), "booked_min": booked})
+            t += timedelta(minutes=booked + rng.choice([0, 0, 5, 10]))
+    return {
+        "vets": [{"id": v, "name": name} for v, name in VETS],
+        "appointment_types": [{"id": i, "name": name, "booked_min": b} for i, name, b in TYPES],
+        "clients": [{"id": cid, "name": name, "mobile": mobile, "sms_consent": consent, "language": lang,
+                     "notes": notes} for cid, name, mobile, consent, lang, notes, _ in CLIENTS],
+        "pets": [{"id": pid, "client": cid, "name": pname, "species": species, "sex": sex}
+                 for cid, *_rest, plist in CLIENTS for pid, pname, species, sex in plist],
+        "appointments": appts,
+    }
+
+
+def demo_history(before: date, tz: tzinfo, days: int = 20, *, seed: int = 11) -> list[Visit]:
+    """Simulated finished weekdays before `before`: per-vet speeds, lateness, no-shows, emergencies."""
+    rng = random.Random(seed)
+    out: list[Visit] = []
+    d = before
+    made = 0
+    while made < days:
+        d -= timedelta(days=1)
+        if d.weekday() >= 5:
+            continue
+        made += 1
+        for vet, _ in VETS:
+            t = datetime.combine(d, dtime(8, 0), tz)
+            free = t
+            i = 0
+            while t < datetime.combine(d, dtime(17, 0), tz):
+                type_id, _, booked = rng.choice(TYPES)
+                vid = f"{d.isoformat()}/{vet}/{i}"
+                i += 1
+                scheduled = t
+                t += timedelta(minutes=booked)
+                if rng.random() < 0.06:
+                    out.append(Visit(vid, "appointment", vet, type_id, booked, scheduled=scheduled, noshow=True))
+                    continue
+                arrived = scheduled + timedelta(minutes=rng.gauss(-4, 6))
+                start = max(free, arrived, scheduled - timedelta(minutes=5))
+                length = booked * SPEED[vet] * rng.lognormvariate(0, 0.3)
+                end = start + timedelta(minutes=length)
+                free = end + timedelta(minutes=1)
+                out.append(Visit(vid, "appointment", vet, type_id, booked, scheduled=scheduled, arrived=arrived,
+                                 started=start, ended=end))
+                if rng.random() < 0.015:
+                    em_len = rng.uniform(30, 70)
+                    em_start = free
+                    free = em_start + timedelta(minutes=em_len)
+                    out.append(Visit(f"{vid}/e", "emergency", vet, None, 45, arrived=em_start, started=em_start,
+                                     ended=free, expected_min=45))
+    return out
+
+
+def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
+    """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
+    import asyncio
+
+    from server.store import Clinic, Store, create_token, insert_history, set_clinic
+    from server.schedule import import_schedule
+    from server.timeutil import tz_from
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    tzname = os.environ.get("WAITROOM_DEMO_TZ", "America/Chicago")
+    tz = tz_from(tzname)
+    today = datetime.now(tz).date()
+
+    async def seed() -> dict[str, str]:
+        store = await Store.open(str(db))
+        try:
+            async with store.transaction() as conn:
+                await set_clinic(conn, Clinic("Riverside Animal Clinic", tzname, "US", "+13125550100",
+                                              {"recovery_gesture": "today's exam fee waived"}))
+                await import_schedule(conn, demo_schedule(today, tz), tz, "US")
+                await insert_history(conn, demo_history(today, tz), tz)
+                return {role: await create_token(conn, role, f"demo-{role}")
+                        for role in ("kiosk", "reception", "display", "pms")}
+        finally:
+            await store.close()
+
+    tokens = asyncio.run(seed())
+    (folder / "tokens.txt").write_text("".join(f"{r}={t}\n" for r, t in tokens.items()))
+    url = f"http://127.0.0.1:{port}"
+    print(f"demo clinic day seeded in {db}\n  server:  {url}  (API tokens in {folder / 'tokens.txt'})\n"
+          f"  try:     curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates\n"
+          f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
+    env = {**os.environ, "WAITROOM_PUBLIC_URL": url}
+    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port)],
+                              env=env, stderr=open(folder / "server.log", "a"))
+    try:
+        _wait_for(url)
+        if with_kiosk:
+            from kiosk.app import run_kiosk
+
+            run_kiosk(server_url=url, token=tokens["kiosk"], queue_path=str(folder / "kiosk-queue.db"))
+        else:
+            print("server running; Ctrl-C stops the demo", flush=True)
+            server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+    return 0
+
+
+def _wait_for(url: str, timeout: float = 15.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,126 @@
+"""Shared fixtures: a seeded clinic day in a real SQLite file, served by the real app.
+
+- `clock`: a ManualClock at 07:50 on the test day (America/Chicago); move it by hand.
+- `api`: an aiohttp TestClient on `create_app` with tokens for every role (`api.h("kiosk")`).
+- `live_server`: the real app on a loopback port (for the kiosk and browser tests), which can
+  be stopped and started again on the same port to simulate an outage.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.config import Config, ManualClock
+from server.demo import demo_history, demo_schedule
+from server.schedule import import_schedule
+from server.store import Clinic, Store, create_token, insert_history, set_clinic
+
+TZ = ZoneInfo("America/Chicago")
+DAY = date(2026, 3, 2)
+START = datetime(2026, 3, 2, 7, 50, tzinfo=TZ)
+ROLES = ("pms", "kiosk", "reception", "display")
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own environment out of tests."""
+    for name in ("WAITROOM_DB", "WAITROOM_SECRET", "WAITROOM_PUBLIC_URL", "WAITROOM_SERVER", "WAITROOM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+async def seed_clinic(db: Path, *, history_days: int = 10) -> dict[str, str]:
+    """A demo clinic day in `db`; returns a token per role."""
+    store = await Store.open(str(db))
+    try:
+        async with store.transaction() as conn:
+            await set_clinic(conn, Clinic("Riverside Animal Clinic", "America/Chicago", "US", "+13125550100"))
+            await import_schedule(conn, demo_schedule(DAY, TZ), TZ, "US")
+            await insert_history(conn, demo_history(DAY, TZ, days=history_days), TZ)
+            return {role: await create_token(conn, role, f"test-{role}") for role in ROLES}
+    finally:
+        await store.close()
+
+
+@dataclass
+class Api:
+    client: TestClient[Any, Any]
+    tokens: dict[str, str]
+    clock: ManualClock
+    db: Path
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    async def event(self, body: dict[str, Any], role: str = "reception") -> Any:
+        resp = await self.client.post("/api/events", json=body, headers=self.h(role))
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Api]:
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db)
+    config = Config(db_path=str(db), clock=clock, secret="test-secret", public_url="http://clinic.test")
+    async with TestClient(TestServer(create_app(config))) as client:
+        yield Api(client, tokens, clock, db)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    db: Path
+    tokens: dict[str, str]
+    clock: ManualClock
+    port: int = field(default_factory=_free_port)
+    runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> Config:
+        return Config(db_path=str(self.db), clock=self.clock, secret="test-secret", public_url=self.base_url,
+                      host="127.0.0.1", port=self.port)
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(create_app(self.config()))
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path, clock: ManualClock) -> AsyncIterator[LiveServer]:
+    db = tmp_path / "clinic.db"
+    server = LiveServer(db, await seed_clinic(db), clock)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
