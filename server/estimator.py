@@ -321,25 +321,26 @@ def _build_queue(
 def _dispatch(q: _Queue) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
     n, k = q.ready.shape
-    ready, key, dur = q.ready, q.key, q.dur
-    remaining = np.isfinite(ready)
+    rdy = q.ready.copy()  # set to inf once dispatched
+    key, dur = q.key, q.dur
     owed = np.array([vid is not None for vid in q.ids])
+    n_owed = int(owed.sum())
+    done = np.zeros(n, dtype=np.intp)
     start = np.full((n, k), np.nan)
     free = q.free.copy()
     rows = np.arange(n)
-    inf = np.inf
     for _ in range(k):
         # Simulated future arrivals only matter while someone owed an estimate still waits.
-        if not remaining[:, owed].any():
+        if done.min() >= n_owed:
             break
-        nxt = np.where(remaining, ready, inf).min(axis=1)
+        nxt = rdy.min(axis=1)
         active = np.isfinite(nxt)
         # An idle vet waits for the next client to become ready; a busy one does not.
         t = np.where(active, np.maximum(free, nxt), free)
-        score = np.where(remaining & (ready <= t[:, None]), key, inf)
-        idx = score.argmin(axis=1)
+        idx = np.where(rdy <= t[:, None], key, np.inf).argmin(axis=1)
         r, c = rows[active], idx[active]
         start[r, c] = t[active]
         free = np.where(active, t + dur[rows, idx], free)
-        remaining[r, c] = False
+        rdy[r, c] = np.inf
+        done += active & owed[idx]
     return start
