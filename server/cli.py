@@ -43,6 +43,11 @@ def _config(args: argparse.Namespace) -> Any:
     for name in ("host", "port"):
         if getattr(args, name, None) is not None:
             kw[name] = getattr(args, name)
+    if getattr(args, "clock", None):
+        from server.config import ManualClock
+
+        # A demo clock: runs on from the given moment (an ISO time with offset).
+        kw["clock"] = ManualClock(datetime.fromisoformat(args.clock), running=True)
     secret = os.environ.get("WAITROOM_SECRET")
     if secret:
         kw["secret"] = secret
@@ -189,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", default=db_default)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--clock", help=argparse.SUPPRESS)  # demo and tests: start the clock at this moment
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("replay", help="speak the replay protocol on stdin/stdout")

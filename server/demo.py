@@ -136,13 +136,17 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
             await store.close()
 
     tokens = asyncio.run(seed())
+    # The demo day runs from mid-morning, with the morning's visits already done or waiting.
+    clock_start = datetime.combine(today, dtime(10, 0), tz)
+    asyncio.run(_play_morning(db, today, clock_start))
     (folder / "tokens.txt").write_text("".join(f"{r}={t}\n" for r, t in tokens.items()))
     url = f"http://127.0.0.1:{port}"
     print(f"demo clinic day seeded in {db}\n  server:  {url}  (API tokens in {folder / 'tokens.txt'})\n"
           f"  try:     curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates\n"
           f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
     env = {**os.environ, "WAITROOM_PUBLIC_URL": url}
-    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port),
+                               "--clock", clock_start.isoformat()],
                               env=env, stderr=open(folder / "server.log", "a"))
     try:
         _wait_for(url)
@@ -159,6 +163,39 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
     return 0
+
+
+async def _play_morning(db: Path, today: date, until: datetime) -> None:
+    """Post the morning's events through the real event path, as reception would have."""
+    from server.events import Event, apply_event
+    from server.store import Store, load_day
+
+    rng = random.Random(3)
+    store = await Store.open(str(db))
+    try:
+        clinic = await store.clinic()
+        state = await load_day(store.conn, today)
+        async with store.transaction() as conn:
+            for vet in state.vets:
+                free = datetime.combine(today, dtime(8, 0), clinic.tz)
+                queue = sorted((v for v in state.visits.values() if v.vet == vet and v.scheduled),
+                               key=lambda v: v.scheduled or free)
+                for v in queue:
+                    assert v.scheduled is not None
+                    arrive = v.scheduled + timedelta(minutes=rng.gauss(-4, 4))
+                    if arrive >= until:
+                        break
+                    await apply_event(conn, Event("checkin", arrive, v.id), "demo", clinic.tz, arrive)
+                    start = max(free, arrive, v.scheduled - timedelta(minutes=5))
+                    if start >= until:
+                        continue
+                    await apply_event(conn, Event("start", start, v.id), "demo", clinic.tz, start)
+                    end = start + timedelta(minutes=v.booked_min * SPEED[vet] * rng.lognormvariate(0, 0.25))
+                    free = end + timedelta(minutes=1)
+                    if end < until:
+                        await apply_event(conn, Event("end", end, v.id), "demo", clinic.tz, end)
+    finally:
+        await store.close()
 
 
 def _wait_for(url: str, timeout: float = 15.0) -> None:

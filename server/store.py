@@ -57,6 +57,7 @@ class Store:
         self._lock = asyncio.Lock()
         # Bumped on every committed write: lets readers cache what they derive from state.
         self.version = 0
+        self._changed = asyncio.Event()
 
     @classmethod
     async def open(cls, path: str) -> Store:
@@ -111,6 +112,19 @@ class Store:
             else:
                 await self.conn.execute("COMMIT")
                 self.version += 1
+                # Wake every live page waiting on a change, then arm a fresh event.
+                self._changed.set()
+                self._changed = asyncio.Event()
+
+    async def wait_for_change(self, since: int, timeout: float) -> bool:
+        """Wait until a write newer than version `since` commits; False on timeout."""
+        if self.version != since:
+            return True
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # -- clinic ---------------------------------------------------------------------------
 
