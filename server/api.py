@@ -13,6 +13,7 @@ from server.errors import AppointmentNotFound
 from server.events import parse_event
 from server.openapi import openapi_document
 from server.schedule import import_schedule
+from server.store import fetch
 from server.timeutil import from_db, iso
 
 
@@ -70,7 +71,7 @@ async def get_appointment(request: web.Request) -> web.Response:
     aid = request.match_info["id"]
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
-    rows = await request.app[STORE].conn.execute_fetchall(
+    rows = await fetch(request.app[STORE].conn,
         "SELECT a.*, COALESCE(p.name, a.pet_name) AS pet FROM appointments a "
         "LEFT JOIN pets p ON p.id = a.pet_id WHERE a.id = ?", (aid,))
     if not rows:

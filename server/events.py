@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from server.errors import AppointmentNotFound, BadRequest, Conflict, NotFound
+from server.store import fetch
 from server.timeutil import from_db, parse_time, to_db
 
 # Events about a visit that already exists, and the statuses each may move from.
@@ -121,7 +122,7 @@ async def apply_event(conn: aiosqlite.Connection, ev: Event, actor: str, tz: tzi
         await _create_visit(conn, ev, tz)
     elif ev.type in VET_EVENTS:
         vet = ev.data["vet"]
-        if not await conn.execute_fetchall("SELECT 1 FROM vets WHERE id = ?", (vet,)):
+        if not await fetch(conn, "SELECT 1 FROM vets WHERE id = ?", (vet,)):
             raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
         await conn.execute(
             "INSERT INTO vet_status (vet_id, unavailable_until) VALUES (?, ?) ON CONFLICT (vet_id) "
@@ -138,7 +139,7 @@ async def apply_event(conn: aiosqlite.Connection, ev: Event, actor: str, tz: tzi
 
 async def _transition(conn: aiosqlite.Connection, ev: Event) -> None:
     assert ev.appointment is not None
-    rows = await conn.execute_fetchall(
+    rows = await fetch(conn,
         "SELECT kind, status, arrived, started FROM appointments WHERE id = ?", (ev.appointment,)
     )
     field_name = "id" if ev.type.startswith("emergency") else "appointment"
@@ -191,16 +192,16 @@ def _why(event: str, status: str) -> str:
 async def _create_visit(conn: aiosqlite.Connection, ev: Event, tz: tzinfo) -> None:
     assert ev.appointment is not None
     field_name = "appointment.id" if ev.type == "walkin" else "id"
-    if await conn.execute_fetchall("SELECT 1 FROM appointments WHERE id = ?", (ev.appointment,)):
+    if await fetch(conn, "SELECT 1 FROM appointments WHERE id = ?", (ev.appointment,)):
         raise Conflict(f"{ev.type}: {ev.appointment!r} exists already", field_name)
     vet = ev.data["vet"]
     vet_field = "appointment.vet" if ev.type == "walkin" else "vet"
-    if not await conn.execute_fetchall("SELECT 1 FROM vets WHERE id = ?", (vet,)):
+    if not await fetch(conn, "SELECT 1 FROM vets WHERE id = ?", (vet,)):
         raise BadRequest(f"{vet_field}: unknown vet {vet!r}", vet_field)
     type_id = ev.data.get("type")
     booked = ev.data.get("booked_min")
     if type_id is not None:
-        rows = await conn.execute_fetchall("SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
+        rows = await fetch(conn, "SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
         if not rows:
             if booked is None:
                 raise BadRequest(f"appointment.type: unknown type {type_id!r}", "appointment.type")

@@ -24,6 +24,7 @@ from server.events import Event, apply_event
 from server.links import status_token
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
+from server.store import fetch
 from server.timeutil import from_db, iso, to_db
 
 LOOKUPS = web.AppKey("kiosk_lookups", dict)
@@ -62,7 +63,7 @@ def _idem_key(body: dict[str, Any]) -> str:
 
 
 async def _todays(conn: aiosqlite.Connection, mobile: str, day: str) -> list[aiosqlite.Row]:
-    return list(await conn.execute_fetchall(
+    return list(await fetch(conn,
         "SELECT a.id, a.status, a.scheduled, p.name AS pet, p.sex, p.species, v.name AS vet, "
         "c.sms_consent, c.id AS client FROM appointments a JOIN pets p ON p.id = a.pet_id "
         "JOIN clients c ON c.id = p.client_id JOIN vets v ON v.id = a.vet_id "
@@ -96,7 +97,7 @@ async def lookup(request: web.Request) -> web.Response:
 
 
 async def _remembered(conn: aiosqlite.Connection, key: str) -> list[str] | None:
-    rows = await conn.execute_fetchall("SELECT response FROM idempotency WHERE key = ?", (key,))
+    rows = await fetch(conn, "SELECT response FROM idempotency WHERE key = ?", (key,))
     return list(json.loads(rows[0][0])["visits"]) if rows else None
 
 
@@ -113,7 +114,7 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
     base = request.app[CONFIG].public_url.rstrip("/")
     out = []
     for aid in ids:
-        rows = await request.app[STORE].conn.execute_fetchall(
+        rows = await fetch(request.app[STORE].conn,
             "SELECT a.id, a.kind, a.scheduled, a.status, COALESCE(p.name, a.pet_name) AS pet, p.sex, "
             "v.name AS vet FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
             "JOIN vets v ON v.id = a.vet_id WHERE a.id = ?", (aid,))
@@ -194,7 +195,7 @@ async def walkin(request: web.Request) -> web.Response:
         done = await _remembered(conn, key)
         if done is None:
             vet = await _least_busy_vet(rt, now)
-            types = {r[0] for r in await conn.execute_fetchall("SELECT id FROM appointment_types")}
+            types = {r[0] for r in await fetch(conn, "SELECT id FROM appointment_types")}
             type_id = REASONS.get(fields["reason"].lower())
             aid = f"w-{secrets.token_hex(4)}"
             client, pet = f"walkin-{aid}", f"walkin-pet-{aid}"
@@ -242,7 +243,7 @@ async def urgent(request: web.Request) -> web.Response:
 async def visit(request: web.Request) -> web.Response:
     """A visit's live estimate, only for a visit this kiosk itself checked in."""
     aid = request.match_info["id"]
-    rows = await request.app[STORE].conn.execute_fetchall(
+    rows = await fetch(request.app[STORE].conn,
         "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin')",
         (aid, request["actor"]))
     if not rows:

@@ -9,6 +9,7 @@ import aiosqlite
 import phonenumbers
 
 from server.errors import BadRequest
+from server.store import fetch
 from server.timeutil import parse_time, to_db
 
 SEXES = {"f": "female", "female": "female", "m": "male", "male": "male", "u": "unknown", "unknown": "unknown"}
@@ -120,7 +121,7 @@ async def import_schedule(
 
 
 async def _exists(conn: aiosqlite.Connection, table: str, key: str) -> bool:
-    rows = await conn.execute_fetchall(f"SELECT 1 FROM {table} WHERE id = ?", (key,))
+    rows = await fetch(conn, f"SELECT 1 FROM {table} WHERE id = ?", (key,))
     return bool(rows)
 
 
@@ -135,7 +136,7 @@ async def _upsert_appointment(conn: aiosqlite.Connection, a: dict[str, Any], whe
         raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
     booked = _minutes(a, "booked_min", where, required=False)
     if type_id is not None:
-        rows = await conn.execute_fetchall("SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
+        rows = await fetch(conn, "SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
         if not rows:
             raise BadRequest(f"{where}.type: unknown appointment type {type_id!r}", f"{where}.type")
         booked = booked or float(rows[0][0])

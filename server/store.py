@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
@@ -38,6 +38,11 @@ class Clinic:
     @property
     def tz(self) -> tzinfo:
         return tz_from(self.timezone)
+
+
+async def fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    """All rows of a query, as a list (aiosqlite types its answer as a bare iterable)."""
+    return list(await conn.execute_fetchall(sql, params))
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -84,7 +89,7 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+            rows = await fetch(conn, "SELECT version FROM schema_migrations")
             done = {r[0] for r in rows}
             for version, name, sql in _migrations():
                 if version in done:
@@ -129,7 +134,7 @@ class Store:
     # -- clinic ---------------------------------------------------------------------------
 
     async def clinic(self) -> Clinic:
-        rows = await self.conn.execute_fetchall(
+        rows = await fetch(self.conn,
             "SELECT name, timezone, region, phone, settings FROM clinic WHERE id = 1"
         )
         if not rows:
@@ -182,15 +187,15 @@ def _visit(r: aiosqlite.Row) -> Visit:
 
 async def load_day(conn: aiosqlite.Connection, day: date) -> DayState:
     """Today's state as the estimator sees it."""
-    vets = [r[0] for r in await conn.execute_fetchall("SELECT id FROM vets ORDER BY id")]
-    rows = await conn.execute_fetchall(
+    vets = [r[0] for r in await fetch(conn, "SELECT id FROM vets ORDER BY id")]
+    rows = await fetch(conn,
         f"SELECT {_VISIT_COLUMNS} FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
         "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id",
         (day.isoformat(),),
     )
     visits = {r["id"]: _visit(r) for r in rows}
     away = {}
-    for r in await conn.execute_fetchall(
+    for r in await fetch(conn,
         "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"
     ):
         t = from_db(r[1])
@@ -201,7 +206,7 @@ async def load_day(conn: aiosqlite.Connection, day: date) -> DayState:
 
 async def load_history(conn: aiosqlite.Connection, before: date) -> list[Visit]:
     """Finished visits of earlier days: what the estimator learns the clinic from."""
-    rows = await conn.execute_fetchall(
+    rows = await fetch(conn,
         f"SELECT {_VISIT_COLUMNS} FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
         "WHERE a.day < ? AND a.status IN ('done', 'noshow') ORDER BY a.day, a.scheduled, a.arrived",
         (before.isoformat(),),
@@ -210,14 +215,14 @@ async def load_history(conn: aiosqlite.Connection, before: date) -> list[Visit]:
 
 
 async def booked_lengths(conn: aiosqlite.Connection) -> dict[str, float]:
-    rows = await conn.execute_fetchall("SELECT id, booked_min FROM appointment_types")
+    rows = await fetch(conn, "SELECT id, booked_min FROM appointment_types")
     return {r[0]: float(r[1]) for r in rows}
 
 
 async def insert_history(conn: aiosqlite.Connection, visits: Iterable[Visit], tz: tzinfo) -> int:
     """Bulk-load finished visits of earlier days (replay's history, a PMS back-fill)."""
     n = 0
-    known = {r[0] for r in await conn.execute_fetchall("SELECT id FROM appointment_types")}
+    known = {r[0] for r in await fetch(conn, "SELECT id FROM appointment_types")}
     for v in visits:
         if v.type is not None and v.type not in known and v.kind != "emergency":
             # A type only history knows: keep it, so what is learned stays per type.
@@ -264,7 +269,7 @@ async def create_token(conn: aiosqlite.Connection, role: str, name: str) -> str:
 
 async def token_role(conn: aiosqlite.Connection, token: str) -> tuple[str, str] | None:
     """(role, name) for a valid token, None otherwise."""
-    rows = await conn.execute_fetchall(
+    rows = await fetch(conn,
         "SELECT role, name FROM tokens WHERE hash = ? AND revoked = 0", (hash_token(token),)
     )
     return (rows[0][0], rows[0][1]) if rows else None
