@@ -1,0 +1,136 @@
+"""The lobby kiosk: a Textual app that only talks to the clinic server over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from textual.app import App
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind
+from kiosk.offline import OfflineQueue
+from kiosk.screens.done import DoneScreen
+from kiosk.screens.error import ErrorScreen
+from kiosk.screens.welcome import WelcomeScreen
+from kiosk.session import Session
+
+log = logging.getLogger("waitroom.kiosk")
+
+SIZE = (160, 50)  # a 1280x800 touchscreen in 8x16 cells: tests and snapshots use this
+
+
+class KioskApp(App[None]):
+    CSS_PATH = "kiosk.tcss"
+    TITLE = "waitroom kiosk"
+    ENABLE_COMMAND_PALETTE = False
+
+    online: reactive[bool] = reactive(True)
+    queued: reactive[int] = reactive(0)
+
+    def __init__(self, api: ClinicClient, queue: OfflineQueue, lang: str = "en", idle_s: float = 60,
+                 done_idle_s: float = 20, region: str = "US", poll_s: float = 15, retry_s: float = 10) -> None:
+        super().__init__()
+        self.api = api
+        self.queue = queue
+        self.default_lang = lang
+        self.idle_s = idle_s
+        self.done_idle_s = done_idle_s
+        self.region = region
+        self.poll_s = poll_s
+        self.retry_s = retry_s
+        self.session = Session(lang=lang)
+        self.last_input = time.monotonic()
+
+    def on_mount(self) -> None:
+        self.push_screen(WelcomeScreen())
+        self.set_interval(min(0.5, self.idle_s / 4, self.done_idle_s / 4), self.idle_tick)
+        self.set_interval(self.retry_s, self.deliver)
+        self.deliver()  # whatever an earlier run left queued
+
+    async def on_unmount(self) -> None:
+        await self.api.close()
+
+    # Navigation and privacy ---------------------------------------------------------------
+
+    def go(self, screen: Screen[None]) -> None:
+        """Show `screen` in place of the current one (closing any open question first)."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(screen)
+
+    def start_over(self) -> None:
+        """Back to Welcome, forgetting everything the last client typed."""
+        self.session = Session(lang=self.default_lang)
+        self.touch()
+        self.go(WelcomeScreen())
+
+    def touch(self) -> None:
+        self.last_input = time.monotonic()
+
+    def idle_tick(self) -> None:
+        limit = self.done_idle_s if isinstance(self.screen, DoneScreen) else self.idle_s
+        fresh = isinstance(self.screen, WelcomeScreen) and self.session == Session(lang=self.default_lang)
+        if not fresh and time.monotonic() - self.last_input >= limit:
+            self.start_over()
+
+    # Network ------------------------------------------------------------------------------
+
+    async def send(self, kind: Kind, payload: JSON) -> JSON | None:
+        """Check-in, walk-in or urgent call through the offline queue.
+
+        Returns the server's answer, or None when it is queued for later delivery.
+        """
+        _, answer = await self.queue.submit(self.api, kind, payload)
+        self.online = answer is not None
+        self.queued = await self.queue.pending_count()
+        return answer
+
+    def deliver(self) -> None:
+        self.run_worker(self._deliver(), group="deliver", exclusive=True, exit_on_error=False)
+
+    async def _deliver(self) -> None:
+        if await self.queue.pending_count() == 0:
+            self.queued = 0
+            return
+        self.queued = await self.queue.deliver(self.api)
+        self.online = self.queued == 0
+
+    def handle_failure(self, error: BaseException) -> None:
+        """Every failed worker ends here: log it, show the client a kind screen."""
+        log.error("kiosk worker failed: %r", error, exc_info=error)
+        self.go(ErrorScreen(busy=isinstance(error, ApiError) and error.status == 429))
+
+
+def default_queue_path() -> Path:
+    state = os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state else Path.home() / ".local" / "state"
+    return (base if os.environ.get("STATE_DIRECTORY") else base / "waitroom") / "kiosk-queue.db"
+
+
+def make_kiosk(server_url: str, token: str, queue_path: str | Path | None = None, *,
+               api: ClinicClient | None = None, lang: str = "en", idle_s: float = 60, done_idle_s: float = 20,
+               region: str = "US", poll_s: float = 15, retry_s: float = 10) -> KioskApp:
+    """The one way to build a kiosk: the CLI, the tests and the snapshot app all use it."""
+    return KioskApp(
+        api if api is not None else HttpClinicClient(server_url, token),
+        OfflineQueue(queue_path if queue_path is not None else default_queue_path()),
+        lang=lang, idle_s=idle_s, done_idle_s=done_idle_s, region=region, poll_s=poll_s, retry_s=retry_s,
+    )
+
+
+def run_kiosk(server_url: str | None = None, token: str | None = None, queue_path: str | Path | None = None,
+              *, lang: str | None = None, region: str | None = None) -> None:
+    """Run the kiosk full screen. Unset arguments come from WAITROOM_SERVER, WAITROOM_TOKEN,
+    WAITROOM_KIOSK_QUEUE, WAITROOM_LANG and WAITROOM_REGION."""
+    env = os.environ
+    server_url = server_url or env.get("WAITROOM_SERVER")
+    token = token or env.get("WAITROOM_TOKEN")
+    if not server_url or not token:
+        raise SystemExit("waitroom kiosk: give --server and --token (or WAITROOM_SERVER and WAITROOM_TOKEN)")
+    app = make_kiosk(server_url, token, queue_path or env.get("WAITROOM_KIOSK_QUEUE") or None,
+                     lang=lang or env.get("WAITROOM_LANG", "en"), region=region or env.get("WAITROOM_REGION", "US"))
+    app.run()

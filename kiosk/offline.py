@@ -1,0 +1,144 @@
+"""The kiosk's outbox: every check-in, walk-in and urgent call is written here first.
+
+Outbox pattern: `submit()` stores the request with its idempotency key (SQLite,
+synchronous=FULL), then delivers everything pending in the order it was taken. When the
+server can't be reached the row simply stays; `deliver()` is retried later. The server
+dedupes by idempotency_key, so a request that reached the server but whose answer was lost
+is sent again harmlessly: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kiosk.api import JSON, ApiError, ClinicClient, Kind, ServerUnreachable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | rejected
+    attempts INTEGER NOT NULL DEFAULT 0,
+    response TEXT,
+    last_error TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    key: str
+    kind: Kind
+    payload: JSON
+    state: str
+
+
+def new_key() -> str:
+    return f"kiosk-{uuid.uuid4().hex}"
+
+
+class OfflineQueue:
+    """A small SQLite outbox. Each call opens its own connection in a worker thread, so the
+    Textual event loop never waits on an fsync."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = asyncio.Lock()  # one deliverer at a time keeps the order and avoids doubles
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5)
+        conn.execute("PRAGMA synchronous=FULL")
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            self._ready = True
+        return conn
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        conn = self._connect()
+        try:
+            with conn:
+                return list(conn.execute(sql, args).fetchall())
+        finally:
+            conn.close()
+
+    async def _q(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        return await asyncio.to_thread(self._run, sql, args)
+
+    async def enqueue(self, kind: Kind, payload: JSON) -> str:
+        """Store a request; returns its idempotency key (added to the payload if missing)."""
+        taken_at = datetime.now(UTC).isoformat(timespec="seconds")
+        payload = {**payload}
+        payload.setdefault("idempotency_key", new_key())
+        if kind == "checkin":
+            payload.setdefault("taken_at", taken_at)
+        key = str(payload["idempotency_key"])
+        await self._q(
+            "INSERT OR IGNORE INTO outbox (key, kind, payload, taken_at) VALUES (?, ?, ?, ?)",
+            (key, kind, json.dumps(payload), taken_at),
+        )
+        return key
+
+    async def items(self, state: str | None = None) -> list[Item]:
+        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+        rows = await self._q(f"SELECT id, key, kind, payload, state FROM outbox {where} ORDER BY id", args)
+        return [Item(int(r[0]), str(r[1]), r[2], json.loads(str(r[3])), str(r[4])) for r in rows]  # type: ignore[arg-type]
+
+    async def pending_count(self) -> int:
+        rows = await self._q("SELECT count(*) FROM outbox WHERE state = 'pending'")
+        return int(rows[0][0])  # type: ignore[call-overload]
+
+    async def outcome(self, key: str) -> tuple[str, JSON | None, str | None]:
+        """(state, the server's answer if delivered, the last error) of one request."""
+        rows = await self._q("SELECT state, response, last_error FROM outbox WHERE key = ?", (key,))
+        state, resp, err = rows[0]
+        return str(state), json.loads(str(resp)) if resp is not None else None, err  # type: ignore[return-value]
+
+    async def deliver(self, api: ClinicClient) -> int:
+        """Send pending requests in the order taken; stop at the first that can't get through.
+
+        Returns how many are still pending. A request the server refuses (4xx other than
+        auth and rate limits) is set aside as 'rejected' so it does not block the rest;
+        reception sees the kiosk's mark and the server has the unmatched event.
+        """
+        async with self._lock:
+            for item in await self.items("pending"):
+                try:
+                    answer = await api.submit(item.kind, item.payload)
+                except ServerUnreachable as e:
+                    await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                                  (str(e), item.id))
+                    break
+                except ApiError as e:
+                    await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                                  (str(e), item.id))
+                    if e.status in (401, 403, 429):
+                        break  # our configuration or the server's limits: try again later, in order
+                    await self._q("UPDATE outbox SET state = 'rejected' WHERE id = ?", (item.id,))
+                    continue
+                await self._q(
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, response = ? WHERE id = ?",
+                    (json.dumps(answer), item.id),
+                )
+            return await self.pending_count()
+
+    async def submit(self, api: ClinicClient, kind: Kind, payload: JSON) -> tuple[str, JSON | None]:
+        """Store then deliver. Returns (key, the server's answer or None when it is queued)."""
+        key = await self.enqueue(kind, payload)
+        await self.deliver(api)
+        state, answer, err = await self.outcome(key)
+        if state == "rejected":
+            raise ApiError(400, err or "refused by the server")
+        return key, answer

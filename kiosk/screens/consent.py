@@ -1,0 +1,48 @@
+"""Text updates yes/no (default: what the clinic has stored), then the check-in itself."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.widgets import Button, Static
+
+from kiosk.screens.base import KioskScreen
+from kiosk.screens.phone import pretty_number
+
+
+class ConsentScreen(KioskScreen):
+    def consent_label(self) -> str:
+        return self.t("consent_yes" if self.kiosk.session.sms_consent else "consent_no")
+
+    def compose_body(self) -> ComposeResult:
+        session = self.kiosk.session
+        yield Static(self.t("consent_title"), id="title", classes="title")
+        yield Static(pretty_number(session.phone), id="number", classes="number")
+        yield Button(self.consent_label(), id="consent", classes="action toggle" + (
+            " -selected" if session.sms_consent else ""))
+        yield Static(self.t("consent_hint"), classes="hint")
+        yield Button(self.t("check_in"), id="check-in", classes="action", variant="success")
+
+    @on(Button.Pressed, "#consent")
+    def toggle(self, event: Button.Pressed) -> None:
+        session = self.kiosk.session
+        session.sms_consent = not session.sms_consent
+        event.button.label = self.consent_label()
+        event.button.set_class(session.sms_consent, "-selected")
+
+    @on(Button.Pressed, "#check-in")
+    def check_in(self, event: Button.Pressed) -> None:
+        event.button.disabled = True  # one tap, one check-in
+        self.send()
+
+    @work(exclusive=True, exit_on_error=False)
+    async def send(self) -> None:
+        from kiosk.screens.done import DoneScreen
+
+        s = self.kiosk.session
+        payload = {"phone": s.phone, "appointments": s.selected, "sms_consent": s.sms_consent}
+        answer = await self.kiosk.send("checkin", payload)
+        if answer is None:
+            self.kiosk.go(DoneScreen([], offline=True))
+        else:
+            self.kiosk.go(DoneScreen(answer.get("visits", []), now=answer.get("now"), consent=s.sms_consent))

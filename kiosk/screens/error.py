@@ -1,0 +1,24 @@
+"""Something failed that the client can't fix: send them, kindly, to the front desk."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import Button, Static
+
+from kiosk.screens.base import KioskScreen
+
+
+class ErrorScreen(KioskScreen):
+    def __init__(self, busy: bool = False) -> None:
+        super().__init__()
+        self.busy = busy
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(self.t("busy_title" if self.busy else "error_title"), id="title", classes="title")
+        yield Static(self.t("busy_body" if self.busy else "error_body"), id="message", classes="message")
+        yield Button(self.t("finish"), id="finish", classes="action", variant="primary")
+
+    @on(Button.Pressed, "#finish")
+    def finish(self) -> None:
+        self.kiosk.start_over()

@@ -1,0 +1,105 @@
+"""The mobile number, typed on the big keypad and checked with phonenumbers."""
+
+from __future__ import annotations
+
+import phonenumbers
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.widgets import Digits, Static
+
+from kiosk.api import ServerUnreachable
+from kiosk.screens.base import KioskScreen
+from kiosk.widgets.keypad import Keypad
+
+
+def display_number(digits: str, region: str) -> str:
+    """As-you-type formatting, in characters the big Digits widget can draw."""
+    fmt = phonenumbers.AsYouTypeFormatter(region)
+    out = ""
+    for d in digits:
+        out = fmt.input_digit(d)
+    return out.replace("(", "").replace(")", "").replace(" ", "-").replace("--", "-").strip("-")
+
+
+def to_e164(digits: str, region: str) -> str | None:
+    """The number in E.164 if it is a valid number for the clinic's region, else None."""
+    try:
+        number = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def pretty_number(e164: str) -> str:
+    """A stored E.164 number the way people write it at home."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+class PhoneScreen(KioskScreen):
+    def compose_body(self) -> ComposeResult:
+        yield Static(self.t("phone_title"), id="title", classes="title")
+        yield Digits("", id="number")
+        yield Static(self.t("phone_hint"), id="message", classes="hint")
+        yield Keypad("digits", self.lang, max_length=15, id="keypad")
+
+    @on(Keypad.Changed)
+    def changed(self, event: Keypad.Changed) -> None:
+        self.query_one("#number", Digits).update(display_number(event.value, self.kiosk.region))
+        message = self.query_one("#message", Static)
+        message.remove_class("error")
+        message.update(self.t("phone_hint"))
+
+    @on(Keypad.Submitted)
+    def submitted(self, event: Keypad.Submitted) -> None:
+        message = self.query_one("#message", Static)
+        number = to_e164(event.value, self.kiosk.region)
+        if number is None:
+            message.add_class("error")
+            message.update(self.t("phone_typo" if event.value else "phone_empty"))
+            return
+        self.kiosk.session.phone = number
+        message.update(self.t("looking"))
+        self.look_up(number)
+
+    def on_key(self, event: events.Key) -> None:
+        super().on_key(event)
+        keypad = self.query_one(Keypad)
+        if event.character and event.character.isdigit():
+            keypad.type_key(event.character)
+        elif event.key == "backspace":
+            keypad.type_key("back")
+        elif event.key == "enter":
+            keypad.type_key("ok")
+        else:
+            return
+        event.stop()
+
+    @work(exclusive=True, exit_on_error=False)
+    async def look_up(self, number: str) -> None:
+        from kiosk.screens.done import DoneScreen
+        from kiosk.screens.notfound import NotFoundScreen
+        from kiosk.screens.pets import PetsScreen
+
+        try:
+            found = await self.kiosk.api.lookup(number)
+        except ServerUnreachable:
+            # No lookup possible: take "this number is here" as a queued check-in by phone.
+            self.kiosk.online = False
+            answer = await self.kiosk.send("checkin", {"phone": number, "appointments": []})
+            if answer is None:
+                self.kiosk.go(DoneScreen([], offline=True))
+                return
+            self.kiosk.go(DoneScreen(answer.get("visits", []), now=answer.get("now")))
+            return
+        self.kiosk.online = True
+        self.kiosk.session.lookup = found
+        self.kiosk.session.sms_consent = bool(found.get("sms_consent"))
+        if not found.get("appointments"):
+            self.kiosk.go(NotFoundScreen())
+        else:
+            self.kiosk.go(PetsScreen(found["appointments"]))

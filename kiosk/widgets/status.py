@@ -1,0 +1,26 @@
+"""A small mark in the corner for staff: online, offline, or how many check-ins are queued."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Static
+
+from kiosk.i18n import t
+
+
+class StatusMark(Static):
+    def on_mount(self) -> None:
+        self.watch(self.app, "online", self._update)
+        self.watch(self.app, "queued", self._update)
+
+    def _update(self, _: Any = None) -> None:
+        app: Any = self.app
+        lang = app.session.lang
+        queued, online = int(app.queued), bool(app.online)
+        self.set_class(not online, "offline")
+        self.set_class(queued > 0, "queued")
+        if queued:
+            self.update(t(lang, "status_queued", n=queued))
+        else:
+            self.update(t(lang, "status_online" if online else "status_offline"))
