@@ -74,7 +74,7 @@ async def test_learn_reports_each_vets_speed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".json", ".csv", ".ics"])
 def test_import_from_file(tmp_path: Path, suffix: str) -> None:
-    src = Path(__file__).parent / "data" / f"schedule{suffix}"
+    src = Path(__file__).parent / "data" / ("schedule.json" if suffix == ".json" else f"day{suffix}")
     if not src.exists():
         pytest.fail(f"sample file {src} is missing")
     db = tmp_path / "w.db"
