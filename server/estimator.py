@@ -12,13 +12,14 @@ All times inside the simulation are float minutes relative to `now`.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from .domain import DEFAULT_EMERGENCY_MIN, DayState, Estimate, Visit
-from .learning import N_QUANTILES, Model, _local_hour
+from .learning import N_QUANTILES, Model, _erfinv, _local_hour
 
 EARLY_START_MIN = 5.0  # nobody is started more than this before their scheduled time
 SAMPLES = 256
@@ -48,18 +49,17 @@ class _Queue:
     ready: np.ndarray  # (N, K) earliest start allowed (arrival, 5-min rule); inf = never comes
     key: np.ndarray  # (N, K) dispatch order among the ready (lower first)
     dur: np.ndarray  # (N, K) consult length plus turnaround
+    floor: np.ndarray  # (K,) earliest start the rules allow, whatever happens
     ids: list[str | None]  # visit id, or None for simulated future arrivals
 
 
 def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict[str, Estimate]:
     """One `Estimate` per pending visit of `state`, as seen at `now`.
 
-    Never earlier than `now`, deterministic for the same input (the random stream is
-    seeded from the date of `now`, so consecutive queries share random numbers and the
-    shown estimates do not jitter), no clock reads and no I/O.
+    Never earlier than `now`, deterministic for the same input (the random streams are
+    seeded from the date of `now` and the vet), no clock reads and no I/O.
     """
     n = SAMPLES if model is not None else 1
-    rng = np.random.default_rng(now.date().toordinal())
     hours = _bin_hours(now, model)
     out: dict[str, Estimate] = {}
     by_vet: dict[str, list[Visit]] = {vet: [] for vet in state.vets}
@@ -68,6 +68,9 @@ def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict
     for vet, visits in by_vet.items():
         if not any(v.pending for v in visits):
             continue
+        # One random stream per vet and day: what happens to one vet's queue cannot shift
+        # another's numbers, and consecutive queries reuse the same draws (no jitter).
+        rng = np.random.default_rng([now.date().toordinal(), zlib.crc32(vet.encode())])
         q = _build_queue(vet, visits, state, now, model, n, rng, hours)
         starts = _dispatch(q)
         cols = [c for c, vid in enumerate(q.ids) if vid is not None]
@@ -83,7 +86,7 @@ def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict
             lo = p50 - 0.1 * p50 - 2.0
             hi = p50 + 0.3 * p50 + 5.0
         p50 = np.maximum(p50, 0.0)
-        lo = np.minimum(np.maximum(lo, 0.0), p50)
+        lo = np.minimum(np.maximum(lo, q.floor[cols]), p50)
         hi = np.maximum(hi, p50)
         for j, c in enumerate(cols):
             vid = q.ids[c]
@@ -117,7 +120,7 @@ def _bin_hours(now: datetime, model: Model | None) -> np.ndarray:
 
 def _table(q: list[float]) -> np.ndarray:
     """A quantile list resampled on a fine uniform grid, so drawing is one gather."""
-    return np.interp(_FINE, _GRID, np.asarray(q))
+    return np.asarray(np.interp(_FINE, _GRID, np.asarray(q)))
 
 
 def _draw(table: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -147,15 +150,17 @@ def _sample_remaining(model: Model, v: Visit, elapsed: float, rng: np.random.Gen
     distribution truncated at `elapsed`, so a consult that has run long is expected to
     run on rather than to end at its unconditional mean."""
     mu, sigma = _mu_sigma(model, v)
-    res = np.asarray(model.residuals)
+    # Log-normal rather than the empirical residual pool here: the pool ends at the
+    # longest consult seen, which would make a long overrun look nearly over.
     z_e = (math.log(max(elapsed, 0.1)) - mu) / sigma
-    u_e = float(np.interp(z_e, res, _GRID))
-    if u_e >= 0.98:
-        # Beyond what history shows: assume a short memoryless overrun.
+    tail = 0.5 * math.erfc(z_e / math.sqrt(2.0))  # P(longer than elapsed)
+    if tail < 1e-6:
+        # Beyond anything the model expects: assume a short memoryless overrun.
         return rng.exponential(max(2.0, 0.15 * math.exp(mu)), n)
-    u = u_e + (1.0 - u_e) * rng.random(n)
-    total = np.exp(mu + sigma * _z(model, u))
-    return np.maximum(total - elapsed, 0.0)
+    u = 1.0 - tail * rng.random(n)  # uniform over the part of the distribution still possible
+    z = np.sqrt(2.0) * _erfinv(np.minimum(2.0 * u - 1.0, 1.0 - 1e-12))
+    total = np.exp(mu + sigma * np.maximum(z, z_e))
+    return np.asarray(np.maximum(total - elapsed, 0.0))
 
 
 def _sample_arrivals(
@@ -201,7 +206,7 @@ def _future_arrivals(
     times = np.interp(rng.random((n, slots)) * total, cum, edges)
     count = rng.poisson(total, n)
     times[np.arange(slots)[None, :] >= count[:, None]] = np.inf
-    return times
+    return np.asarray(times)
 
 
 # -- building and running one vet's queue ----------------------------------------------
@@ -315,7 +320,11 @@ def _build_queue(
             r = np.concatenate([r, *extra_r], axis=1)
             keys = np.concatenate([keys, *extra_k], axis=1)
             dur = np.concatenate([dur, *extra_d], axis=1)
-    return _Queue(free=free, ready=r, key=keys, dur=dur, ids=ids)
+    floor = np.maximum(np.nan_to_num(np.fmax(ready, sched - EARLY_START_MIN), nan=0.0), 0.0)
+    if vet in state.vet_unavailable_until:
+        floor = np.maximum(floor, _rel(state.vet_unavailable_until[vet], now))
+    floor = np.concatenate([floor, np.zeros(len(ids) - k)])
+    return _Queue(free=free, ready=r, key=keys, dur=dur, floor=floor, ids=ids)
 
 
 def _dispatch(q: _Queue) -> np.ndarray:

@@ -68,15 +68,15 @@ def _erfinv(y: np.ndarray) -> np.ndarray:
     small = w < 5.0
     ws = w - 2.5
     wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
-    ps = 2.81022636e-08
+    ps: np.ndarray = np.full_like(w, 2.81022636e-08)
     for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
               -0.00417768164, 0.246640727, 1.50140941):
         ps = c + ps * ws
-    pl = -0.000200214257
+    pl: np.ndarray = np.full_like(w, -0.000200214257)
     for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
               0.00943887047, 1.00167406, 2.83297682):
         pl = c + pl * wl
-    return np.where(small, ps, pl) * y
+    return np.asarray(np.where(small, ps, pl) * y)
 
 
 @dataclass(slots=True)
@@ -167,7 +167,8 @@ class Model:
                 f"  vet {vet}: {self.vet_n[vet]} visits, consults take {ratio:.2f}x booked time"
                 f" ({'slower' if ratio > 1.05 else 'faster' if ratio < 0.95 else 'about'} than booked)"
             )
-        lines.append(f"  no-show rate {self.noshow_rate:.1%}, median lateness {self.lateness[N_QUANTILES // 2]:+.1f} min")
+        late = self.lateness[N_QUANTILES // 2]
+        lines.append(f"  no-show rate {self.noshow_rate:.1%}, median lateness {late:+.1f} min")
         walk = sum(sum(r) for k, r in self.walkin_rate.items() if k != "*")
         em = sum(sum(r) for k, r in self.emergency_rate.items() if k != "*")
         lines.append(f"  per day: {walk:.1f} walk-ins, {em:.1f} emergencies")

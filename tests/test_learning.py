@@ -1,0 +1,106 @@
+"""Learning a clinic from constructed histories: speeds, unseen types, arrivals, JSON."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from server.domain import Visit
+from server.learning import Model, learn
+
+BOOKED = {"vacc": 15.0, "sick": 20.0, "wellness": 30.0}
+DAY0 = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
+
+
+def _history(
+    speeds: dict[str, float], days: int = 10, seed: int = 1, types: tuple[str, ...] = ("vacc", "sick")
+) -> list[Visit]:
+    """Back-to-back consults; vet v takes speeds[v] x booked minutes, with log-normal noise."""
+    rng = random.Random(seed)
+    out: list[Visit] = []
+    for d in range(days):
+        for vet, speed in speeds.items():
+            t = DAY0 + timedelta(days=d)
+            for i in range(16):
+                typ = types[i % len(types)]
+                length = BOOKED[typ] * speed * math.exp(rng.gauss(0.0, 0.25))
+                out.append(Visit(
+                    id=f"{d}/{vet}/{i}", kind="appointment", vet=vet, type=typ, booked_min=BOOKED[typ],
+                    scheduled=t, arrived=t - timedelta(minutes=3), started=t,
+                    ended=t + timedelta(minutes=length),
+                ))
+                t += timedelta(minutes=length + 1)
+    return out
+
+
+def test_slow_vet_is_learned_as_slow() -> None:
+    model = learn(_history({"fast": 0.8, "slow": 1.4}), BOOKED)
+    assert model.speed_factor("slow") > 1.25
+    assert model.speed_factor("fast") < 0.9
+    assert model.expected_minutes("slow", "sick", 20) > 1.5 * model.expected_minutes("fast", "sick", 20)
+
+
+def test_unseen_type_falls_back_to_booked_times_vet_speed() -> None:
+    model = learn(_history({"fast": 0.8, "slow": 1.4}), BOOKED)
+    for vet, speed in (("fast", 0.8), ("slow", 1.4)):
+        mu, _ = model.duration_mu_sigma(vet, "wellness", 30.0)  # nobody has done one
+        assert math.exp(mu) == pytest.approx(30.0 * speed, rel=0.1)
+
+
+def test_vet_with_few_visits_of_a_type_is_shrunk_toward_the_type() -> None:
+    hist = _history({"a": 1.0, "b": 1.0})
+    # One freakishly long wellness by vet a: must not make a's wellness 3x booked.
+    t = DAY0 + timedelta(days=30)
+    hist.append(Visit(id="odd", kind="appointment", vet="a", type="wellness", booked_min=30.0,
+                      scheduled=t, arrived=t, started=t, ended=t + timedelta(minutes=90)))
+    model = learn(hist, BOOKED)
+    assert 30.0 < model.expected_minutes("a", "wellness", 30.0) < 60.0
+
+
+def test_noshow_rate_and_lateness_learned() -> None:
+    hist = _history({"a": 1.0}, days=20)
+    for i, v in enumerate(hist):
+        if i % 5 == 0:  # 20% no-shows
+            v.arrived = v.started = v.ended = None
+    model = learn(hist, BOOKED)
+    assert 0.12 < model.noshow_rate < 0.2
+    assert -4.0 < model.lateness[50] < -2.0
+
+
+def test_walkin_and_emergency_rates_by_hour() -> None:
+    hist = _history({"a": 1.0}, days=10)
+    for d in range(10):
+        t = DAY0 + timedelta(days=d, hours=6)  # 14:00 UTC every day
+        hist.append(Visit(id=f"w{d}", kind="walkin", vet="a", type="sick", booked_min=20.0,
+                          arrived=t, started=t, ended=t + timedelta(minutes=20)))
+    model = learn(hist, BOOKED)
+    rate = model.rate("walkin", "a")
+    assert rate[14] > 0.5  # about one a day at 14:00
+    assert rate[14] > 5 * rate[10]
+
+
+def test_empty_history_gives_usable_priors() -> None:
+    model = learn([], BOOKED)
+    assert model.n_visits == 0
+    assert model.expected_minutes("v1", "vacc", 15.0) > 10.0
+    assert 0.0 < model.noshow_rate < 0.2
+
+
+def test_model_round_trips_through_json() -> None:
+    model = learn(_history({"a": 1.2}), BOOKED)
+    again = Model.from_json(model.to_json())
+    assert again == model
+    text = again.describe()
+    assert "a:" in text and "1.2" in text and str(model.n_visits) in text
+
+
+def test_learning_sixty_days_of_five_vets_is_fast() -> None:
+    import time
+
+    hist = _history({f"v{i}": 0.8 + 0.1 * i for i in range(5)}, days=60)
+    t0 = time.perf_counter()
+    learn(hist, BOOKED)
+    assert time.perf_counter() - t0 < 2.0
