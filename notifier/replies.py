@@ -1,0 +1,180 @@
+"""Clients' replies: what they mean, and what we do about each.
+
+`parse_reply` is pure. `handle_inbound` runs in one transaction: records the message
+(de-duplicated by the provider's message id: webhooks are retried), acts on it (opt-out,
+opt-in, asks the server for a reschedule link, files it for reception) and queues our
+answer in the outbox, so a reply is handled exactly once even when Twilio posts it twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from notifier import outbox
+from notifier.messages import ClinicInfo, ReplyText, reply_message
+from notifier.outbox import NewText, to_db
+
+
+class ReplyKind(enum.StrEnum):
+    KEEP = "keep"
+    RESCHEDULE = "reschedule"
+    OPT_OUT = "optout"
+    OPT_IN = "optin"
+    HELP = "help"
+    OTHER = "other"
+
+
+# Carrier / CTIA standard keywords (Twilio's default opt-out handling knows the same).
+_OPT_OUT = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "stopp",
+            "baja", "alto", "parar"}
+_OPT_IN = {"start", "unstop", "yes", "si", "sí"}
+_HELP = {"help", "info", "ayuda"}
+_KEEP = {"1", "keep", "wait", "ok", "okay", "k", "waiting", "keepit", "illwait", "iwillwait", "mantener",
+         "espero", "esperar", "esperamos", "vale", "bien"}
+_RESCHEDULE = {"2", "reschedule", "change", "cambiar", "reprogramar", "cambio", "otrahora", "otrodia"}
+_THUMBS = "\U0001f44d"
+
+# Plain-words opt-outs. Anchored phrases, so "stop by later?" or "please don't cancel" are
+# not read as an opt-out: a false opt-out silences a client who wanted texts.
+_OPT_OUT_PHRASES = re.compile(
+    r"^(please )?(stop|quit|end) (all )?(the )?(texting|texts?|messag(e|es|ing)|sms|sending|contacting)\b"
+    r"|^(please )?(do not|dont|don't|no more) (text|message|sms|contact)"
+    r"|^(please )?(remove me|take me off|unsubscribe me|opt me out|opt out)"
+    r"|^no more (texts|messages)"
+    r"|^(no|dejen de|deje de) (me )?(mand|envi)\w* (mas )?mensajes"
+    r"|^(dejen|deje) de escribir",
+)
+_CANCEL_VISIT = re.compile(r"^(please )?(cancel|cancelar|anular)\b.*\b(appointment|appt|visit|cita|turno)\b")
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
+    text = re.sub(r"[^\w\s']", " ", text)  # punctuation (and emoji, already looked for) out
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _strip_accents(s: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFD", s) if unicodedata.category(ch) != "Mn")
+
+
+def parse_reply(text: str) -> ReplyKind:
+    """What a client's text means. Case, spaces, punctuation and accents don't matter."""
+    raw = text.strip()
+    if raw and set(raw.replace(" ", "")) <= {_THUMBS, "\U0001f3fb", "\U0001f3fc", "\U0001f3fd",
+                                               "\U0001f3fe", "\U0001f3ff", "\ufe0f"}:
+        return ReplyKind.KEEP
+    norm = _strip_accents(_normalise(text))
+    if not norm:
+        return ReplyKind.KEEP if _THUMBS in raw else ReplyKind.OTHER
+    squashed = norm.replace(" ", "").replace("'", "")
+    for words, kind in ((_OPT_OUT, ReplyKind.OPT_OUT), (_OPT_IN, ReplyKind.OPT_IN), (_HELP, ReplyKind.HELP),
+                        (_KEEP, ReplyKind.KEEP), (_RESCHEDULE, ReplyKind.RESCHEDULE)):
+        if squashed in words or norm in words:
+            return kind
+    if _OPT_OUT_PHRASES.search(norm) or _OPT_OUT_PHRASES.search(norm.replace("'", "")):
+        return ReplyKind.OPT_OUT
+    if _CANCEL_VISIT.search(norm):
+        return ReplyKind.RESCHEDULE  # cancelling is done on the reschedule page
+    # "1 thanks", "ok 👍", "2 please": a leading choice with a few polite words.
+    tokens = norm.split()
+    if len(tokens) <= 4:
+        if tokens[0] in _KEEP and not set(tokens) & (_RESCHEDULE | _OPT_OUT):
+            return ReplyKind.KEEP
+        if tokens[0] in _RESCHEDULE and not set(tokens) & (_KEEP | _OPT_OUT):
+            return ReplyKind.RESCHEDULE
+    return ReplyKind.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReply:
+    provider_sid: str
+    from_number: str
+    to_number: str | None
+    body: str
+    kind: ReplyKind
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What the server says about a reply: which visit it concerns, in which language to
+    answer, and (for RESCHEDULE) the link to send."""
+
+    visit_id: str | None = None
+    language: str = "en"
+    link: str | None = None
+
+
+# The server's part: find the client's visit by number; for KEEP record it; for RESCHEDULE
+# make a signed link (links.make_token) and return its URL; for OTHER put it in front of
+# reception. Called inside the same transaction.
+OnReply = Callable[[aiosqlite.Connection, InboundReply], Awaitable[ReplyOutcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class HandledReply:
+    duplicate: bool
+    kind: ReplyKind
+    outbox_ids: list[int]
+
+
+async def handle_inbound(conn: aiosqlite.Connection, *, provider_sid: str, from_number: str,
+                         to_number: str | None, body: str, now: datetime, clinic: ClinicInfo,
+                         on_reply: OnReply, send_optout_confirmation: bool = True) -> HandledReply:
+    """Handle one inbound text inside the caller's transaction (see module docstring)."""
+    kind = parse_reply(body)
+    cur = await conn.execute(
+        "INSERT INTO inbound_messages (provider_sid, from_number, to_number, body, kind, needs_reception, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider_sid) DO NOTHING",
+        (provider_sid, from_number, to_number, body, kind.value, int(kind is ReplyKind.OTHER), to_db(now)),
+    )
+    if cur.rowcount == 0:
+        return HandledReply(duplicate=True, kind=kind, outbox_ids=[])
+    is_opted_out = bool(await outbox.opted_out(conn, [from_number]))
+    if kind is ReplyKind.OPT_IN and not is_opted_out:
+        # "Yes" from someone still subscribed answers our question: they keep their place.
+        kind = ReplyKind.KEEP
+    reply = InboundReply(provider_sid, from_number, to_number, body, kind, now)
+    outcome = await on_reply(conn, reply)
+    if outcome.visit_id is not None:
+        await conn.execute("UPDATE inbound_messages SET visit_id = ?, kind = ? WHERE provider_sid = ?",
+                           (outcome.visit_id, kind.value, provider_sid))
+    answer: ReplyText | None
+    if kind is ReplyKind.OPT_OUT:
+        await outbox.record_opt_out(conn, from_number, "reply", now)
+        answer = "optout" if send_optout_confirmation and not is_opted_out else None
+    elif is_opted_out and kind is not ReplyKind.OPT_IN:
+        answer = None  # they opted out: nothing but the START that brings them back
+    elif kind is ReplyKind.OPT_IN:
+        await outbox.record_opt_in(conn, from_number)
+        answer = "optin"
+    else:
+        answer = kind.value  # type: ignore[assignment]
+    if answer is None:
+        return HandledReply(duplicate=False, kind=kind, outbox_ids=[])
+    msg = reply_message(answer, outcome.language, clinic, outcome.link)
+    ids = await outbox.enqueue(conn, [NewText(
+        dedupe_key=f"reply:{provider_sid}", to_number=from_number, body=msg.body, kind=answer,
+        visit_id=outcome.visit_id, segments=msg.segments)], now)
+    return HandledReply(duplicate=False, kind=kind, outbox_ids=ids)
+
+
+async def reception_inbox(conn: aiosqlite.Connection, include_handled: bool = False) -> list[dict[str, object]]:
+    """Replies a person must answer, oldest first."""
+    q = ("SELECT id, provider_sid, from_number, body, visit_id, received_at, handled_at FROM inbound_messages "
+         "WHERE needs_reception = 1" + ("" if include_handled else " AND handled_at IS NULL") + " ORDER BY id")
+    keys = ("id", "provider_sid", "from_number", "body", "visit_id", "received_at", "handled_at")
+    return [dict(zip(keys, r, strict=True)) for r in await conn.execute_fetchall(q)]
+
+
+async def mark_handled(conn: aiosqlite.Connection, inbound_id: int, now: datetime) -> bool:
+    cur = await conn.execute("UPDATE inbound_messages SET handled_at = ? WHERE id = ? AND handled_at IS NULL",
+                             (to_db(now), inbound_id))
+    return cur.rowcount > 0

@@ -1,0 +1,246 @@
+"""The outbox worker: sends queued texts, never twice, never lost.
+
+Each text: mark it `sending` and COMMIT, then call the provider, then record the answer in
+a second transaction. A crash between the provider accepting a text and that second
+commit leaves the row `sending`; on start-up such rows are looked up at the provider
+(found: recorded as sent; provably absent: queued again; cannot tell: `held` for
+reception), never blindly resent. Timeouts and 5xx answers are treated the same way: the
+provider may have created the message, so the row is looked up before its next attempt.
+
+Runs as an aiohttp background task (`Worker.run`, started in the server's cleanup_ctx)
+or alone (`main(db_path)`, behind `waitroom notifier --db PATH`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiosqlite
+
+from notifier import outbox
+from notifier.outbox import OutboxRow
+from notifier.providers import (
+    OPTED_OUT_CODES,
+    ConsoleProvider,
+    PermanentError,
+    Provider,
+    ProviderError,
+    TransientError,
+)
+
+log = logging.getLogger("waitroom.notifier")
+
+Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    batch: int = 50  # rows claimed per transaction
+    concurrency: int = 16  # sends in flight at once (Twilio queues per sender itself)
+    poll_interval: float = 2.0  # seconds between looks when nobody wakes us
+    backoff_base: float = 2.0  # seconds before the first retry, doubling each time
+    backoff_max: float = 300.0
+    max_attempts: int = 8
+    # A row we are unsure of is not called "never sent" until this long after the attempt:
+    # the provider's list may lag its create by a moment.
+    reconcile_grace: float = 30.0
+
+
+class Worker:
+    def __init__(self, transaction: Transaction, provider: Provider, clock: Clock,
+                 settings: WorkerSettings | None = None) -> None:
+        self.transaction = transaction
+        self.provider = provider
+        self.clock = clock
+        self.settings = settings or WorkerSettings()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Call after committing new outbox rows, so they go out now rather than at the next poll."""
+        self._wake.set()
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Settle rows a previous process left `sending`. Returns how many there were."""
+        async with self.transaction() as conn:
+            stuck = await outbox.stuck_sending(conn)
+        for row in stuck:
+            await self._settle_unsure(row, at_startup=True)
+        return len(stuck)
+
+    async def _settle_unsure(self, row: OutboxRow, *, at_startup: bool) -> bool:
+        """Look `row` up at the provider. True when it is settled (sent or held)."""
+        now = self.clock()
+        since = row.sending_at or row.created_at
+        try:
+            found = await self.provider.lookup(row.to_number, row.body, since)
+        except ProviderError as e:
+            log.warning("outbox %d: cannot tell whether it was sent (%s): held for reception", row.id, e)
+            async with self.transaction() as conn:
+                await outbox.mark_held(conn, row.id, now,
+                                       f"may or may not have been sent; the lookup failed: {e}")
+            return True
+        async with self.transaction() as conn:
+            if found is not None:
+                log.info("outbox %d: found at the provider as %s: not sending again", row.id, found.sid)
+                await outbox.mark_sent(conn, row.id, found.sid, found.status, now)
+                return True
+            young = (now - since).total_seconds() < self.settings.reconcile_grace
+            if at_startup or young:
+                # Absent for now; look again after the grace before sending.
+                at = max(now, since + timedelta(seconds=self.settings.reconcile_grace)) if young else now
+                await outbox.mark_retry(conn, row.id, now, at, "reconcile", "not found at the provider yet",
+                                        uncertain=young)
+                return young
+        return False
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Send what is due now. Returns the number of rows handled."""
+        async with self.transaction() as conn:
+            claimed = await outbox.claim_due(conn, self.clock(), self.settings.batch)
+        if not claimed:
+            return 0
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(row: OutboxRow) -> None:
+            async with sem:
+                await self._send(row)
+
+        await asyncio.gather(*(one(r) for r in claimed))
+        return len(claimed)
+
+    async def _send(self, row: OutboxRow) -> None:
+        if row.uncertain and await self._settle_unsure(row, at_startup=False):
+            return
+        try:
+            sent = await self.provider.send(row.to_number, row.body, row.id)
+        except PermanentError as e:
+            log.warning("outbox %d: failed for good (%s %s)", row.id, e.code, e)
+            async with self.transaction() as conn:
+                await outbox.mark_failed(conn, row.id, self.clock(), e.code, str(e))
+                if e.code in OPTED_OUT_CODES:
+                    await outbox.record_opt_out(conn, row.to_number, "carrier", self.clock())
+            return
+        except TransientError as e:
+            await self._retry(row, e.code, str(e), e.retry_after, maybe_sent=e.maybe_sent)
+            return
+        except Exception as e:  # a bug in a provider: we cannot know whether it sent
+            log.exception("outbox %d: unexpected error from the provider", row.id)
+            await self._retry(row, "internal", repr(e), None, maybe_sent=True)
+            return
+        async with self.transaction() as conn:
+            await outbox.mark_sent(conn, row.id, sent.sid, sent.status, self.clock())
+
+    async def _retry(self, row: OutboxRow, code: str | None, message: str, retry_after: float | None,
+                     *, maybe_sent: bool) -> None:
+        now = self.clock()
+        async with self.transaction() as conn:
+            if row.attempts >= self.settings.max_attempts:
+                if maybe_sent:
+                    await outbox.mark_held(conn, row.id, now, f"gave up after {row.attempts} attempts, "
+                                                              f"the last may have gone out: {message}")
+                else:
+                    await outbox.mark_failed(conn, row.id, now, code, f"gave up after {row.attempts} "
+                                                                      f"attempts: {message}")
+                return
+            delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** max(0, row.attempts - 1))
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, self.settings.backoff_max))
+            log.info("outbox %d: %s (%s), retry in %.1f s", row.id, code, message, delay)
+            await outbox.mark_retry(conn, row.id, now, now + timedelta(seconds=delay), code, message,
+                                    uncertain=maybe_sent)
+
+    async def _sleep_until_due(self) -> None:
+        async with self.transaction() as conn:
+            due = await outbox.next_due(conn)
+        timeout = self.settings.poll_interval
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - self.clock()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def run(self) -> None:
+        """Reconcile, then send forever (until cancelled). Errors are logged, never fatal."""
+        await self.reconcile()
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+                await self._sleep_until_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database was busy or a bug: keep the worker alive, try again soon.
+                log.exception("notifier worker: error, retrying")
+                await asyncio.sleep(self.settings.poll_interval)
+
+
+async def run_worker(transaction: Transaction, provider: Provider, clock: Clock,
+                     settings: WorkerSettings | None = None, *, worker: Worker | None = None) -> None:
+    """Run the worker until cancelled (an aiohttp cleanup_ctx task)."""
+    w = worker or Worker(transaction, provider, clock, settings)
+    try:
+        await w.run()
+    finally:
+        await provider.close()
+
+
+# -- alone ----------------------------------------------------------------------------------
+
+def sqlite_transaction(conn: aiosqlite.Connection) -> Transaction:
+    """A transaction factory for a connection this process owns alone (`main`, tests):
+    the same lock + BEGIN IMMEDIATE as the server's store."""
+    lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def transaction() -> AsyncIterator[aiosqlite.Connection]:
+        async with lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    return transaction
+
+
+async def open_db(db_path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(db_path, isolation_level=None)
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = FULL")
+    await conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+async def serve(db_path: str, provider: Provider | None = None, settings: WorkerSettings | None = None) -> None:
+    """The worker on its own connection to an existing (migrated) database."""
+    conn = await open_db(db_path)
+    try:
+        await run_worker(sqlite_transaction(conn), provider or ConsoleProvider(), lambda: datetime.now(UTC),
+                         settings)
+    finally:
+        await conn.close()
+
+
+def main(db_path: str, provider: Provider | None = None) -> int:
+    """`waitroom notifier --db PATH`: run until interrupted. The server must have migrated
+    the database (it owns the migrations)."""
+    try:
+        asyncio.run(serve(db_path, provider))
+    except KeyboardInterrupt:
+        pass
+    return 0
