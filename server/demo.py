@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, time as dtime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,8 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
 
-    from server.store import Clinic, Store, create_token, insert_history, set_clinic
     from server.schedule import import_schedule
+    from server.store import Clinic, Store, create_token, insert_history, set_clinic
     from server.timeutil import tz_from
 
     folder.mkdir(parents=True, exist_ok=True)
