@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import events, on
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
@@ -37,10 +37,11 @@ class KioskMixin:
             yield StatusMark(id="status")
             yield Button(self.t("start_over"), id="start-over", classes="start-over")
 
-    @on(Button.Pressed, "#start-over")
-    def _start_over(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.kiosk.start_over()
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        # A plain handler, not @on: decorated handlers on a mixin are not registered.
+        if event.button.id == "start-over":
+            event.stop()
+            self.kiosk.start_over()
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self.kiosk.touch()

@@ -6,6 +6,7 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Button, Static
 
 from kiosk.screens.base import KioskScreen
@@ -33,10 +34,11 @@ class PetsScreen(KioskScreen):
         yield Static(self.t("pets_title"), id="title", classes="title")
         all_done = all(a.get("checked_in") for a in self.appointments)
         yield Static(self.t("pets_all_done" if all_done else "pets_hint"), id="message", classes="hint")
-        for i, a in enumerate(self.appointments):
-            chosen = " -selected" if i in self.selected else ""
-            yield Button(self.label(i), id=f"pet-{i}", classes="pet action" + chosen,
-                         disabled=bool(a.get("checked_in")))
+        with VerticalScroll(id="pets"):
+            for i, a in enumerate(self.appointments):
+                chosen = " -selected" if i in self.selected else ""
+                yield Button(self.label(i), id=f"pet-{i}", classes="pet action" + chosen,
+                             disabled=bool(a.get("checked_in")))
         if not all_done:
             yield Button(self.t("continue"), id="continue", classes="action", variant="success",
                          disabled=not self.selected)

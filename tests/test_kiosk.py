@@ -1,0 +1,327 @@
+"""The lobby kiosk, driven by clicking its real widgets, against the real server on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from kiosk.app import SIZE, KioskApp, make_kiosk
+from kiosk.screens.consent import ConsentScreen
+from kiosk.screens.done import DoneScreen
+from kiosk.screens.notfound import NotFoundScreen
+from kiosk.screens.pets import PetsScreen
+from kiosk.screens.phone import PhoneScreen
+from kiosk.screens.urgent_done import UrgentDoneScreen
+from kiosk.screens.welcome import WelcomeScreen
+from kiosk.widgets.qrcode import QRCode
+from tests.conftest import LiveServer
+
+HOUSEHOLD = "3125550102"  # pet-0 Bella (female) 08:00 Dr. Chloe Martin, pet-1 Max (male) 08:20 Dr. Ana Ruiz
+LUNA = "3125550101"  # Luna (female): 08:00 Dr. Ana Ruiz ... 12:30 Dr. Chloe Martin (pet-2)
+NOBODY = "3125550199"
+
+
+def kiosk(server: LiveServer, tmp_path: Path, **kw: Any) -> KioskApp:
+    kw = {"poll_s": 0.2, "retry_s": 0.2, **kw}
+    return make_kiosk(server.base_url, server.tokens["kiosk"], tmp_path / "queue.db", **kw)
+
+
+async def wait_for(pilot: Pilot[None], screen: type, tries: int = 100) -> None:
+    for _ in range(tries):
+        if isinstance(pilot.app.screen, screen):
+            await pilot.pause()
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"still on {type(pilot.app.screen).__name__}, wanted {screen.__name__}")
+
+
+async def type_phone(pilot: Pilot[None], digits: str) -> None:
+    for d in digits:
+        await pilot.click(f"#key-{d}")
+    await pilot.click("#key-ok")
+
+
+def text(pilot: Pilot[None], selector: str = "#message") -> str:
+    return str(pilot.app.screen.query_one(selector, Static).render())
+
+
+def events(server: LiveServer, kind: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(server.db) as conn:
+        return conn.execute("SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", (kind,)).fetchall()
+
+
+@pytest.fixture
+async def app(live_server: LiveServer, tmp_path: Path) -> AsyncIterator[KioskApp]:
+    yield kiosk(live_server, tmp_path)
+
+
+async def test_household_checks_in_two_pets_and_sees_live_estimate(app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, HOUSEHOLD)
+        await wait_for(pilot, PetsScreen)
+        labels = [str(b.label) for b in pilot.app.screen.query(".pet").results()]  # type: ignore[attr-defined]
+        assert labels[1].startswith("☐  Max") and "8:20 AM" in labels[1] and "Dr. Ana Ruiz" in labels[1]
+        assert all("312" not in label for label in labels)  # pet names, times and vets only
+        await pilot.click("#pet-0")
+        await pilot.click("#pet-1")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        assert str(pilot.app.screen.query_one("#consent").label).startswith("☑")  # type: ignore[attr-defined]
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        msg = text(pilot)
+        assert msg.startswith("Thank you. Bella is checked in with Dr. Chloe Martin. Your wait: about "), msg
+        assert "We'll call his name" in msg and "Max is checked in with Dr. Ana Ruiz" in msg
+        assert "We'll call her name" in msg
+        assert "We'll text you if that changes." in msg
+        assert len(pilot.app.screen.query(QRCode)) == 2
+        assert [a for a, _ in events(live_server, "checkin")] == ["2026-03-02-v3-0800", "2026-03-02-v1-0820"]
+        # The estimate updates while the screen is shown: an hour later the wait has changed.
+        before = msg
+        live_server.clock.advance(minutes=20)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if text(pilot) != before:
+                break
+        assert text(pilot) != before
+
+
+async def test_typo_number_gets_a_friendly_message(app: KioskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, "31255")
+        assert isinstance(pilot.app.screen, PhoneScreen)
+        assert "doesn't look quite right" in text(pilot)
+        await pilot.click("#key-back")
+        assert pilot.app.screen.query_one("#keypad").value == "3125"  # type: ignore[attr-defined]
+
+
+async def test_unknown_number_is_sent_to_the_front_desk_and_reception_is_told(
+        app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, NOBODY)
+        await wait_for(pilot, NotFoundScreen)
+        assert text(pilot, "#title") == "Please see the front desk"
+        assert len(events(live_server, "kiosk_unmatched")) == 1
+
+
+async def test_early_and_late_arrivals_get_fitting_words(app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, LUNA)
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#pet-2")  # 12:30, it is 07:50
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        assert "You're early: Luna's appointment is at 12:30 PM." in text(pilot)
+        await pilot.click("#finish")
+        await wait_for(pilot, WelcomeScreen)
+        live_server.clock.advance(minutes=25)  # 08:15: the 08:00 visit is late
+        await pilot.click("#appointment")
+        await type_phone(pilot, LUNA)
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#pet-0")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        assert "Luna's appointment was at 8:00 AM. We'll fit her in as soon as we can." in text(pilot)
+
+
+async def test_urgent_help_takes_one_confirm_and_reaches_reception(app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#urgent")
+        await pilot.pause()
+        assert events(live_server, "urgent") == []
+        await pilot.click("#urgent-yes")
+        await wait_for(pilot, UrgentDoneScreen)
+        assert text(pilot, "#title") == "A team member is coming"
+        assert len(events(live_server, "urgent")) == 1
+
+
+async def test_urgent_cancel_sends_nothing(app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#urgent")
+        await pilot.pause()
+        await pilot.click("#urgent-cancel")
+        await wait_for(pilot, WelcomeScreen)
+        assert events(live_server, "urgent") == []
+
+
+async def test_walk_in_joins_the_queue(app: KioskApp, live_server: LiveServer) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#walkin")
+        for key in ["A", "N", "N", "space", "L", "E", "E", "ok"]:
+            await pilot.click(f"#key-{key}")
+        await pilot.pause()
+        for key in ["R", "E", "X", "ok"]:
+            await pilot.click(f"#key-{key}")
+        await pilot.pause()
+        await pilot.click("#species-dog")
+        await pilot.pause()
+        await pilot.click("#reason-injury")
+        await wait_for(pilot, DoneScreen)
+        msg = text(pilot)
+        assert msg.startswith("Thank you. Rex has joined the walk-in list with Dr. "), msg
+        assert len(events(live_server, "walkin")) == 1
+
+
+async def test_spanish_speaker_checks_in(app: KioskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#lang-es")
+        await pilot.pause()
+        assert text(pilot, "#title") == "¡Bienvenidos! Regístrese aquí."
+        await pilot.click("#appointment")
+        await type_phone(pilot, HOUSEHOLD)
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#pet-0")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        msg = text(pilot)
+        assert msg.startswith("Gracias. Bella está registrada con Dr. Chloe Martin. Su espera: unos "), msg
+        assert "La llamaremos cuando sea su turno." in msg
+
+
+async def test_consent_choice_is_recorded(app: KioskApp, live_server: LiveServer) -> None:
+    with sqlite3.connect(live_server.db) as conn:
+        assert conn.execute("SELECT sms_consent FROM clients WHERE mobile = '+13125550104'").fetchone() == (1,)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, "3125550104")
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#pet-0")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await pilot.click("#consent")
+        assert str(pilot.app.screen.query_one("#consent").label).startswith("☐")  # type: ignore[attr-defined]
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        assert "Please take a seat" in text(pilot)
+    with sqlite3.connect(live_server.db) as conn:
+        assert conn.execute("SELECT sms_consent FROM clients WHERE mobile = '+13125550104'").fetchone() == (0,)
+
+
+async def test_start_over_forgets_what_was_typed(app: KioskApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#lang-es")
+        await pilot.pause()
+        await pilot.click("#appointment")
+        await type_phone(pilot, HOUSEHOLD)
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#start-over")
+        await wait_for(pilot, WelcomeScreen)
+        assert pilot.app.session.phone == "" and pilot.app.session.lang == "en"  # type: ignore[attr-defined]
+        await pilot.click("#appointment")
+        await pilot.pause()
+        assert pilot.app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
+
+
+async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveServer, tmp_path: Path) -> None:
+    app = kiosk(live_server, tmp_path, idle_s=0.4, done_idle_s=0.4)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#lang-es")
+        await pilot.click("#appointment")
+        await pilot.click("#key-3")
+        await pilot.click("#key-1")
+        await pilot.pause(0.8)
+        assert isinstance(pilot.app.screen, WelcomeScreen)
+        assert app.session.lang == "en" and app.session.phone == ""
+        await pilot.click("#appointment")
+        await pilot.pause()
+        assert pilot.app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
+
+
+async def test_done_screen_resets_sooner_than_the_others(live_server: LiveServer, tmp_path: Path) -> None:
+    app = kiosk(live_server, tmp_path, idle_s=30, done_idle_s=0.4)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#appointment")
+        await type_phone(pilot, HOUSEHOLD)
+        await wait_for(pilot, PetsScreen)
+        await pilot.pause(0.8)
+        assert isinstance(pilot.app.screen, PetsScreen)  # 60 s rule: not yet
+        await pilot.click("#pet-0")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        await pilot.pause(0.9)
+        assert isinstance(pilot.app.screen, WelcomeScreen)
+        assert app.session.phone == ""
+
+
+async def test_offline_check_ins_are_queued_and_delivered_once(live_server: LiveServer, tmp_path: Path) -> None:
+    app = kiosk(live_server, tmp_path, retry_s=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        # Client 1 looks up while the server is up; the server dies before they confirm.
+        await pilot.click("#appointment")
+        await type_phone(pilot, HOUSEHOLD)
+        await wait_for(pilot, PetsScreen)
+        await pilot.click("#pet-0")
+        await pilot.click("#continue")
+        await wait_for(pilot, ConsentScreen)
+        await live_server.stop()
+        await pilot.click("#check-in")
+        await wait_for(pilot, DoneScreen)
+        assert "reception has been told" in text(pilot)
+        assert "Your wait" not in text(pilot)
+        assert str(pilot.app.screen.query_one("#status", Static).render()) == "◆ 1 queued"
+        await pilot.click("#finish")
+        await wait_for(pilot, WelcomeScreen)
+        # Client 2 arrives while it is down: no lookup possible, checked in by phone.
+        await pilot.click("#appointment")
+        await type_phone(pilot, LUNA)
+        await wait_for(pilot, DoneScreen)
+        assert "reception has been told" in text(pilot)
+        await pilot.click("#finish")
+        # Client 3: a walk-in.
+        await pilot.click("#walkin")
+        for key in ["J", "O", "ok"]:
+            await pilot.click(f"#key-{key}")
+        await pilot.pause()
+        for key in ["F", "I", "D", "O", "ok"]:
+            await pilot.click(f"#key-{key}")
+        await pilot.pause()
+        await pilot.click("#species-dog")
+        await pilot.pause()
+        await pilot.click("#reason-sick")
+        await wait_for(pilot, DoneScreen)
+        assert app.queued == 3 and not app.online
+        assert events(live_server, "checkin") == []
+        # The server comes back: the queue is delivered in order, once.
+        await live_server.start()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.queued == 0:
+                break
+        assert app.queued == 0 and app.online
+        assert str(pilot.app.screen.query_one("#status", Static).render()) == "● online"
+    checkins = [a for a, _ in events(live_server, "checkin")]
+    assert checkins[0] == "2026-03-02-v3-0800"
+    assert sorted(checkins[1:]) == sorted(a for a in checkins[1:] if "-" in a)  # all of Luna's today
+    luna = sum(1 for a in checkins if a in {"2026-03-02-v1-0800", "2026-03-02-v1-1240", "2026-03-02-v2-0935",
+                                            "2026-03-02-v2-1545", "2026-03-02-v3-1230"})
+    assert luna == 5 and len(checkins) == 6
+    assert len(events(live_server, "walkin")) == 1
+    # An answer lost on the way back means the kiosk sends again: the server must not double it.
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        assert conn.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone() == (3,)
+        conn.execute("UPDATE outbox SET state = 'pending'")
+    app2 = kiosk(live_server, tmp_path)
+    async with app2.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app2.queued == 0 and await app2.queue.pending_count() == 0:
+                break
+    assert len(events(live_server, "checkin")) == 6 and len(events(live_server, "walkin")) == 1
