@@ -95,12 +95,3 @@ def test_model_round_trips_through_json() -> None:
     assert again == model
     text = again.describe()
     assert "a:" in text and "1.2" in text and str(model.n_visits) in text
-
-
-def test_learning_sixty_days_of_five_vets_is_fast() -> None:
-    import time
-
-    hist = _history({f"v{i}": 0.8 + 0.1 * i for i in range(5)}, days=60)
-    t0 = time.perf_counter()
-    learn(hist, BOOKED)
-    assert time.perf_counter() - t0 < 2.0
