@@ -5,6 +5,7 @@ from __future__ import annotations
 import phonenumbers
 from textual import events, on, work
 from textual.app import ComposeResult
+from textual.containers import Center
 from textual.widgets import Digits, Static
 
 from kiosk.api import ServerUnreachable
@@ -45,7 +46,8 @@ class PhoneScreen(KioskScreen):
         yield Static(self.t("phone_title"), id="title", classes="title")
         yield Digits("", id="number")
         yield Static(self.t("phone_hint"), id="message", classes="hint")
-        yield Keypad("digits", self.lang, max_length=15, id="keypad")
+        with Center(id="keypad-row"):
+            yield Keypad("digits", self.lang, max_length=15, id="keypad")
 
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:

@@ -39,6 +39,11 @@ class WalkinScreen(KioskScreen):
             for r in REASONS:
                 yield Button(self.t(f"reason_{r}"), id=f"reason-{r}", classes="action choice reason")
 
+    def on_mount(self) -> None:
+        typed = self.kiosk.session.walkin.get(self.step, "")
+        for keypad in self.query(Keypad).results(Keypad):
+            keypad.value = typed
+
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:
         self.query_one("#typed", Static).update(event.value or " ")

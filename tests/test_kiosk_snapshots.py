@@ -1,0 +1,95 @@
+"""A picture of every kiosk screen in both languages (pytest-textual-snapshot).
+
+Screens are opened directly with fixed data (`kiosk.fake`), so the pictures never change
+with the clock and the run stays quick; the taps between screens are tested against the
+real server in test_kiosk.py.
+Update after a deliberate change: pytest tests/test_kiosk_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from kiosk.app import SIZE, KioskApp, make_kiosk
+from kiosk.fake import BOOK, NOW, FakeClinic
+from kiosk.screens.consent import ConsentScreen
+from kiosk.screens.done import DoneScreen
+from kiosk.screens.error import ErrorScreen
+from kiosk.screens.notfound import NotFoundScreen
+from kiosk.screens.pets import PetsScreen
+from kiosk.screens.phone import PhoneScreen
+from kiosk.screens.urgent import UrgentConfirm
+from kiosk.screens.urgent_done import UrgentDoneScreen
+from kiosk.screens.walkin import WalkinScreen
+from kiosk.screens.welcome import WelcomeScreen
+from kiosk.widgets.keypad import Keypad
+
+PHONE = "+14155550132"
+
+
+def done(app: KioskApp) -> DoneScreen:
+    visit = FakeClinic()._visit(BOOK["+14155550177"][0])
+    return DoneScreen([visit], now=NOW, consent=True)
+
+
+def offline(app: KioskApp) -> DoneScreen:
+    app.online, app.queued = False, 1
+    return DoneScreen([], offline=True)
+
+
+def consent(app: KioskApp) -> ConsentScreen:
+    app.session.phone, app.session.sms_consent = PHONE, True
+    return ConsentScreen()
+
+
+def walkin(step: Any) -> Callable[[KioskApp], WalkinScreen]:
+    def make(app: KioskApp) -> WalkinScreen:
+        app.session.walkin = {"name": "Ana R", "pet": "Rex", "species": "dog"}
+        return WalkinScreen(step)
+
+    return make
+
+
+SCREENS: dict[str, Callable[[KioskApp], Any]] = {
+    "welcome": lambda app: WelcomeScreen(),
+    "phone_typo": lambda app: PhoneScreen(),
+    "pets": lambda app: PetsScreen(BOOK[PHONE]),
+    "consent": consent,
+    "done": done,
+    "done_offline": offline,
+    "notfound": lambda app: NotFoundScreen(),
+    "urgent_confirm": lambda app: WelcomeScreen(),
+    "urgent_done": lambda app: UrgentDoneScreen(),
+    "walkin_name": walkin("name"),
+    "walkin_species": walkin("species"),
+    "walkin_reason": walkin("reason"),
+    "error_busy": lambda app: ErrorScreen(busy=True),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_kiosk_screen_snapshot(screen: str, lang: str, snap_compare: Any, tmp_path: Path) -> None:
+    app = make_kiosk("http://fake", "token", tmp_path / "queue.db", api=FakeClinic())
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        app.session.lang = lang
+        app.go(SCREENS[screen](app))
+        await pilot.pause()
+        if screen == "phone_typo":
+            keypad = app.screen.query_one(Keypad)
+            for key in "41555":
+                keypad.type_key(key)
+            keypad.type_key("ok")
+        elif screen == "pets":
+            await pilot.click("#pet-1")
+        elif screen == "urgent_confirm":
+            app.push_screen(UrgentConfirm())
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
