@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.runtime import ClinicRuntime
-from server.store import Store, token_role
+from server.store import Store, hash_token, token_role
 
 log = logging.getLogger("waitroom.http")
 
@@ -61,6 +62,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error")
 
 
+# Valid tokens seen lately, by hash: the token check is on every request, and a SQLite query
+# each time (a thread hop in aiosqlite) was most of a busy lobby's cost. Unknown tokens are
+# not cached (a token just created works at once); a revoked one stops within the TTL.
+TOKEN_CACHE_TTL_S = 5.0
+TOKEN_CACHE = web.AppKey("token_cache", dict)
+
+
+async def _cached_token_role(app: web.Application, token: str) -> tuple[str, str] | None:
+    cache: dict[str, tuple[float, tuple[str, str]]] = app[TOKEN_CACHE]
+    key = hash_token(token)
+    t = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > t:
+        return hit[1]
+    found = await token_role(app[STORE].conn, token)
+    if found is None:
+        cache.pop(key, None)
+    else:
+        if len(cache) > 1000:  # a flood of distinct tokens cannot grow it without bound
+            cache.clear()
+        cache[key] = (t + TOKEN_CACHE_TTL_S, found)
+    return found
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     allowed: tuple[str, ...] | None = getattr(handler, _ROLES_ATTR, None)
@@ -69,7 +94,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise Unauthorized("a token is needed: Authorization: Bearer <token>", "Authorization")
-    found = await token_role(request.app[STORE].conn, header[7:].strip())
+    found = await _cached_token_role(request.app, header[7:].strip())
     if found is None:
         raise Unauthorized("unknown or revoked token", "Authorization")
     role, name = found
@@ -101,9 +126,13 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[CLOCK] = config.clock
+    app[TOKEN_CACHE] = {}
     app.cleanup_ctx.append(_store_ctx)
     api.setup_routes(app)
     kiosk_api.setup_routes(app)
+    from server.web import setup_web
+
+    setup_web(app)
     return app
 
 

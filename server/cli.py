@@ -179,6 +179,33 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     return int(notifier_main(args.db) or 0)
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add a reception console account; the password is read without echo, or from stdin."""
+    import getpass
+
+    from server.web.auth import AuthError, create_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("waitroom user add: the passwords differ", file=sys.stderr)
+            return 2
+
+    async def go(store: Any) -> None:
+        async with store.transaction() as conn:
+            await create_user(conn, args.name, password, datetime.now(UTC))
+
+    try:
+        asyncio.run(_with_store(args.db, go))
+    except AuthError as e:
+        print(f"waitroom user add: {e}", file=sys.stderr)
+        return 2
+    print(f"user {args.name} added")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -220,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", required=True)
     t.add_argument("--db", default=db_default)
     t.set_defaults(fn=cmd_token)
+
+    s = sub.add_parser("user", help="reception console accounts")
+    usub = s.add_subparsers(dest="user_command", required=True)
+    u = usub.add_parser("add", help="add a staff account (asks for the password twice)")
+    u.add_argument("name")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    u.add_argument("--db", default=db_default)
+    u.set_defaults(fn=cmd_user_add)
 
     s = sub.add_parser("learn", help="learn the clinic from its finished days and print what was learned")
     s.add_argument("--db", default=db_default)

@@ -30,6 +30,13 @@ CREATING = ("walkin", "emergency")
 VET_EVENTS = ("vet_late", "vet_available")
 OTHER = ("urgent",)
 EVENT_TYPES = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OTHER)
+# Reception's overrides from the console (server/web/console.py builds these Events; the JSON
+# API does not take them). Every override but `undo` itself can be undone by an `undo` event
+# naming its seq, so a slip at the desk is one click to take back and stays in the log.
+OVERRIDES = ("move", "reorder", "pause_texts", "resume_texts", "send_text", "in_car", "ack", "undo")
+UNDOABLE = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OVERRIDES[:-1])
+# Events that change no visit's state: they never stop an earlier event being undone.
+_STATELESS = ("send_text", "in_car", "ack", "undo", "pause_texts", "resume_texts", "consent", "kiosk_unmatched")
 
 
 @dataclass(slots=True)
@@ -124,11 +131,16 @@ async def apply_event(conn: aiosqlite.Connection, ev: Event, actor: str, tz: tzi
         vet = ev.data["vet"]
         if not await fetch(conn, "SELECT 1 FROM vets WHERE id = ?", (vet,)):
             raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
+        # Kept in the log so an undo can put back what was in force before.
+        prev = await fetch(conn, "SELECT unavailable_until FROM vet_status WHERE vet_id = ?", (vet,))
+        ev.data["previous_until"] = prev[0][0] if prev else None
         await conn.execute(
             "INSERT INTO vet_status (vet_id, unavailable_until) VALUES (?, ?) ON CONFLICT (vet_id) "
             "DO UPDATE SET unavailable_until = excluded.unavailable_until",
             (vet, ev.data.get("until")),
         )
+    elif ev.type in OVERRIDES:
+        await _override(conn, ev, actor, now)
     cur = await conn.execute(
         "INSERT INTO events (at, recorded_at, type, appointment_id, data, actor) VALUES (?, ?, ?, ?, ?, ?)",
         (to_db(ev.at), to_db(now), ev.type, ev.appointment, json.dumps(ev.data), actor),
@@ -218,3 +230,142 @@ async def _create_visit(conn: aiosqlite.Connection, ev: Event, tz: tzinfo) -> No
         (ev.appointment, ev.type, ev.at.astimezone(tz).date().isoformat(), vet, type_id,
          ev.data.get("pet"), booked, ev.data.get("expected_min"), to_db(ev.at)),
     )
+
+
+# -- reception's overrides and their undo ---------------------------------------------------
+
+
+async def _override(conn: aiosqlite.Connection, ev: Event, actor: str, now: datetime) -> None:
+    """Apply one override; records in `ev.data` what an undo needs to put things back."""
+    if ev.type == "move":
+        row = await _visit_row(conn, ev.appointment)
+        if row["status"] not in ("booked", "waiting"):
+            raise Conflict(f"move: the visit is {row['status']}; only a visit not yet started can move", "vet")
+        vet = ev.data["vet"]
+        if not await fetch(conn, "SELECT 1 FROM vets WHERE id = ?", (vet,)):
+            raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
+        if vet == row["vet_id"]:
+            raise Conflict("move: the visit is already with that vet", "vet")
+        ev.data.update(from_vet=row["vet_id"], previous_priority=row["priority"])
+        # Its place in the old vet's line means nothing in the new one: ordinary order there.
+        await conn.execute("UPDATE appointments SET vet_id = ?, priority = NULL WHERE id = ?", (vet, ev.appointment))
+    elif ev.type == "reorder":
+        new: dict[str, float | None] = ev.data["priorities"]
+        previous: dict[str, float | None] = {}
+        for vid, prio in new.items():
+            row = await _visit_row(conn, vid)
+            previous[vid] = row["priority"]
+            await conn.execute("UPDATE appointments SET priority = ? WHERE id = ?", (prio, vid))
+        ev.data["previous"] = previous
+    elif ev.type in ("pause_texts", "resume_texts"):
+        client = ev.data.get("client")
+        scope, cid = ("client", client) if client else ("clinic", "")
+        was = await fetch(conn, "SELECT paused_at, paused_by FROM texts_paused WHERE scope = ? AND client_id = ?",
+                          (scope, cid))
+        ev.data["was_paused"] = bool(was)
+        if ev.type == "pause_texts":
+            await conn.execute("INSERT OR IGNORE INTO texts_paused (scope, client_id, paused_at, paused_by) "
+                               "VALUES (?, ?, ?, ?)", (scope, cid, to_db(ev.at), actor))
+        else:
+            await conn.execute("DELETE FROM texts_paused WHERE scope = ? AND client_id = ?", (scope, cid))
+    elif ev.type == "in_car":
+        row = await _visit_row(conn, ev.appointment)
+        if row["status"] != "waiting":
+            raise Conflict("in_car: only a checked-in client still waiting can wait in the car", "appointment")
+        await conn.execute("INSERT OR IGNORE INTO waiting_in_car (visit_id, since) VALUES (?, ?)",
+                           (ev.appointment, to_db(ev.at)))
+    elif ev.type == "ack":
+        if "seq" in ev.data and not await fetch(conn, "SELECT 1 FROM events WHERE seq = ?", (ev.data["seq"],)):
+            raise NotFound(f"no event {ev.data['seq']}", "seq")
+    elif ev.type == "undo":
+        await _undo(conn, ev)
+    # send_text: the caller queued the text (notifier.outbox) in this same transaction.
+
+
+async def _visit_row(conn: aiosqlite.Connection, vid: str | None) -> aiosqlite.Row:
+    rows = await fetch(conn, "SELECT * FROM appointments WHERE id = ?", (vid,))
+    if not rows or vid is None:
+        raise AppointmentNotFound(str(vid))
+    return rows[0]
+
+
+async def undone_seqs(conn: aiosqlite.Connection) -> set[int]:
+    """Sequence numbers of events taken back by an `undo` (an undo itself cannot be undone)."""
+    rows = await fetch(conn, "SELECT data FROM events WHERE type = 'undo'")
+    return {int(json.loads(r[0])["seq"]) for r in rows}
+
+
+async def _undo(conn: aiosqlite.Connection, ev: Event) -> None:
+    seq = ev.data.get("seq")
+    rows = await fetch(conn, "SELECT seq, type, appointment_id, data FROM events WHERE seq = ?", (seq,))
+    if not rows:
+        raise NotFound(f"no event {seq}", "seq")
+    kind, vid, data = rows[0]["type"], rows[0]["appointment_id"], json.loads(rows[0]["data"])
+    if kind not in UNDOABLE:
+        raise Conflict(f"undo: a {kind} event cannot be undone", "seq")
+    undone = await undone_seqs(conn)
+    if seq in undone:
+        raise Conflict("undo: already undone", "seq")
+    ev.appointment, ev.data["type"] = vid, kind
+    # Undo only the latest change to a visit (or to a vet's availability, or a vet's line):
+    # taking back an earlier one would leave the later ones describing a state that never was.
+    later = await fetch(conn, "SELECT seq, type, appointment_id, data FROM events WHERE seq > ?", (seq,))
+    for r in later:
+        if r["seq"] in undone or r["type"] in _STATELESS:
+            continue
+        same_visit = vid is not None and r["appointment_id"] == vid
+        same_vet = (kind in VET_EVENTS and r["type"] in VET_EVENTS
+                    and json.loads(r["data"]).get("vet") == data.get("vet"))
+        same_line = kind == "reorder" and r["type"] == "reorder" and json.loads(r["data"]).get("vet") == data.get("vet")
+        if same_visit or same_vet or same_line:
+            raise Conflict(f"undo: a later change ({r['type']}) depends on it; undo that first", "seq")
+    if kind in TRANSITIONS or kind in CREATING:
+        row = await _visit_row(conn, vid)
+        status = row["status"]
+        back: dict[str, tuple[str, str]] = {
+            # event: (the status it left the visit in, the SQL that puts it back)
+            "checkin": ("waiting", "status = 'booked', arrived = NULL"),
+            "start": ("in_consult", "status = 'waiting', started = NULL"),
+            "emergency_start": ("in_consult", "status = 'waiting', started = NULL"),
+            "end": ("done", "status = 'in_consult', ended = NULL"),
+            "emergency_end": ("done", "status = 'in_consult', ended = NULL"),
+            "noshow": ("noshow", "status = CASE WHEN arrived IS NULL THEN 'booked' ELSE 'waiting' END"),
+            "walkin": ("waiting", "status = 'cancelled'"),
+            "emergency": ("waiting", "status = 'cancelled'"),
+        }
+        expected, sql = back[kind]
+        if status != expected:
+            raise Conflict(f"undo: the visit is {status} now", "seq")
+        await conn.execute(f"UPDATE appointments SET {sql} WHERE id = ?", (vid,))
+    elif kind in VET_EVENTS:
+        await conn.execute("UPDATE vet_status SET unavailable_until = ? WHERE vet_id = ?",
+                           (data.get("previous_until"), data["vet"]))
+    elif kind == "move":
+        await conn.execute("UPDATE appointments SET vet_id = ?, priority = ? WHERE id = ?",
+                           (data["from_vet"], data.get("previous_priority"), vid))
+    elif kind == "reorder":
+        for v, prio in data.get("previous", {}).items():
+            await conn.execute("UPDATE appointments SET priority = ? WHERE id = ?", (prio, v))
+    elif kind in ("pause_texts", "resume_texts"):
+        # A pause of what was already paused (or a resume of what was running) changed nothing.
+        changed = bool(data.get("was_paused")) != (kind == "pause_texts")
+        client = data.get("client")
+        scope, cid = ("client", client) if client else ("clinic", "")
+        if changed and kind == "pause_texts":
+            await conn.execute("DELETE FROM texts_paused WHERE scope = ? AND client_id = ?", (scope, cid))
+        elif changed:
+            await conn.execute("INSERT OR IGNORE INTO texts_paused (scope, client_id, paused_at, paused_by) "
+                               "VALUES (?, ?, ?, 'undo')", (scope, cid, to_db(ev.at)))
+    elif kind == "send_text" and data.get("outbox_id") is not None:
+        # A text already handed to the provider cannot be called back; one still queued can.
+        cur = await conn.execute(
+            "UPDATE outbox SET status = 'failed', error_message = 'cancelled by reception', updated_at = ? "
+            "WHERE id = ? AND status = 'queued'", (to_db(ev.at), data["outbox_id"]))
+        if cur.rowcount == 0:
+            raise Conflict("undo: the text has already gone out", "seq")
+    elif kind == "in_car":
+        await conn.execute("DELETE FROM waiting_in_car WHERE visit_id = ?", (vid,))
+    elif kind == "ack" and data.get("inbound") is not None:
+        await conn.execute("UPDATE inbound_messages SET handled_at = NULL WHERE id = ?", (data["inbound"],))
+    elif kind == "ack" and data.get("recovery") is not None:
+        await conn.execute("DELETE FROM recovery_offers WHERE visit_id = ?", (data["recovery"],))

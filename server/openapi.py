@@ -146,6 +146,9 @@ def openapi_document() -> dict[str, Any]:
             _resp(_VISITS, errors=("401", "403", "404")),
             params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
     }
+    from server.web.openapi_pages import web_paths
+
+    paths.update(web_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "waitroom", "version": "0.1.0",

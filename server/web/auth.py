@@ -1,0 +1,221 @@
+"""Staff accounts, sessions and CSRF for the reception console.
+
+Passwords are hashed with scrypt (memory-hard, in the standard library). A session is a
+random cookie whose sha256 is stored with the session's CSRF token; every POST of a
+signed-in page must echo that token. Five failed logins for a name within 15 minutes lock
+that name for 15 minutes, whatever the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiosqlite
+from aiohttp import web
+
+from server.app import CLOCK, CONFIG, STORE
+from server.store import fetch
+from server.timeutil import from_db, to_db
+
+SESSION_COOKIE = "wr_session"
+LOGIN_CSRF_COOKIE = "wr_login_csrf"
+SESSION_HOURS = 12
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+MIN_PASSWORD = 8
+# scrypt cost: n=2**14, r=8 is 16 MiB and ~50 ms per check: slow for a guesser, fine for a desk.
+_N, _R, _P = 2**14, 8, 1
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AuthError(Exception):
+    """A user could not be created (bad name, short password, name taken)."""
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, maxmem=64 * 1024 * 1024, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        algo, n, r, p, salt_b64, hash_b64 = stored.split("$")
+        if algo != "scrypt":
+            return False
+        salt, want = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
+        got = hashlib.scrypt(password.encode(), salt=salt, n=int(n), r=int(r), p=int(p),
+                             maxmem=64 * 1024 * 1024, dklen=len(want))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, want)
+
+
+# Checked when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+async def create_user(conn: aiosqlite.Connection, name: str, password: str, now: datetime) -> None:
+    """Add a staff account (inside the caller's transaction)."""
+    name = name.strip()
+    if not name or len(name) > 60 or any(c.isspace() for c in name):
+        raise AuthError("the name must be 1 to 60 characters without spaces")
+    if len(password) < MIN_PASSWORD:
+        raise AuthError(f"the password must be at least {MIN_PASSWORD} characters")
+    if await fetch(conn, "SELECT 1 FROM staff_users WHERE name = ?", (name,)):
+        raise AuthError(f"a user named {name!r} exists already")
+    pw_hash = await asyncio.to_thread(hash_password, password)
+    await conn.execute("INSERT INTO staff_users (name, password_hash, created_at) VALUES (?, ?, ?)",
+                       (name, pw_hash, to_db(now)))
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    user_id: int
+    name: str
+    csrf: str
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.name}"
+
+
+STAFF = web.RequestKey("staff", Staff)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def current_staff(request: web.Request) -> Staff | None:
+    """The signed-in staff member of this request, or None."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    rows = await fetch(request.app[STORE].conn,
+        "SELECT u.id, u.name, s.csrf, s.expires_at FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id "
+        "WHERE s.token_hash = ? AND u.disabled = 0", (_digest(token),))
+    if not rows:
+        return None
+    expires = from_db(rows[0]["expires_at"])
+    if expires is None or expires <= request.app[CLOCK].now():
+        return None
+    return Staff(rows[0]["id"], rows[0]["name"], rows[0]["csrf"])
+
+
+def _locked_until(attempts: list[aiosqlite.Row], now: datetime) -> datetime | None:
+    """When the name's lockout ends, if it is locked: 5 failures since the last success, in 15 min."""
+    failures: list[datetime] = []
+    for r in attempts:  # newest first
+        if r["ok"]:
+            break
+        t = from_db(r["at"])
+        if t is not None and t > now - LOCKOUT_WINDOW:
+            failures.append(t)
+    if len(failures) < LOCKOUT_FAILURES:
+        return None
+    return failures[LOCKOUT_FAILURES - 1] + LOCKOUT_WINDOW
+
+
+class LoginResult:
+    OK, BAD, LOCKED = "ok", "bad", "locked"
+
+
+async def log_in(request: web.Request, name: str, password: str) -> tuple[str, str | None, datetime | None]:
+    """Check a login; on success create a session. Returns (result, session token, locked until)."""
+    store = request.app[STORE]
+    now = request.app[CLOCK].now()
+    name = name.strip()[:60]
+    attempts = await fetch(store.conn, "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT 20",
+                           (name,))
+    locked = _locked_until(attempts, now)
+    if locked is not None:
+        return LoginResult.LOCKED, None, locked
+    rows = await fetch(store.conn, "SELECT id, password_hash FROM staff_users WHERE name = ? AND disabled = 0",
+                       (name,))
+    stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
+    ok = await asyncio.to_thread(check_password, password, stored) and bool(rows)
+    async with store.transaction() as conn:
+        await conn.execute("INSERT INTO login_attempts (name, remote, at, ok) VALUES (?, ?, ?, ?)",
+                           (name, request.remote, to_db(now), int(ok)))
+        if not ok:
+            # This failure may be the fifth: tell the user now rather than on the next try.
+            fresh = await fetch(conn, "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT 20",
+                                (name,))
+            locked = _locked_until(fresh, now)
+            return (LoginResult.LOCKED if locked else LoginResult.BAD), None, locked
+        token = secrets.token_urlsafe(32)
+        await conn.execute(
+            "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (_digest(token), rows[0]["id"], secrets.token_urlsafe(32), to_db(now),
+             to_db(now + timedelta(hours=SESSION_HOURS))))
+    return LoginResult.OK, token, None
+
+
+async def log_out(request: web.Request) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        async with request.app[STORE].transaction() as conn:
+            await conn.execute("DELETE FROM staff_sessions WHERE token_hash = ?", (_digest(token),))
+
+
+def is_secure(request: web.Request) -> bool:
+    """Served over https (directly, or behind a proxy the configured public URL says is https)."""
+    return request.secure or request.app[CONFIG].public_url.startswith("https://")
+
+
+def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str,
+               max_age: int | None = None) -> None:
+    # HttpOnly: page scripts never need it. SameSite=Strict: no cross-site request carries it.
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="Strict",
+                        secure=is_secure(request))
+
+
+def wants_json(request: web.Request) -> bool:
+    """The page's script posted this (it wants JSON back), not a plain form submission."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+async def check_csrf(request: web.Request, expected: str) -> None:
+    form = await request.post()
+    sent = request.headers.get("X-CSRF-Token") or form.get("csrf")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise web.HTTPForbidden(text="Refused: this form's security token is missing or out of date. "
+                                     "Reload the page and try again.")
+
+
+def staff_page(handler: Handler) -> Handler:
+    """A page for signed-in staff: others are sent to the login page."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        staff = await current_staff(request)
+        if staff is None:
+            raise web.HTTPSeeOther(f"/login?next={request.path}")
+        request[STAFF] = staff
+        return await handler(request)
+
+    return wrapped
+
+
+def staff_post(handler: Handler) -> Handler:
+    """A POST for signed-in staff carrying the session's CSRF token (403 without it)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        staff = await current_staff(request)
+        if staff is None:
+            if wants_json(request):
+                return web.json_response({"error": "not signed in"}, status=401)
+            raise web.HTTPSeeOther("/login")
+        await check_csrf(request, staff.csrf)
+        request[STAFF] = staff
+        return await handler(request)
+
+    return wrapped

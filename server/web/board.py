@@ -1,0 +1,339 @@
+"""Today's clinic as the web pages show it: lanes per vet, visits with their estimates.
+
+One read of the store and the estimator per render, shared by the console, the lobby
+display and the client status page, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
+
+import aiosqlite
+
+from server.domain import Estimate
+from server.events import undone_seqs
+from server.runtime import ClinicRuntime
+from server.store import fetch
+from server.timeutil import from_db, to_db
+
+# How far past the promised range a waiting client is, as the console colours it.
+BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))
+ALERT_TYPES = ("urgent", "kiosk_unmatched")
+
+
+@dataclass(slots=True)
+class VisitView:
+    id: str
+    kind: str
+    status: str
+    vet: str
+    pet: str
+    species: str | None
+    sex: str | None
+    client_id: str | None
+    client_name: str | None
+    mobile: str | None
+    sms_consent: bool
+    notes: str
+    type_name: str | None
+    booked_min: float
+    scheduled: datetime | None
+    arrived: datetime | None
+    started: datetime | None
+    ended: datetime | None
+    priority: float | None
+    estimate: Estimate | None = None
+    in_car: bool = False
+    texts_paused: bool = False
+    promised: datetime | None = None  # the latest end of a range we told the client
+    past_min: float = 0.0  # minutes past that promise (until now, or until the consult began)
+    recovery: str | None = None  # the gesture reception should offer, if owed
+    recovery_offered: bool = False
+
+    @property
+    def public_name(self) -> str:
+        """Pet and the client's surname initial: all the lobby may see ("Luna L.")."""
+        if self.kind == "emergency":
+            return "Emergency"
+        surname = (self.client_name or "").split()
+        return f"{self.pet} {surname[-1][0]}." if surname and surname[-1] else self.pet
+
+    @property
+    def band(self) -> str:
+        if self.promised is None or self.status not in ("waiting", "in_consult", "booked"):
+            return "ontime"
+        out = "ontime"
+        for low, name in BANDS:
+            if self.past_min >= low:
+                out = name
+        return out if self.past_min > 0 else "ontime"
+
+
+@dataclass(slots=True)
+class Lane:
+    vet: str
+    name: str
+    short_name: str
+    away_until: datetime | None
+    away_reason: str | None
+    behind_min: int = 0
+    behind_reason: str | None = None
+    done: list[VisitView] = field(default_factory=list)
+    current: list[VisitView] = field(default_factory=list)
+    waiting: list[VisitView] = field(default_factory=list)  # in the order the vet will take them
+    upcoming: list[VisitView] = field(default_factory=list)
+    missed: list[VisitView] = field(default_factory=list)
+
+    @property
+    def queue(self) -> list[VisitView]:
+        """Everyone still to be seen, in predicted order (waiting first, then booked)."""
+        return self.waiting + self.upcoming
+
+
+@dataclass(slots=True)
+class Board:
+    now: datetime
+    tz: tzinfo
+    clinic: str
+    lanes: list[Lane]
+    visits: dict[str, VisitView]
+    texts_paused: bool
+    day_start: datetime
+    day_end: datetime
+    settings: dict[str, Any]
+
+    def lane(self, vet: str) -> Lane | None:
+        return next((ln for ln in self.lanes if ln.vet == vet), None)
+
+    def place_in_line(self, visit_id: str) -> int | None:
+        """1 = next to be seen by that vet; None when not waiting."""
+        v = self.visits.get(visit_id)
+        lane = self.lane(v.vet) if v else None
+        if v is None or lane is None or v not in lane.waiting:
+            return None
+        return lane.waiting.index(v) + 1
+
+
+def short_vet_name(name: str) -> str:
+    """ "Dr. Ana Ruiz" -> "Dr. Ruiz": how the lobby says it."""
+    parts = name.split()
+    if len(parts) >= 3 and parts[0].rstrip(".").lower() == "dr":
+        return f"{parts[0]} {parts[-1]}"
+    return name
+
+
+async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
+    return bool(await fetch(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+
+async def _promises(conn: aiosqlite.Connection, ids: list[str]) -> dict[str, datetime]:
+    """The latest range end each visit was told by text (the notifier's outbox)."""
+    if not ids or not await _table_exists(conn, "outbox"):
+        return {}
+    out: dict[str, datetime] = {}
+    q = (f"SELECT visit_id, told_p90 FROM outbox WHERE told_p90 IS NOT NULL AND status != 'failed' "
+         f"AND visit_id IN ({','.join('?' * len(ids))}) ORDER BY id")
+    for r in await fetch(conn, q, ids):
+        t = from_db(r[1])
+        if t is not None:
+            out[r[0]] = t
+    return out
+
+
+async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
+    """Everything the pages show about today at `now`."""
+    conn = rt.store.conn
+    tz = rt.clinic.tz
+    day = rt.today(now)
+    state = await rt.day_state(day)
+    est = await rt.estimates(now)
+    vets = {r[0]: r[1] for r in await fetch(conn, "SELECT id, name FROM vets ORDER BY id")}
+    rows = await fetch(conn,
+        "SELECT a.id, a.kind, a.status, a.vet_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
+        "a.priority, COALESCE(p.name, a.pet_name) AS pet, p.species, p.sex, c.id AS client_id, c.name AS client, "
+        "c.mobile, c.sms_consent, c.notes, t.name AS type_name FROM appointments a "
+        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
+        "LEFT JOIN appointment_types t ON t.id = a.type_id "
+        "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id", (day.isoformat(),))
+    paused = {r[0] for r in await fetch(conn, "SELECT client_id FROM texts_paused")}
+    in_car = {r[0] for r in await fetch(conn, "SELECT visit_id FROM waiting_in_car")}
+    promises = await _promises(conn, [r["id"] for r in rows])
+    offered: set[str] = set()
+    if await _table_exists(conn, "recovery_offers"):
+        offered = {r[0] for r in await fetch(conn, "SELECT visit_id FROM recovery_offers")}
+    gesture = rt.clinic.settings.get("recovery_gesture")
+    threshold = float(rt.clinic.settings.get("recovery_threshold_min", 20))
+
+    visits: dict[str, VisitView] = {}
+    for r in rows:
+        v = VisitView(
+            id=r["id"], kind=r["kind"], status=r["status"], vet=r["vet_id"], pet=r["pet"] or "(no name)",
+            species=r["species"], sex=r["sex"], client_id=r["client_id"], client_name=r["client"],
+            mobile=r["mobile"], sms_consent=bool(r["sms_consent"]), notes=r["notes"] or "",
+            type_name=r["type_name"], booked_min=float(r["booked_min"]), scheduled=from_db(r["scheduled"]),
+            arrived=from_db(r["arrived"]), started=from_db(r["started"]), ended=from_db(r["ended"]),
+            priority=r["priority"], estimate=est.get(r["id"]), in_car=r["id"] in in_car,
+            texts_paused=r["client_id"] in paused if r["client_id"] else False,
+        )
+        # A booked client was promised their booked time; a text's range replaces that promise.
+        v.promised = promises.get(v.id) or (v.scheduled if v.kind == "appointment" else None)
+        if v.promised is not None and v.status in ("waiting", "in_consult") and v.arrived is not None:
+            until = v.started or now
+            # Nobody is "kept waiting" for the minutes before they arrived late.
+            v.past_min = max(0.0, (until - max(v.promised, v.arrived)).total_seconds() / 60)
+        if gesture and v.past_min > threshold:
+            v.recovery, v.recovery_offered = str(gesture), v.id in offered
+        visits[v.id] = v
+
+    vet_reasons = await _vet_reasons(conn)
+    lanes: list[Lane] = []
+    for vet_id in state.vets:
+        name = vets.get(vet_id, vet_id)
+        away = state.vet_unavailable_until.get(vet_id)
+        lane = Lane(vet_id, name, short_vet_name(name), away if away and away > now else None,
+                    vet_reasons.get(vet_id))
+        mine = [v for v in visits.values() if v.vet == vet_id]
+        far = now + timedelta(days=1)
+        for v in mine:
+            if v.status == "done":
+                lane.done.append(v)
+            elif v.status == "in_consult":
+                lane.current.append(v)
+            elif v.status == "waiting":
+                lane.waiting.append(v)
+            elif v.status == "booked":
+                lane.upcoming.append(v)
+            elif v.status == "noshow":
+                lane.missed.append(v)
+        lane.waiting.sort(key=lambda v: _dispatch_key(v, far))
+        lane.upcoming.sort(key=lambda v: (v.scheduled or far, v.id))
+        _behind(lane, now)
+        lanes.append(lane)
+    start_t = datetime.combine(day, time(8, 0), tz)
+    end_t = datetime.combine(day, time(17, 0), tz)
+    for v in visits.values():
+        for t in (v.scheduled, v.arrived, v.ended, v.estimate.p90 if v.estimate else None):
+            if t is not None:
+                start_t, end_t = min(start_t, t), max(end_t, t)
+    texts_paused = "" in paused
+    return Board(now, tz, rt.clinic.name, lanes, visits, texts_paused, start_t, max(end_t, now), rt.clinic.settings)
+
+
+def _dispatch_key(v: VisitView, far: datetime) -> tuple[int, int, float, datetime, str]:
+    """The estimator's dispatch order (ARCHITECTURE.md): emergencies first, then reception's
+    priorities (lower first), then booked time, walk-ins by check-in time."""
+    when = v.scheduled or v.arrived or far
+    if v.kind == "emergency":
+        return (0, 0, 0.0, v.arrived or far, v.id)
+    if v.priority is not None:
+        return (1, 0, v.priority, when, v.id)
+    return (1, 1, 0.0, when, v.id)
+
+
+def _behind(lane: Lane, now: datetime) -> None:
+    """How far behind its schedule a vet runs: the next booked client's predicted start vs booking."""
+    nxt = [v for v in lane.queue if v.scheduled is not None and v.estimate is not None]
+    nxt.sort(key=lambda v: v.estimate.start if v.estimate else now)
+    if nxt and nxt[0].estimate is not None and nxt[0].scheduled is not None:
+        lane.behind_min = max(0, round((nxt[0].estimate.start - max(nxt[0].scheduled, now)).total_seconds() / 60))
+    if any(v.kind == "emergency" for v in lane.current + lane.waiting):
+        lane.behind_reason = "emergency"
+    elif lane.away_until is not None:
+        lane.behind_reason = lane.away_reason or "running late"
+
+
+async def _vet_reasons(conn: aiosqlite.Connection) -> dict[str, str]:
+    """The reason given with each vet's latest "running late" still in force."""
+    undone = await undone_seqs(conn)
+    out: dict[str, str] = {}
+    for r in await fetch(conn, "SELECT seq, type, data FROM events WHERE type IN ('vet_late', 'vet_available') "
+                               "ORDER BY seq"):
+        if r["seq"] in undone:
+            continue
+        data = json.loads(r["data"])
+        if r["type"] == "vet_available":
+            out.pop(data["vet"], None)
+        elif data.get("reason"):
+            out[data["vet"]] = str(data["reason"])
+    return out
+
+
+@dataclass(slots=True)
+class LogEntry:
+    seq: int
+    at: datetime
+    type: str
+    appointment: str | None
+    data: dict[str, Any]
+    actor: str
+    undone: bool
+    undoable: bool
+
+
+@dataclass(slots=True)
+class Alert:
+    seq: int
+    at: datetime
+    type: str
+    text: str
+
+
+async def recent_log(conn: aiosqlite.Connection, day_start: datetime, limit: int = 12) -> list[LogEntry]:
+    """Today's latest events by people (not the demo's or replay's), newest first."""
+    from server.events import UNDOABLE
+
+    undone = await undone_seqs(conn)
+    rows = await fetch(conn,
+        "SELECT seq, at, type, appointment_id, data, actor FROM events WHERE recorded_at >= ? "
+        "AND (actor LIKE 'user:%' OR actor LIKE 'token:%') ORDER BY seq DESC LIMIT ?",
+        (to_db(day_start), limit))
+    out = []
+    for r in rows:
+        at = from_db(r["at"])
+        assert at is not None
+        out.append(LogEntry(r["seq"], at, r["type"], r["appointment_id"], json.loads(r["data"]), r["actor"],
+                            r["seq"] in undone, r["type"] in UNDOABLE and r["seq"] not in undone))
+    return out
+
+
+async def open_alerts(conn: aiosqlite.Connection, since: datetime) -> list[Alert]:
+    """Kiosk urgent-help presses and unmatched check-ins nobody has acknowledged yet."""
+    undone = await undone_seqs(conn)
+    acked = set()
+    for r in await fetch(conn, "SELECT seq, data FROM events WHERE type = 'ack'"):
+        if r["seq"] not in undone:
+            seq = json.loads(r["data"]).get("seq")
+            if seq is not None:
+                acked.add(int(seq))
+    out = []
+    for r in await fetch(conn, "SELECT seq, at, type, data FROM events WHERE type IN ('urgent', 'kiosk_unmatched') "
+                               "AND at >= ? ORDER BY seq DESC", (to_db(since),)):
+        if r["seq"] in acked:
+            continue
+        data = json.loads(r["data"])
+        at = from_db(r["at"])
+        assert at is not None
+        if r["type"] == "urgent":
+            text = "URGENT HELP requested at the kiosk" + (f": {data['note']}" if data.get("note") else "")
+        else:
+            text = f"A client could not check in at the kiosk (phone ending {data.get('phone_last4', '????')})"
+        out.append(Alert(r["seq"], at, r["type"], text))
+    return out
+
+
+async def inbox(conn: aiosqlite.Connection) -> list[dict[str, Any]]:
+    """Client replies that need a person, and reschedule requests, from the notifier's inbound
+    table; oldest first, until reception marks them done."""
+    if not await _table_exists(conn, "inbound_messages"):
+        return []
+    rows = await fetch(conn,
+        "SELECT m.id, m.from_number, m.body, m.kind, m.visit_id, m.received_at, c.name AS client, "
+        "COALESCE(p.name, a.pet_name) AS pet FROM inbound_messages m LEFT JOIN appointments a ON a.id = m.visit_id "
+        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
+        "WHERE m.handled_at IS NULL AND (m.needs_reception = 1 OR m.kind = 'reschedule') ORDER BY m.id")
+    return [{"id": r["id"], "from_number": r["from_number"], "body": r["body"], "kind": r["kind"],
+             "visit_id": r["visit_id"], "received": from_db(r["received_at"]), "client": r["client"],
+             "pet": r["pet"]} for r in rows]

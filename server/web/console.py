@@ -1,0 +1,425 @@
+"""The reception console: login, the live board, and every override as an event.
+
+Each override is a small form (CSRF token inside) that works as a plain POST and redirect;
+the page's script posts the same forms with fetch, so the board stays put and the live
+stream redraws it. Every override goes through `apply_event`, so it is in the log with
+who and when, and can be undone from the "Recent actions" list.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from server.app import CLOCK, RUNTIME, STORE
+from server.errors import BadRequest, Conflict, NotFound, WaitroomError
+from server.events import Event, apply_event
+from server.store import fetch
+from server.timeutil import to_db
+from server.web import live
+from server.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_HOURS,
+    STAFF,
+    LoginResult,
+    Staff,
+    current_staff,
+    log_in,
+    log_out,
+    set_cookie,
+    staff_page,
+    staff_post,
+    wants_json,
+)
+from server.web.board import Board, inbox, load_board, open_alerts, recent_log
+from server.web.render import helpers, hm, render
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site: `next=//evil.example` must not become an open redirect."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/console"
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    if await current_staff(request) is not None:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return await _login_form(request, None, 200, name="")
+
+
+async def _login_form(request: web.Request, error: str | None, status: int, name: str) -> web.StreamResponse:
+    # Login has no session yet: its CSRF token is a cookie the form must echo (double submit).
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    clinic = request.app[RUNTIME].clinic.name
+    resp = _html(render(request, "login.html", clinic=clinic, csrf=None, live_url=None, error=error,
+                        login_csrf=token, name=name, next=_safe_next(request.query.get("next"))), status)
+    set_cookie(resp, request, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return resp
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    sent = form.get("csrf")
+    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent, cookie):
+        raise web.HTTPForbidden(text="Refused: the sign-in form's security token is missing. Reload and try again.")
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    result, token, locked_until = await log_in(request, name, password)
+    if result == LoginResult.LOCKED:
+        tz = request.app[RUNTIME].clinic.tz
+        until = hm(locked_until, tz) if locked_until else "later"
+        return await _login_form(request, f"Too many failed attempts: this account is locked until {until}.",
+                                 429, name)
+    if result == LoginResult.BAD or token is None:
+        return await _login_form(request, "Wrong name or password.", 401, name)
+    resp = web.HTTPSeeOther(_safe_next(form.get("next")))
+    set_cookie(resp, request, SESSION_COOKIE, token, max_age=SESSION_HOURS * 3600)
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    raise resp
+
+
+@staff_post
+async def logout_post(request: web.Request) -> web.StreamResponse:
+    await log_out(request)
+    resp = web.HTTPSeeOther("/login")
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    raise resp
+
+
+# -- the board ----------------------------------------------------------------------------------
+
+
+async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[str, Any]]:
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    board = await load_board(rt, now)
+    conn = request.app[STORE].conn
+    ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
+           "alerts": await open_alerts(conn, board.day_start - timedelta(hours=4)),
+           "inbox": await inbox(conn), "log": await recent_log(conn, board.day_start - timedelta(hours=4))}
+    return board, ctx
+
+
+@staff_page
+async def console_page(request: web.Request) -> web.StreamResponse:
+    staff = request[STAFF]
+    _, ctx = await _fragments(request, staff)
+    q = request.query
+    undo = q.get("undo")
+    return _html(render(request, "console.html", live_url="/console/live", flash_msg=q.get("msg"),
+                        flash_error=q.get("error"), flash_undo=undo if undo and undo.isdigit() else None, **ctx))
+
+
+async def console_live(request: web.Request) -> web.StreamResponse:
+    if await current_staff(request) is None:
+        return web.json_response({"error": "not signed in"}, status=401)
+
+    async def fragments() -> dict[str, str] | None:
+        staff = await current_staff(request)
+        if staff is None:
+            return None
+        _, ctx = await _fragments(request, staff)
+        return {name: render(request, f"_{name}.html", **ctx) for name in ("board", "side", "alerts")}
+
+    return await live.stream(request, fragments)
+
+
+# -- overrides ----------------------------------------------------------------------------------
+
+
+def action(handler: Callable[[web.Request, Staff], Awaitable[tuple[str, int | None]]]) -> Handler:
+    """A console override: signed in, CSRF checked; answers JSON to the page's script, or a
+    redirect back to the console (with the message and an Undo) to a plain form post."""
+
+    @staff_post
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        staff = request[STAFF]
+        try:
+            message, seq = await handler(request, staff)
+        except WaitroomError as e:
+            if wants_json(request):
+                return web.json_response(e.to_json(), status=e.status)
+            raise web.HTTPSeeOther("/console?" + urlencode({"error": e.message})) from e
+        if wants_json(request):
+            return web.json_response({"ok": True, "message": message, "undo": seq})
+        q = {"msg": message, **({"undo": str(seq)} if seq is not None else {})}
+        raise web.HTTPSeeOther("/console?" + urlencode(q, quote_via=quote))
+
+    return wrapped
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    return {k: v.strip() for k, v in (await request.post()).items() if isinstance(v, str)}
+
+
+async def _post(request: web.Request, staff: Staff, ev: Event) -> int:
+    rt = request.app[RUNTIME]
+    return await rt.post_event(ev, staff.actor, request.app[CLOCK].now())
+
+
+async def _vet_name(request: web.Request, vet: str) -> str:
+    rows = await fetch(request.app[STORE].conn, "SELECT name FROM vets WHERE id = ?", (vet,))
+    if not rows:
+        raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
+    return str(rows[0][0])
+
+
+def _minutes(value: str, field: str, low: int, high: int) -> int:
+    try:
+        n = int(value)
+    except ValueError as e:
+        raise BadRequest(f"{field}: expected a whole number of minutes", field) from e
+    if not low <= n <= high:
+        raise BadRequest(f"{field}: expected {low} to {high} minutes", field)
+    return n
+
+
+@action
+async def declare_emergency(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    form = await _form(request)
+    vet = form.get("vet", "")
+    name = await _vet_name(request, vet)
+    minutes = _minutes(form.get("minutes") or "45", "minutes", 5, 240)
+    pet = form.get("pet", "")[:60] or None
+    now = request.app[CLOCK].now()
+    ev = Event("emergency", now, f"e-{secrets.token_hex(4)}", {"vet": vet, "expected_min": float(minutes), "pet": pet})
+    seq = await _post(request, staff, ev)
+    return f"Emergency declared for {name} ({minutes} min).", seq
+
+
+@action
+async def vet_late(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    form = await _form(request)
+    vet = form.get("vet", "")
+    name = await _vet_name(request, vet)
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    if form.get("minutes"):
+        until = now + timedelta(minutes=_minutes(form["minutes"], "minutes", 1, 480))
+    elif form.get("until"):
+        try:
+            clock_time = time.fromisoformat(form["until"])
+        except ValueError as e:
+            raise BadRequest("until: expected a time like 10:30", "until") from e
+        until = datetime.combine(rt.today(now), clock_time, rt.clinic.tz)
+        if until <= now:
+            raise BadRequest("until: that time has passed", "until")
+    else:
+        raise BadRequest("minutes: give the minutes late or the time the vet is back", "minutes")
+    reason = form.get("reason", "")[:60] or None
+    seq = await _post(request, staff, Event("vet_late", now, None, {"vet": vet, "until": to_db(until),
+                                                                     "reason": reason}))
+    return f"{name} away until {hm(until, rt.clinic.tz)}.", seq
+
+
+@action
+async def vet_available(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    vet = request.match_info["vet"]
+    name = await _vet_name(request, vet)
+    seq = await _post(request, staff, Event("vet_available", request.app[CLOCK].now(), None, {"vet": vet}))
+    return f"{name} is available.", seq
+
+
+async def _visit(request: web.Request, vid: str) -> dict[str, Any]:
+    rows = await fetch(request.app[STORE].conn,
+        "SELECT a.id, a.kind, a.status, a.vet_id, COALESCE(p.name, a.pet_name) AS pet, c.id AS client_id, "
+        "c.name AS client, c.mobile, c.sms_consent, c.notes, p.sex, p.species FROM appointments a "
+        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
+    if not rows:
+        raise NotFound(f"unknown visit {vid!r}", "appointment")
+    return dict(rows[0])
+
+
+@action
+async def visit_action(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    vid, what = request.match_info["id"], request.match_info["action"]
+    v = await _visit(request, vid)
+    pet = v["pet"] or "the visit"
+    now = request.app[CLOCK].now()
+    simple = {"checkin": "checkin", "start": "start", "end": "end", "noshow": "noshow"}
+    if what in simple:
+        kind = simple[what]
+        if v["kind"] == "emergency" and kind in ("start", "end"):
+            kind = f"emergency_{kind}"
+        seq = await _post(request, staff, Event(kind, now, vid))
+        done = {"checkin": "checked in", "start": "in consult", "end": "done", "noshow": "marked a no-show"}[what]
+        msg = f"{pet} {done}."
+        if what == "checkin":
+            # "Secret service": what the desk should know as the client walks up.
+            about = " ".join(x for x in (v["sex"] if v["sex"] != "unknown" else None, v["species"]) if x)
+            msg += (f" {pet} is a {about}." if about else "") + (f" Note: {v['notes']}" if v["notes"] else "")
+        return msg, seq
+    if what in ("up", "down"):
+        return await _reorder(request, staff, v, what == "up")
+    if what == "move":
+        vet = (await _form(request)).get("vet", "")
+        name = await _vet_name(request, vet)
+        seq = await _post(request, staff, Event("move", now, vid, {"vet": vet}))
+        return f"{pet} moved to {name}.", seq
+    if what in ("pause-texts", "resume-texts"):
+        if not v["client_id"]:
+            raise Conflict("texts: this visit has no client on file", "appointment")
+        kind = what.replace("-", "_")
+        seq = await _post(request, staff, Event(kind, now, vid, {"client": v["client_id"]}))
+        return f"Texts {'paused' if kind == 'pause_texts' else 'resumed'} for {v['client']}.", seq
+    if what == "text":
+        body = (await _form(request)).get("body", "")
+        return await _send_text(request, staff, v, body)
+    if what == "recovery":
+        return await _recovery(request, staff, v)
+    raise NotFound(f"unknown action {what!r}", "action")
+
+
+async def _reorder(request: web.Request, staff: Staff, v: dict[str, Any], up: bool) -> tuple[str, int | None]:
+    """Swap a waiting client with the one before (after) them in their vet's predicted order.
+
+    The estimator serves visits with a priority before their peers, lower first; giving the
+    whole waiting line explicit priorities 1..n pins the order reception chose.
+    """
+    if v["status"] != "waiting" or v["kind"] == "emergency":
+        raise Conflict("move: only a checked-in client still waiting can move up or down", "appointment")
+    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    lane = board.lane(v["vet_id"])
+    line = [w.id for w in (lane.waiting if lane else []) if w.kind != "emergency"]
+    i = line.index(v["id"])
+    j = i - 1 if up else i + 1
+    if not 0 <= j < len(line):
+        raise Conflict(f"move: {v['pet']} is already {'first' if up else 'last'} in line", "appointment")
+    line[i], line[j] = line[j], line[i]
+    data = {"vet": v["vet_id"], "direction": "up" if up else "down",
+            "priorities": {w: float(k + 1) for k, w in enumerate(line)}}
+    seq = await _post(request, staff, Event("reorder", request.app[CLOCK].now(), v["id"], data))
+    return f"{v['pet']} moved {'up' if up else 'down'}.", seq
+
+
+async def _queue_text(conn: Any, to: str, body: str, visit_id: str | None, now: datetime) -> int:
+    """Put a one-off text in the notifier's outbox (sent by its worker after commit)."""
+    from notifier.messages import segment_count
+    from notifier.outbox import NewText, enqueue
+
+    ids = await enqueue(conn, [NewText(dedupe_key=f"console:{secrets.token_hex(8)}", to_number=to, body=body,
+                                       kind="oneoff", visit_id=visit_id, segments=segment_count(body))], now)
+    if not ids:
+        raise Conflict("text: this number has opted out of texts (they can reply START)", "body")
+    return ids[0]
+
+
+async def _send_text(request: web.Request, staff: Staff, v: dict[str, Any], body: str) -> tuple[str, int | None]:
+    if not body or len(body) > 320:
+        raise BadRequest("body: write a message of up to 320 characters", "body")
+    if not v["mobile"]:
+        raise Conflict("text: no mobile number on file", "body")
+    if not v["sms_consent"]:
+        raise Conflict("text: this client has not agreed to texts", "body")
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    async with request.app[STORE].transaction() as conn:
+        outbox_id = await _queue_text(conn, v["mobile"], body, v["id"], now)
+        seq = await apply_event(conn, Event("send_text", now, v["id"], {"client": v["client_id"], "body": body,
+                                                                         "outbox_id": outbox_id}),
+                                staff.actor, rt.clinic.tz, now)
+    return f"Text to {v['client']} queued.", seq
+
+
+async def _recovery(request: web.Request, staff: Staff, v: dict[str, Any]) -> tuple[str, int | None]:
+    from notifier.recovery import RecoveryOffer, record_offer
+
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    board = await load_board(rt, now)
+    view = board.visits.get(v["id"])
+    if view is None or view.recovery is None:
+        raise Conflict("recovery: no gesture is owed to this visit", "appointment")
+    async with request.app[STORE].transaction() as conn:
+        await record_offer(conn, RecoveryOffer(v["id"], view.recovery, view.past_min), now)
+        seq = await apply_event(conn, Event("ack", now, v["id"], {"recovery": v["id"]}), staff.actor,
+                                rt.clinic.tz, now)
+    return f"Recorded: {view.recovery} offered to {v['client'] or v['pet']}.", seq
+
+
+@action
+async def texts_clinic(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    pause = request.match_info["what"] == "pause"
+    seq = await _post(request, staff, Event("pause_texts" if pause else "resume_texts", request.app[CLOCK].now(),
+                                            None, {"client": None}))
+    return ("All automatic texts paused." if pause else "Texts resumed."), seq
+
+
+@action
+async def undo(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    seq = int(request.match_info["seq"])
+    await _post(request, staff, Event("undo", request.app[CLOCK].now(), None, {"seq": seq}))
+    return "Undone.", None
+
+
+@action
+async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    seq = int(request.match_info["seq"])
+    rows = await fetch(request.app[STORE].conn, "SELECT type FROM events WHERE seq = ?", (seq,))
+    if not rows or rows[0][0] not in ("urgent", "kiosk_unmatched"):
+        raise NotFound("no such alert", "seq")
+    ack = await _post(request, staff, Event("ack", request.app[CLOCK].now(), None, {"seq": seq}))
+    return "Alert marked as handled.", ack
+
+
+@action
+async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    from notifier.replies import mark_handled
+
+    mid, what = int(request.match_info["id"]), request.match_info["what"]
+    conn = request.app[STORE].conn
+    rows = await fetch(conn, "SELECT from_number, visit_id FROM inbound_messages WHERE id = ?", (mid,))
+    if not rows:
+        raise NotFound("no such message", "id")
+    body = (await _form(request)).get("body", "") if what == "reply" else ""
+    if what == "reply" and (not body or len(body) > 320):
+        raise BadRequest("body: write a reply of up to 320 characters", "body")
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    async with request.app[STORE].transaction() as tx:
+        if what == "reply":
+            # They texted us: answering them is expected, so no separate consent check here.
+            outbox_id = await _queue_text(tx, rows[0]["from_number"], body, rows[0]["visit_id"], now)
+            await mark_handled(tx, mid, now)
+            seq = await apply_event(tx, Event("send_text", now, rows[0]["visit_id"],
+                                              {"inbound": mid, "body": body, "outbox_id": outbox_id}),
+                                    staff.actor, rt.clinic.tz, now)
+            return "Reply queued.", seq
+        await mark_handled(tx, mid, now)
+        seq = await apply_event(tx, Event("ack", now, rows[0]["visit_id"], {"inbound": mid}), staff.actor,
+                                rt.clinic.tz, now)
+    return "Marked as handled.", seq
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/login", login_page)
+    r.add_post("/login", login_post)
+    r.add_post("/logout", logout_post)
+    r.add_get("/console", console_page)
+    r.add_get("/console/live", console_live)
+    r.add_post("/console/emergency", declare_emergency)
+    r.add_post("/console/vet-late", vet_late)
+    r.add_post("/console/vets/{vet}/available", vet_available)
+    r.add_post("/console/visits/{id}/{action}", visit_action)
+    r.add_post("/console/texts/{what:pause|resume}", texts_clinic)
+    r.add_post("/console/undo/{seq:\\d+}", undo)
+    r.add_post("/console/alerts/{seq:\\d+}/ack", ack_alert)
+    r.add_post("/console/inbox/{id:\\d+}/{what:reply|done}", inbox_action)
+

@@ -1,0 +1,148 @@
+"""Pages without a staff login: the lobby display (display token) and a client's status page
+(a signed per-visit link). Both show only what their viewer may see, and update live."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from aiohttp import web
+
+from server.app import CLOCK, CONFIG, RUNTIME, STORE
+from server.errors import Conflict
+from server.events import Event
+from server.links import verify_status_token
+from server.store import fetch, token_role
+from server.web import live
+from server.web.board import Board, load_board
+from server.web.render import helpers, render
+
+# Roles whose token opens the lobby display (reception may open it to check what it shows).
+DISPLAY_ROLES = ("display", "reception")
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+async def _display_ok(request: web.Request) -> bool:
+    token = request.query.get("token", "")
+    found = await token_role(request.app[STORE].conn, token) if token else None
+    return found is not None and found[0] in DISPLAY_ROLES
+
+
+def _page_error(status: int, text: str) -> web.Response:
+    return _html(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status}</title>"
+                 f"<link rel='stylesheet' href='/static/waitroom.css'></head><body class='status-page'>"
+                 f"<main class='status'><h1>{text}</h1></main></body></html>", status)
+
+
+async def display_page(request: web.Request) -> web.StreamResponse:
+    if not await _display_ok(request):
+        return _page_error(401, "This display needs a valid display token.")
+    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    token = request.query["token"]
+    return _html(render(request, "display.html", csrf=None, live_url=f"/display/live?token={token}",
+                        **helpers(board)))
+
+
+async def display_live(request: web.Request) -> web.StreamResponse:
+    if not await _display_ok(request):
+        return web.json_response({"error": "unknown or revoked display token"}, status=401)
+
+    async def fragments() -> dict[str, str] | None:
+        if not await _display_ok(request):
+            return None
+        board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+        return {"display": render(request, "_display.html", **helpers(board))}
+
+    return await live.stream(request, fragments)
+
+
+# -- the client's status page -------------------------------------------------------------------
+
+
+def _visit_id(request: web.Request) -> str | None:
+    return verify_status_token(request.app[CONFIG].secret, request.match_info["token"])
+
+
+def _car_csrf(request: web.Request) -> str:
+    # The page has no session: a MAC of its own link is a CSRF token only this page knows.
+    key = request.app[CONFIG].secret.encode()
+    return hmac.new(key, b"car:" + request.match_info["token"].encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _reschedule_url(request: web.Request, visit_id: str) -> str | None:
+    """The notifier's reschedule link, when the app serves /r/{token} (the notifier's route)."""
+    if not any(res.canonical == "/r/{token}" for res in request.app.router.resources()):
+        return None
+    from notifier.links import make_token
+
+    token = make_token(request.app[CONFIG].secret.encode(), visit_id, request.app[CLOCK].now(),
+                       valid_for=timedelta(hours=12))
+    return f"/r/{token}"
+
+
+async def _status_ctx(request: web.Request, board: Board, vid: str) -> dict[str, object] | None:
+    v = board.visits.get(vid)
+    if v is None:
+        return None
+    lane = board.lane(v.vet)
+    return {**helpers(board), "v": v, "vet_name": lane.name if lane else v.vet, "place": board.place_in_line(vid),
+            "token": request.match_info["token"], "csrf": _car_csrf(request), "now": board.now,
+            "can_text": bool(v.mobile and v.sms_consent), "reschedule_url": _reschedule_url(request, vid)}
+
+
+async def status_page(request: web.Request) -> web.StreamResponse:
+    vid = _visit_id(request)
+    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    ctx = await _status_ctx(request, board, vid) if vid else None
+    if ctx is None:
+        return _page_error(404, "This link is not valid (or the visit is from another day).")
+    return _html(render(request, "status.html", live_url=f"/s/{request.match_info['token']}/live", **ctx))
+
+
+async def status_live(request: web.Request) -> web.StreamResponse:
+    vid = _visit_id(request)
+    if vid is None:
+        return web.json_response({"error": "invalid link"}, status=404)
+
+    async def fragments() -> dict[str, str] | None:
+        board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+        ctx = await _status_ctx(request, board, vid)
+        return None if ctx is None else {"status": render(request, "_status.html", **ctx)}
+
+    return await live.stream(request, fragments)
+
+
+async def in_car(request: web.Request) -> web.StreamResponse:
+    vid = _visit_id(request)
+    if vid is None:
+        return _page_error(404, "This link is not valid.")
+    form = await request.post()
+    sent = request.headers.get("X-CSRF-Token") or form.get("csrf")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, _car_csrf(request)):
+        raise web.HTTPForbidden(text="Refused: reload the page and try again.")
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    rows = await fetch(request.app[STORE].conn, "SELECT 1 FROM waiting_in_car WHERE visit_id = ?", (vid,))
+    if not rows:
+        try:
+            await rt.post_event(Event("in_car", now, vid, {}), "client", now)
+        except Conflict as e:
+            if request.headers.get("X-Requested-With") == "fetch":
+                return web.json_response(e.to_json(), status=e.status)
+            raise web.HTTPSeeOther(f"/s/{request.match_info['token']}") from e
+    if request.headers.get("X-Requested-With") == "fetch":
+        return web.json_response({"ok": True, "message": "Thanks — we'll let you know when it's your turn."})
+    raise web.HTTPSeeOther(f"/s/{request.match_info['token']}")
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/display", display_page)
+    r.add_get("/display/live", display_live)
+    r.add_get("/s/{token}", status_page)
+    r.add_get("/s/{token}/live", status_live)
+    r.add_post("/s/{token}/car", in_car)

@@ -1,0 +1,151 @@
+"""Jinja2 rendering and the small formatting helpers the templates share."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from server.web.board import Board, Lane, LogEntry, VisitView
+
+TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
+
+
+def make_env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("server.web", "templates"),
+                              autoescape=jinja2.select_autoescape(default=True), trim_blocks=True,
+                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def hm(t: datetime | None, tz: tzinfo) -> str:
+    """ "10:05am": how a US front desk reads a time."""
+    if t is None:
+        return ""
+    local = t.astimezone(tz)
+    return f"{local.hour % 12 or 12}:{local.minute:02d}{'am' if local.hour < 12 else 'pm'}"
+
+
+def hm5(t: datetime, tz: tzinfo, up: bool = False) -> str:
+    """A range end rounded outward to 5 minutes, as the texts say it (never a false precision)."""
+    t = t.astimezone(tz).replace(second=0, microsecond=0)
+    extra = t.minute % 5
+    if up and extra:
+        t += timedelta(minutes=5 - extra)
+    elif not up:
+        t -= timedelta(minutes=extra)
+    return hm(t, tz)
+
+
+def mins(a: datetime | None, b: datetime | None) -> int:
+    if a is None or b is None:
+        return 0
+    return max(0, int((b - a).total_seconds() // 60))
+
+
+def behind_text(lane: Lane) -> str:
+    """ "about 25 min behind (emergency)", as the lobby and the console say it."""
+    if lane.behind_min < 5:
+        text = "on time"
+        if lane.behind_reason == "emergency":
+            text += " (emergency in progress)"
+        return text
+    text = f"about {5 * round(lane.behind_min / 5)} min behind"
+    return f"{text} ({lane.behind_reason})" if lane.behind_reason else text
+
+
+def eta_text(v: VisitView, now: datetime) -> str:
+    """A lobby line's wait: "next", or "about 10–20 min" in 5-minute steps."""
+    if v.estimate is None:
+        return ""
+    low = max(0, (v.estimate.p10 - now).total_seconds() / 60)
+    high = max(0, (v.estimate.p90 - now).total_seconds() / 60)
+    lo5, hi5 = 5 * math.floor(low / 5), 5 * math.ceil(high / 5)
+    if hi5 <= 5:
+        return "next"
+    return f"about {lo5}–{hi5} min" if lo5 != hi5 else f"about {hi5} min"
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def describe(e: LogEntry, board: Board) -> str:
+    """One line of the recent-actions list."""
+    v = board.visits.get(e.appointment or "")
+    who = v.pet if v else (e.data.get("pet") or e.appointment or "")
+    vet = board.lane(str(e.data.get("vet", "")))
+    vet_name = vet.name if vet else str(e.data.get("vet", ""))
+    t = e.type
+    if t == "emergency":
+        return f"Emergency for {vet_name} ({int(e.data.get('expected_min') or 45)} min)"
+    if t == "vet_late":
+        return f"{vet_name} away until {hm(datetime.fromisoformat(e.data['until']), board.tz)}"
+    if t == "vet_available":
+        return f"{vet_name} available"
+    if t == "move":
+        return f"{who} moved to {vet_name}"
+    if t == "reorder":
+        return f"{who} moved {e.data.get('direction', '')}"
+    if t in ("pause_texts", "resume_texts"):
+        what = "Paused" if t == "pause_texts" else "Resumed"
+        return f"{what} texts for {who or 'the clinic'}" if e.data.get("client") else f"{what} texts for the clinic"
+    if t == "send_text":
+        return f"Text to {who or 'a client'}"
+    if t == "undo":
+        return f"Undid {e.data.get('type', 'an action')}" + (f" for {who}" if who else "")
+    if t == "ack":
+        return "Alert handled" if "seq" in e.data else ("Recovery offered" if "recovery" in e.data else "Reply handled")
+    if t == "in_car":
+        return f"{who} waiting in the car"
+    labels = {"checkin": "checked in", "start": "consult started", "end": "consult ended", "noshow": "no-show",
+              "emergency_start": "emergency started", "emergency_end": "emergency ended", "walkin": "walk-in",
+              "urgent": "urgent help pressed", "consent": "text consent", "kiosk_unmatched": "unmatched at kiosk"}
+    return f"{who} {labels.get(t, t)}".strip()
+
+
+def helpers(board: Board) -> dict[str, Any]:
+    """Template globals bound to this render's clock and timezone."""
+    span_total = max(1.0, (board.day_end - board.day_start).total_seconds())
+
+    def pct(t: datetime | None) -> str:
+        if t is None:
+            return "0"
+        return f"{min(100.0, max(0.0, (t - board.day_start).total_seconds() / span_total * 100)):.2f}"
+
+    def span(a: datetime | None, b: datetime | None, minutes: float | None = None) -> str:
+        if a is None:
+            return "0"
+        end = b if b is not None else a + timedelta(minutes=minutes or 0)
+        # At least a sliver, so a just-started consult still shows.
+        return f"{max(0.4, float(pct(end)) - float(pct(a))):.2f}"
+
+    start = board.day_start.astimezone(board.tz)
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    hours = []
+    h = first_hour + timedelta(hours=1) if first_hour < start else first_hour
+    while h <= board.day_end:
+        hours.append(h)
+        h += timedelta(hours=1)
+    return {
+        "hm": lambda t: hm(t, board.tz),
+        "hm5": lambda t, up=False: hm5(t, board.tz, up),
+        "mins": mins,
+        "pct": pct,
+        "span": span,
+        "hours": hours,
+        "behind_text": behind_text,
+        "eta_text": lambda v: eta_text(v, board.now),
+        "ordinal": ordinal,
+        "describe": lambda e: describe(e, board),
+        "board": board,
+        "clinic": board.clinic,
+        "upcoming_shown": 6,
+    }
+
+
+def render(request: web.Request, template: str, /, **ctx: Any) -> str:
+    return request.app[TEMPLATES].get_template(template).render(**ctx)

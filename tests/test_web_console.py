@@ -1,0 +1,411 @@
+"""Reception console: staff login, CSRF, lockout, every override route, undo, inbox and alerts."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.app import RUNTIME
+from server.store import Store, fetch
+from server.web.auth import check_password, create_user, hash_password
+from tests.conftest import START, Api
+
+# server/app.py's auth middleware stores request["role"] under string keys, which aiohttp 3.14
+# warns about (once per process); the lead is told. Not this module's concern.
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+PASSWORD = "correct horse battery"
+FETCH = {"X-Requested-With": "fetch"}
+A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez, notes), Dr. Ruiz's first booking
+
+
+async def add_user(db: Path, name: str = "ana", password: str = PASSWORD) -> None:
+    store = await Store.open(str(db))
+    try:
+        async with store.transaction() as conn:
+            await create_user(conn, name, password, START)
+    finally:
+        await store.close()
+
+
+def form_csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, html[:500]
+    return m.group(1)
+
+
+async def log_in(client: TestClient[Any, Any], name: str = "ana", password: str = PASSWORD) -> Any:
+    page = await client.get("/login")
+    csrf = form_csrf(await page.text())
+    return await client.post("/login", data={"name": name, "password": password, "csrf": csrf},
+                             allow_redirects=False)
+
+
+@dataclass
+class Desk:
+    api: Api
+    csrf: str
+
+    @property
+    def client(self) -> TestClient[Any, Any]:
+        return self.api.client
+
+    async def post(self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True,
+                   status: int = 200) -> Any:
+        body = {**(data or {}), **({"csrf": self.csrf} if csrf else {})}
+        resp = await self.client.post(path, data=body, headers=FETCH, allow_redirects=False)
+        assert resp.status == status, await resp.text()
+        return await resp.json() if resp.content_type == "application/json" else await resp.text()
+
+    async def events(self, kind: str) -> list[Any]:
+        store = await Store.open(str(self.api.db))
+        try:
+            return await fetch(store.conn, "SELECT seq, type, appointment_id, data, actor FROM events WHERE type = ? "
+                                           "ORDER BY seq", (kind,))
+        finally:
+            await store.close()
+
+    async def appt(self, aid: str) -> Any:
+        resp = await self.client.get(f"/api/appointments/{aid}", headers=self.api.h("reception"))
+        return await resp.json()
+
+    async def sql(self, q: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        store = await Store.open(str(self.api.db))
+        try:
+            return [tuple(r) for r in await fetch(store.conn, q, params)]
+        finally:
+            await store.close()
+
+
+@pytest.fixture
+async def desk(api: Api) -> Desk:
+    await add_user(api.db)
+    resp = await log_in(api.client)
+    assert resp.status == 303
+    page = await api.client.get("/console")
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', await page.text())
+    assert m
+    return Desk(api, m.group(1))
+
+
+# -- login, sessions, CSRF, lockout ---------------------------------------------------------
+
+
+def test_password_hash_is_scrypt_and_salted() -> None:
+    a, b = hash_password("s3cret-pass"), hash_password("s3cret-pass")
+    assert a.startswith("scrypt$") and a != b
+    assert check_password("s3cret-pass", a) and not check_password("s3cret-pasS", a)
+
+
+async def test_console_without_session_redirects_to_login(api: Api) -> None:
+    resp = await api.client.get("/console", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+    live = await api.client.get("/console/live")
+    assert live.status == 401
+
+
+async def test_login_sets_httponly_samesite_session_cookie(api: Api) -> None:
+    await add_user(api.db)
+    resp = await log_in(api.client)
+    assert resp.status == 303 and resp.headers["Location"] == "/console"
+    cookie = resp.cookies["wr_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and not cookie["secure"]
+    page = await api.client.get("/console")
+    assert page.status == 200 and "Dr. Ana Ruiz" in await page.text()
+
+
+async def test_login_form_without_csrf_is_refused(api: Api) -> None:
+    await add_user(api.db)
+    await api.client.get("/login")
+    resp = await api.client.post("/login", data={"name": "ana", "password": PASSWORD}, allow_redirects=False)
+    assert resp.status == 403
+
+
+async def test_wrong_password_is_refused(api: Api) -> None:
+    await add_user(api.db)
+    resp = await log_in(api.client, password="wrong password")
+    assert resp.status == 401 and "Wrong name or password" in await resp.text()
+    assert (await api.client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_five_failures_lock_the_account_for_15_minutes(api: Api) -> None:
+    await add_user(api.db)
+    for _ in range(4):
+        assert (await log_in(api.client, password="nope nope")).status == 401
+    fifth = await log_in(api.client, password="nope nope")
+    assert fifth.status == 429 and "locked" in await fifth.text()
+    # Locked: even the right password is refused.
+    assert (await log_in(api.client)).status == 429
+    api.clock.advance(minutes=16)
+    assert (await log_in(api.client)).status == 303
+
+
+async def test_logout_ends_the_session(desk: Desk) -> None:
+    resp = await desk.client.post("/logout", data={"csrf": desk.csrf}, allow_redirects=False)
+    assert resp.status == 303
+    assert (await desk.client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_next_parameter_cannot_redirect_off_site(api: Api) -> None:
+    await add_user(api.db)
+    page = await api.client.get("/login?next=//evil.example/x")
+    csrf = form_csrf(await page.text())
+    resp = await api.client.post("/login", data={"name": "ana", "password": PASSWORD, "csrf": csrf,
+                                                 "next": "//evil.example/x"}, allow_redirects=False)
+    assert resp.headers["Location"] == "/console"
+
+
+# -- every override route: no session, no CSRF, display token ----------------------------------
+
+ROUTES = [
+    ("/console/emergency", {"vet": "v1", "minutes": "40"}),
+    ("/console/vet-late", {"vet": "v2", "minutes": "20"}),
+    ("/console/vets/v1/available", {}),
+    (f"/console/visits/{A_0800}/checkin", {}),
+    (f"/console/visits/{A_0800}/start", {}),
+    (f"/console/visits/{A_0800}/end", {}),
+    (f"/console/visits/{A_0800}/noshow", {}),
+    (f"/console/visits/{A_0800}/up", {}),
+    (f"/console/visits/{A_0800}/down", {}),
+    (f"/console/visits/{A_0800}/move", {"vet": "v2"}),
+    (f"/console/visits/{A_0800}/pause-texts", {}),
+    (f"/console/visits/{A_0800}/resume-texts", {}),
+    (f"/console/visits/{A_0800}/text", {"body": "hello"}),
+    (f"/console/visits/{A_0800}/recovery", {}),
+    ("/console/texts/pause", {}),
+    ("/console/texts/resume", {}),
+    ("/console/undo/1", {}),
+    ("/console/alerts/1/ack", {}),
+    ("/console/inbox/1/reply", {"body": "hi"}),
+    ("/console/inbox/1/done", {}),
+    ("/logout", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "data"), ROUTES)
+async def test_override_without_session_is_refused(api: Api, path: str, data: dict[str, str]) -> None:
+    plain = await api.client.post(path, data=data, allow_redirects=False)
+    assert plain.status == 303 and plain.headers["Location"].startswith("/login")
+    scripted = await api.client.post(path, data=data, headers=FETCH)
+    assert scripted.status == 401
+
+
+@pytest.mark.parametrize(("path", "data"), ROUTES)
+async def test_override_without_csrf_token_is_forbidden(desk: Desk, path: str, data: dict[str, str]) -> None:
+    before = await desk.sql("SELECT COUNT(*) FROM events")
+    await desk.post(path, data, csrf=False, status=403)
+    assert await desk.sql("SELECT COUNT(*) FROM events") == before
+
+
+@pytest.mark.parametrize(("path", "data"), ROUTES[:3])
+async def test_display_token_cannot_post_overrides(api: Api, path: str, data: dict[str, str]) -> None:
+    token = api.tokens["display"]
+    for headers in ({"Authorization": f"Bearer {token}", **FETCH}, FETCH):
+        resp = await api.client.post(f"{path}?token={token}", data=data, headers=headers)
+        assert resp.status == 401
+    # The reception API token is not a console session either.
+    resp = await api.client.post(path, data=data, headers={**api.h("reception"), **FETCH})
+    assert resp.status == 401
+
+
+# -- what each override does ----------------------------------------------------------------
+
+
+async def test_emergency_is_logged_with_who_and_undoable(desk: Desk) -> None:
+    before = await (await desk.client.get("/api/estimates", headers=desk.api.h("reception"))).json()
+    ans = await desk.post("/console/emergency", {"vet": "v1", "minutes": "60", "pet": "Rex"})
+    assert ans["ok"] and ans["undo"]
+    [ev] = await desk.events("emergency")
+    assert ev["actor"] == "user:ana" and json.loads(ev["data"])["expected_min"] == 60
+    during = await (await desk.client.get("/api/estimates", headers=desk.api.h("reception"))).json()
+    assert during != before
+    await desk.post(f"/console/undo/{ans['undo']}")
+    assert (await desk.appt(ev["appointment_id"]))["status"] == "cancelled"
+    # Twice is refused: it is undone already.
+    assert "already undone" in (await desk.post(f"/console/undo/{ans['undo']}", status=409))["error"]
+
+
+async def test_desk_checkin_shows_the_clients_notes(desk: Desk) -> None:
+    ans = await desk.post(f"/console/visits/{A_0800}/checkin")
+    assert "Luna is nervous with men" in ans["message"] and "female dog" in ans["message"]
+    assert (await desk.appt(A_0800))["status"] == "waiting"
+    page = await (await desk.client.get("/console")).text()
+    assert "Luna is nervous with men" in page
+
+
+async def test_start_end_noshow_and_undo_in_order(desk: Desk) -> None:
+    c = await desk.post(f"/console/visits/{A_0800}/checkin")
+    s = await desk.post(f"/console/visits/{A_0800}/start")
+    # Undoing the check-in while the consult it led to still stands is refused.
+    assert "undo that first" in (await desk.post(f"/console/undo/{c['undo']}", status=409))["error"]
+    await desk.post(f"/console/undo/{s['undo']}")
+    assert (await desk.appt(A_0800))["status"] == "waiting"
+    n = await desk.post(f"/console/visits/{A_0800}/noshow")
+    assert (await desk.appt(A_0800))["status"] == "noshow"
+    await desk.post(f"/console/undo/{n['undo']}")
+    assert (await desk.appt(A_0800))["status"] == "waiting"
+    await desk.post(f"/console/visits/{A_0800}/start")
+    await desk.post(f"/console/visits/{A_0800}/end")
+    assert (await desk.appt(A_0800))["status"] == "done"
+    assert "already finished" in (await desk.post(f"/console/visits/{A_0800}/start", status=409))["error"]
+
+
+async def test_start_and_end_of_an_emergency(desk: Desk) -> None:
+    await desk.post("/console/emergency", {"vet": "v2", "minutes": "30"})
+    [ev] = await desk.events("emergency")
+    eid = ev["appointment_id"]
+    await desk.post(f"/console/visits/{eid}/start")
+    await desk.post(f"/console/visits/{eid}/end")
+    assert [e["type"] for e in await desk.events("emergency_end")] == ["emergency_end"]
+
+
+async def test_move_up_and_down_pin_the_waiting_order(desk: Desk) -> None:
+    first, second = "2026-03-02-v1-0800", "2026-03-02-v1-0820"
+    day = await desk.sql("SELECT id FROM appointments WHERE vet_id = 'v1' AND day = '2026-03-02' "
+                         "ORDER BY scheduled LIMIT 2")
+    first, second = day[0][0], day[1][0]
+    for aid in (first, second):
+        await desk.post(f"/console/visits/{aid}/checkin")
+    up = await desk.post(f"/console/visits/{second}/up")
+    prio = dict(await desk.sql("SELECT id, priority FROM appointments WHERE id IN (?, ?)", (first, second)))
+    assert prio[second] < prio[first]
+    assert "already first" in (await desk.post(f"/console/visits/{second}/up", status=409))["error"]
+    await desk.post(f"/console/undo/{up['undo']}")
+    prio = dict(await desk.sql("SELECT id, priority FROM appointments WHERE id IN (?, ?)", (first, second)))
+    assert prio == {first: None, second: None}
+    await desk.post(f"/console/visits/{first}/down")
+    prio = dict(await desk.sql("SELECT id, priority FROM appointments WHERE id IN (?, ?)", (first, second)))
+    assert prio[second] < prio[first]
+
+
+async def test_move_to_another_vet_and_back(desk: Desk) -> None:
+    ans = await desk.post(f"/console/visits/{A_0800}/move", {"vet": "v3"})
+    assert (await desk.appt(A_0800))["vet"] == "v3"
+    await desk.post(f"/console/undo/{ans['undo']}")
+    assert (await desk.appt(A_0800))["vet"] == "v1"
+    assert (await desk.post(f"/console/visits/{A_0800}/move", {"vet": "nobody"}, status=400))["field"] == "vet"
+
+
+async def test_vet_late_and_available_are_undoable(desk: Desk) -> None:
+    late = await desk.post("/console/vet-late", {"vet": "v2", "minutes": "30", "reason": "surgery ran over"})
+    rows = await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'")
+    assert rows and rows[0][0] is not None
+    page = await (await desk.client.get("/console")).text()
+    assert "Away until 8:20am" in page
+    await desk.post(f"/console/undo/{late['undo']}")
+    assert (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0] is None
+    await desk.post("/console/vet-late", {"vet": "v2", "until": "09:15"})
+    avail = await desk.post("/console/vets/v2/available")
+    assert (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0] is None
+    await desk.post(f"/console/undo/{avail['undo']}")
+    assert "T15:15:00" in (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0]
+    await desk.post("/console/vet-late", {"vet": "v2"}, status=400)
+
+
+async def test_pause_texts_for_clinic_and_client_are_stored_for_the_notifier(desk: Desk) -> None:
+    p = await desk.post("/console/texts/pause")
+    assert await desk.sql("SELECT scope, client_id, paused_by FROM texts_paused") == [("clinic", "", "user:ana")]
+    await desk.post(f"/console/undo/{p['undo']}")
+    assert await desk.sql("SELECT * FROM texts_paused") == []
+    await desk.post(f"/console/visits/{A_0800}/pause-texts")
+    assert await desk.sql("SELECT scope, client_id FROM texts_paused") == [("client", "c1")]
+    r = await desk.post(f"/console/visits/{A_0800}/resume-texts")
+    assert await desk.sql("SELECT * FROM texts_paused") == []
+    await desk.post(f"/console/undo/{r['undo']}")
+    assert await desk.sql("SELECT scope, client_id FROM texts_paused") == [("client", "c1")]
+
+
+async def test_one_off_text_is_queued_in_the_outbox_and_undo_cancels_it(desk: Desk) -> None:
+    ans = await desk.post(f"/console/visits/{A_0800}/text", {"body": "Dr. Ruiz is running 10 min late"})
+    [row] = await desk.sql("SELECT to_number, body, status, kind FROM outbox")
+    assert tuple(row) == ("+13125550101", "Dr. Ruiz is running 10 min late", "queued", "oneoff")
+    await desk.post(f"/console/undo/{ans['undo']}")
+    assert (await desk.sql("SELECT status FROM outbox"))[0][0] == "failed"
+    # Aiko Tanaka (c3) has not agreed to texts.
+    [mochi] = await desk.sql("SELECT a.id FROM appointments a WHERE a.pet_id = 'p4' ORDER BY scheduled LIMIT 1")
+    assert "not agreed" in (await desk.post(f"/console/visits/{mochi[0]}/text", {"body": "hi"}, status=409))["error"]
+
+
+async def test_kiosk_urgent_help_is_shown_loudly_until_acknowledged(desk: Desk) -> None:
+    resp = await desk.client.post("/api/kiosk/urgent", json={"idempotency_key": "urgent-0001", "note": "dog bleeding"},
+                                  headers=desk.api.h("kiosk"))
+    assert resp.status == 200
+    page = await (await desk.client.get("/console")).text()
+    assert 'role="alert"' in page and "URGENT HELP" in page and "dog bleeding" in page
+    [ev] = await desk.events("urgent")
+    await desk.post(f"/console/alerts/{ev['seq']}/ack")
+    assert "URGENT HELP" not in await (await desk.client.get("/console")).text()
+
+
+async def test_kiosk_unmatched_shows_in_the_alerts(desk: Desk) -> None:
+    resp = await desk.client.post("/api/kiosk/lookup", json={"phone": "312-555-0199"}, headers=desk.api.h("kiosk"))
+    assert resp.status == 200
+    assert "phone ending 0199" in await (await desk.client.get("/console")).text()
+
+
+async def test_inbox_shows_client_replies_and_sends_the_answer(desk: Desk) -> None:
+    store = await Store.open(str(desk.api.db))
+    try:
+        async with store.transaction() as conn:
+            for i, (body, kind, need) in enumerate([("Can I bring both dogs?", "other", 1),
+                                                    ("2", "reschedule", 0)]):
+                await conn.execute(
+                    "INSERT INTO inbound_messages (provider_sid, from_number, body, kind, visit_id, needs_reception, "
+                    "received_at) VALUES (?, '+13125550101', ?, ?, ?, ?, '2026-03-02T13:45:00.000000Z')",
+                    (f"SM{i}", body, kind, A_0800, need))
+    finally:
+        await store.close()
+    page = await (await desk.client.get("/console")).text()
+    assert "Can I bring both dogs?" in page and "wants to reschedule" in page and "Maria Lopez" in page
+    [m1, m2] = await desk.sql("SELECT id FROM inbound_messages ORDER BY id")
+    await desk.post(f"/console/inbox/{m1[0]}/reply", {"body": "Yes, of course!"})
+    assert (await desk.sql("SELECT body FROM outbox"))[0][0] == "Yes, of course!"
+    done = await desk.post(f"/console/inbox/{m2[0]}/done")
+    assert "Can I bring both dogs?" not in await (await desk.client.get("/console")).text()
+    await desk.post(f"/console/undo/{done['undo']}")
+    assert (await desk.sql("SELECT handled_at FROM inbound_messages WHERE id = ?", (m2[0],)))[0][0] is None
+
+
+async def test_recovery_gesture_prompt_when_waited_past_the_promise(desk: Desk) -> None:
+    store = await Store.open(str(desk.api.db))
+    try:
+        async with store.transaction() as conn:
+            settings = json.dumps({"recovery_gesture": "a free nail trim"})
+            await conn.execute("UPDATE clinic SET settings = ?", (settings,))
+    finally:
+        await store.close()
+    # The running server reads clinic settings at start; reload them as a settings change would.
+    assert desk.client.app is not None
+    await desk.client.app[RUNTIME].reload_clinic()
+    desk.api.clock.advance(minutes=5)
+    await desk.post(f"/console/visits/{A_0800}/checkin")
+    desk.api.clock.advance(minutes=40)  # 08:35: 35 minutes past the 08:00 booking
+    page = await (await desk.client.get("/console")).text()
+    assert "offer: <strong>a free nail trim</strong>" in page and "band-verylate" in page
+    await desk.post(f"/console/visits/{A_0800}/recovery")
+    assert "Offered: a free nail trim" in await (await desk.client.get("/console")).text()
+
+
+async def test_form_post_without_script_redirects_back_with_message_and_undo(desk: Desk) -> None:
+    resp = await desk.client.post(f"/console/visits/{A_0800}/checkin", data={"csrf": desk.csrf},
+                                  allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/console?msg=Luna")
+    page = await (await desk.client.get(resp.headers["Location"])).text()
+    assert "checked in" in page and "/console/undo/" in page
+    bad = await desk.client.post(f"/console/visits/{A_0800}/checkin", data={"csrf": desk.csrf},
+                                 allow_redirects=False)
+    assert bad.status == 303 and "error=" in bad.headers["Location"]
+
+
+async def test_console_page_carries_strict_security_headers(desk: Desk) -> None:
+    resp = await desk.client.get("/console")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["Referrer-Policy"] == "no-referrer" and resp.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in await resp.text() and " style=" not in await resp.text()
