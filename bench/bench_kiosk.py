@@ -67,7 +67,7 @@ async def taps(n: int = 40) -> list[float]:
             before = keypad.value
             t0 = time.perf_counter()
             button.press()  # what a tap's Click turns into
-            shown = lambda: keypad.value != before and number.value == display_number(keypad.value, "US")  # noqa: E731
+            shown = lambda before=before: keypad.value != before and number.value == display_number(keypad.value, "US")  # noqa: E731
             while not shown() and time.perf_counter() - t0 < 2:  # noqa: ASYNC110 - polling the screen is the point
                 await asyncio.sleep(0.0005)
             lat.append(time.perf_counter() - t0)
