@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, tzinfo
 from typing import Any
 
 from aiohttp import web
 
-from server.app import CLOCK, RUNTIME, STORE, read_json, roles
+from server.app import ACTOR, CLOCK, RUNTIME, STORE, read_json, roles
 from server.domain import Estimate
 from server.errors import AppointmentNotFound
 from server.events import parse_event
@@ -50,8 +51,14 @@ async def post_event(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     ev = parse_event(body, rt.clinic.tz, now)
-    seq = await rt.post_event(ev, request["actor"], now)
+    seq = await rt.post_event(ev, request[ACTOR], now)
     return web.json_response({"seq": seq, "type": ev.type, "appointment": ev.appointment}, status=201)
+
+
+# The last /api/estimates answer, serialised: (estimates object, now to the second, body).
+# Every display and phone polls this; turning ~100 estimates into JSON on each read was the
+# server's main cost under load. It is rebuilt when the estimates change or a second passes.
+ESTIMATES_BODY = web.AppKey("estimates_body", list)
 
 
 @roles("pms", "reception", "display")
@@ -59,11 +66,18 @@ async def get_estimates(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     est = await rt.estimates(now)
-    state = await rt.day_state(rt.today(now))
-    tz = rt.clinic.tz
-    out = [{"appointment": e.visit, "vet": state.visits[e.visit].vet, **estimate_json(e, now, tz)}
-           for e in sorted(est.values(), key=lambda e: (e.start, e.visit))]
-    return web.json_response({"now": iso(now, tz), "estimates": out})
+    now = now.replace(microsecond=0)  # answers are to the second (timeutil.iso)
+    memo = request.app[ESTIMATES_BODY]
+    if memo and memo[0] is est and memo[1] == now:
+        body: bytes = memo[2]
+    else:
+        state = await rt.day_state(rt.today(now))
+        tz = rt.clinic.tz
+        out = [{"appointment": e.visit, "vet": state.visits[e.visit].vet, **estimate_json(e, now, tz)}
+               for e in sorted(est.values(), key=lambda e: (e.start, e.visit))]
+        body = json.dumps({"now": iso(now, tz), "estimates": out}).encode()
+        memo[:] = [est, now, body]
+    return web.Response(body=body, content_type="application/json")
 
 
 @roles("pms", "reception")
@@ -93,6 +107,7 @@ async def get_appointment(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[ESTIMATES_BODY] = []
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_post("/api/schedule", post_schedule)

@@ -21,6 +21,9 @@ CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", ClinicRuntime)
 CLOCK = web.AppKey("clock", Clock)
+# Who made the request, set by the auth middleware: the token's role and "token:<name>".
+ROLE = web.RequestKey("role", str)
+ACTOR = web.RequestKey("actor", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Roles a route admits, set by @roles; a route without it is public.
@@ -100,7 +103,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     role, name = found
     if role not in allowed:
         raise Forbidden(f"a {role} token may not use this route", "Authorization")
-    request["role"], request["actor"] = role, f"token:{name}"
+    request[ROLE], request[ACTOR] = role, f"token:{name}"
     return await handler(request)
 
 

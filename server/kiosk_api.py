@@ -18,7 +18,7 @@ import aiosqlite
 from aiohttp import web
 
 from server.api import estimate_json
-from server.app import CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
+from server.app import ACTOR, CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
 from server.errors import BadRequest, NotFound, TooManyRequests
 from server.events import Event, apply_event
 from server.links import status_token
@@ -33,7 +33,7 @@ REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": 
 
 def _rate_limit(request: web.Request) -> None:
     per_minute = request.app[CONFIG].kiosk_lookups_per_minute
-    window: deque[float] = request.app[LOOKUPS].setdefault(request["actor"], deque())
+    window: deque[float] = request.app[LOOKUPS].setdefault(request[ACTOR], deque())
     t = time.monotonic()
     while window and window[0] < t - 60:
         window.popleft()
@@ -84,7 +84,7 @@ async def lookup(request: web.Request) -> web.Response:
         # Reception hears someone could not be matched; the kiosk shows only "see the desk".
         async with request.app[STORE].transaction() as conn:
             await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
-                              request["actor"], tz, now)
+                              request[ACTOR], tz, now)
     appts = []
     for r in rows:
         scheduled = from_db(r["scheduled"])
@@ -163,15 +163,15 @@ async def checkin(request: web.Request) -> web.Response:
                     raise NotFound("appointments: no such appointment for this number today", "appointments")
             for aid in wanted:
                 if mine[aid]["status"] == "booked":
-                    await apply_event(conn, Event("checkin", at, aid), request["actor"], rt.clinic.tz, now)
+                    await apply_event(conn, Event("checkin", at, aid), request[ACTOR], rt.clinic.tz, now)
             if consent is not None:
                 for client in {mine[aid]["client"] for aid in wanted}:
                     await conn.execute("UPDATE clients SET sms_consent = ? WHERE id = ?", (int(consent), client))
                     await apply_event(conn, Event("consent", now, None, {"client": client, "sms": consent}),
-                                      request["actor"], rt.clinic.tz, now)
+                                      request[ACTOR], rt.clinic.tz, now)
             if not wanted:
                 await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
-                                  request["actor"], rt.clinic.tz, now)
+                                  request[ACTOR], rt.clinic.tz, now)
             await _remember(conn, key, wanted, now)
             done = wanted
     return await _visits_answer(request, rt, done)
@@ -205,7 +205,7 @@ async def walkin(request: web.Request) -> web.Response:
                                (pet, client, fields["pet"], fields["species"]))
             data = {"vet": vet, "type": type_id if type_id in types else None, "booked_min": None,
                     "pet": fields["pet"], "reason": fields["reason"]}
-            await apply_event(conn, Event("walkin", now, aid, data), request["actor"], rt.clinic.tz, now)
+            await apply_event(conn, Event("walkin", now, aid, data), request[ACTOR], rt.clinic.tz, now)
             await conn.execute("UPDATE appointments SET pet_id = ? WHERE id = ?", (pet, aid))
             await _remember(conn, key, [aid], now)
             done = [aid]
@@ -234,7 +234,7 @@ async def urgent(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as conn:
         if await _remembered(conn, key) is None:
-            await apply_event(conn, Event("urgent", now, None, {"note": note}), request["actor"], rt.clinic.tz, now)
+            await apply_event(conn, Event("urgent", now, None, {"note": note}), request[ACTOR], rt.clinic.tz, now)
             await _remember(conn, key, [], now)
     return web.json_response({"ok": True})
 
@@ -245,7 +245,7 @@ async def visit(request: web.Request) -> web.Response:
     aid = request.match_info["id"]
     rows = await fetch(request.app[STORE].conn,
         "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin')",
-        (aid, request["actor"]))
+        (aid, request[ACTOR]))
     if not rows:
         raise NotFound("no visit checked in at this kiosk with that id", "id")
     return await _visits_answer(request, request.app[RUNTIME], [aid])

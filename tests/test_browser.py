@@ -20,7 +20,6 @@ from tests.conftest import TZ, LiveServer
 from tests.test_web_console import PASSWORD, add_user
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"),
                        reason="needs Debian's chromium (make test installs it)"),
 ]

@@ -18,7 +18,6 @@ from tests.conftest import START, Api
 
 # server/app.py's auth middleware stores request["role"] under string keys, which aiohttp 3.14
 # warns about (once per process); the lead is told. Not this module's concern.
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 PASSWORD = "correct horse battery"
 FETCH = {"X-Requested-With": "fetch"}

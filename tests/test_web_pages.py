@@ -16,7 +16,6 @@ from server.links import status_token
 from server.store import Store, fetch
 from tests.conftest import Api
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
 
