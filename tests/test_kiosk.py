@@ -228,14 +228,24 @@ async def test_start_over_forgets_what_was_typed(app: KioskApp) -> None:
         assert pilot.app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
 
 
+def _idle_for(app: KioskApp, seconds: float) -> None:
+    """As if nobody had touched the screen for `seconds`: deterministic, unlike real waiting."""
+    app.last_input -= seconds
+    app.idle_tick()
+
+
 async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveServer, tmp_path: Path) -> None:
-    app = kiosk(live_server, tmp_path, idle_s=0.4, done_idle_s=0.4)
+    app = kiosk(live_server, tmp_path, idle_s=60, done_idle_s=20)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.click("#lang-es")
         await pilot.click("#appointment")
         await pilot.click("#key-3")
         await pilot.click("#key-1")
-        await pilot.pause(0.8)
+        _idle_for(app, 50)
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, WelcomeScreen)  # 50 s: still the client's
+        _idle_for(app, 11)
+        await pilot.pause()
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert app.session.lang == "en" and app.session.phone == ""
         await pilot.click("#appointment")
@@ -244,19 +254,21 @@ async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveSe
 
 
 async def test_done_screen_resets_sooner_than_the_others(live_server: LiveServer, tmp_path: Path) -> None:
-    app = kiosk(live_server, tmp_path, idle_s=30, done_idle_s=0.4)
+    app = kiosk(live_server, tmp_path, idle_s=60, done_idle_s=20)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.click("#appointment")
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
-        await pilot.pause(0.8)
+        _idle_for(app, 21)
+        await pilot.pause()
         assert isinstance(pilot.app.screen, PetsScreen)  # 60 s rule: not yet
         await pilot.click("#pet-0")
         await pilot.click("#continue")
         await wait_for(pilot, ConsentScreen)
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
-        await pilot.pause(0.9)
+        _idle_for(app, 21)
+        await pilot.pause()
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert app.session.phone == ""
 
