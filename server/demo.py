@@ -114,6 +114,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     from server.schedule import import_schedule
     from server.store import Clinic, Store, create_token, insert_history, set_clinic
     from server.timeutil import tz_from
+    from server.web.auth import create_user
 
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "demo.db"
@@ -131,6 +132,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
                                               {"recovery_gesture": "today's exam fee waived"}))
                 await import_schedule(conn, demo_schedule(today, tz), tz, "US")
                 await insert_history(conn, demo_history(today, tz), tz)
+                await create_user(conn, "demo", "demo-password", datetime.now(tz))
                 return {role: await create_token(conn, role, f"demo-{role}")
                         for role in ("kiosk", "reception", "display", "pms")}
         finally:
@@ -144,6 +146,8 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     url = f"http://127.0.0.1:{port}"
     print(f"demo clinic day seeded in {db}\n  server:  {url}  (API tokens in {folder / 'tokens.txt'})\n"
           f"  try:     curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates\n"
+          f"  console: {url}/console  (sign in as demo / demo-password)\n"
+          f"  lobby:   {url}/display?token={tokens['display']}\n"
           f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
     env = {**os.environ, "WAITROOM_PUBLIC_URL": url}
     server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port),
