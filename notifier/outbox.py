@@ -249,8 +249,11 @@ async def claim_due(conn: aiosqlite.Connection, now: datetime, limit: int = 20) 
             await mark_failed(conn, r.id, now, "opted_out", "the client opted out")
         else:
             await conn.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, sending_at = ?, updated_at = ? "
-                "WHERE id = ?", (to_db(now), to_db(now), r.id))
+                # An uncertain row keeps the time of the attempt that may have gone out: the
+                # lookup searches from it, and the grace counts from it.
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 - uncertain, "
+                "sending_at = CASE WHEN uncertain = 1 AND sending_at IS NOT NULL THEN sending_at ELSE ? END, "
+                "updated_at = ? WHERE id = ?", (to_db(now), to_db(now), r.id))
             claimed.append(r)
     out = []
     for r in claimed:
@@ -283,6 +286,13 @@ async def mark_retry(conn: aiosqlite.Connection, row_id: int, now: datetime, at:
         "UPDATE outbox SET status = 'queued', next_attempt_at = ?, uncertain = MAX(uncertain, ?), "
         "error_code = ?, error_message = ?, updated_at = ? WHERE id = ?",
         (to_db(at), int(uncertain), code, message[:500], to_db(now), row_id))
+
+
+async def mark_resending(conn: aiosqlite.Connection, row_id: int, now: datetime) -> None:
+    """The provider provably does not have the text: this is a fresh attempt from `now`."""
+    await conn.execute("UPDATE outbox SET uncertain = 0, attempts = attempts + 1, sending_at = ?, updated_at = ? "
+                       "WHERE id = ?",
+                       (to_db(now), to_db(now), row_id))
 
 
 async def mark_failed(conn: aiosqlite.Connection, row_id: int, now: datetime, code: str | None,

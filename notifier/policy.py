@@ -45,6 +45,10 @@ class PolicySettings:
     # Clients not yet arrived are texted only this long before their booked time at the
     # earliest: estimates for the afternoon made at 8:00 are guesses.
     horizon_min: float = 150.0
+    # Further ahead, the estimate has more time to recover (no-shows, short visits): ask
+    # for this many more minutes of lateness per minute of lead beyond `lead_free_min`.
+    lead_slope: float = 0.0
+    lead_free_min: float = 30.0
     # Text again when the median passes the top of the range told by this much...
     later_margin_min: float = 0.0
     # ...or (not yet arrived) when the pessimistic end falls this far below the range told.
@@ -141,9 +145,11 @@ def trigger_point(c: TextCandidate, settings: PolicySettings) -> datetime:
 def _late_enough(c: TextCandidate, now: datetime, settings: PolicySettings) -> bool:
     if c.scheduled is None:
         return False
-    if c.arrived is None and _minutes(c.scheduled, now) > settings.horizon_min:
+    lead = _minutes(c.scheduled, now)
+    if c.arrived is None and lead > settings.horizon_min:
         return False
-    return _minutes(trigger_point(c, settings), c.scheduled) >= settings.trigger_min
+    need = settings.trigger_min + settings.lead_slope * max(0.0, lead - settings.lead_free_min)
+    return _minutes(trigger_point(c, settings), c.scheduled) >= need
 
 
 def _told(c: TextCandidate, sent: Sequence[SentText]) -> tuple[datetime, datetime] | None:
@@ -172,19 +178,19 @@ def decide_one(
     def make(kind: TextKind) -> TextDecision:
         return TextDecision(candidate=c, kind=kind, seq=seq, at=now, day=day)
 
-    if not sent:
+    if not today:
         # First text: the visit is likely late enough, or (walk-ins, and anyone the kiosk
         # gave a range to) the range they were shown no longer holds.
         if _late_enough(c, now, settings):
             return make("delay")
-        told = _told(c, sent)
+        told = _told(c, today)
         if c.arrived is not None and told is not None and _past_range(c, told[1], settings):
             # Even a client not yet late by the clinic's threshold is owed the truth when
             # the range shown at check-in no longer holds; walk-ins have no booked time.
             if c.scheduled is None or _minutes(trigger_point(c, settings), c.scheduled) >= 10:
                 return make("delay")
         return None
-    told = _told(c, sent)
+    told = _told(c, today)
     assert told is not None
     if _past_range(c, told[1], settings):
         return make("later")

@@ -7,6 +7,7 @@ so the worker asks the provider whether the text went out before it ever sends a
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -101,7 +102,9 @@ class TwilioProvider:
         if not (messaging_service_sid or from_number):
             raise ValueError("Twilio needs a Messaging Service SID or a From number")
         self.account_sid = account_sid
-        self._auth = aiohttp.BasicAuth(account_sid, auth_token)
+        # Built by hand: aiohttp.BasicAuth is deprecated in recent aiohttp, and this works in all.
+        creds = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {creds}"}
         self.messaging_service_sid = messaging_service_sid
         self.from_number = from_number
         self.status_callback_base = status_callback_base.rstrip("/") if status_callback_base else None
@@ -134,7 +137,7 @@ class TwilioProvider:
         if self.status_callback_base:
             form["StatusCallback"] = f"{self.status_callback_base}/sms/status?row={row_id}"
         try:
-            async with self._sess().post(self._messages_url, data=form, auth=self._auth) as resp:
+            async with self._sess().post(self._messages_url, data=form, headers=self._headers) as resp:
                 data = await _json(resp)
                 if resp.status in (200, 201):
                     return SentMessage(sid=str(data["sid"]), status=data.get("status"))
@@ -150,7 +153,7 @@ class TwilioProvider:
         # so a DateSent filter would miss exactly the texts we are unsure of.
         params = {"To": to, "PageSize": "50"}
         try:
-            async with self._sess().get(self._messages_url, params=params, auth=self._auth) as resp:
+            async with self._sess().get(self._messages_url, params=params, headers=self._headers) as resp:
                 data = await _json(resp)
                 if resp.status != 200:
                     raise _error(resp, data)

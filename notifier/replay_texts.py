@@ -55,7 +55,9 @@ REPLAY_SETTINGS = PolicySettings(enforce_hours=False)
 @dataclass(slots=True)
 class ReplayTexter:
     settings: PolicySettings = REPLAY_SETTINGS
-    tz: tzinfo = UTC
+    # The clinic's zone, for the per-day cap; None: the zone `now` carries (replay times
+    # have the clinic's offset). UTC would be wrong: its midnight falls in a US afternoon.
+    tz: tzinfo | None = None
     sent: dict[str, list[SentText]] = field(default_factory=dict)
     # The range the kiosk showed at check-in: the first estimate seen after arrival.
     kiosk: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class ReplayTexter:
                 estimates: Mapping[str, EstimateLike]) -> list[dict[str, Any]]:
         """Texts decided at `now`: [{appointment, at, kind: "delay", start, p10, p90}]."""
         visits = list(visits)
+        tz = self.tz or now.tzinfo or UTC
         reasons = _reasons(visits)
         candidates = []
         for v in visits:
@@ -77,7 +80,7 @@ class ReplayTexter:
                 visit_id=v.id, kind=v.kind, pet_name=v.pet, pet_sex=None, vet_name=v.vet,
                 scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
                 to_number="+15555550100", language="en", consent=True, opted_out=False,
-                tz=self.tz, reason=reasons.get(v.vet),
+                tz=tz, reason=reasons.get(v.vet),
                 kiosk_p10=k[0] if k else None, kiosk_p90=k[1] if k else None,
             ))
         out: list[dict[str, Any]] = []

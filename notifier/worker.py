@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import aiosqlite
@@ -100,6 +100,7 @@ class Worker:
                 await outbox.mark_retry(conn, row.id, now, at, "reconcile", "not found at the provider yet",
                                         uncertain=young)
                 return young
+            await outbox.mark_resending(conn, row.id, now)
         return False
 
     # -- sending ----------------------------------------------------------------------------
@@ -120,8 +121,10 @@ class Worker:
         return len(claimed)
 
     async def _send(self, row: OutboxRow) -> None:
-        if row.uncertain and await self._settle_unsure(row, at_startup=False):
-            return
+        if row.uncertain:
+            if await self._settle_unsure(row, at_startup=False):
+                return
+            row = replace(row, attempts=row.attempts + 1)  # as mark_resending counted it
         try:
             sent = await self.provider.send(row.to_number, row.body, row.id)
         except PermanentError as e:

@@ -1,0 +1,175 @@
+"""Replies: every word, and what handling one does (once, even when Twilio posts it twice)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from notifier import outbox
+from notifier.messages import ClinicInfo
+from notifier.outbox import NewText
+from notifier.replies import (
+    InboundReply,
+    ReplyKind,
+    ReplyOutcome,
+    handle_inbound,
+    mark_handled,
+    parse_reply,
+    reception_inbox,
+)
+from tests.fake_twilio import open_outbox_db
+
+K = ReplyKind
+
+
+@pytest.mark.parametrize("text", ["1", "keep", "wait", "ok", "👍", " 1 ", "1.", "KEEP!", "Ok.", "okay", "👍🏽",
+                                  "ok 👍", "1 thanks", "Wait", "mantener", "espero"])
+def test_keep_words(text: str) -> None:
+    assert parse_reply(text) is K.KEEP
+
+
+@pytest.mark.parametrize("text", ["2", "reschedule", "change", "2!", " Reschedule. ", "CHANGE", "2 please",
+                                  "cambiar", "reprogramar", "cancel my appointment", "Cancel the visit please"])
+def test_reschedule_words(text: str) -> None:
+    assert parse_reply(text) is K.RESCHEDULE
+
+
+@pytest.mark.parametrize("text", ["STOP", "stop", "Stop.", "STOPALL", "unsubscribe", "CANCEL", "end", "quit",
+                                  "revoke", "optout", "opt out", "OPT-OUT", "stop texting me",
+                                  "Please stop texting me!", "stop sending me messages", "don't text me",
+                                  "do not text me", "no more texts", "remove me", "take me off this list",
+                                  "Stop all", " s t o p "])
+def test_opt_out_words(text: str) -> None:
+    assert parse_reply(text) is K.OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["START", "start", "unstop", "YES", "yes!", "Unstop."])
+def test_opt_in_words(text: str) -> None:
+    assert parse_reply(text) is K.OPT_IN
+
+
+@pytest.mark.parametrize("text", ["HELP", "help?", "info", "Info.", "ayuda"])
+def test_help_words(text: str) -> None:
+    assert parse_reply(text) is K.HELP
+
+
+@pytest.mark.parametrize("text", ["Can I bring her other dog too?", "stop by later?", "running 5 min late",
+                                  "", "   ", "what?", "1 or 2?", "please don't cancel", "keep me posted on the "
+                                  "other pets too please"])
+def test_anything_else_is_for_a_person(text: str) -> None:
+    assert parse_reply(text) is K.OTHER
+
+
+# -- handling -------------------------------------------------------------------------------
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+CLINIC = ClinicInfo("Oakwood Vets", "+15550100000")
+NUM = "+15555550123"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    conn = await open_outbox_db(str(tmp_path / "w.db"))
+    yield conn
+    await conn.close()
+
+
+class Server:
+    """What the server does with replies: records them, and makes links."""
+
+    def __init__(self) -> None:
+        self.seen: list[InboundReply] = []
+
+    async def __call__(self, conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+        self.seen.append(reply)
+        link = "https://clinic.example/r/TOKEN" if reply.kind is K.RESCHEDULE else None
+        return ReplyOutcome(visit_id="a1", language="es" if "cambiar" in reply.body else "en", link=link)
+
+
+async def reply(db: aiosqlite.Connection, server: Server, body: str, sid: str) -> list[int]:
+    await db.execute("BEGIN IMMEDIATE")
+    h = await handle_inbound(db, provider_sid=sid, from_number=NUM, to_number="+15550009999", body=body,
+                             now=NOW, clinic=CLINIC, on_reply=server)
+    await db.execute("COMMIT")
+    return h.outbox_ids
+
+
+async def bodies(db: aiosqlite.Connection) -> list[str]:
+    return [r.body for r in await outbox.rows(db)]
+
+
+async def test_keep_is_passed_to_the_server_and_acknowledged(db: aiosqlite.Connection) -> None:
+    s = Server()
+    assert len(await reply(db, s, "1", "SMa")) == 1
+    assert [r.kind for r in s.seen] == [K.KEEP]
+    assert await bodies(db) == ["Oakwood Vets: thanks, we'll keep your place. We'll text you if anything changes."]
+
+
+async def test_a_retried_webhook_is_handled_once(db: aiosqlite.Connection) -> None:
+    s = Server()
+    await reply(db, s, "2", "SMdup")
+    assert await reply(db, s, "2", "SMdup") == []
+    assert len(s.seen) == 1 and len(await bodies(db)) == 1
+
+
+async def test_reschedule_sends_the_servers_link_in_the_clients_language(db: aiosqlite.Connection) -> None:
+    s = Server()
+    await reply(db, s, "cambiar", "SMb")
+    [body] = await bodies(db)
+    assert "https://clinic.example/r/TOKEN" in body and body.startswith("Oakwood Vets: elija otra hora")
+
+
+async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db: aiosqlite.Connection) -> None:
+    s = Server()
+    await db.execute("BEGIN IMMEDIATE")
+    [queued] = await outbox.enqueue(db, [NewText("delay:a1:1", NUM, "delay text", "delay", "a1")], NOW)
+    await db.execute("COMMIT")
+    await reply(db, s, "stop texting me", "SMc")
+    row = await outbox.get(db, queued)
+    assert row is not None and row.status == "failed" and row.error_code == "opted_out"
+    assert await outbox.opted_out(db, [NUM]) == {NUM}
+    confirmations = [r for r in await outbox.rows(db) if r.kind == "optout"]
+    assert len(confirmations) == 1 and "START" in confirmations[0].body
+    # A second STOP: no second confirmation. Anything else from them: no answer either.
+    assert await reply(db, s, "STOP", "SMd") == []
+    assert await reply(db, s, "1", "SMe") == []
+    await db.execute("BEGIN IMMEDIATE")
+    assert await outbox.enqueue(db, [NewText("delay:a1:2", NUM, "another", "delay", "a1")], NOW) == []
+    await db.execute("COMMIT")
+
+
+async def test_start_brings_an_opted_out_client_back(db: aiosqlite.Connection) -> None:
+    s = Server()
+    await reply(db, s, "STOP", "SM1")
+    assert len(await reply(db, s, "START", "SM2")) == 1
+    assert await outbox.opted_out(db, [NUM]) == set()
+    assert (await bodies(db))[-1] == "Oakwood Vets: texts are back on. Reply STOP to stop them."
+
+
+async def test_yes_from_a_subscribed_client_means_keep(db: aiosqlite.Connection) -> None:
+    s = Server()
+    await reply(db, s, "yes", "SMy")
+    assert s.seen[0].kind is K.KEEP
+
+
+async def test_help_gives_the_clinic_name_and_phone(db: aiosqlite.Connection) -> None:
+    await reply(db, Server(), "HELP", "SMh")
+    [body] = await bodies(db)
+    assert "Oakwood Vets" in body and "+15550100000" in body
+
+
+async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_will_answer(
+        db: aiosqlite.Connection) -> None:
+    await reply(db, Server(), "Can I bring her sister too?", "SMo")
+    [body] = await bodies(db)
+    assert "a person at reception will answer" in body
+    [item] = await reception_inbox(db)
+    assert item["body"] == "Can I bring her sister too?" and item["visit_id"] == "a1"
+    await db.execute("BEGIN IMMEDIATE")
+    assert await mark_handled(db, int(item["id"]), NOW)  # type: ignore[call-overload]
+    await db.execute("COMMIT")
+    assert await reception_inbox(db) == []

@@ -1,0 +1,270 @@
+"""The outbox worker against the fake Twilio on loopback, with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from notifier import outbox
+from notifier.messages import ClinicInfo
+from notifier.outbox import NewText
+from notifier.policy import PolicySettings, TextCandidate
+from notifier.providers import ConsoleProvider, SentMessage, TwilioProvider
+from notifier.worker import Worker, WorkerSettings, run_worker, sqlite_transaction
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db
+
+FAST = WorkerSettings(backoff_base=0.01, backoff_max=0.05, poll_interval=0.05, reconcile_grace=0.2,
+                      max_attempts=4)
+
+
+@dataclass
+class Env:
+    conn: aiosqlite.Connection
+    twilio: FakeTwilio
+    provider: TwilioProvider
+    path: str
+
+    def tx(self):  # type: ignore[no-untyped-def]
+        return sqlite_transaction(self.conn)
+
+    def worker(self, settings: WorkerSettings = FAST, provider: object | None = None) -> Worker:
+        return Worker(sqlite_transaction(self.conn), provider or self.provider,  # type: ignore[arg-type]
+                      lambda: datetime.now(UTC), settings)
+
+    async def queue(self, *texts: NewText) -> list[int]:
+        async with sqlite_transaction(self.conn)() as c:
+            return await outbox.enqueue(c, texts, datetime.now(UTC))
+
+    async def row(self, row_id: int) -> outbox.OutboxRow:
+        r = await outbox.get(self.conn, row_id)
+        assert r is not None
+        return r
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    path = str(tmp_path / "waitroom.db")
+    conn = await open_outbox_db(path)
+    async with FakeTwilio(slow_seconds=0.5) as twilio:
+        provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, messaging_service_sid="MG" + "1" * 32,
+                                  status_callback_base="https://clinic.example", base_url=twilio.base_url,
+                                  timeout=0.3)
+        yield Env(conn, twilio, provider, path)
+        await provider.close()
+    await conn.close()
+
+
+def text(i: int = 1, to: str = "+15555550101") -> NewText:
+    return NewText(dedupe_key=f"delay:a{i}:1", to_number=to, body=f"Bella's visit is late ({i})", kind="delay",
+                   visit_id=f"a{i}")
+
+
+async def drain(w: Worker, conn: aiosqlite.Connection, until: float = 3.0) -> None:
+    """Run the worker until nothing is queued or sending (or time runs out)."""
+    deadline = asyncio.get_running_loop().time() + until
+    while asyncio.get_running_loop().time() < deadline:
+        await w.run_once()
+        if not [r for r in await outbox.rows(conn) if r.status in ("queued", "sending")]:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def run_until_settled(env: Env, w: Worker) -> None:
+    await drain(w, env.conn)
+
+
+async def test_sends_and_records_the_provider_sid(env: Env) -> None:
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"] and row.attempts == 1
+    m = env.twilio.accepted[0]
+    assert m["to"] == "+15555550101" and m["body"] == "Bella's visit is late (1)"
+    assert m["status_callback"] == f"https://clinic.example/sms/status?row={rid}"
+    assert m["messaging_service_sid"] == "MG" + "1" * 32
+
+
+async def test_the_same_decision_cannot_queue_twice(env: Env) -> None:
+    assert len(await env.queue(text(), text())) == 1
+    assert await env.queue(text()) == []
+    await run_until_settled(env, env.worker())
+    assert len(env.twilio.accepted) == 1
+
+
+@pytest.mark.parametrize("fault", ["429", "500"])
+async def test_transient_errors_are_retried_with_backoff(env: Env, fault: str) -> None:
+    env.twilio.fail_next(2, fault)
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "sent" and row.attempts == 3
+    assert len(env.twilio.accepted) == 1 and env.twilio.requests == 3
+
+
+async def test_a_timeout_is_retried_without_a_double_text(env: Env) -> None:
+    # Twilio created the message but answered too slowly: the worker looks it up first.
+    env.twilio.fail_next(1, "accept_then_timeout")
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    assert (await env.row(rid)).status == "sent"
+    assert len(env.twilio.accepted) == 1
+
+
+async def test_a_500_after_twilio_created_the_message_is_not_sent_twice(env: Env) -> None:
+    env.twilio.fail_next(1, "accept_then_500")
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"]
+    assert len(env.twilio.accepted) == 1
+
+
+async def test_a_timeout_that_created_nothing_is_sent_after_the_lookup(env: Env) -> None:
+    env.twilio.fail_next(1, "timeout")
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
+
+
+async def test_permanent_failure_21610_is_failed_for_reception_and_opts_the_number_out(env: Env) -> None:
+    env.twilio.fail_next(1, "21610")
+    [rid, other] = await env.queue(text(1), text(2))  # the same number, a second visit
+    await run_until_settled(env, env.worker(WorkerSettings(batch=1, backoff_base=0.01, poll_interval=0.05)))
+    row = await env.row(rid)
+    assert row.status == "failed" and row.error_code == "21610" and "unsubscribed" in (row.error_message or "")
+    assert [r.id for r in await outbox.for_reception(env.conn)] == [rid, other]
+    assert (await env.row(other)).error_code == "opted_out"
+    assert env.twilio.accepted == [] and await outbox.opted_out(env.conn, ["+15555550101"]) == {"+15555550101"}
+
+
+async def test_gives_up_after_max_attempts(env: Env) -> None:
+    env.twilio.fail_next(10, "429")
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "failed" and row.attempts == FAST.max_attempts and "gave up" in (row.error_message or "")
+
+
+async def test_stale_texts_expire_instead_of_going_out_late(env: Env) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    [rid] = await env.queue(NewText("delay:a9:1", "+15555550109", "old news", "delay", "a9", expires_at=past))
+    await run_until_settled(env, env.worker())
+    assert (await env.row(rid)).error_code == "expired" and env.twilio.accepted == []
+
+
+class CrashAfterSend:
+    """The process dies after Twilio accepted the text, before the commit that records it."""
+
+    def __init__(self, inner: TwilioProvider) -> None:
+        self.inner = inner
+
+    async def send(self, to: str, body: str, row_id: int) -> SentMessage:
+        await self.inner.send(to, body, row_id)
+        raise asyncio.CancelledError  # as a kill would: nothing after this runs
+
+    async def lookup(self, to: str, body: str, since: datetime) -> SentMessage | None:
+        return await self.inner.lookup(to, body, since)
+
+    async def close(self) -> None:
+        return None
+
+
+class CrashBeforeSend(CrashAfterSend):
+    async def send(self, to: str, body: str, row_id: int) -> SentMessage:
+        raise asyncio.CancelledError
+
+
+async def test_crash_between_send_and_commit_is_reconciled_without_a_second_text(env: Env) -> None:
+    [rid] = await env.queue(text())
+    with pytest.raises(asyncio.CancelledError):
+        await env.worker(provider=CrashAfterSend(env.provider)).run_once()
+    assert (await env.row(rid)).status == "sending" and len(env.twilio.accepted) == 1
+    # A new process on the same file: start-up reconciliation finds it at Twilio.
+    conn2 = await aiosqlite.connect(env.path, isolation_level=None)
+    try:
+        w = Worker(sqlite_transaction(conn2), env.provider, lambda: datetime.now(UTC), FAST)
+        assert await w.reconcile() == 1
+        await drain(w, conn2)
+    finally:
+        await conn2.close()
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"]
+    assert len(env.twilio.accepted) == 1
+
+
+async def test_crash_before_the_text_reached_twilio_is_sent_once_after_the_grace(env: Env) -> None:
+    [rid] = await env.queue(text())
+    with pytest.raises(asyncio.CancelledError):
+        await env.worker(provider=CrashBeforeSend(env.provider)).run_once()
+    w = env.worker()
+    await w.reconcile()
+    assert (await env.row(rid)).status == "queued"  # not resent blindly: looked up again after the grace
+    assert env.twilio.accepted == []
+    await run_until_settled(env, w)
+    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
+
+
+async def test_when_the_lookup_fails_the_text_is_held_for_reception(env: Env) -> None:
+    [rid] = await env.queue(text())
+    with pytest.raises(asyncio.CancelledError):
+        await env.worker(provider=CrashAfterSend(env.provider)).run_once()
+    env.twilio.fail_lookups = True
+    await env.worker().reconcile()
+    row = await env.row(rid)
+    assert row.status == "held" and row.error_code == "unknown_if_sent"
+    assert [r.id for r in await outbox.for_reception(env.conn)] == [rid]
+    # Reception looked at the client's phone: it never came. Send it.
+    async with env.tx()() as c:
+        assert await outbox.resolve_held(c, rid, resend=True, now=datetime.now(UTC))
+    env.twilio.fail_lookups = False
+    await run_until_settled(env, env.worker())
+    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 2  # reception's choice
+
+
+async def test_background_worker_sends_as_soon_as_woken(env: Env) -> None:
+    w = env.worker(WorkerSettings(poll_interval=30))
+    task = asyncio.create_task(run_worker(env.tx(), env.provider, lambda: datetime.now(UTC), worker=w))
+    try:
+        await asyncio.sleep(0.05)
+        await env.queue(text())
+        w.wake()
+        for _ in range(100):
+            if env.twilio.accepted:
+                break
+            await asyncio.sleep(0.01)
+        assert len(env.twilio.accepted) == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_queue_texts_runs_policy_render_and_enqueue_in_one_call(env: Env) -> None:
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    sched = now + timedelta(minutes=20)
+    c = TextCandidate(visit_id="a1", kind="appointment", pet_name="Bella", pet_sex="female", vet_name="Dr. Ruiz",
+                      scheduled=sched, arrived=now, start=sched + timedelta(minutes=40),
+                      p10=sched + timedelta(minutes=30), p90=sched + timedelta(minutes=55),
+                      to_number="+15555550101", consent=True, reason="emergency")
+    async with env.tx()() as conn:
+        ids = await outbox.queue_texts(conn, [c], now, PolicySettings(), ClinicInfo("Oakwood"),
+                                       link_for=lambda cand: f"https://x.example/r/{cand.visit_id}")
+        again = await outbox.queue_texts(conn, [c], now, PolicySettings(), ClinicInfo("Oakwood"))
+    assert len(ids) == 1 and again == []  # what was told still holds
+    [row] = await outbox.rows(env.conn)
+    assert row.kind == "delay" and "https://x.example/r/a1" in row.body and row.dedupe_key == "delay:a1:1"
+    sent = await outbox.sent_texts(env.conn)
+    assert sent["a1"][0].p90 == c.p90
+
+
+async def test_console_provider_needs_no_account(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    [rid] = await env.queue(text())
+    await run_until_settled(env, env.worker(provider=ConsoleProvider()))
+    assert (await env.row(rid)).status == "sent"
+    assert "Bella's visit is late (1)" in capsys.readouterr().out
