@@ -38,6 +38,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 
 from bench.bench_crash import START, ServeProcess, free_port, seed
 
@@ -83,7 +84,7 @@ def _run_operation(op: Any, mode: GenerationMode, base_url: str, session: reques
         checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
         try:
             case.validate_response(response, checks=checks, headers=headers)
-        except AssertionError as e:
+        except (AssertionError, FailureGroup) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             key = f"{op.label} [{mode.value}]: {first}"
             if key not in seen:

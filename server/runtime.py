@@ -6,6 +6,7 @@ The API handlers and the replay both go through `ClinicRuntime.post_event` and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import date, datetime, timedelta
@@ -29,6 +30,10 @@ class ClinicRuntime:
         self._granularity = estimate_granularity_s
         self._day_cache: tuple[int, date, DayState] | None = None
         self._est_cache: tuple[int, datetime, dict[str, Estimate]] | None = None
+        # One computation at a time: after a write, a lobby of readers would otherwise all miss
+        # the cache together (each awaits the day's state) and each run the estimator.
+        self._est_lock = asyncio.Lock()
+        self._day_lock = asyncio.Lock()
 
     @classmethod
     async def start(cls, store: Store, today: date, **kw: float) -> ClinicRuntime:
@@ -53,12 +58,17 @@ class ClinicRuntime:
         return now.astimezone(self.clinic.tz).date()
 
     async def day_state(self, day: date) -> DayState:
-        version = self.store.version
-        if self._day_cache and self._day_cache[0] == version and self._day_cache[1] == day:
-            return self._day_cache[2]
-        state = await load_day(self.store.conn, day)
-        self._day_cache = (version, day, state)
-        return state
+        cached = self._day_cache
+        if cached and cached[0] == self.store.version and cached[1] == day:
+            return cached[2]
+        async with self._day_lock:
+            version = self.store.version
+            cached = self._day_cache
+            if cached and cached[0] == version and cached[1] == day:
+                return cached[2]
+            state = await load_day(self.store.conn, day)
+            self._day_cache = (version, day, state)
+            return state
 
     async def estimates(self, now: datetime, *, exact: bool = False) -> dict[str, Estimate]:
         """Every pending visit's estimate at `now`.
@@ -70,13 +80,19 @@ class ClinicRuntime:
         if not exact and self._granularity > 0:
             epoch = now.timestamp()
             now = now - timedelta(seconds=epoch % self._granularity)
-        version = self.store.version
-        if self._est_cache and self._est_cache[0] == version and self._est_cache[1] == now:
-            return self._est_cache[2]
-        state = await self.day_state(self.today(now))
-        result = estimate(state, now, self.model)
-        self._est_cache = (version, now, result)
-        return result
+        cached = self._est_cache
+        if cached and cached[0] == self.store.version and cached[1] == now:
+            return cached[2]
+        async with self._est_lock:
+            version = self.store.version
+            cached = self._est_cache
+            if cached and cached[0] == version and cached[1] == now:
+                return cached[2]
+            state = await self.day_state(self.today(now))
+            result = estimate(state, now, self.model)
+            # Stamped with the version read before loading: a write meanwhile makes it stale at once.
+            self._est_cache = (version, now, result)
+            return result
 
     async def post_event(self, ev: Event, actor: str, now: datetime) -> int:
         """Validate, apply and commit one event; durable before this returns."""
