@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -139,12 +140,24 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
+async def _apply_retention(store: Store, settings: dict[str, Any], today: date) -> None:
+    """The clinic's client-data retention setting (server/retention.py), applied at each start."""
+    from server.retention import erase_stale_clients, retention_days
+
+    days = retention_days(settings)
+    if days is not None:
+        async with store.transaction() as conn:
+            n = await erase_stale_clients(conn, today, days)
+        log.info("retention: erased contact details of %d clients not seen for %d days", n, days)
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = await Store.open(config.db_path)
     app[STORE] = store
     now = config.clock.now()
     clinic = await store.clinic()
+    await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date())
     app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date())
     try:
         yield

@@ -206,6 +206,41 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """An online backup (safe while serving); restore = stop the server, copy the file back."""
+    from server.backup import BackupError, backup
+
+    try:
+        events = backup(args.db, args.path)
+    except BackupError as e:
+        print(f"waitroom backup: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"backup": args.path, "events": events}))
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Erase contact details of clients not seen for N days; `--save` keeps N for every start-up."""
+    from server.retention import SETTING, erase_stale_clients, retention_days
+    from server.store import set_clinic
+
+    async def go(store: Any) -> dict[str, Any]:
+        clinic = await store.clinic()
+        days = args.days or retention_days(clinic.settings)
+        if days is None:
+            return {"error": "no --days given and no retention setting saved"}
+        async with store.transaction() as conn:
+            erased = await erase_stale_clients(conn, datetime.now(UTC).astimezone(clinic.tz).date(), days)
+            if args.save:
+                clinic.settings[SETTING] = days
+                await set_clinic(conn, clinic)
+        return {"days": days, "erased": erased, "saved": bool(args.save)}
+
+    out = asyncio.run(_with_store(args.db, go))
+    print(json.dumps(out), file=sys.stderr if "error" in out else sys.stdout)
+    return 2 if "error" in out else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -269,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("notifier", help="run the SMS outbox worker alone")
     s.add_argument("--db", default=db_default)
     s.set_defaults(fn=cmd_notifier)
+
+    s = sub.add_parser("backup", help="copy the database to PATH (SQLite online backup, safe while serving)")
+    s.add_argument("path")
+    s.add_argument("--db", default=db_default)
+    s.set_defaults(fn=cmd_backup)
+
+    s = sub.add_parser("retention", help="erase phone numbers and notes of clients not seen for N days")
+    s.add_argument("--days", type=int, help="days after the last visit (default: the saved setting)")
+    s.add_argument("--save", action="store_true", help="keep --days as the clinic's setting, applied at start-up")
+    s.add_argument("--db", default=db_default)
+    s.set_defaults(fn=cmd_retention)
 
     s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")
     s.add_argument("--dir", default="demo-data")

@@ -1,0 +1,161 @@
+"""Backup under write load and client data retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bench.bench_crash import START, ServeProcess, free_port, seed
+from server.app import create_app
+from server.backup import backup
+from server.cli import main as cli_main
+from server.config import Config, ManualClock
+from server.retention import erase_stale_clients
+from server.store import Clinic, Store, set_clinic
+from tests.conftest import DAY, seed_clinic
+
+
+async def test_backup_taken_under_write_load_restores_every_event_acknowledged_before_it(tmp_path: Path) -> None:
+    db = tmp_path / "clinic.db"
+    tokens = await seed(db, history_days=3)
+    server = ServeProcess(db, free_port(), START, log=tmp_path / "serve.log")
+    await server.start()
+    acked: list[int] = []
+    stop = asyncio.Event()
+
+    async def poster(n: int, s: aiohttp.ClientSession) -> None:
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            body = {"type": "walkin", "appointment": {"id": f"w-{n}-{i}", "vet": "v1", "pet": "Rex"}}
+            async with s.post(f"{server.url}/api/events", json=body,
+                               headers={"Authorization": f"Bearer {tokens['pms']}"}) as r:
+                assert r.status == 201, await r.text()
+                acked.append((await r.json())["seq"])
+
+    try:
+        async with aiohttp.ClientSession() as s:
+            tasks = [asyncio.create_task(poster(n, s)) for n in range(4)]
+            await asyncio.sleep(0.5)
+            before = list(acked)  # acknowledged before the backup started
+            events_in_backup = await asyncio.to_thread(backup, db, tmp_path / "backup.db")
+            await asyncio.sleep(0.2)
+            stop.set()
+            await asyncio.gather(*tasks)
+    finally:
+        server.stop()
+    assert len(before) > 10 and len(acked) > len(before)  # writes really went on around the backup
+
+    # Restore as documented: server stopped, the backup copied over the database file.
+    restored = tmp_path / "restored" / "clinic.db"
+    restored.parent.mkdir()
+    shutil.copy(tmp_path / "backup.db", restored)
+    with contextlib.closing(sqlite3.connect(restored)) as conn:
+        seqs = {r[0] for r in conn.execute("SELECT seq FROM events")}
+    assert set(before) <= seqs
+    assert len(seqs) == events_in_backup
+    # The restored file serves: the server starts on it and answers.
+    again = ServeProcess(restored, free_port(), START + timedelta(minutes=5))
+    await again.start()
+    try:
+        async with aiohttp.ClientSession() as s, s.get(
+                f"{again.url}/api/appointments/w-0-0", headers={"Authorization": f"Bearer {tokens['pms']}"}) as r:
+            assert r.status == 200
+            assert (await r.json())["status"] == "waiting"
+    finally:
+        again.stop()
+
+
+def test_backup_command_writes_a_copy_and_refuses_a_missing_database(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "clinic.db"
+    asyncio.run(seed(db, history_days=1))
+    assert cli_main(["backup", str(tmp_path / "b.db"), "--db", str(db)]) == 0
+    assert json.loads(capsys.readouterr().out)["backup"] == str(tmp_path / "b.db")
+    with contextlib.closing(sqlite3.connect(tmp_path / "b.db")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM appointments").fetchone()[0] > 0
+    assert cli_main(["backup", str(tmp_path / "c.db"), "--db", str(tmp_path / "none.db")]) == 2
+    assert not (tmp_path / "c.db").exists()
+
+
+async def _add_client(store: Store, cid: str, mobile: str, visit_day: str) -> None:
+    async with store.transaction() as conn:
+        await conn.execute("INSERT INTO clients (id, name, mobile, notes) VALUES (?, ?, ?, 'bites')",
+                           (cid, cid, mobile))
+        await conn.execute("INSERT INTO pets (id, client_id, name) VALUES (?, ?, 'Rex')", (f"pet-{cid}", cid))
+        await conn.execute("INSERT INTO appointments (id, kind, day, vet_id, pet_id, booked_min, status) "
+                           "VALUES (?, 'appointment', ?, 'v1', ?, 15, 'done')", (f"a-{cid}", visit_day, f"pet-{cid}"))
+
+
+async def _contact(store: Store, cid: str) -> tuple[str | None, str]:
+    rows = list(await store.conn.execute_fetchall("SELECT mobile, notes FROM clients WHERE id = ?", (cid,)))
+    return rows[0][0], rows[0][1]
+
+
+async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_days(tmp_path: Path) -> None:
+    db = tmp_path / "clinic.db"
+    await seed_clinic(db, history_days=1)
+    store = await Store.open(str(db))
+    try:
+        await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=40)).isoformat())
+        await _add_client(store, "recent", "+13125559002", (DAY - timedelta(days=10)).isoformat())
+        async with store.transaction() as conn:
+            assert await erase_stale_clients(conn, DAY, 30) == 1
+        assert await _contact(store, "old") == (None, "")
+        assert await _contact(store, "recent") == ("+13125559002", "bites")
+        assert await _contact(store, "c2") == ("+13125550102", "")  # booked today: kept
+        # The visit itself stays: it is history the estimator learns from.
+        assert list(await store.conn.execute_fetchall("SELECT status FROM appointments WHERE id = 'a-old'"))
+        async with store.transaction() as conn:
+            assert await erase_stale_clients(conn, DAY, 30) == 0  # nothing left to erase
+    finally:
+        await store.close()
+
+
+async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Path) -> None:
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db, history_days=1)
+    store = await Store.open(str(db))
+    try:
+        await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=400)).isoformat())
+        async with store.transaction() as conn:
+            clinic = await store.clinic()
+            clinic.settings["retention_days"] = 365
+            await set_clinic(conn, Clinic(clinic.name, clinic.timezone, clinic.region, clinic.phone, clinic.settings))
+    finally:
+        await store.close()
+    config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test")
+    async with TestClient(TestServer(create_app(config))) as client:
+        # The kiosk no longer finds the erased client by phone; a client booked today still is.
+        h = {"Authorization": f"Bearer {tokens['kiosk']}"}
+        r = await client.post("/api/kiosk/lookup", json={"phone": "312-555-9001"}, headers=h)
+        assert (await r.json())["appointments"] == []
+        r = await client.post("/api/kiosk/lookup", json={"phone": "312-555-0102"}, headers=h)
+        assert (await r.json())["appointments"] != []
+    store = await Store.open(str(db))
+    try:
+        assert await _contact(store, "old") == (None, "")
+    finally:
+        await store.close()
+
+
+def test_retention_command_erases_and_saves_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "clinic.db"
+    asyncio.run(seed_clinic(db, history_days=1))
+    # The seeded day is in the past of the real clock, so with a 1-day setting every client goes.
+    assert cli_main(["retention", "--days", "1", "--save", "--db", str(db)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["erased"] == 12 and out["saved"] is True
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM clients WHERE mobile IS NOT NULL").fetchone()[0] == 0
+        assert json.loads(conn.execute("SELECT settings FROM clinic").fetchone()[0])["retention_days"] == 1
+    assert cli_main(["retention", "--db", str(db)]) == 0  # the saved setting is used
