@@ -7,7 +7,9 @@ rate-limited per kiosk token, so the kiosk cannot be used to probe the client li
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import time
 from collections import deque
@@ -27,7 +29,9 @@ from server.schedule import normalise_mobile
 from server.store import fetch
 from server.timeutil import from_db, iso, to_db
 
+log = logging.getLogger("waitroom.kiosk")
 LOOKUPS = web.AppKey("kiosk_lookups", dict)
+UNMATCHED_TASKS = web.AppKey("kiosk_unmatched_tasks", set)
 REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": "wellness", "other": "sick"}
 
 
@@ -82,9 +86,11 @@ async def lookup(request: web.Request) -> web.Response:
     tz = rt.clinic.tz
     if not rows:
         # Reception hears someone could not be matched; the kiosk shows only "see the desk".
-        async with request.app[STORE].transaction() as conn:
-            await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
-                              request[ACTOR], tz, now)
+        # Recorded after answering: waiting for that write (an fsync) would make an unknown
+        # number answer measurably slower than a booked one, and so tell the two apart.
+        task = asyncio.create_task(_record_unmatched(request.app, mobile[-4:], request[ACTOR], now))
+        request.app[UNMATCHED_TASKS].add(task)
+        task.add_done_callback(request.app[UNMATCHED_TASKS].discard)
     appts = []
     for r in rows:
         scheduled = from_db(r["scheduled"])
@@ -251,8 +257,25 @@ async def visit(request: web.Request) -> web.Response:
     return await _visits_answer(request, request.app[RUNTIME], [aid])
 
 
+async def _record_unmatched(app: web.Application, last4: str, actor: str, now: datetime) -> None:
+    try:
+        async with app[STORE].transaction() as conn:
+            await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": last4}),
+                              actor, app[RUNTIME].clinic.tz, now)
+    except Exception:
+        log.exception("could not record an unmatched kiosk lookup")
+
+
+async def _drain_unmatched(app: web.Application) -> None:
+    """On shutdown, before the store closes: let pending unmatched-lookup records finish."""
+    if app[UNMATCHED_TASKS]:
+        await asyncio.gather(*app[UNMATCHED_TASKS], return_exceptions=True)
+
+
 def setup_routes(app: web.Application) -> None:
     app[LOOKUPS] = {}
+    app[UNMATCHED_TASKS] = set()
+    app.on_shutdown.append(_drain_unmatched)
     app.router.add_post("/api/kiosk/lookup", lookup)
     app.router.add_post("/api/kiosk/checkin", checkin)
     app.router.add_post("/api/kiosk/walkin", walkin)
