@@ -25,4 +25,5 @@ def verify_status_token(secret: str, token: str) -> str | None:
         visit_id = base64.urlsafe_b64decode(vid_b64 + "=" * (-len(vid_b64) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    return visit_id if hmac.compare_digest(sig, _sig(secret, "status", visit_id)) else None
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters (a 500 on a forged link).
+    return visit_id if hmac.compare_digest(sig.encode(), _sig(secret, "status", visit_id).encode()) else None

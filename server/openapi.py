@@ -65,22 +65,40 @@ _VISITS = {
 _IDEM = {"type": "string", "minLength": 8, "maxLength": 100}
 _STR = {"type": "string", "minLength": 1, "maxLength": 200}
 _MIN = {"type": "number", "exclusiveMinimum": 0, "maximum": 1440}
+_OPT_STR = {"oneOf": [_STR, {"type": "null"}]}
+_OPT_MIN = {"oneOf": [_MIN, {"type": "null"}]}
+_OPT_TIME = {"oneOf": [_TIME, {"type": "null"}]}
 
 
 def openapi_document() -> dict[str, Any]:
+    # One shape per event type (a `type` const in each), mirroring server/events.py's parse_event:
+    # fields another type uses are not constrained here, because the server ignores them; a
+    # null optional field means "absent", as there.
+    def _ev(kind: str, required: list[str], props: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"type": "object", "required": ["type", *required],
+                "properties": {"type": {"const": kind}, "at": _OPT_TIME, **props}, **extra}
+
+    transition = {"appointment": _STR}
     event = {
-        "type": "object", "required": ["type"],
         "description": "The replay protocol's event shapes (see ../shared/replay/PROTOCOL.md), plus "
-                       "vet_late {vet, minutes|until, reason?} and vet_available {vet}.",
-        "properties": {
-            "type": {"enum": ["checkin", "start", "end", "noshow", "walkin", "emergency", "emergency_start",
-                              "emergency_end", "vet_late", "vet_available", "urgent"]},
-            "at": _TIME,
-            "appointment": {"oneOf": [_STR, {"type": "object", "required": ["id", "vet"], "properties": {
-                "id": _STR, "vet": _STR, "type": _STR, "booked_min": _MIN, "pet": _STR}}]},
-            "id": _STR, "vet": _STR, "expected_min": {"oneOf": [_MIN, {"type": "null"}]},
-            "minutes": _MIN, "until": _TIME, "reason": _STR, "note": _STR,
-        },
+                       "vet_late {vet, minutes|until, reason?}, vet_available {vet} and urgent {note?}.",
+        "oneOf": [
+            *(_ev(k, ["appointment"], transition) for k in ("checkin", "start", "end", "noshow")),
+            *(_ev(k, [], {}, oneOf=[{"required": ["id"], "properties": {"id": _STR}},
+                                    {"required": ["appointment"], "properties": {"appointment": _STR},
+                                     "not": {"required": ["id"]}}])
+              for k in ("emergency_start", "emergency_end")),
+            _ev("walkin", ["appointment"], {"appointment": {
+                "type": "object", "required": ["id", "vet"],
+                "properties": {"id": _STR, "vet": _STR, "type": _OPT_STR, "booked_min": _OPT_MIN,
+                               "pet": _OPT_STR}}}),
+            _ev("emergency", ["id", "vet"], {"id": _STR, "vet": _STR, "expected_min": _OPT_MIN, "pet": _OPT_STR}),
+            _ev("vet_late", ["vet"], {"vet": _STR, "minutes": _OPT_MIN, "until": _OPT_TIME, "reason": _OPT_STR},
+                anyOf=[{"required": ["minutes"], "properties": {"minutes": _MIN}},
+                       {"required": ["until"], "properties": {"until": _TIME}}]),
+            _ev("vet_available", ["vet"], {"vet": _STR}),
+            _ev("urgent", [], {"note": _OPT_STR}),
+        ],
     }
     schedule = {
         "type": "object",
