@@ -229,7 +229,10 @@ def test_emergency_delays_only_that_vets_queue(
         if state.visits[vid].vet != "v1":
             assert after[vid] == e
         elif m is None:
-            assert after[vid].start >= e.start
+            # Booked lengths: the vet takes the emergency before anyone not yet in consult. (A
+            # later client may even start sooner: while the vet was busy, a prioritised client
+            # arrived and now goes before a walk-in who would otherwise have been taken first.)
+            assert after["e1"].start <= after[vid].start
 
 
 @FAST
