@@ -7,7 +7,8 @@ in that same transaction, so a decision and its cause commit together.
 
 How "likely late" is read from an estimate: the estimator gives a median `start` and an
 80% range `p10`..`p90`. We text when a point between the optimistic end and the median
-(`trigger_point`) is `trigger_min` or more past the booked time. The median alone texts too
+(`trigger_point`) is `threshold_min - trigger_slack_min` or more past the booked time (more
+when the booked time is further off). The median alone texts too
 many clients who end up on time; the optimistic end alone texts too few before their
 booked time. The weights are tuned with the replay scorer (see README, "Texts").
 """
@@ -37,20 +38,22 @@ class PolicySettings:
     # A client is "delayed" once their consult is likely to start this late (clinic setting).
     threshold_min: float = 20.0
     # Where "likely" sits in the estimate's range: 0 = the optimistic end (p10),
-    # 1 = the median. Tuned in replay.
+    # 1 = the median. Tuned in replay (README, "Texts").
     trigger_weight: float = 0.5
-    # Text a little before the threshold is certain: texts after the booked time cannot
-    # let the client come later. Lateness at the trigger point of at least this triggers.
-    trigger_min: float = 15.0
-    # Clients not yet arrived are texted only this long before their booked time at the
-    # earliest: estimates for the afternoon made at 8:00 are guesses.
-    horizon_min: float = 150.0
-    # Further ahead, the estimate has more time to recover (no-shows, short visits): ask
-    # for this many more minutes of lateness per minute of lead beyond `lead_free_min`.
-    lead_slope: float = 0.0
-    lead_free_min: float = 30.0
-    # Text again when the median passes the top of the range told by this much...
-    later_margin_min: float = 0.0
+    # Text when that point is `threshold_min - trigger_slack_min` or more past the booked
+    # time: the estimator's range is narrower than what later walk-ins and emergencies do
+    # to a day, and a text after the booked time can no longer let the client come later.
+    trigger_slack_min: float = 8.0
+    # Further ahead the day has more time to recover (no-shows, short visits): ask for
+    # this many more minutes of lateness per minute of lead beyond `lead_free_min`.
+    lead_slope: float = 0.4
+    lead_free_min: float = 10.0
+    # Clients not yet arrived are texted at most this long before their booked time:
+    # estimates for the afternoon made in the morning are guesses.
+    horizon_min: float = 120.0
+    # Text again when the median passes the top of the range told by this much
+    # (hysteresis: a minute's drift past it is not news)...
+    later_margin_min: float = 5.0
     # ...or (not yet arrived) when the pessimistic end falls this far below the range told.
     earlier_margin_min: float = 10.0
     max_per_day: int = 3
@@ -148,7 +151,7 @@ def _late_enough(c: TextCandidate, now: datetime, settings: PolicySettings) -> b
     lead = _minutes(c.scheduled, now)
     if c.arrived is None and lead > settings.horizon_min:
         return False
-    need = settings.trigger_min + settings.lead_slope * max(0.0, lead - settings.lead_free_min)
+    need = settings.threshold_min - settings.trigger_slack_min + settings.lead_slope * max(0.0, lead - settings.lead_free_min)
     return _minutes(trigger_point(c, settings), c.scheduled) >= need
 
 
@@ -215,7 +218,7 @@ def decide(
     `candidates`: every pending visit of the day with its current estimate. `sent`: the
     delay texts already queued per visit (from `outbox.sent_texts`). Texts: waiting clients
     and clients not yet arrived (within `horizon_min` of their booked time) whose consult is
-    likely to start `trigger_min`+ past their booked time; again only when the told range
+    likely to start `threshold_min`+ past their booked time (see `_late_enough`); again only when the told range
     no longer holds (median past its top: "later"; not yet arrived and the whole range
     now well before it: "earlier"); at most `max_per_day` per visit; only inside the
     texting hours in the client's zone; never without consent or after an opt-out.

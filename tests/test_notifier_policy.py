@@ -55,14 +55,20 @@ def test_no_text_when_the_delay_is_small() -> None:
 def test_threshold_reads_the_range_not_only_the_median() -> None:
     # Median 17 min late but a wide range: the likely start (between p10 and median) is
     # well under the trigger, so no text; the same median with a narrow range texts.
-    assert decide([cand(17, spread=20)], NOW, S, {}) == []
-    assert len(decide([cand(17, spread=2)], NOW, S, {})) == 1
+    assert decide([cand(17, spread=20, sched_in=0)], NOW, S, {}) == []
+    assert len(decide([cand(17, spread=2, sched_in=0)], NOW, S, {})) == 1
 
 
 def test_clinic_threshold_setting_moves_the_trigger() -> None:
-    strict = PolicySettings(threshold_min=40, trigger_min=40)
-    assert decide([cand(30, spread=2)], NOW, strict, {}) == []
-    assert len(decide([cand(45, spread=2)], NOW, strict, {})) == 1
+    strict = PolicySettings(threshold_min=40)
+    assert decide([cand(30, spread=2, sched_in=0)], NOW, strict, {}) == []
+    assert len(decide([cand(45, spread=2, sched_in=0)], NOW, strict, {})) == 1
+
+
+def test_further_ahead_a_delay_must_be_larger_to_text() -> None:
+    assert len(decide([cand(25, spread=2, arrived=False, sched_in=5)], NOW, S, {})) == 1
+    assert decide([cand(25, spread=2, arrived=False, sched_in=60)], NOW, S, {}) == []
+    assert len(decide([cand(45, spread=2, arrived=False, sched_in=60)], NOW, S, {})) == 1
 
 
 def test_not_yet_arrived_client_is_texted_within_the_horizon_only() -> None:
@@ -116,9 +122,13 @@ def test_no_second_text_while_what_was_told_holds() -> None:
 def test_second_text_when_the_start_passes_the_range_told() -> None:
     c = cand(40)
     later = NOW + timedelta(minutes=10)
-    worse = replace(c, start=c.p90 + timedelta(minutes=5), p10=c.p90 - timedelta(minutes=5),
-                    p90=c.p90 + timedelta(minutes=15))
-    [d] = decide([worse], later, S, {"a1": [sent_for(c)]})
+    def moved(past_top: float) -> TextCandidate:
+        return replace(c, start=c.p90 + timedelta(minutes=past_top), p10=c.p90 - timedelta(minutes=5),
+                       p90=c.p90 + timedelta(minutes=15))
+
+    # Hysteresis: a median a few minutes past the top of the range told is not yet news.
+    assert decide([moved(3)], later, S, {"a1": [sent_for(c)]}) == []
+    [d] = decide([moved(8)], later, S, {"a1": [sent_for(c)]})
     assert d.kind == "later" and d.seq == 2 and d.dedupe_key == "delay:a1:2"
 
 
