@@ -124,6 +124,14 @@ async def test_login_form_without_csrf_is_refused(api: Api) -> None:
     assert resp.status == 403
 
 
+async def test_login_form_with_a_non_ascii_csrf_token_is_refused_not_a_500(api: Api) -> None:
+    await add_user(api.db)
+    await api.client.get("/login")
+    resp = await api.client.post("/login", data={"name": "ana", "password": PASSWORD, "csrf": "é" * 20},
+                                 allow_redirects=False)
+    assert resp.status == 403
+
+
 async def test_wrong_password_is_refused(api: Api) -> None:
     await add_user(api.db)
     resp = await log_in(api.client, password="wrong password")

@@ -77,7 +77,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     sent = form.get("csrf")
-    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent, cookie):
+    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent.encode(), cookie.encode()):
         raise web.HTTPForbidden(text="Refused: the sign-in form's security token is missing. Reload and try again.")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     result, token, locked_until = await log_in(request, name, password)

@@ -122,7 +122,7 @@ async def in_car(request: web.Request) -> web.StreamResponse:
         return _page_error(404, "This link is not valid.")
     form = await request.post()
     sent = request.headers.get("X-CSRF-Token") or form.get("csrf")
-    if not isinstance(sent, str) or not hmac.compare_digest(sent, _car_csrf(request)):
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), _car_csrf(request).encode()):
         raise web.HTTPForbidden(text="Refused: reload the page and try again.")
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
