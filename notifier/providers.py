@@ -209,3 +209,17 @@ def _twilio_time(value: object) -> datetime | None:
     except (TypeError, ValueError):
         return None
 
+
+
+def make_provider(kind: str, *, account_sid: str | None = None, auth_token: str | None = None,
+                  from_number: str | None = None, messaging_service_sid: str | None = None,
+                  base_url: str = "https://api.twilio.com", public_url: str | None = None) -> Provider:
+    """The provider a config names: "console" (the default, no account) or "twilio"."""
+    if kind == "console":
+        return ConsoleProvider()
+    if kind == "twilio":
+        if not account_sid or not auth_token:
+            raise ValueError("Twilio needs an account SID and an auth token")
+        return TwilioProvider(account_sid, auth_token, messaging_service_sid=messaging_service_sid,
+                              from_number=from_number, status_callback_base=public_url, base_url=base_url)
+    raise ValueError(f"unknown SMS provider {kind!r} (console or twilio)")

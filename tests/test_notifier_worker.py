@@ -268,3 +268,16 @@ async def test_console_provider_needs_no_account(env: Env, capsys: pytest.Captur
     await run_until_settled(env, env.worker(provider=ConsoleProvider()))
     assert (await env.row(rid)).status == "sent"
     assert "Bella's visit is late (1)" in capsys.readouterr().out
+
+
+def test_make_provider_defaults_to_console_and_checks_twilio_settings() -> None:
+    from notifier.providers import make_provider
+
+    assert isinstance(make_provider("console"), ConsoleProvider)
+    t = make_provider("twilio", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number="+15550009999",
+                      public_url="https://clinic.example/")
+    assert isinstance(t, TwilioProvider) and t.status_callback_base == "https://clinic.example"
+    with pytest.raises(ValueError):
+        make_provider("twilio", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)  # no sender
+    with pytest.raises(ValueError):
+        make_provider("carrier-pigeon")
