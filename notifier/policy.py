@@ -151,7 +151,8 @@ def _late_enough(c: TextCandidate, now: datetime, settings: PolicySettings) -> b
     lead = _minutes(c.scheduled, now)
     if c.arrived is None and lead > settings.horizon_min:
         return False
-    need = settings.threshold_min - settings.trigger_slack_min + settings.lead_slope * max(0.0, lead - settings.lead_free_min)
+    need = settings.threshold_min - settings.trigger_slack_min
+    need += settings.lead_slope * max(0.0, lead - settings.lead_free_min)
     return _minutes(trigger_point(c, settings), c.scheduled) >= need
 
 
