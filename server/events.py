@@ -35,8 +35,12 @@ EVENT_TYPES = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OTHER)
 # naming its seq, so a slip at the desk is one click to take back and stays in the log.
 OVERRIDES = ("move", "reorder", "pause_texts", "resume_texts", "send_text", "in_car", "ack", "undo")
 UNDOABLE = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OVERRIDES[:-1])
+# A client's own changes through the signed reschedule link (server/web/reschedule.py builds
+# these; not in the JSON API): move the booking, cancel it, or ask reception to move it.
+CLIENT_CHANGES = ("reschedule", "cancel_visit", "reschedule_request")
 # Events that change no visit's state: they never stop an earlier event being undone.
-_STATELESS = ("send_text", "in_car", "ack", "undo", "pause_texts", "resume_texts", "consent", "kiosk_unmatched")
+_STATELESS = ("send_text", "in_car", "ack", "undo", "pause_texts", "resume_texts", "consent", "kiosk_unmatched",
+              "reschedule_request")
 
 
 @dataclass(slots=True)
@@ -141,6 +145,8 @@ async def apply_event(conn: aiosqlite.Connection, ev: Event, actor: str, tz: tzi
         )
     elif ev.type in OVERRIDES:
         await _override(conn, ev, actor, now)
+    elif ev.type in CLIENT_CHANGES:
+        await _client_change(conn, ev, tz, now)
     cur = await conn.execute(
         "INSERT INTO events (at, recorded_at, type, appointment_id, data, actor) VALUES (?, ?, ?, ?, ?, ?)",
         (to_db(ev.at), to_db(now), ev.type, ev.appointment, json.dumps(ev.data), actor),
@@ -230,6 +236,47 @@ async def _create_visit(conn: aiosqlite.Connection, ev: Event, tz: tzinfo) -> No
         (ev.appointment, ev.type, ev.at.astimezone(tz).date().isoformat(), vet, type_id,
          ev.data.get("pet"), booked, ev.data.get("expected_min"), to_db(ev.at)),
     )
+
+
+# -- a client's own changes (the reschedule link) ---------------------------------------------
+
+
+async def _client_change(conn: aiosqlite.Connection, ev: Event, tz: tzinfo, now: datetime) -> None:
+    """reschedule {vet, scheduled}: the visit becomes 'cancelled' and a new booked appointment
+    (same pet, type and booked length) takes the slot; its id goes in `data["new_id"]`.
+    cancel_visit {}: the visit becomes 'cancelled'.
+    reschedule_request {vet, scheduled, body, number}: nothing moves; reception's inbox gets
+    the request (the notifier's inbound table, kind 'reschedule')."""
+    row = await _visit_row(conn, ev.appointment)
+    if row["status"] not in ("booked", "waiting"):
+        raise Conflict(f"{ev.type}: the visit is {row['status']}; only a visit not yet started can change",
+                       "appointment")
+    if ev.type == "cancel_visit":
+        await conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = ?", (ev.appointment,))
+        return
+    vet = ev.data["vet"]
+    if not await fetch(conn, "SELECT 1 FROM vets WHERE id = ?", (vet,)):
+        raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
+    scheduled = from_db(ev.data["scheduled"])
+    assert scheduled is not None
+    if ev.type == "reschedule_request":
+        await conn.execute(
+            "INSERT INTO inbound_messages (provider_sid, from_number, body, kind, visit_id, needs_reception, "
+            "received_at) VALUES (?, ?, ?, 'reschedule', ?, 1, ?)",
+            (f"web:{ev.data['request']}", ev.data.get("number") or "", ev.data["body"], ev.appointment, to_db(now)))
+        return
+    n = 1
+    while await fetch(conn, "SELECT 1 FROM appointments WHERE id = ?", (f"{ev.appointment}-r{n}",)):
+        n += 1
+    new_id = f"{ev.appointment}-r{n}"
+    ev.data.update(new_id=new_id, from_vet=row["vet_id"], from_scheduled=row["scheduled"],
+                   from_status=row["status"])
+    await conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = ?", (ev.appointment,))
+    await conn.execute(
+        "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min, "
+        "status) VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?, 'booked')",
+        (new_id, scheduled.astimezone(tz).date().isoformat(), vet, row["type_id"], row["pet_id"], row["pet_name"],
+         to_db(scheduled), row["booked_min"]))
 
 
 # -- reception's overrides and their undo ---------------------------------------------------

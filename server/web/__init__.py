@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.web import console, public
+from server.web import console, public, reschedule
 from server.web.live import CLOSING
 from server.web.render import TEMPLATES, make_env
 
@@ -53,6 +53,7 @@ def setup_web(app: web.Application) -> None:
     app.on_response_prepare.append(_security_headers)
     console.setup_routes(app)
     public.setup_routes(app)
+    reschedule.setup_routes(app)
     if not any(res.canonical == "/" for res in app.router.resources()):
         app.router.add_get("/", _root)
     app.router.add_static("/static/", STATIC, append_version=False)

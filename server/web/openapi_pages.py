@@ -61,4 +61,9 @@ def web_paths() -> dict[str, Any]:
                                          params=("token",))},
         "/s/{token}/car": {"post": _page("I'm waiting in my car: text me", "signed link", form={},
                                          params=("token",))},
+        "/r/{token}": {"get": _page("Reschedule page: open slots (?all=1 any vet), confirm steps (?slot=, ?cancel=1); "
+                                    "410 used/expired link, 404 forged", "single-use signed link", params=("token",)),
+                       "post": _page("Book the chosen slot (or file a request for reception), or cancel the visit; "
+                                     "409 when the slot was taken meanwhile", "single-use signed link",
+                                     form={"action": {"enum": ["book", "cancel"]}, "slot": _S}, params=("token",))},
     }

@@ -1,0 +1,445 @@
+"""The client's reschedule page: `/r/{token}`, a signed, expiring, single-use link (notifier/links.py).
+
+GET lists open slots of the visit's booked length with its vet (or, with `?all=1`, any vet)
+over the clinic's next days, grouped by day in the clinic's timezone; `?slot=...` and
+`?cancel=1` show a confirm step. POST (CSRF token derived from the link, as the status
+page's) books the slot, files a request for reception, or cancels, per the clinic's
+`reschedule_mode`, in one transaction with the link's use and the confirmation text.
+A link that cannot be used gets a friendly page with the clinic's phone, never a 500.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Literal
+
+import aiosqlite
+from aiohttp import web
+
+from notifier.links import ExpiredLink, ForgedLink, LinkClaim, LinkError, UsedLink, check_link, consume_link
+from notifier.messages import ClinicInfo, make_message
+from notifier.outbox import NewText, enqueue
+from notifier.slots import Slot, open_slots
+from server.app import CLOCK, CONFIG, STORE
+from server.events import Event, apply_event
+from server.store import Clinic, fetch
+from server.timeutil import from_db, to_db
+from server.web.board import short_vet_name
+from server.web.render import hm, render
+
+Mode = Literal["book", "request"]
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DEFAULT_HOURS = {d: (time(8, 0), time(17, 0)) for d in range(5)}
+STEP = timedelta(minutes=15)
+MIN_NOTICE = timedelta(hours=1)
+# A link is ~60 characters; anything much longer is not one of ours (and not worth an HMAC).
+_MAX_TOKEN = 300
+# Statuses of a visit that still holds its vet's time.
+_BUSY = ("booked", "waiting", "in_consult")
+
+
+# -- the clinic's settings -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleSettings:
+    mode: Mode = "book"
+    # weekday (0 = Monday) -> (open, close), clinic-local; a day not listed is closed.
+    opening_hours: Mapping[int, tuple[time, time]] = field(default_factory=lambda: dict(_DEFAULT_HOURS))
+    days: int = 7
+
+
+def _hours(value: object) -> dict[int, tuple[time, time]] | None:
+    if not isinstance(value, dict):
+        return None
+    out: dict[int, tuple[time, time]] = {}
+    for key, span in value.items():
+        day = str(key).strip().lower()[:3]
+        if day not in _WEEKDAYS:
+            return None
+        if span is None or span == []:
+            continue  # closed that day
+        if not isinstance(span, list | tuple) or len(span) != 2 or not all(isinstance(x, str) for x in span):
+            return None
+        try:
+            start, end = time.fromisoformat(span[0]), time.fromisoformat(span[1])
+        except ValueError:
+            return None
+        if start >= end:
+            return None
+        out[_WEEKDAYS.index(day)] = (start, end)
+    return out
+
+
+def reschedule_settings(settings: Mapping[str, Any]) -> RescheduleSettings:
+    """`reschedule_mode` ("book" | "request"), `opening_hours` ({"mon": ["08:00", "17:00"], ...;
+    a day missing or null is closed}) and `reschedule_days` from the clinic's settings JSON.
+    A malformed value falls back to its default (Mon-Fri 08:00-17:00, 7 days, book) rather than
+    break the page."""
+    mode: Mode = "request" if settings.get("reschedule_mode") == "request" else "book"
+    hours = _hours(settings.get("opening_hours"))
+    days = settings.get("reschedule_days")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 60:
+        days = 7
+    return RescheduleSettings(mode=mode, opening_hours=hours if hours is not None else dict(_DEFAULT_HOURS),
+                              days=days)
+
+
+def working_periods(s: RescheduleSettings, today: date, tz: tzinfo) -> list[tuple[datetime, datetime]]:
+    """Opening hours as aware (start, end) periods, today and the `s.days - 1` days after."""
+    out = []
+    for i in range(s.days):
+        d = today + timedelta(days=i)
+        span = s.opening_hours.get(d.weekday())
+        if span is not None:
+            out.append((datetime.combine(d, span[0], tz), datetime.combine(d, span[1], tz)))
+    return out
+
+
+# -- reading the visit and the schedule ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VisitInfo:
+    id: str
+    status: str
+    day: date
+    vet: str
+    vet_name: str
+    pet: str
+    type_name: str | None
+    booked_min: float
+    scheduled: datetime | None
+    mobile: str | None
+    sms_consent: bool
+    language: str
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(minutes=self.booked_min)
+
+
+async def load_visit(conn: aiosqlite.Connection, visit_id: str) -> VisitInfo | None:
+    rows = await fetch(conn,
+        "SELECT a.id, a.status, a.day, a.vet_id, v.name AS vet_name, COALESCE(p.name, a.pet_name) AS pet, "
+        "t.name AS type_name, a.booked_min, a.scheduled, c.mobile, c.sms_consent, c.language "
+        "FROM appointments a JOIN vets v ON v.id = a.vet_id LEFT JOIN pets p ON p.id = a.pet_id "
+        "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN appointment_types t ON t.id = a.type_id "
+        "WHERE a.id = ?", (visit_id,))
+    if not rows:
+        return None
+    r = rows[0]
+    return VisitInfo(id=r["id"], status=r["status"], day=date.fromisoformat(r["day"]), vet=r["vet_id"],
+                     vet_name=r["vet_name"], pet=r["pet"] or "your pet", type_name=r["type_name"],
+                     booked_min=float(r["booked_min"]), scheduled=from_db(r["scheduled"]), mobile=r["mobile"],
+                     sms_consent=bool(r["sms_consent"]), language=r["language"] or "en")
+
+
+async def vet_names(conn: aiosqlite.Connection) -> dict[str, str]:
+    return {r[0]: r[1] for r in await fetch(conn, "SELECT id, name FROM vets ORDER BY id")}
+
+
+async def busy_times(conn: aiosqlite.Connection, first: date, last: date, now: datetime,
+                     ) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Each vet's taken time from `first` to `last`: booked and waiting visits at their booked
+    times, and a vet's "away until" still in force."""
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    marks = ",".join("?" * len(_BUSY))
+    for r in await fetch(conn,
+            f"SELECT vet_id, scheduled, booked_min FROM appointments WHERE day BETWEEN ? AND ? "
+            f"AND scheduled IS NOT NULL AND status IN ({marks})", (first.isoformat(), last.isoformat(), *_BUSY)):
+        start = from_db(r["scheduled"])
+        if start is not None:
+            out.setdefault(r["vet_id"], []).append((start, start + timedelta(minutes=float(r["booked_min"]))))
+    for r in await fetch(conn, "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"):
+        until = from_db(r[1])
+        if until is not None and until > now:
+            out.setdefault(r[0], []).append((now, until))
+    return out
+
+
+async def free_slots(conn: aiosqlite.Connection, visit: VisitInfo, vets: Iterable[str], s: RescheduleSettings,
+                     tz: tzinfo, now: datetime, *, with_busy: bool = True) -> list[Slot]:
+    """Open slots of the visit's booked length with `vets`, earliest first."""
+    today = now.astimezone(tz).date()
+    periods = working_periods(s, today, tz)
+    vets = list(vets)
+    working = {v: periods for v in vets}
+    busy = await busy_times(conn, today, today + timedelta(days=s.days), now) if with_busy else {}
+    out: list[Slot] = []
+    for v in vets:
+        out += open_slots(working, busy, visit.length, now, vet=v, step=STEP, limit=10_000, min_notice=MIN_NOTICE)
+    out.sort(key=lambda sl: (sl.start, sl.vet))
+    return out
+
+
+# -- the link and its pages ----------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """A friendly page instead of the one asked for (status, heading, explanation)."""
+
+    def __init__(self, status: int, title: str, text: str) -> None:
+        super().__init__(title)
+        self.status, self.title, self.text = status, title, text
+
+
+_LINK_PAGES: dict[type[LinkError], tuple[int, str, str]] = {
+    UsedLink: (410, "This link has already been used",
+               "Each reschedule link works once, and this one has done its job. "
+               "If you need another change, please call us."),
+    ExpiredLink: (410, "This link has expired",
+                  "Reschedule links only work for a limited time. Please call us and we'll find you a time."),
+    ForgedLink: (404, "This link isn't valid",
+                 "It may have been cut short when it was copied. Please open it straight from our text, or call us."),
+}
+
+
+def _link_refusal(e: LinkError) -> Refusal:
+    status, title, text = _LINK_PAGES.get(type(e), _LINK_PAGES[ForgedLink])
+    return Refusal(status, title, text)
+
+
+def _secret(request: web.Request) -> bytes:
+    return request.app[CONFIG].secret.encode()
+
+
+async def _claim(request: web.Request, conn: aiosqlite.Connection, *, consume: bool) -> LinkClaim:
+    token = request.match_info["token"]
+    now = request.app[CLOCK].now()
+    if len(token) > _MAX_TOKEN:
+        raise _link_refusal(ForgedLink("too long"))
+    try:
+        if consume:
+            return await consume_link(conn, _secret(request), token, now)
+        return await check_link(conn, _secret(request), token, now)
+    except LinkError as e:
+        raise _link_refusal(e) from e
+    except ValueError as e:  # e.g. a non-ASCII "token": not one of ours
+        raise _link_refusal(ForgedLink(str(e))) from e
+
+
+async def _changeable(conn: aiosqlite.Connection, claim: LinkClaim, tz: tzinfo, now: datetime) -> VisitInfo:
+    visit = await load_visit(conn, claim.visit_id)
+    if visit is None:
+        raise Refusal(404, "We couldn't find this visit", "It may have been removed from our schedule. "
+                                                          "Please call us.")
+    if visit.status not in ("booked", "waiting") or visit.day < now.astimezone(tz).date():
+        said = {"cancelled": "has been cancelled", "done": "is over", "in_consult": "has started",
+                "noshow": "has passed"}.get(visit.status, "has passed")
+        raise Refusal(410, "This visit can't be changed online",
+                      f"{visit.pet}'s visit {said}. If you need a new appointment, please call us.")
+    return visit
+
+
+def csrf_token(secret: bytes, token: str) -> str:
+    # No session: a MAC of the link itself is a token only a page from this link carries.
+    return hmac.new(secret, b"reschedule:" + token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _slot_param(s: Slot) -> str:
+    return f"{s.start.astimezone(UTC):%Y%m%dT%H%MZ}.{s.vet}"
+
+
+def _parse_slot(value: object, length: timedelta) -> Slot:
+    if not isinstance(value, str) or len(value) > 250:
+        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+    stamp, dot, vet = value.partition(".")
+    try:
+        start = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.") from e
+    if not dot or not vet:
+        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+    return Slot(vet, start, start + length)
+
+
+def _day_label(t: datetime, tz: tzinfo) -> str:
+    local = t.astimezone(tz)
+    return f"{local:%A}, {local:%B} {local.day}"
+
+
+def _when(t: datetime | None, tz: tzinfo) -> str:
+    return f"{_day_label(t, tz)} at {hm(t, tz)}" if t is not None else "today"
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+async def _clinic(request: web.Request) -> Clinic:
+    return await request.app[STORE].clinic()
+
+
+async def _refusal_page(request: web.Request, r: Refusal) -> web.Response:
+    clinic = await _clinic(request)
+    return _html(render(request, "reschedule_error.html", clinic=clinic.name, phone=clinic.phone,
+                        title=r.title, text=r.text, back=None if r.status != 409 else request.path), r.status)
+
+
+def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str]) -> dict[str, Any]:
+    tz = clinic.tz
+    return {"clinic": clinic.name, "phone": clinic.phone, "v": visit, "vet_short": short_vet_name(visit.vet_name),
+            "current": _when(visit.scheduled, tz), "hm": lambda t: hm(t, tz), "day_label": lambda t: _day_label(t, tz),
+            "vet_label": lambda vid: short_vet_name(vets.get(vid, vid)), "path": request.path,
+            "csrf": csrf_token(_secret(request), request.match_info["token"])}
+
+
+async def reschedule_page(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _page(request)
+    except Refusal as r:
+        return await _refusal_page(request, r)
+
+
+async def _page(request: web.Request) -> web.StreamResponse:
+    conn = request.app[STORE].conn
+    clinic = await _clinic(request)
+    tz, now = clinic.tz, request.app[CLOCK].now()
+    claim = await _claim(request, conn, consume=False)
+    visit = await _changeable(conn, claim, tz, now)
+    s = reschedule_settings(clinic.settings)
+    vets = await vet_names(conn)
+    any_vet = request.query.get("all") == "1"
+    ctx = _base_ctx(request, clinic, visit, vets) | {"mode": s.mode, "any_vet": any_vet, "days": s.days}
+    if request.query.get("cancel") == "1":
+        return _html(render(request, "reschedule_confirm.html", action="cancel", slot=None, **ctx))
+    if "slot" in request.query:
+        slot = await _checked_slot(conn, request.query["slot"], visit, vets, s, tz, now)
+        return _html(render(request, "reschedule_confirm.html", action="book", slot=slot,
+                            slot_param=_slot_param(slot), when=_when(slot.start, tz), **ctx))
+    slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
+    groups: dict[date, list[Slot]] = {}
+    for sl in slots:
+        groups.setdefault(sl.start.astimezone(tz).date(), []).append(sl)
+    return _html(render(request, "reschedule.html", groups=list(groups.values()), slot_param=_slot_param, **ctx))
+
+
+async def _checked_slot(conn: aiosqlite.Connection, value: object, visit: VisitInfo, vets: Mapping[str, str],
+                        s: RescheduleSettings, tz: tzinfo, now: datetime) -> Slot:
+    """The slot a form names, if it is one we offer and still free: 400 if we never offered it,
+    409 if someone took it meanwhile."""
+    slot = _parse_slot(value, visit.length)
+    if slot.vet not in vets:
+        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+    if slot not in await free_slots(conn, visit, [slot.vet], s, tz, now, with_busy=False):
+        raise Refusal(400, "That isn't a time we can offer",
+                      "Please go back and choose one of the times on the list.")
+    if slot not in await free_slots(conn, visit, [slot.vet], s, tz, now):
+        raise Refusal(409, "Sorry, that time was just taken",
+                      "Someone booked it a moment ago. Your visit hasn't changed: please choose another time.")
+    return slot
+
+
+async def reschedule_post(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _post(request)
+    except Refusal as r:
+        return await _refusal_page(request, r)
+
+
+async def _post(request: web.Request) -> web.StreamResponse:
+    store = request.app[STORE]
+    clinic = await _clinic(request)
+    tz, now = clinic.tz, request.app[CLOCK].now()
+    # The link first, so a used or expired one says so even from a stale form.
+    await _claim(request, store.conn, consume=False)
+    form = await request.post()
+    sent = form.get("csrf")
+    want = csrf_token(_secret(request), request.match_info["token"])
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), want.encode()):
+        raise Refusal(403, "Please try again", "This form was out of date. Open the link again and choose a time.")
+    action = form.get("action")
+    if action not in ("book", "cancel"):
+        raise Refusal(400, "We couldn't tell what you chose", "Please go back and choose a time, or cancel.")
+    s = reschedule_settings(clinic.settings)
+    async with store.transaction() as conn:
+        claim = await _claim(request, conn, consume=True)
+        visit = await _changeable(conn, claim, tz, now)
+        vets = await vet_names(conn)
+        info = ClinicInfo(clinic.name, clinic.phone)
+        if action == "cancel":
+            await apply_event(conn, Event("cancel_visit", now, visit.id, {"link": claim.nonce}), "client", tz, now)
+            outcome, slot = "cancelled", None
+            body = _text("cancelled", visit, info, visit.scheduled, visit.vet_name, tz)
+        else:
+            slot = await _checked_slot(conn, form.get("slot"), visit, vets, s, tz, now)
+            when = _when(slot.start, tz)
+            if s.mode == "book":
+                await apply_event(conn, Event("reschedule", now, visit.id, {
+                    "vet": slot.vet, "scheduled": to_db(slot.start), "link": claim.nonce}), "client", tz, now)
+                outcome = "booked"
+            else:
+                note = (f"Asks to move {visit.pet}'s visit ({_when(visit.scheduled, tz)} with {visit.vet_name}) "
+                        f"to {when} with {vets[slot.vet]}. Nothing is changed until you do it.")
+                await apply_event(conn, Event("reschedule_request", now, visit.id, {
+                    "vet": slot.vet, "scheduled": to_db(slot.start), "request": claim.nonce, "body": note,
+                    "number": visit.mobile}), "client", tz, now)
+                outcome = "requested"
+            body = _text(outcome, visit, info, slot.start, vets[slot.vet], tz)
+        texted = False
+        if visit.mobile and visit.sms_consent:
+            msg = make_message(body)
+            texted = bool(await enqueue(conn, [NewText(
+                dedupe_key=f"reschedule-link:{claim.nonce}", to_number=visit.mobile, body=msg.body,
+                kind=f"reschedule_{outcome}", visit_id=visit.id, segments=msg.segments)], now))
+    ctx = _base_ctx(request, clinic, visit, vets)
+    return _html(render(request, "reschedule_done.html", outcome=outcome, texted=texted,
+                        when=_when(slot.start, tz) if slot else ctx["current"],
+                        new_vet=short_vet_name(vets[slot.vet]) if slot else None, **ctx))
+
+
+# -- the confirmation text -----------------------------------------------------------------------
+
+_TEXTS = {
+    "en": {
+        "booked": "{clinic}: {pet}'s visit is now {when} with {vet}.{call_change}",
+        "requested": "{clinic}: we got your request to move {pet}'s visit to {when} with {vet}. "
+                     "We'll confirm soon; until then your visit stays as booked.",
+        "cancelled": "{clinic}: {pet}'s visit {when_on} is cancelled.{call_book}",
+    },
+    "es": {
+        "booked": "{clinic}: la cita de {pet} queda para el {when} con {vet}.{call_change}",
+        "requested": "{clinic}: recibimos su pedido de cambiar la cita de {pet} al {when} con {vet}. "
+                     "Le vamos a confirmar pronto; hasta entonces su cita sigue igual.",
+        "cancelled": "{clinic}: la cita de {pet} {when_on} fue cancelada.{call_book}",
+    },
+}
+# Spanish day and month names without accents keep the text in GSM-7 (sabado, miercoles).
+_ES_DAYS = ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
+_ES_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
+              "noviembre", "diciembre")
+
+
+def _text_when(t: datetime, tz: tzinfo, lang: str) -> str:
+    local = t.astimezone(tz)
+    if lang == "es":
+        return f"{_ES_DAYS[local.weekday()]} {local.day} de {_ES_MONTHS[local.month - 1]} a las {local:%H:%M}"
+    ampm = "AM" if local.hour < 12 else "PM"
+    return f"{local:%a} {local:%b} {local.day} at {local.hour % 12 or 12}:{local:%M} {ampm}"
+
+
+def _text(outcome: str, visit: VisitInfo, clinic: ClinicInfo, at: datetime | None, vet_name: str, tz: tzinfo) -> str:
+    """The confirmation text in the client's language (English unless Spanish)."""
+    lang = "es" if visit.language.lower().startswith("es") else "en"
+    when = _text_when(at, tz, lang) if at else ("hoy" if lang == "es" else "today")
+    phone = clinic.phone
+    if lang == "es":
+        call_change = f" Para cambiarla, llame al {phone}." if phone else ""
+        call_book = f" Para pedir otra, llame al {phone}." if phone else ""
+        when_on = f"del {when}" if at else "de hoy"
+    else:
+        call_change = f" To change it, call {phone}." if phone else ""
+        call_book = f" To book again, call {phone}." if phone else ""
+        when_on = f"on {when}" if at else "today"
+    return _TEXTS[lang][outcome].format(clinic=clinic.name, pet=visit.pet, when=when, vet=short_vet_name(vet_name),
+                                        call_change=call_change, call_book=call_book, when_on=when_on)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/r/{token}", reschedule_page)
+    app.router.add_post("/r/{token}", reschedule_post)

@@ -1,0 +1,360 @@
+"""The reschedule link's page (/r/{token}): open slots, booking, requests, cancelling, and every
+way a link can fail (used, expired, forged, a slot taken meanwhile, bad input) as a friendly page."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from notifier.links import make_token
+from server.store import Store, fetch
+from server.web.board import inbox
+from server.web.reschedule import reschedule_settings
+from tests.conftest import START, TZ, Api, LiveServer
+from tests.test_web_console import add_user, log_in
+
+SECRET = b"test-secret"  # conftest's Config(secret="test-secret")
+A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez: Spanish, consent, mobile), Dr. Ruiz at 8:00
+PHONE = "+13125550100"  # the clinic's
+LUNA_MOBILE = "+13125550101"
+
+
+def link(visit: str = A_0800, now: datetime = START, secret: bytes = SECRET) -> str:
+    return f"/r/{make_token(secret, visit, now)}"
+
+
+async def sql(api: Api, q: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    store = await Store.open(str(api.db))
+    try:
+        return [tuple(r) for r in await fetch(store.conn, q, params)]
+    finally:
+        await store.close()
+
+
+async def set_settings(api: Api, **settings: Any) -> None:
+    store = await Store.open(str(api.db))
+    try:
+        async with store.transaction() as conn:
+            await conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps(settings),))
+    finally:
+        await store.close()
+
+
+def slots_in(html: str) -> list[tuple[str, datetime, str]]:
+    """(param, start, vet) of every slot link on the page."""
+    out = []
+    for param in re.findall(r'\?slot=([^"&]+)', html):
+        raw = unquote(unescape(param))
+        stamp, _, vet = raw.partition(".")
+        out.append((raw, datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC), vet))
+    return out
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, html[:800]
+    return m.group(1)
+
+
+async def booked_min(api: Api, visit: str = A_0800) -> float:
+    return float((await sql(api, "SELECT booked_min FROM appointments WHERE id = ?", (visit,)))[0][0])
+
+
+async def book(api: Api, url: str, slot: str, *, status: int = 200) -> str:
+    page = await api.client.get(url, params={"slot": slot})
+    assert page.status == 200, await page.text()
+    resp = await api.client.post(url, data={"csrf": csrf_of(await page.text()), "action": "book", "slot": slot})
+    text = await resp.text()
+    assert resp.status == status, text
+    return unescape(text)
+
+
+# -- the list of open slots ----------------------------------------------------------------------
+
+
+async def test_valid_link_lists_slots_that_avoid_booked_visits_and_respect_length(api: Api) -> None:
+    # Tomorrow Dr. Ruiz has one booking, 9:00-9:30.
+    resp = await api.client.post("/api/schedule", headers=api.h("pms"), json={"appointments": [
+        {"id": "t1", "vet": "v1", "type": "wellness", "pet": "p2", "scheduled": "2026-03-03T09:00:00-06:00",
+         "booked_min": 30}]})
+    assert resp.status == 200, await resp.text()
+    url = link()
+    page = await api.client.get(url)
+    html = await page.text()
+    assert page.status == 200
+    assert "Luna" in html and "Dr. Ruiz" in html and "Monday, March 2 at 8:00am" in html
+    slots = slots_in(html)
+    assert slots and all(vet == "v1" for _, _, vet in slots)
+    length = timedelta(minutes=await booked_min(api))
+    starts = [s for _, s, _ in slots]
+    assert starts == sorted(starts)
+    busy = [(datetime.fromisoformat(r[0]), datetime.fromisoformat(r[0]) + timedelta(minutes=r[1]))
+            for r in await sql(api, "SELECT scheduled, booked_min FROM appointments WHERE vet_id = 'v1' "
+                                    "AND status = 'booked'")]
+    for s in starts:
+        local = s.astimezone(TZ)
+        assert s >= START + timedelta(hours=1)
+        assert local.weekday() < 5 and local.hour >= 8 and (local + length).time() <= datetime(2026, 1, 1, 17).time()
+        assert all(s + length <= b0 or s >= b1 for b0, b1 in busy), f"{local} overlaps a booking"
+    tomorrow = {s.astimezone(TZ).strftime("%H:%M") for s in starts if s.astimezone(TZ).day == 3}
+    assert "09:30" in tomorrow and "09:00" not in tomorrow and "09:15" not in tomorrow
+    before = datetime(2026, 3, 3, 9, 0, tzinfo=TZ) - length
+    # The last start that still ends by 9:00 (on the 15-min grid) is offered; later ones are not.
+    last_fit = before.replace(minute=before.minute - before.minute % 15)
+    assert last_fit.strftime("%H:%M") in tomorrow
+    assert (last_fit + timedelta(minutes=15)).strftime("%H:%M") not in tomorrow
+    # Grouped by day, in the clinic's timezone, over the next 7 days (Mon 2 - Sun 8: weekdays only).
+    assert "Tuesday, March 3" in html and "Friday, March 6" in html and "Saturday" not in html
+    assert "Monday, March 9" not in html
+
+
+async def test_any_vet_toggle_adds_other_vets_slots_without_javascript(api: Api) -> None:
+    url = link()
+    html = await (await api.client.get(url)).text()
+    assert f'href="{url}?all=1"' in html
+    every = await (await api.client.get(url, params={"all": "1"})).text()
+    assert {vet for _, _, vet in slots_in(every)} == {"v1", "v2", "v3"}
+    assert "Dr. Okafor" in every
+
+
+async def test_page_has_the_status_pages_security_headers_and_no_script(api: Api) -> None:
+    resp = await api.client.get(link())
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Cache-Control"] == "no-store"
+    html = await resp.text()
+    assert "<script" not in html and "style=" not in html
+    assert 'name="viewport"' in html and PHONE in html
+
+
+async def test_opening_hours_and_days_come_from_the_clinic_settings(api: Api) -> None:
+    await set_settings(api, opening_hours={"tue": ["10:00", "12:00"], "sat": ["09:00", "10:00"]},
+                       reschedule_days=3)
+    html = await (await api.client.get(link())).text()
+    local = [s.astimezone(TZ) for _, s, _ in slots_in(html)]
+    assert local and all(t.weekday() == 1 and 10 <= t.hour and t.hour < 12 for t in local)
+
+
+def test_malformed_settings_fall_back_to_defaults() -> None:
+    s = reschedule_settings({"reschedule_mode": "maybe", "opening_hours": {"mon": ["17:00", "08:00"]},
+                             "reschedule_days": "lots"})
+    assert s.mode == "book" and s.days == 7 and sorted(s.opening_hours) == [0, 1, 2, 3, 4]
+    assert reschedule_settings({"reschedule_mode": "request"}).mode == "request"
+    assert reschedule_settings({"opening_hours": {"sun": None, "mon": ["09:00", "13:00"]}}).opening_hours.keys() == {0}
+
+
+# -- booking -------------------------------------------------------------------------------------
+
+
+async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api) -> None:
+    url = link()
+    param, start, _ = next(s for s in slots_in(await (await api.client.get(url)).text())
+                           if s[1].astimezone(TZ).day == 3)
+    html = await book(api, url, param)
+    assert "You're booked" in html and "Tuesday, March 3" in html
+    old = await sql(api, "SELECT status, pet_id, type_id, booked_min FROM appointments WHERE id = ?", (A_0800,))
+    new = await sql(api, "SELECT status, pet_id, type_id, booked_min, scheduled, vet_id, day FROM appointments "
+                         "WHERE id = ?", (f"{A_0800}-r1",))
+    assert old[0][0] == "cancelled"
+    assert new and new[0][:4] == ("booked", *old[0][1:])
+    assert datetime.fromisoformat(new[0][4]) == start and new[0][5:] == ("v1", "2026-03-03")
+    # The estimator no longer counts the old visit.
+    est = await (await api.client.get("/api/estimates", headers=api.h("reception"))).json()
+    assert A_0800 not in {e["appointment"] for e in est["estimates"]}
+    # Exactly one confirmation text, in Luna's owner's language (Spanish), GSM-7 friendly.
+    texts = await sql(api, "SELECT to_number, body, kind FROM outbox WHERE visit_id = ?", (A_0800,))
+    assert len(texts) == 1
+    to, body, kind = texts[0]
+    assert to == LUNA_MOBILE and kind == "reschedule_booked"
+    assert "Luna" in body and "martes 3 de marzo" in body and "Dr. Ruiz" in body and PHONE in body
+    # The link is spent: its page says so (410), and a second post changes nothing.
+    again = await api.client.get(url)
+    assert again.status == 410 and "already been used" in await again.text() and PHONE in await again.text()
+    replay = await api.client.post(url, data={"csrf": "x", "action": "book", "slot": param})
+    assert replay.status == 410
+    assert len(await sql(api, "SELECT 1 FROM appointments WHERE id LIKE ?", (f"{A_0800}-r%",))) == 1
+
+
+async def test_slot_taken_meanwhile_gets_a_friendly_conflict_and_keeps_the_link(api: Api) -> None:
+    url = link()
+    param, start, _ = next(s for s in slots_in(await (await api.client.get(url)).text())
+                           if s[1].astimezone(TZ).day == 4)
+    page = await api.client.get(url, params={"slot": param})
+    csrf = csrf_of(await page.text())
+    # Someone else takes that time before Luna's owner taps "Book".
+    resp = await api.client.post("/api/schedule", headers=api.h("pms"), json={"appointments": [
+        {"id": "rival", "vet": "v1", "type": "vacc", "pet": "p5", "scheduled": start.isoformat(), "booked_min": 15}]})
+    assert resp.status == 200
+    taken = await api.client.post(url, data={"csrf": csrf, "action": "book", "slot": param})
+    assert taken.status == 409 and "just taken" in await taken.text()
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
+    assert not await sql(api, "SELECT 1 FROM outbox")
+    assert (await api.client.get(url)).status == 200  # not used up: choose another time
+
+
+async def test_client_without_consent_gets_no_text(api: Api) -> None:
+    mochi = (await sql(api, "SELECT id FROM appointments WHERE pet_id = 'p4' ORDER BY scheduled"))[0][0]
+    url = link(mochi)
+    param = slots_in(await (await api.client.get(url)).text())[-1][0]
+    assert "You're booked" in await book(api, url, param)
+    assert not await sql(api, "SELECT 1 FROM outbox WHERE visit_id = ?", (mochi,))
+
+
+# -- request mode and cancelling ---------------------------------------------------------------
+
+
+async def test_request_mode_files_a_request_that_reception_sees(api: Api) -> None:
+    await set_settings(api, reschedule_mode="request")
+    url = link()
+    html = await (await api.client.get(url)).text()
+    assert "Reception will confirm" in html
+    param = slots_in(html)[-1][0]
+    done = await book(api, url, param)
+    assert "Request sent" in done
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
+    store = await Store.open(str(api.db))
+    try:
+        box = await inbox(store.conn)
+    finally:
+        await store.close()
+    assert len(box) == 1 and box[0]["kind"] == "reschedule" and box[0]["visit_id"] == A_0800
+    assert "Friday, March 6" in box[0]["body"]
+    texts = await sql(api, "SELECT kind FROM outbox WHERE visit_id = ?", (A_0800,))
+    assert texts == [("reschedule_requested",)]
+    await add_user(api.db)
+    await log_in(api.client)
+    console = unescape(await (await api.client.get("/console")).text())
+    assert "wants to reschedule" in console and "Friday, March 6" in console
+    assert (await api.client.get(url)).status == 410
+
+
+async def test_cancel_has_a_confirm_step_and_cancels(api: Api) -> None:
+    url = link()
+    confirm = await api.client.get(url, params={"cancel": "1"})
+    html = unescape(await confirm.text())
+    assert "Cancel Luna's visit?" in html and "Yes, cancel the visit" in html
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
+    resp = await api.client.post(url, data={"csrf": csrf_of(html), "action": "cancel"})
+    assert resp.status == 200 and "Visit cancelled" in await resp.text()
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "cancelled"
+    assert [r[0] for r in await sql(api, "SELECT kind FROM outbox WHERE visit_id = ?", (A_0800,))] == [
+        "reschedule_cancelled"]
+    est = await (await api.client.get("/api/estimates", headers=api.h("reception"))).json()
+    assert A_0800 not in {e["appointment"] for e in est["estimates"]}
+    assert (await api.client.get(url)).status == 410
+
+
+# -- links that cannot be used, bad input --------------------------------------------------------
+
+
+async def test_expired_link_gets_a_friendly_410(api: Api) -> None:
+    url = link()
+    api.clock.advance(hours=25)
+    resp = await api.client.get(url)
+    html = await resp.text()
+    assert resp.status == 410 and "expired" in html and PHONE in html
+    post = await api.client.post(url, data={"action": "cancel"})
+    assert post.status == 410
+
+
+@pytest.mark.parametrize("token", [
+    "forged",
+    "abc.def",
+    "%C3%A9%C3%A9.%C3%A9",
+    "x" * 2000,
+])
+async def test_forged_links_get_a_friendly_404_never_a_500(api: Api, token: str) -> None:
+    for resp in (await api.client.get(f"/r/{token}"), await api.client.post(f"/r/{token}", data={"action": "book"})):
+        html = unescape(await resp.text())
+        assert resp.status == 404 and "isn't valid" in html and PHONE in html
+
+
+async def test_link_signed_with_another_secret_or_tampered_is_forged(api: Api) -> None:
+    other = await api.client.get(link(secret=b"someone-else"))
+    assert other.status == 404
+    url = link()
+    tampered = url[:-1] + ("A" if url[-1] != "A" else "B")
+    assert (await api.client.get(tampered)).status == 404
+
+
+async def test_link_to_an_unknown_or_finished_visit_is_friendly(api: Api) -> None:
+    assert (await api.client.get(link("no-such-visit"))).status == 404
+    await api.event({"type": "start", "appointment": A_0800})
+    resp = await api.client.get(link())
+    assert resp.status == 410 and "has started" in await resp.text()
+
+
+@pytest.mark.parametrize("data", [
+    {"action": "move"},
+    {"action": "book"},
+    {"action": "book", "slot": "garbage"},
+    {"action": "book", "slot": "20260303T0900Z"},
+    {"action": "book", "slot": "20260303T0900Z.nobody"},
+    {"action": "book", "slot": "20260303T0900Z.v1"},  # 3:00am Chicago: not a time we offer
+    {"action": "book", "slot": "20260303T1507Z.v1"},  # off the 15-min grid
+    {"action": "book", "slot": "20260307T1500Z.v1"},  # a Saturday
+])
+async def test_bad_form_input_gets_a_400_page_and_keeps_the_link(api: Api, data: dict[str, str]) -> None:
+    url = link()
+    csrf = csrf_of(await (await api.client.get(url, params={"cancel": "1"})).text())
+    resp = await api.client.post(url, data={"csrf": csrf, **data})
+    assert resp.status == 400, await resp.text()
+    assert (await api.client.get(url)).status == 200
+
+
+async def test_post_without_the_csrf_token_is_refused(api: Api) -> None:
+    url = link()
+    for csrf in ("", "é" * 32, "0" * 32):
+        resp = await api.client.post(url, data={"csrf": csrf, "action": "cancel"})
+        assert resp.status == 403
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
+
+
+async def test_status_page_offers_the_reschedule_link(api: Api) -> None:
+    from server.links import status_token
+
+    html = await (await api.client.get(f"/s/{status_token('test-secret', A_0800)}")).text()
+    m = re.search(r'href="(/r/[^"]+)"', html)
+    assert m and (await api.client.get(m.group(1))).status == 200
+
+
+# -- in a phone's browser ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"),
+                    reason="needs Debian's chromium")
+async def test_phone_opens_the_link_picks_a_slot_and_sees_the_confirmation(live_server: LiveServer) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.test_browser import ARGS, CHROMIUM
+
+    url = live_server.base_url + link()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            errors: list[str] = []
+            page.on("response", lambda r: errors.append(r.url) if r.status >= 400 and "favicon" not in r.url
+                    else None)
+            await page.goto(url)
+            await page.get_by_role("heading", name="Change Luna's visit").wait_for(timeout=5000)
+            first = page.locator("a.slot").first
+            box = await first.bounding_box()
+            assert box is not None and box["height"] >= 44 and box["x"] + box["width"] <= 390  # thumb-sized, fits
+            when = await first.inner_text()
+            await first.click()
+            await page.get_by_role("button", name="Book this time").click()
+            await page.get_by_role("heading", name="You're booked").wait_for(timeout=5000)
+            assert when.strip() in await page.locator("p.to").inner_text()
+            assert "sent you a text" in await page.content()
+            assert not errors, errors
+        finally:
+            await browser.close()
