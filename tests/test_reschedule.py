@@ -116,13 +116,25 @@ async def test_valid_link_lists_slots_that_avoid_booked_visits_and_respect_lengt
     assert "Monday, March 9" not in html
 
 
-async def test_any_vet_toggle_adds_other_vets_slots_without_javascript(api: Api) -> None:
+async def test_any_vet_toggle_offers_each_time_once_with_their_vet_when_free(api: Api) -> None:
+    resp = await api.client.post("/api/schedule", headers=api.h("pms"), json={"appointments": [
+        {"id": "t1", "vet": "v1", "type": "wellness", "pet": "p2", "scheduled": "2026-03-03T09:00:00-06:00",
+         "booked_min": 30}]})
+    assert resp.status == 200
     url = link()
     html = await (await api.client.get(url)).text()
-    assert f'href="{url}?all=1"' in html
+    assert f'href="{url}?all=1"' in html  # a plain link: works without JavaScript
     every = await (await api.client.get(url, params={"all": "1"})).text()
-    assert {vet for _, _, vet in slots_in(every)} == {"v1", "v2", "v3"}
-    assert "Dr. Okafor" in every
+    slots = slots_in(every)
+    starts = [s for _, s, _ in slots]
+    assert len(starts) == len(set(starts))
+    tuesday = {s.astimezone(TZ).strftime("%H:%M"): vet for _, s, vet in slots if s.astimezone(TZ).day == 3}
+    assert tuesday["09:00"] == "v2" and tuesday["09:30"] == "v1" and tuesday["08:00"] == "v1"
+    assert "Dr. Okafor" in every and f'href="{url}"' in every  # and back to Dr. Ruiz only
+    # A slot chosen there keeps the "any vet" view on the way back.
+    param = next(p for p, s, v in slots if v == "v2")
+    confirm = await (await api.client.get(url, params={"slot": param, "all": "1"})).text()
+    assert "Dr. Okafor" in confirm and f'href="{url}?all=1"' in confirm
 
 
 async def test_page_has_the_status_pages_security_headers_and_no_script(api: Api) -> None:
@@ -132,7 +144,7 @@ async def test_page_has_the_status_pages_security_headers_and_no_script(api: Api
     assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Cache-Control"] == "no-store"
     html = await resp.text()
     assert "<script" not in html and "style=" not in html
-    assert 'name="viewport"' in html and PHONE in html
+    assert 'name="viewport"' in html and f'href="tel:{PHONE}"' in html and "(312) 555-0100" in html
 
 
 async def test_opening_hours_and_days_come_from_the_clinic_settings(api: Api) -> None:

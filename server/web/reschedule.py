@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 import aiosqlite
+import phonenumbers
 from aiohttp import web
 
 from notifier.links import ExpiredLink, ForgedLink, LinkClaim, LinkError, UsedLink, check_link, consume_link
@@ -177,6 +178,17 @@ async def free_slots(conn: aiosqlite.Connection, visit: VisitInfo, vets: Iterabl
     return out
 
 
+def one_per_time(slots: Iterable[Slot], prefer: str) -> list[Slot]:
+    """"Any vet" means the client does not mind who: each time once, with their own vet when
+    free (else the first free vet), so the list stays a thumb's length."""
+    best: dict[datetime, Slot] = {}
+    for sl in slots:
+        held = best.get(sl.start)
+        if held is None or (sl.vet == prefer and held.vet != prefer):
+            best[sl.start] = sl
+    return sorted(best.values(), key=lambda sl: sl.start)
+
+
 # -- the link and its pages ----------------------------------------------------------------------
 
 
@@ -278,12 +290,25 @@ async def _clinic(request: web.Request) -> Clinic:
 async def _refusal_page(request: web.Request, r: Refusal) -> web.Response:
     clinic = await _clinic(request)
     return _html(render(request, "reschedule_error.html", clinic=clinic.name, phone=clinic.phone,
+                        phone_label=phone_label(clinic),
                         title=r.title, text=r.text, back=None if r.status != 409 else request.path), r.status)
+
+
+def phone_label(clinic: Clinic) -> str | None:
+    """The clinic's number as people write it locally ("(312) 555-0100"); the tel: link keeps E.164."""
+    if not clinic.phone:
+        return None
+    try:
+        num = phonenumbers.parse(clinic.phone, clinic.region)
+    except phonenumbers.NumberParseException:
+        return clinic.phone
+    return str(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL))
 
 
 def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str]) -> dict[str, Any]:
     tz = clinic.tz
-    return {"clinic": clinic.name, "phone": clinic.phone, "v": visit, "vet_short": short_vet_name(visit.vet_name),
+    return {"clinic": clinic.name, "phone": clinic.phone, "phone_label": phone_label(clinic), "v": visit,
+            "vet_short": short_vet_name(visit.vet_name),
             "current": _when(visit.scheduled, tz), "hm": lambda t: hm(t, tz), "day_label": lambda t: _day_label(t, tz),
             "vet_label": lambda vid: short_vet_name(vets.get(vid, vid)), "path": request.path,
             "csrf": csrf_token(_secret(request), request.match_info["token"])}
@@ -313,6 +338,8 @@ async def _page(request: web.Request) -> web.StreamResponse:
         return _html(render(request, "reschedule_confirm.html", action="book", slot=slot,
                             slot_param=_slot_param(slot), when=_when(slot.start, tz), **ctx))
     slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
+    if any_vet:
+        slots = one_per_time(slots, visit.vet)
     groups: dict[date, list[Slot]] = {}
     for sl in slots:
         groups.setdefault(sl.start.astimezone(tz).date(), []).append(sl)
