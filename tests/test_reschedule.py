@@ -3,6 +3,7 @@ way a link can fail (used, expired, forged, a slot taken meanwhile, bad input) a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -193,6 +194,17 @@ async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api)
     replay = await api.client.post(url, data={"csrf": "x", "action": "book", "slot": param})
     assert replay.status == 410
     assert len(await sql(api, "SELECT 1 FROM appointments WHERE id LIKE ?", (f"{A_0800}-r%",))) == 1
+
+
+async def test_two_taps_at_once_book_once(api: Api) -> None:
+    url = link()
+    param = slots_in(await (await api.client.get(url)).text())[0][0]
+    csrf = csrf_of(await (await api.client.get(url, params={"slot": param})).text())
+    data = {"csrf": csrf, "action": "book", "slot": param}
+    first, second = await asyncio.gather(api.client.post(url, data=data), api.client.post(url, data=data))
+    assert sorted([first.status, second.status]) == [200, 410]
+    assert len(await sql(api, "SELECT 1 FROM appointments WHERE id LIKE ?", (f"{A_0800}-r%",))) == 1
+    assert len(await sql(api, "SELECT 1 FROM outbox WHERE visit_id = ?", (A_0800,))) == 1
 
 
 async def test_slot_taken_meanwhile_gets_a_friendly_conflict_and_keeps_the_link(api: Api) -> None:
