@@ -15,6 +15,7 @@ from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.runtime import ClinicRuntime
 from server.store import Store, hash_token, token_role
+from server.texts import TextingOptions
 
 log = logging.getLogger("waitroom.http")
 
@@ -137,6 +138,9 @@ def create_app(config: Config) -> web.Application:
     from server.web import setup_web
 
     setup_web(app)
+    from server.sms import setup_sms
+
+    setup_sms(app)
     return app
 
 
@@ -158,7 +162,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     now = config.clock.now()
     clinic = await store.clinic()
     await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date())
-    app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date())
+    texting = TextingOptions(public_url=config.public_url, secret=config.secret.encode())
+    app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date(), texting=texting,
+                                             clock=config.clock.now)
     try:
         yield
     finally:

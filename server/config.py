@@ -57,3 +57,4 @@ class Config:
     twilio_messaging_service_sid: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
     run_notifier: bool = True
+    text_tick_s: float = 60.0  # re-decide delay texts this often with no new event

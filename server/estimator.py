@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,11 +58,14 @@ class _Queue:
     ids: list[str | None]  # visit id, or None for simulated future arrivals
 
 
-def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict[str, Estimate]:
+def estimate(state: DayState, now: datetime, model: Model | None = None,
+             vets: Collection[str] | None = None) -> dict[str, Estimate]:
     """One `Estimate` per pending visit of `state`, as seen at `now`.
 
     Never earlier than `now`, deterministic for the same input (the random streams are
-    seeded from the date of `now` and the vet), no clock reads and no I/O.
+    seeded from the date of `now` and the vet), no clock reads and no I/O. With `vets`,
+    only those vets' visits are estimated, with exactly the numbers a full run gives them
+    (each vet's queue is simulated on its own random stream).
     """
     n = SAMPLES if model is not None else 1
     hours = _bin_hours(now, model)
@@ -71,7 +75,7 @@ def estimate(state: DayState, now: datetime, model: Model | None = None) -> dict
         by_vet.setdefault(v.vet, []).append(v)
     queues: list[_Queue] = []
     for vet, visits in by_vet.items():
-        if not any(v.pending for v in visits):
+        if (vets is not None and vet not in vets) or not any(v.pending for v in visits):
             continue
         # One random stream per vet and day: what happens to one vet's queue cannot shift
         # another's numbers, and consecutive queries reuse the same draws (no jitter).

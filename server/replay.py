@@ -10,22 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import date, datetime, tzinfo
 from typing import IO, Any
 
+from notifier import outbox
 from server.domain import Visit
 from server.errors import WaitroomError
 from server.events import parse_event
 from server.runtime import ClinicRuntime
 from server.schedule import import_schedule
-from server.store import Clinic, Store, insert_history, set_clinic
+from server.store import Clinic, Store, fetch, insert_history, set_clinic
+from server.texts import TextingOptions
 from server.timeutil import iso
 
 log = logging.getLogger("waitroom.replay")
-
-Texter = Callable[[ClinicRuntime, datetime, dict[str, Any]], list[dict[str, Any]]]
-
 
 def _t(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
@@ -47,12 +46,12 @@ def history_visits(days: Iterable[dict[str, Any]]) -> list[Visit]:
 
 
 class Replay:
-    def __init__(self, store: Store, texter: Texter | None = None) -> None:
+    def __init__(self, store: Store, *, texts: bool = True) -> None:
         self.store = store
         self.runtime: ClinicRuntime | None = None
         self.history: list[Visit] = []
-        self.texter = texter
-        self.pending_texts: list[dict[str, Any]] = []
+        self.texts = texts
+        self._last_text = 0
 
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         kind = msg.get("type")
@@ -75,7 +74,11 @@ class Replay:
             async with self.store.transaction() as conn:
                 await import_schedule(conn, {"appointments": msg.get("appointments", [])},
                                       clinic.tz, clinic.region)
-            self.runtime = await ClinicRuntime.start(self.store, date.fromisoformat(msg["date"]))
+            # Exact times (no rounding), and texts decided by the real policy into the real
+            # outbox, with every client reachable as the protocol says.
+            self.runtime = await ClinicRuntime.start(
+                self.store, date.fromisoformat(msg["date"]), estimate_granularity_s=0.0,
+                texting=TextingOptions(replay=True) if self.texts else None)
             return None
         rt = self.runtime
         if rt is None:
@@ -83,15 +86,16 @@ class Replay:
         tz = rt.clinic.tz
         if kind == "query":
             now = datetime.fromisoformat(msg["at"])
+            if self.texts:
+                await rt.tick(now)  # as the server's periodic re-evaluation would
             est = await rt.estimates(now, exact=True)
             visits = (await rt.day_state(rt.today(now))).visits
             answer: dict[str, Any] = {"id": msg["id"], "estimates": [
                 {"appointment": e.visit, "start": iso(e.start, tz), "p10": iso(e.p10, tz), "p90": iso(e.p90, tz)}
                 for e in est.values() if visits[e.visit].kind != "emergency"
             ]}
-            if self.texter is not None:
-                answer["texts"] = self.pending_texts
-                self.pending_texts = []
+            if self.texts:
+                answer["texts"] = await self._new_texts(tz)
             return answer
         ev = parse_event(msg, tz, datetime.fromisoformat(msg["at"]))
         try:
@@ -100,14 +104,26 @@ class Replay:
             # The real system refuses it too; the replay goes on, as the clinic would.
             log.warning("refused %s: %s", kind, e.message)
             return None
-        if self.texter is not None:
-            self.pending_texts += self.texter(rt, ev.at, msg)
         return None
 
+    async def _new_texts(self, tz: tzinfo) -> list[dict[str, Any]]:
+        """Delay texts the outbox took since the last answer, in the protocol's shape."""
+        rows = await fetch(self.store.conn,
+                           "SELECT id, visit_id, created_at, told_start, told_p10, told_p90 FROM outbox "
+                           "WHERE id > ? AND told_start IS NOT NULL ORDER BY id", (self._last_text,))
+        out = []
+        for r in rows:
+            self._last_text = r[0]
+            at, start, p10, p90 = (outbox.from_db(r[i]) for i in range(2, 6))
+            assert at and start and p10 and p90
+            out.append({"appointment": r[1], "at": iso(at, tz), "kind": "delay",
+                        "start": iso(start, tz), "p10": iso(p10, tz), "p90": iso(p90, tz)})
+        return out
 
-async def run(stdin: IO[str], stdout: IO[str], texter: Texter | None = None) -> int:
+
+async def run(stdin: IO[str], stdout: IO[str], *, texts: bool = True) -> int:
     store = await Store.open(":memory:")
-    replay = Replay(store, texter)
+    replay = Replay(store, texts=texts)
     try:
         for line in stdin:
             if not line.strip():

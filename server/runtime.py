@@ -1,21 +1,30 @@
 """The running clinic: the store, the learned model and today's estimates, kept in step.
 
-The API handlers and the replay both go through `ClinicRuntime.post_event` and
-`ClinicRuntime.estimates`, so what the scorer measures is what clients are told.
+Every write transaction that appends to the event log is followed, before it commits, by
+one evaluation: today's state is reloaded, estimated, the check-in promises are kept and
+the notifier's policy queues the delay texts it decides, all in that same transaction. The
+API, kiosk, console and replay all write through the store, so all are covered, and what
+the scorer measures is what clients are told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+
+import aiosqlite
 
 from server.domain import DayState, Estimate
 from server.estimator import estimate
 from server.events import Event, apply_event
 from server.learning import Model, learn
-from server.store import Clinic, Store, booked_lengths, load_day, load_history
+from server.store import Clinic, Store, booked_lengths, fetch, load_day, load_history
+from server.texts import TextingOptions, queue_delay_texts, record_promises
+from server.timeutil import from_db
 
 log = logging.getLogger("waitroom.runtime")
 
@@ -23,21 +32,33 @@ log = logging.getLogger("waitroom.runtime")
 class ClinicRuntime:
     """Holds what is derived from the store, recomputed only when the store changed."""
 
-    def __init__(self, store: Store, clinic: Clinic, *, estimate_granularity_s: float = 10.0) -> None:
+    def __init__(self, store: Store, clinic: Clinic, *, estimate_granularity_s: float = 10.0,
+                 texting: TextingOptions | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.clinic = clinic
         self.model: Model | None = None
         self._granularity = estimate_granularity_s
+        self.texting = texting
+        self.clock = clock
         self._day_cache: tuple[int, date, DayState] | None = None
         self._est_cache: tuple[int, datetime, dict[str, Estimate]] | None = None
         # One computation at a time: after a write, a lobby of readers would otherwise all miss
         # the cache together (each awaits the day's state) and each run the estimator.
         self._est_lock = asyncio.Lock()
         self._day_lock = asyncio.Lock()
+        self._seen_seq: int | None = None
+        self._fresh: tuple[int, date, DayState, datetime, dict[str, Estimate]] | None = None
+        self._queued = False
+        # Called after a commit that queued texts (the notifier worker's wake-up).
+        self.on_texts: Callable[[], None] | None = None
+        store.before_commit.append(self._before_commit)
+        store.after_commit.append(self._after_commit)
 
     @classmethod
-    async def start(cls, store: Store, today: date, **kw: float) -> ClinicRuntime:
-        rt = cls(store, await store.clinic(), **kw)
+    async def start(cls, store: Store, today: date, **kw: object) -> ClinicRuntime:
+        rt = cls(store, await store.clinic(), **kw)  # type: ignore[arg-type]
+        rows = await fetch(store.conn, "SELECT MAX(seq) FROM events")
+        rt._seen_seq = rows[0][0] or 0
         await rt.relearn(today)
         return rt
 
@@ -56,6 +77,11 @@ class ClinicRuntime:
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.clinic.tz).date()
+
+    def _round(self, now: datetime) -> datetime:
+        if self._granularity > 0:
+            return now - timedelta(seconds=now.timestamp() % self._granularity)
+        return now
 
     async def day_state(self, day: date) -> DayState:
         cached = self._day_cache
@@ -77,9 +103,8 @@ class ClinicRuntime:
         one computation per event or per few seconds, and an estimate does not jitter
         between two refreshes. `exact` (the replay) answers for the very moment asked.
         """
-        if not exact and self._granularity > 0:
-            epoch = now.timestamp()
-            now = now - timedelta(seconds=epoch % self._granularity)
+        if not exact:
+            now = self._round(now)
         cached = self._est_cache
         if cached and cached[0] == self.store.version and cached[1] == now:
             return cached[2]
@@ -98,3 +123,83 @@ class ClinicRuntime:
         """Validate, apply and commit one event; durable before this returns."""
         async with self.store.transaction() as conn:
             return await apply_event(conn, ev, actor, self.clinic.tz, now)
+
+    # -- texts, in the writing transaction ------------------------------------------------------
+
+    async def _before_commit(self, conn: aiosqlite.Connection) -> None:
+        rows = await fetch(conn, "SELECT seq, recorded_at, type, appointment_id, data FROM events WHERE seq > ? "
+                                 "ORDER BY seq", (self._seen_seq or 0,))
+        if not rows:
+            return  # nothing happened that moves estimates (an outbox update, a login, ...)
+        self._seen_seq = rows[-1][0]
+        at = from_db(rows[-1][1])
+        assert at is not None
+        await self.evaluate(conn, at, await _vets_touched(conn, rows))
+
+    async def evaluate(self, conn: aiosqlite.Connection, now: datetime, vets: set[str] | None = None) -> list[int]:
+        """Re-estimate today at `now` and queue the texts the policy decides (in `conn`'s transaction).
+
+        With `vets`, only those vets' queues are re-estimated and re-decided: an event moves
+        only its own vet's queue, and the others are re-decided by the periodic tick.
+        """
+        now = self._round(now)
+        day = self.today(now)
+        state = await load_day(conn, day)
+        est = estimate(state, now, self.model, vets)
+        self._fresh = (self.store.version, day, state, now, est) if vets is None else None
+        await record_promises(conn, state, est, now)
+        ids: list[int] = []
+        if self.texting is not None:
+            ids = await queue_delay_texts(conn, state, est, now, self.clinic, self.texting)
+        self._queued = self._queued or bool(ids)
+        return ids
+
+    def _after_commit(self) -> None:
+        if self._fresh is not None:
+            version, day, state, now, est = self._fresh
+            self._fresh = None
+            # What the committed transaction computed is today's truth at the new version:
+            # readers reuse it. (One left over from a rolled-back transaction is too old.)
+            if version + 1 == self.store.version:
+                self._day_cache = (self.store.version, day, state)
+                self._est_cache = (self.store.version, now, est)
+        if self._queued:
+            self._queued = False
+            if self.on_texts is not None:
+                self.on_texts()
+
+    async def tick(self, now: datetime) -> list[int]:
+        """Re-decide texts with no new event: estimates move while a consult runs long."""
+        async with self.store.transaction() as conn:
+            return await self.evaluate(conn, now)
+
+    async def run_ticks(self, every_s: float = 60.0) -> None:
+        """The periodic re-evaluation (a cleanup_ctx task in the server)."""
+        assert self.clock is not None
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.tick(self.clock())
+            except Exception:
+                log.exception("periodic text evaluation failed; trying again next time")
+
+
+# Events whose effect is confined to the vet(s) they name; any other kind re-evaluates all.
+_VET_SCOPED = {"checkin", "start", "end", "noshow", "walkin", "emergency", "emergency_start", "emergency_end",
+               "vet_late", "vet_available", "reorder", "consent", "reply", "in_car", "ack", "kiosk_unmatched",
+               "urgent"}
+
+
+async def _vets_touched(conn: aiosqlite.Connection, events: list[aiosqlite.Row]) -> set[str] | None:
+    """The vets whose queues these new events can move, or None when that is not clear."""
+    vets: set[str] = set()
+    for _seq, _at, kind, visit, data in events:
+        if kind not in _VET_SCOPED:
+            return None
+        body = json.loads(data) if data else {}
+        if isinstance(body.get("vet"), str):
+            vets.add(body["vet"])
+        if visit:
+            rows = await fetch(conn, "SELECT vet_id FROM appointments WHERE id = ?", (visit,))
+            vets.update(r[0] for r in rows)
+    return vets

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
@@ -63,6 +63,11 @@ class Store:
         # Bumped on every committed write: lets readers cache what they derive from state.
         self.version = 0
         self._changed = asyncio.Event()
+        # Run inside every write transaction, just before COMMIT (the runtime decides texts
+        # there, so a text is queued in the same transaction as the event that caused it)...
+        self.before_commit: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = []
+        # ...and just after it (wake the notifier, keep derived caches).
+        self.after_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: str) -> Store:
@@ -111,12 +116,16 @@ class Store:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                for hook in self.before_commit:
+                    await hook(self.conn)
             except BaseException:
                 await self.conn.execute("ROLLBACK")
                 raise
             else:
                 await self.conn.execute("COMMIT")
                 self.version += 1
+                for after in self.after_commit:
+                    after()
                 # Wake every live page waiting on a change, then arm a fresh event.
                 self._changed.set()
                 self._changed = asyncio.Event()

@@ -129,18 +129,25 @@ async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
     return bool(await fetch(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
 
-async def _promises(conn: aiosqlite.Connection, ids: list[str]) -> dict[str, datetime]:
-    """The latest range end each visit was told by text (the notifier's outbox)."""
-    if not ids or not await _table_exists(conn, "outbox"):
-        return {}
-    out: dict[str, datetime] = {}
-    q = (f"SELECT visit_id, told_p90 FROM outbox WHERE told_p90 IS NOT NULL AND status != 'failed' "
-         f"AND visit_id IN ({','.join('?' * len(ids))}) ORDER BY id")
-    for r in await fetch(conn, q, ids):
-        t = from_db(r[1])
+async def _promises(conn: aiosqlite.Connection, ids: list[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """Per visit, the first and the latest range end it was told: at check-in (kiosk or desk),
+    then by each text (the notifier's outbox)."""
+    first: dict[str, datetime] = {}
+    latest: dict[str, datetime] = {}
+    if not ids:
+        return first, latest
+    marks = ",".join("?" * len(ids))
+    told = [(r[0], from_db(r[1])) for r in await fetch(
+        conn, f"SELECT visit_id, p90 FROM promises WHERE visit_id IN ({marks})", ids)]
+    if await _table_exists(conn, "outbox"):
+        told += [(r[0], from_db(r[1])) for r in await fetch(
+            conn, f"SELECT visit_id, told_p90 FROM outbox WHERE told_p90 IS NOT NULL AND status != 'failed' "
+                  f"AND visit_id IN ({marks}) ORDER BY id", ids)]
+    for vid, t in told:
         if t is not None:
-            out[r[0]] = t
-    return out
+            first.setdefault(vid, t)
+            latest[vid] = t
+    return first, latest
 
 
 async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
@@ -160,7 +167,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
         "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id", (day.isoformat(),))
     paused = {r[0] for r in await fetch(conn, "SELECT client_id FROM texts_paused")}
     in_car = {r[0] for r in await fetch(conn, "SELECT visit_id FROM waiting_in_car")}
-    promises = await _promises(conn, [r["id"] for r in rows])
+    first_promise, promises = await _promises(conn, [r["id"] for r in rows])
     offered: set[str] = set()
     if await _table_exists(conn, "recovery_offers"):
         offered = {r[0] for r in await fetch(conn, "SELECT visit_id FROM recovery_offers")}
@@ -180,11 +187,16 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
         )
         # A booked client was promised their booked time; a text's range replaces that promise.
         v.promised = promises.get(v.id) or (v.scheduled if v.kind == "appointment" else None)
+        past_first = 0.0
         if v.promised is not None and v.status in ("waiting", "in_consult") and v.arrived is not None:
             until = v.started or now
             # Nobody is "kept waiting" for the minutes before they arrived late.
             v.past_min = max(0.0, (until - max(v.promised, v.arrived)).total_seconds() / 60)
-        if gesture and v.past_min > threshold:
+            first = first_promise.get(v.id) or v.promised
+            past_first = max(0.0, (until - max(first, v.arrived)).total_seconds() / 60)
+        # The gesture is owed for breaking the first promise: a later text saying "later
+        # still" explains the wait, it does not undo it.
+        if gesture and (past_first > threshold or v.id in offered):
             v.recovery, v.recovery_offered = str(gesture), v.id in offered
         visits[v.id] = v
 

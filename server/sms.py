@@ -1,0 +1,105 @@
+"""Wiring the notifier into the server: the outbox worker, the periodic re-evaluation, and
+the provider's webhooks with what the server does with a client's reply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiosqlite
+from aiohttp import web
+
+from notifier import links
+from notifier.messages import ClinicInfo
+from notifier.providers import make_provider
+from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
+from notifier.webhooks import make_webhook_routes
+from notifier.worker import Worker
+from server.app import CONFIG, RUNTIME, STORE
+from server.events import Event, apply_event
+from server.store import fetch
+
+log = logging.getLogger("waitroom.sms")
+
+WORKER = web.AppKey("notifier_worker", Worker)
+
+
+def setup_sms(app: web.Application) -> None:
+    """Routes for Twilio's webhooks (when Twilio is the provider) and the background tasks."""
+    config = app[CONFIG]
+    if config.sms_provider == "twilio" and config.twilio_auth_token:
+
+        def transaction() -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+            return app[STORE].transaction()
+
+        def clinic() -> ClinicInfo:
+            c = app[RUNTIME].clinic
+            return ClinicInfo(c.name, c.phone)
+
+        def wake() -> None:
+            if WORKER in app:
+                app[WORKER].wake()
+
+        async def on_reply(conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+            return await _on_reply(app, conn, reply)
+
+        app.add_routes(make_webhook_routes(
+            transaction=transaction, auth_token=config.twilio_auth_token, public_base_url=config.public_url,
+            on_reply=on_reply, clinic=clinic, clock=config.clock.now, wake=wake))
+    app.cleanup_ctx.append(_notifier_ctx)
+
+
+async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    rt = app[RUNTIME]
+    tasks: list[asyncio.Task[None]] = []
+    if config.run_notifier:
+        provider = make_provider(
+            config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
+            from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
+            base_url=config.twilio_base_url, public_url=config.public_url)
+        worker = Worker(app[STORE].transaction, provider, config.clock.now)
+        app[WORKER] = worker
+        rt.on_texts = worker.wake
+        tasks.append(asyncio.create_task(_run_worker(worker)))
+        tasks.append(asyncio.create_task(rt.run_ticks(config.text_tick_s)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _run_worker(worker: Worker) -> None:
+    try:
+        await worker.run()
+    finally:
+        await worker.provider.close()
+
+
+async def _on_reply(app: web.Application, conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+    """Find the client's visit today by their number; keep their place, or send the link."""
+    rt = app[RUNTIME]
+    config = app[CONFIG]
+    now = reply.received_at
+    rows = await fetch(
+        conn,
+        "SELECT a.id, c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
+        "JOIN clients c ON c.id = p.client_id WHERE c.mobile = ? AND a.day = ? "
+        "AND a.status IN ('booked', 'waiting') ORDER BY a.scheduled", (reply.from_number, rt.today(now).isoformat()))
+    if not rows:
+        return ReplyOutcome()
+    visit_id, language = rows[0][0], rows[0][1] or "en"
+    link = None
+    if reply.kind is ReplyKind.KEEP:
+        await apply_event(conn, Event("reply", now, visit_id, {"kind": "keep"}), "sms", rt.clinic.tz, now)
+    elif reply.kind is ReplyKind.RESCHEDULE:
+        token = links.make_token(config.secret.encode(), visit_id, now)
+        link = f"{config.public_url.rstrip('/')}/r/{token}"
+        await apply_event(conn, Event("reply", now, visit_id, {"kind": "reschedule"}), "sms", rt.clinic.tz, now)
+    return ReplyOutcome(visit_id=visit_id, language=language, link=link)
