@@ -94,11 +94,12 @@ class OfflineQueue:
     async def items(self, state: str | None = None) -> list[Item]:
         where, args = ("WHERE state = ?", (state,)) if state else ("", ())
         rows = await self._q(f"SELECT id, key, kind, payload, state FROM outbox {where} ORDER BY id", args)
-        return [Item(int(r[0]), str(r[1]), r[2], json.loads(str(r[3])), str(r[4])) for r in rows]  # type: ignore[arg-type]
+        return [Item(int(str(r[0])), str(r[1]), r[2], json.loads(str(r[3])), str(r[4]))  # type: ignore[arg-type]
+                for r in rows]
 
     async def pending_count(self) -> int:
         rows = await self._q("SELECT count(*) FROM outbox WHERE state = 'pending'")
-        return int(rows[0][0])  # type: ignore[call-overload]
+        return int(str(rows[0][0]))
 
     async def outcome(self, key: str) -> tuple[str, JSON | None, str | None]:
         """(state, the server's answer if delivered, the last error) of one request."""

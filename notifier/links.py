@@ -73,6 +73,8 @@ def make_token(secret: bytes, visit_id: str, now: datetime, valid_for: timedelta
 def verify_token(secret: bytes, token: str, now: datetime) -> LinkClaim:
     """The claim a token makes; raises ForgedLink or ExpiredLink. Does not check use."""
     payload, dot, mac = token.strip().partition(".")
+    if not token.isascii():
+        raise ForgedLink("the link has characters no link of ours has")
     if not dot or not payload or not hmac.compare_digest(mac.encode(), _mac(secret, payload).encode()):
         raise ForgedLink("the link's signature does not match")
     try:

@@ -134,7 +134,10 @@ class ClinicRuntime:
         self._seen_seq = rows[-1][0]
         at = from_db(rows[-1][1])
         assert at is not None
-        await self.evaluate(conn, at, await _vets_touched(conn, rows))
+        vets = await _vets_touched(conn, rows)
+        if vets is not None and not vets:
+            return  # an urgent-help press, an unmatched lookup: no queue moved
+        await self.evaluate(conn, at, vets)
 
     async def evaluate(self, conn: aiosqlite.Connection, now: datetime, vets: set[str] | None = None) -> list[int]:
         """Re-estimate today at `now` and queue the texts the policy decides (in `conn`'s transaction).

@@ -38,7 +38,7 @@ def test_expired_token_is_refused() -> None:
         verify_token(SECRET, tok, NOW + timedelta(hours=2, minutes=1))
 
 
-@pytest.mark.parametrize("tamper", ["other-secret", "visit", "truncate", "garbage", "empty"])
+@pytest.mark.parametrize("tamper", ["other-secret", "visit", "truncate", "garbage", "non-ascii", "empty"])
 def test_forged_tokens_are_refused(tamper: str) -> None:
     tok = make_token(SECRET, "a17", NOW)
     payload, mac = tok.split(".")
@@ -50,6 +50,8 @@ def test_forged_tokens_are_refused(tamper: str) -> None:
         bad = payload + "." + mac[:-2]
     elif tamper == "garbage":
         bad = "%%%." + mac
+    elif tamper == "non-ascii":
+        bad = payload + "." + "é" * len(mac)
     else:
         bad = ""
     with pytest.raises(ForgedLink):

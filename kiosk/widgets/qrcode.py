@@ -56,8 +56,8 @@ class QRCode(Widget):
     def render(self) -> Text:
         return Text("\n".join(self.lines), style=_STYLE, no_wrap=True, overflow="crop", end="")
 
-    def get_content_width(self, container: object, viewport: object) -> int:  # type: ignore[override]
+    def get_content_width(self, container: object, viewport: object) -> int:
         return len(self.lines[0])
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return len(self.lines)
