@@ -72,3 +72,23 @@ def test_replay_goes_on_after_a_refused_event() -> None:
     answers = run_replay(lines)
     assert answers[0]["id"] == "q1"
     assert {e["appointment"] for e in answers[0]["estimates"]} == {"a1", "a2", "a3"}
+
+
+def test_replay_answers_carry_the_texts_the_real_outbox_took() -> None:
+    appts = [{"id": f"b{i}", "vet": "v1", "type": "vacc", "booked_min": 15,
+              "scheduled": f"2026-03-02T{9 + i // 4:02d}:{15 * (i % 4):02d}:00-05:00", "pet": f"Pet{i}"}
+             for i in range(8)]
+    lines = [DAY[0], DAY[1], {"type": "schedule", "date": "2026-03-02", "appointments": appts},
+             {"type": "checkin", "at": "2026-03-02T08:55:00-05:00", "appointment": "b0"},
+             {"type": "emergency", "at": "2026-03-02T08:58:00-05:00", "id": "e1", "vet": "v1", "expected_min": 90},
+             {"type": "query", "at": "2026-03-02T09:00:00-05:00", "id": "q1"},
+             {"type": "query", "at": "2026-03-02T09:10:00-05:00", "id": "q2"}]
+    answers = run_replay(lines)
+    texts = [t for a in answers for t in a["texts"]]
+    told = {t["appointment"] for t in texts}
+    assert "b0" in told  # waiting in the lobby, now 90 min behind
+    assert told <= {a["id"] for a in appts}
+    assert len(texts) == len(told)  # nothing said twice when nothing changed
+    for t in texts:
+        assert t["kind"] == "delay" and t["p10"] <= t["start"] <= t["p90"]
+        assert t["start"] >= "2026-03-02T09:5"  # honest: after the 90-min emergency

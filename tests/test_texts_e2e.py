@@ -1,0 +1,156 @@
+"""Delay texts end to end: an event through the API, the policy in its transaction, the
+worker sending to a fake Twilio on loopback, and clients' replies through the signed webhook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from notifier.twilio_signature import compute_signature
+from server.app import RUNTIME, create_app
+from server.config import Config, ManualClock
+from server.store import Store, fetch
+from tests.conftest import DAY, seed_clinic
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+
+PUBLIC = "http://clinic.test"
+NO_CONSENT = {"+13125550103", "+13125550109"}  # Aiko Tanaka and Noah Williams said no to texts
+CLINIC_NUMBER = "+13125550100"
+
+
+@dataclass
+class Clinic:
+    client: TestClient[Any, Any]
+    twilio: FakeTwilio
+    tokens: dict[str, str]
+    clock: ManualClock
+    db: Path
+
+    def h(self, role: str = "reception") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    async def event(self, body: dict[str, Any]) -> None:
+        resp = await self.client.post("/api/events", json=body, headers=self.h())
+        assert resp.status == 201, await resp.text()
+
+    async def sql(self, query: str, *args: Any) -> list[Any]:
+        store = await Store.open(str(self.db))
+        try:
+            return [tuple(r) for r in await fetch(store.conn, query, args)]
+        finally:
+            await store.close()
+
+    async def settled(self) -> None:
+        """Until the worker has sent everything queued (the fake answers at once)."""
+        for _ in range(100):
+            rows = await self.sql("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
+            if rows[0][0] == 0:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the notifier worker did not send its queue")
+
+    async def inbound(self, sender: str, body: str, sid: str, *, sign: bool = True) -> int:
+        params = {"MessageSid": sid, "From": sender, "To": CLINIC_NUMBER, "Body": body, "AccountSid": ACCOUNT_SID}
+        signature = compute_signature(AUTH_TOKEN if sign else "wrong-token", f"{PUBLIC}/sms/inbound", params)
+        resp = await self.client.post("/sms/inbound", data=params, headers={"X-Twilio-Signature": signature})
+        return resp.status
+
+
+@pytest.fixture
+async def clinic(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Clinic]:
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db)
+    clock.advance(minutes=15)  # 08:05: texts are never sent before 08:00 client time
+    async with FakeTwilio() as twilio:
+        config = Config(db_path=str(db), clock=clock, secret="test-secret", public_url=PUBLIC,
+                        sms_provider="twilio", twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                        twilio_from=CLINIC_NUMBER, twilio_base_url=twilio.base_url)
+        async with TestClient(TestServer(create_app(config))) as client:
+            yield Clinic(client, twilio, tokens, clock, db)
+
+
+async def _v1_visits(c: Clinic) -> dict[str, str]:
+    """Dr. Ruiz's visits today and their clients' numbers."""
+    rows = await c.sql("SELECT a.id, cl.mobile FROM appointments a JOIN pets p ON p.id = a.pet_id "
+                       "JOIN clients cl ON cl.id = p.client_id WHERE a.vet_id = 'v1' AND a.day = ?",
+                       DAY.isoformat())
+    return {r[0]: r[1] for r in rows}
+
+
+async def test_emergency_texts_the_affected_clients_once_with_reason_range_and_offer(clinic: Clinic) -> None:
+    first = f"{DAY.isoformat()}-v1-0800"
+    await clinic.event({"type": "checkin", "appointment": first})
+    await clinic.settled()
+    before = len(clinic.twilio.accepted)
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 90})
+    await clinic.settled()
+    new = clinic.twilio.accepted[before:]
+    assert new, "an emergency pushing Dr. Ruiz 90 min behind texted nobody"
+    rows = await clinic.sql("SELECT visit_id, to_number FROM outbox WHERE kind = 'delay' ORDER BY id")
+    texted = {vid for vid, _ in rows[-len(new):]}
+    assert texted <= set(await _v1_visits(clinic)), "only Dr. Ruiz's clients are behind"
+    spanish = {"+13125550101", "+13125550106", "+13125550111"}  # clients whose language is Spanish
+    for m in new:
+        assert m["to"] not in NO_CONSENT
+        body = m["body"]
+        assert "Ruiz" in body and f"{PUBLIC}/r/" in body
+        if m["to"] in spanish:
+            assert "emergencia" in body and "Responda 1" in body
+        else:
+            assert "emergency" in body and "Reply 1" in body
+    pairs = [(m["to"], m["body"]) for m in clinic.twilio.accepted]
+    assert len(pairs) == len(set(pairs)), "a text was sent twice"
+    # Nothing new happened: a second look decides nothing more.
+    assert clinic.client.app is not None
+    await clinic.client.app[RUNTIME].tick(clinic.clock.now())
+    await clinic.settled()
+    assert len(clinic.twilio.accepted) == before + len(new)
+
+
+async def test_paused_texts_send_nothing(clinic: Clinic) -> None:
+    store = await Store.open(str(clinic.db))
+    async with store.transaction() as conn:
+        await conn.execute("INSERT INTO texts_paused (scope, client_id, paused_at, paused_by) "
+                           "VALUES ('clinic', '', '2026-03-02T13:00:00+00:00', 'test')")
+    await store.close()
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
+    await clinic.settled()
+    assert clinic.twilio.accepted == []
+
+
+async def test_reply_1_keeps_the_place_and_2_sends_the_reschedule_link(clinic: Clinic) -> None:
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 90})
+    await clinic.settled()
+    number = clinic.twilio.accepted[0]["to"]
+    assert await clinic.inbound(number, " ok! ", "SM" + "1" * 32) == 200
+    assert await clinic.inbound(number, "1", "SM" + "1" * 32) == 200  # Twilio retried: same message id
+    keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
+    assert len(keeps) == 1
+    before = len(clinic.twilio.bodies_to(number))
+    assert await clinic.inbound(number, "2", "SM" + "2" * 32) == 200
+    await clinic.settled()
+    answers = clinic.twilio.bodies_to(number)[before:]
+    assert len(answers) == 1 and f"{PUBLIC}/r/" in answers[0]
+
+
+async def test_forged_webhook_is_refused_and_changes_nothing(clinic: Clinic) -> None:
+    assert await clinic.inbound("+13125550102", "STOP", "SM" + "3" * 32, sign=False) == 403
+    assert await clinic.sql("SELECT * FROM opt_outs") == []
+
+
+async def test_stop_means_no_more_delay_texts(clinic: Clinic) -> None:
+    visits = await _v1_visits(clinic)
+    numbers = {n for n in visits.values() if n not in NO_CONSENT}
+    for i, n in enumerate(sorted(numbers)):
+        assert await clinic.inbound(n, "STOP", f"SM{i:032d}") == 200
+    await clinic.settled()
+    before = len(clinic.twilio.accepted)  # the one confirmation each
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
+    await clinic.settled()
+    assert not [m for m in clinic.twilio.accepted[before:] if m["to"] in numbers]
