@@ -79,8 +79,10 @@ class ClinicRuntime:
         return now.astimezone(self.clinic.tz).date()
 
     def _round(self, now: datetime) -> datetime:
+        """`now` rounded UP to the granularity: readers within one window share one computation,
+        and nothing that already happened (an emergency a second ago) looks like the future."""
         if self._granularity > 0:
-            return now - timedelta(seconds=now.timestamp() % self._granularity)
+            return now + timedelta(seconds=-now.timestamp() % self._granularity)
         return now
 
     async def day_state(self, day: date) -> DayState:
@@ -99,7 +101,7 @@ class ClinicRuntime:
     async def estimates(self, now: datetime, *, exact: bool = False) -> dict[str, Estimate]:
         """Every pending visit's estimate at `now`.
 
-        Served answers round `now` down to the granularity, so a busy lobby of readers costs
+        Served answers round `now` up to the granularity, so a busy lobby of readers costs
         one computation per event or per few seconds, and an estimate does not jitter
         between two refreshes. `exact` (the replay) answers for the very moment asked.
         """
@@ -145,11 +147,12 @@ class ClinicRuntime:
         With `vets`, only those vets' queues are re-estimated and re-decided: an event moves
         only its own vet's queue, and the others are re-decided by the periodic tick.
         """
-        now = self._round(now)
-        day = self.today(now)
+        # Estimated as of the readers' rounded moment (so they reuse it); decided and queued now.
+        at = self._round(now)
+        day = self.today(at)
         state = await load_day(conn, day)
-        est = estimate(state, now, self.model, vets)
-        self._fresh = (self.store.version, day, state, now, est) if vets is None else None
+        est = estimate(state, at, self.model, vets)
+        self._fresh = (self.store.version, day, state, at, est) if vets is None else None
         await record_promises(conn, state, est, now)
         ids: list[int] = []
         if self.texting is not None:
