@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_crash.py              # 50 cycles
     .venv/bin/python bench/bench_crash.py --cycles 200 --seed 3
 
+    .venv/bin/python bench/bench_crash.py --texts      # 50 cycles with delay texts to a fake Twilio
+
 Each cycle starts `waitroom serve` on a file database on loopback, sends a burst of
 POST /api/events from several concurrent clients (check-ins, starts, ends, walk-ins,
 emergencies and their start/end), kills the server with SIGKILL at a random moment, starts
@@ -11,9 +13,14 @@ seq, type and visit) and that each visit's state (GET /api/appointments/{id}) is
 as far along as the acknowledged events say. `tests/test_reliability_crash.py` runs a few
 cycles of the same code.
 
-The notifier's part of issue #7 (no text sent twice, none silently dropped) plugs in at
-`NOTIFIER_CHECKS`: a function given the database path and the fake provider's record,
-returning what is wrong. It stays empty until the outbox worker runs inside `serve`.
+With `--texts` the server runs its notifier with `WAITROOM_SMS_PROVIDER=twilio` pointed at
+the fake Twilio of `tests/fake_twilio.py` (in this process, on loopback), the day starts at
+08:05 (texts are never sent earlier) and emergencies run 30-120 min, so the bursts make
+delay texts for the demo clients (most have a mobile and consent). After every restart: no
+outbox row and no (number, body) was accepted twice by the fake. After the last cycle the
+server is left to settle and every outbox row must end sent/delivered, failed with a
+reason reception sees, or held for reception; and the fake accepted exactly the rows the
+outbox calls sent.
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
@@ -48,9 +58,8 @@ ROLES = ("pms", "kiosk", "reception", "display")
 RANK = {"booked": 0, "waiting": 1, "in_consult": 2, "done": 3, "noshow": 3, "cancelled": 3}
 AFTER = {"checkin": 1, "walkin": 1, "emergency": 1, "start": 2, "emergency_start": 2, "end": 3, "emergency_end": 3}
 
-# Hook for the notifier (issue #7 item 1, texts): each check gets (db path, what the fake
-# provider received) after a restart and returns a list of problems (empty = fine).
-NOTIFIER_CHECKS: list[Callable[[Path, Any], list[str]]] = []
+TEXTS_START = datetime(2026, 3, 2, 8, 5, tzinfo=TZ)  # texts go out from 08:00 client time
+CLINIC_NUMBER = "+13125550100"
 
 
 async def seed(db: Path, *, history_days: int = 10) -> dict[str, str]:
@@ -85,9 +94,11 @@ def serve_command() -> list[str]:
 class ServeProcess:
     """One `waitroom serve` subprocess on loopback, with the demo clock started at `clock`."""
 
-    def __init__(self, db: Path, port: int, clock: datetime, log: Path | None = None) -> None:
+    def __init__(self, db: Path, port: int, clock: datetime, log: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.db, self.port, self.clock = db, port, clock
         self.log = log
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +113,7 @@ class ServeProcess:
                 [*serve_command(), "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                  "--clock", self.clock.isoformat()],
                 stdout=subprocess.DEVNULL, stderr=err or subprocess.DEVNULL,
-                env={**os.environ, "WAITROOM_SECRET": "bench-secret"})
+                env={**_clean_env(), "WAITROOM_SECRET": "bench-secret", **self.env})
         finally:
             if err:
                 err.close()
@@ -140,6 +151,11 @@ class ServeProcess:
         self.proc = None
 
 
+def _clean_env() -> dict[str, str]:
+    """This environment without the developer's own waitroom settings (a real Twilio account!)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("WAITROOM_")}
+
+
 @dataclass
 class Ack:
     seq: int
@@ -175,16 +191,18 @@ def _next_event(visit: str, kind: str, status: str) -> dict[str, Any] | None:
     return None
 
 
-def _new_visit(rng: random.Random, cycle: int) -> dict[str, Any]:
+def _new_visit(rng: random.Random, cycle: int, long_emergencies: bool = False) -> dict[str, Any]:
     vet = rng.choice(["v1", "v2", "v3"])
     vid = f"c{cycle}-{uuid.uuid4().hex[:8]}"
     if rng.random() < 0.7:
         return {"type": "walkin", "appointment": {"id": f"w-{vid}", "vet": vet, "type": "sick", "pet": "Biscuit"}}
-    return {"type": "emergency", "id": f"e-{vid}", "vet": vet, "expected_min": 30, "pet": "Rex"}
+    # Long emergencies put a vet's booked clients well behind: the policy texts them.
+    minutes = rng.choice([30, 60, 90, 120]) if long_emergencies else 30
+    return {"type": "emergency", "id": f"e-{vid}", "vet": vet, "expected_min": minutes, "pet": "Rex"}
 
 
 async def _worker(session: aiohttp.ClientSession, url: str, token: str, mine: dict[str, tuple[str, str]],
-                  rng: random.Random, cycle: int, out: CycleResult) -> None:
+                  rng: random.Random, cycle: int, out: CycleResult, long_emergencies: bool = False) -> None:
     """Advance this worker's own visits (so no two workers race on one visit) and create new ones."""
     headers = {"Authorization": f"Bearer {token}"}
     while True:
@@ -193,7 +211,7 @@ async def _worker(session: aiohttp.ClientSession, url: str, token: str, mine: di
             v = rng.choice(live)
             body = _next_event(v, *mine[v])
         else:
-            body = _new_visit(rng, cycle)
+            body = _new_visit(rng, cycle, long_emergencies)
         assert body is not None
         out.sent += 1
         try:
@@ -248,7 +266,8 @@ async def verify_api(url: str, token: str, acked: list[Ack]) -> list[str]:
 
 
 async def crash_cycle(server: ServeProcess, tokens: dict[str, str], cycle: int, rng: random.Random, *,
-                      workers: int = 8, kill_after: tuple[float, float] = (0.05, 0.6)) -> CycleResult:
+                      workers: int = 8, kill_after: tuple[float, float] = (0.05, 0.6),
+                      twilio: Any = None) -> CycleResult:
     """One burst against a running server, a SIGKILL at a random moment, a restart, the checks."""
     out = CycleResult()
     state = _day_state(server.db)
@@ -260,7 +279,8 @@ async def crash_cycle(server: ServeProcess, tokens: dict[str, str], cycle: int, 
     conn = aiohttp.TCPConnector(limit=workers, force_close=False)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=10)) as session:
         tasks = [asyncio.create_task(_worker(session, server.url, tokens["reception" if i % 2 else "pms"],
-                                             shares[i], random.Random(rng.random()), cycle, out))
+                                             shares[i], random.Random(rng.random()), cycle, out,
+                                             twilio is not None))
                  for i in range(workers)]
         await asyncio.sleep(rng.uniform(*kill_after))
         server.kill()
@@ -270,32 +290,132 @@ async def crash_cycle(server: ServeProcess, tokens: dict[str, str], cycle: int, 
     out.restart_s = await server.start()
     out.problems += verify(server.db, out.acked)
     out.problems += await verify_api(server.url, tokens["reception"], out.acked)
-    for check in NOTIFIER_CHECKS:
-        out.problems += check(server.db, None)
+    if twilio is not None:
+        out.problems += check_texts_once(server.db, twilio)
     return out
 
 
+def _outbox(db: Path) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT id, dedupe_key, status, to_number, body, provider_sid, error_code, error_message "
+                            "FROM outbox ORDER BY id").fetchall()
+
+
+def _row_of(message: dict[str, Any]) -> int | None:
+    """The outbox row a message the fake accepted was sent for (its StatusCallback names it)."""
+    callback = str(message.get("status_callback") or "")
+    _, _, row = callback.partition("row=")
+    return int(row) if row.isdigit() else None
+
+
+def check_texts_once(db: Path, twilio: Any) -> list[str]:
+    """No outbox row (so no dedupe key: it is the row's unique key) and no (number, body)
+    was accepted twice by the provider."""
+    problems = []
+    rows = [_row_of(m) for m in twilio.accepted]
+    for row in {r for r in rows if rows.count(r) > 1}:
+        problems.append(f"outbox row {row} was accepted by the provider {rows.count(row)} times")
+    pairs = [(m["to"], m["body"]) for m in twilio.accepted]
+    for to, body in {p for p in pairs if pairs.count(p) > 1}:
+        problems.append(f"the same text went to {to} {pairs.count((to, body))} times: {body[:60]!r}")
+    known = {r[0] for r in _outbox(db)}
+    problems += [f"the provider accepted a text for outbox row {r}, which is not in the outbox" for r in rows
+                 if r is not None and r not in known]
+    return problems
+
+
+@dataclass
+class TextsOutcome:
+    counts: dict[str, int]
+    accepted: int
+    settled_by_lookup: int
+    problems: list[str]
+
+
+async def settle_texts(server: ServeProcess, twilio: Any, timeout: float = 15.0) -> TextsOutcome:
+    """Let the running server send what it has, then check that no text was silently dropped.
+
+    Every row must end sent/delivered (and the provider has exactly those), failed with a
+    reason (reception's list shows it) or held (reception decides). Rows a killed process
+    left `sending` are looked up at the provider, and requeued only after a grace: the
+    caller restarts the server with its clock past that grace first.
+    """
+    deadline = time.perf_counter() + timeout
+    rows = _outbox(server.db)
+    while time.perf_counter() < deadline:
+        rows = _outbox(server.db)
+        if not any(r[2] in ("queued", "sending") for r in rows):
+            break
+        await asyncio.sleep(0.1)
+    problems = check_texts_once(server.db, twilio)
+    counts: dict[str, int] = {}
+    for rid, key, status, _to, _body, sid, code, message in rows:
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("queued", "sending"):
+            problems.append(f"outbox row {rid} ({key}) still {status}: neither sent nor shown to reception")
+        elif status == "failed" and not (code and message):
+            problems.append(f"outbox row {rid} failed without a reason reception could read")
+        elif status in ("sent", "delivered") and not sid:
+            problems.append(f"outbox row {rid} is {status} with no provider id")
+    sent = {r[0] for r in rows if r[2] in ("sent", "delivered")}
+    accepted = {_row_of(m) for m in twilio.accepted}
+    held = {r[0] for r in rows if r[2] == "held"}
+    problems += [f"outbox row {r} says sent, the provider never accepted it" for r in sorted(sent - accepted)]
+    problems += [f"the provider accepted outbox row {r}, which says {dict((x[0], x[2]) for x in rows).get(r)}"
+                 for r in sorted(accepted - sent - held) if r is not None]
+    lookups = server.log.read_text(errors="replace").count("found at the provider as") if server.log else 0
+    return TextsOutcome(counts, len(twilio.accepted), lookups, problems)
+
+
+@dataclass
+class Rig:
+    server: ServeProcess
+    tokens: dict[str, str]
+    twilio: Any = None  # tests.fake_twilio.FakeTwilio when texts are on
+
+
 @contextlib.asynccontextmanager
-async def crash_rig(workdir: Path, *, seed_value: int = 1) -> AsyncIterator[tuple[ServeProcess, dict[str, str]]]:
+async def crash_rig(workdir: Path, *, texts: bool = False) -> AsyncIterator[Rig]:
+    """A seeded clinic served by `waitroom serve`; with `texts`, its notifier sends to a fake Twilio."""
     db = workdir / "clinic.db"
     tokens = await seed(db)
-    server = ServeProcess(db, free_port(), START, log=workdir / "serve.log")
-    await server.start()
-    try:
-        yield server, tokens
-    finally:
-        server.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        twilio = None
+        env: dict[str, str] = {}
+        if texts:
+            from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+
+            twilio = await stack.enter_async_context(FakeTwilio())
+            env = {"WAITROOM_SMS_PROVIDER": "twilio", "WAITROOM_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                   "WAITROOM_TWILIO_AUTH_TOKEN": AUTH_TOKEN, "WAITROOM_TWILIO_FROM": CLINIC_NUMBER,
+                   "WAITROOM_TWILIO_BASE_URL": twilio.base_url}
+        server = ServeProcess(db, free_port(), TEXTS_START if texts else START, log=workdir / "serve.log", env=env)
+        await server.start()
+        try:
+            yield Rig(server, tokens, twilio)
+        finally:
+            server.stop()
 
 
-async def run(cycles: int, seed_value: int, workdir: Path) -> int:
+async def run(cycles: int, seed_value: int, workdir: Path, texts: bool) -> int:
     rng = random.Random(seed_value)
     results: list[CycleResult] = []
-    async with crash_rig(workdir) as (server, tokens):
+    outcome: TextsOutcome | None = None
+    async with crash_rig(workdir, texts=texts) as rig:
+        server = rig.server
         for c in range(cycles):
-            res = await crash_cycle(server, tokens, c, rng)
+            res = await crash_cycle(server, rig.tokens, c, rng, twilio=rig.twilio)
             results.append(res)
             for p in res.problems:
                 print(f"cycle {c}: {p}")
+        if texts:
+            # One clean restart past the lookup grace of rows the last kill left `sending`.
+            server.stop()
+            server.clock += timedelta(minutes=3)
+            await server.start()
+            outcome = await settle_texts(server, rig.twilio)
+            for p in outcome.problems:
+                print(f"texts: {p}")
     acked = sum(len(r.acked) for r in results)
     lost = sum(1 for r in results for p in r.problems if "missing" in p)
     restarts = [r.restart_s for r in results]
@@ -306,18 +426,27 @@ async def run(cycles: int, seed_value: int, workdir: Path) -> int:
     print(f"other problems (4xx/5xx/state)    {sum(len(r.problems) for r in results) - lost}")
     print(f"in flight at the kill (no answer) {sum(r.errors for r in results)}")
     print(f"restart to healthy, median / max  {statistics.median(restarts):.2f} s / {max(restarts):.2f} s")
-    return 0 if all(not r.problems for r in results) else 1
+    if outcome is not None:
+        print(f"texts: outbox rows by end state   {outcome.counts}")
+        print(f"texts: accepted by the provider   {outcome.accepted}")
+        twice = sum("times" in p for p in outcome.problems)
+        print(f"texts: sent twice                 {twice}")
+        print(f"texts: found at the provider after a kill (not resent) {outcome.settled_by_lookup}")
+        print(f"texts: problems                   {len(outcome.problems)}")
+    ok = all(not r.problems for r in results) and (outcome is None or not outcome.problems)
+    return 0 if ok else 1
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cycles", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--texts", action="store_true", help="run the notifier against a fake Twilio and check the texts")
     args = p.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="waitroom-crash-") as d:
-        return asyncio.run(run(args.cycles, args.seed, Path(d)))
+        return asyncio.run(run(args.cycles, args.seed, Path(d), args.texts))
 
 
 if __name__ == "__main__":

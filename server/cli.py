@@ -55,6 +55,13 @@ def _config(args: argparse.Namespace) -> Any:
         kw["public_url"] = os.environ["WAITROOM_PUBLIC_URL"]
     elif "host" in kw:
         kw["public_url"] = f"http://{kw['host']}:{kw.get('port', 8080)}"
+    # The SMS provider (default: the console). Secrets come from the environment, never argv.
+    for env, name in (("WAITROOM_SMS_PROVIDER", "sms_provider"), ("WAITROOM_TWILIO_ACCOUNT_SID", "twilio_account_sid"),
+                      ("WAITROOM_TWILIO_AUTH_TOKEN", "twilio_auth_token"), ("WAITROOM_TWILIO_FROM", "twilio_from"),
+                      ("WAITROOM_TWILIO_MESSAGING_SERVICE_SID", "twilio_messaging_service_sid"),
+                      ("WAITROOM_TWILIO_BASE_URL", "twilio_base_url")):
+        if os.environ.get(env):
+            kw[name] = os.environ[env]
     return Config(**kw)
 
 
