@@ -82,7 +82,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from server.replay import main
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    return main()
+    return main(texts=not args.no_texts)
 
 
 async def _with_store(db: str, fn: Any) -> Any:
@@ -267,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("replay", help="speak the replay protocol on stdin/stdout")
+    s.add_argument("--no-texts", action="store_true",
+                   help="estimates only: do not decide delay texts (measures the estimator alone)")
     s.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("import", help="import a schedule file (.json, .csv, .ics)")

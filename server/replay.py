@@ -137,7 +137,7 @@ async def run(stdin: IO[str], stdout: IO[str], *, texts: bool = True) -> int:
     return 0
 
 
-def main() -> int:
+def main(*, texts: bool = True) -> int:
     import asyncio
 
-    return asyncio.run(run(sys.stdin, sys.stdout))
+    return asyncio.run(run(sys.stdin, sys.stdout, texts=texts))

@@ -129,6 +129,8 @@ class ClinicRuntime:
     # -- texts, in the writing transaction ------------------------------------------------------
 
     async def _before_commit(self, conn: aiosqlite.Connection) -> None:
+        if self.texting is None:
+            return  # estimates only (`waitroom replay --no-texts`): nothing to decide per event
         rows = await fetch(conn, "SELECT seq, recorded_at, type, appointment_id, data FROM events WHERE seq > ? "
                                  "ORDER BY seq", (self._seen_seq or 0,))
         if not rows:

@@ -230,31 +230,31 @@ async def booked_lengths(conn: aiosqlite.Connection) -> dict[str, float]:
 
 async def insert_history(conn: aiosqlite.Connection, visits: Iterable[Visit], tz: tzinfo) -> int:
     """Bulk-load finished visits of earlier days (replay's history, a PMS back-fill)."""
-    n = 0
     known = {r[0] for r in await fetch(conn, "SELECT id FROM appointment_types")}
+    new_types: dict[str, float] = {}
+    rows = []
     for v in visits:
         if v.type is not None and v.type not in known and v.kind != "emergency":
             # A type only history knows: keep it, so what is learned stays per type.
-            await conn.execute("INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?)",
-                               (v.type, v.type, v.booked_min))
-            known.add(v.type)
+            new_types.setdefault(v.type, v.booked_min)
         when = v.scheduled or v.arrived or v.started
         if when is None:
             continue
         status = "noshow" if v.noshow or (v.kind == "appointment" and v.arrived is None) else "done"
-        await conn.execute(
-            "INSERT OR IGNORE INTO appointments (id, kind, day, vet_id, type_id, pet_name, scheduled, "
-            "booked_min, expected_min, status, arrived, started, ended) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                v.id, v.kind, when.astimezone(tz).date().isoformat(), v.vet,
-                v.type if v.type in known else None, v.pet,
-                to_db(v.scheduled), v.booked_min, v.expected_min, status,
-                to_db(v.arrived), to_db(v.started), to_db(v.ended),
-            ),
-        )
-        n += 1
-    return n
+        rows.append((
+            v.id, v.kind, when.astimezone(tz).date().isoformat(), v.vet,
+            v.type if (v.type in known or v.type in new_types) else None, v.pet,
+            to_db(v.scheduled), v.booked_min, v.expected_min, status,
+            to_db(v.arrived), to_db(v.started), to_db(v.ended),
+        ))
+    # One statement each, not one per row: a 60-day history is thousands of rows.
+    await conn.executemany("INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?)",
+                           [(t, t, b) for t, b in new_types.items()])
+    await conn.executemany(
+        "INSERT OR IGNORE INTO appointments (id, kind, day, vet_id, type_id, pet_name, scheduled, "
+        "booked_min, expected_min, status, arrived, started, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows)
+    return len(rows)
 
 
 # -- tokens -------------------------------------------------------------------------------
