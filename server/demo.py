@@ -150,9 +150,12 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
           f"  lobby:   {url}/display?token={tokens['display']}\n"
           f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
     env = {**os.environ, "WAITROOM_PUBLIC_URL": url}
+    # The server's logs and the console SMS provider's texts go to a file, not over the kiosk.
+    log = open(folder / "server.log", "a")  # noqa: SIM115 - open for the server's whole life
+    print(f"  texts:   tail -f {folder / 'server.log'} | grep 'sms to'", flush=True)
     server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port),
                                "--clock", clock_start.isoformat()],
-                              env=env, stderr=open(folder / "server.log", "a"))
+                              env=env, stdout=log, stderr=log)
     try:
         _wait_for(url)
         if with_kiosk:
@@ -167,6 +170,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+        log.close()
     return 0
 
 

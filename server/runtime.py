@@ -185,11 +185,12 @@ class ClinicRuntime:
         """The periodic re-evaluation (a cleanup_ctx task in the server)."""
         assert self.clock is not None
         while True:
-            await asyncio.sleep(every_s)
+            # First right away: after a restart, what is owed is decided without waiting.
             try:
                 await self.tick(self.clock())
             except Exception:
                 log.exception("periodic text evaluation failed; trying again next time")
+            await asyncio.sleep(every_s)
 
 
 # Events whose effect is confined to the vet(s) they name; any other kind re-evaluates all.
