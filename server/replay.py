@@ -124,14 +124,24 @@ class Replay:
 async def run(stdin: IO[str], stdout: IO[str], *, texts: bool = True) -> int:
     store = await Store.open(":memory:")
     replay = Replay(store, texts=texts)
+    lines = (json.loads(line) for line in stdin if line.strip())
     try:
-        for line in stdin:
-            if not line.strip():
-                continue
-            answer = await replay.handle(json.loads(line))
+        msg = next(lines, None)
+        while msg is not None:
+            nxt = None
+            if msg.get("type") not in ("clinic", "history", "schedule", "query") and replay.runtime is not None:
+                # An event is never answered, so the next line is already on its way: look at it.
+                # If it happens at the very same moment, one decision after both is the same as
+                # one after each (the server would take it once for a batch posted together).
+                nxt = next(lines, None)
+                replay.runtime.defer = nxt is not None and nxt.get("at") == msg.get("at")
+            answer = await replay.handle(msg)
+            if replay.runtime is not None:
+                replay.runtime.defer = False
             if answer is not None:
                 stdout.write(json.dumps(answer) + "\n")
                 stdout.flush()
+            msg = nxt if nxt is not None else next(lines, None)
     finally:
         await store.close()
     return 0

@@ -51,6 +51,9 @@ class ClinicRuntime:
         self._queued = False
         # Called after a commit that queued texts (the notifier worker's wake-up).
         self.on_texts: Callable[[], None] | None = None
+        # Set by the replay while it applies an event that is followed by another line at the
+        # very same moment: the decision is taken once, for all of them, by that next line.
+        self.defer = False
         store.before_commit.append(self._before_commit)
         store.after_commit.append(self._after_commit)
 
@@ -131,6 +134,8 @@ class ClinicRuntime:
     async def _before_commit(self, conn: aiosqlite.Connection) -> None:
         if self.texting is None:
             return  # estimates only (`waitroom replay --no-texts`): nothing to decide per event
+        if self.defer:
+            return  # the caller evaluates these events at the same moment right after (replay)
         rows = await fetch(conn, "SELECT seq, recorded_at, type, appointment_id, data FROM events WHERE seq > ? "
                                  "ORDER BY seq", (self._seen_seq or 0,))
         if not rows:
@@ -179,6 +184,9 @@ class ClinicRuntime:
     async def tick(self, now: datetime) -> list[int]:
         """Re-decide texts with no new event: estimates move while a consult runs long."""
         async with self.store.transaction() as conn:
+            # A full evaluation covers every event so far, deferred ones included.
+            rows = await fetch(conn, "SELECT MAX(seq) FROM events")
+            self._seen_seq = rows[0][0] or 0
             return await self.evaluate(conn, now)
 
     async def run_ticks(self, every_s: float = 60.0) -> None:
