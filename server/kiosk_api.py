@@ -27,7 +27,7 @@ from server.links import status_token
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
 from server.store import fetch
-from server.timeutil import from_db, iso, to_db
+from server.timeutil import from_db, iso, parse_time, to_db
 
 log = logging.getLogger("waitroom.kiosk")
 LOOKUPS = web.AppKey("kiosk_lookups", dict)
@@ -154,8 +154,6 @@ async def checkin(request: web.Request) -> web.Response:
     # An offline kiosk may deliver its check-in long after it was taken.
     at = now
     if body.get("taken_at") is not None:
-        from server.timeutil import parse_time
-
         at = min(now, parse_time(body["taken_at"], rt.clinic.tz, "taken_at"))
     async with store.transaction() as conn:
         done = await _remembered(conn, key)
