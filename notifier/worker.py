@@ -147,8 +147,11 @@ class Worker:
     async def _retry(self, row: OutboxRow, code: str | None, message: str, retry_after: float | None,
                      *, maybe_sent: bool) -> None:
         now = self.clock()
+        # A text that says when it goes stale (every delay text) is tried until then: a provider
+        # outage of a few minutes must not use up its attempts while the news is still true.
+        fresh = row.expires_at is not None and now < row.expires_at
         async with self.transaction() as conn:
-            if row.attempts >= self.settings.max_attempts:
+            if row.attempts >= self.settings.max_attempts and not fresh:
                 if maybe_sent:
                     await outbox.mark_held(conn, row.id, now, f"gave up after {row.attempts} attempts, "
                                                               f"the last may have gone out: {message}")
