@@ -40,10 +40,41 @@ CLIENTS = [
 ]
 
 
-def demo_schedule(day: date, tz: tzinfo, *, seed: int = 7) -> dict[str, Any]:
-    """The day's schedule as `POST /api/schedule` takes it: 3 vets, 08:00-17:00, every pet booked."""
+FIRST = ["Liam", "Sofia", "Ethan", "Ava", "Mateo", "Chloe", "Omar", "Priya", "Hannah", "Lucas", "Zoe", "Daniel",
+         "Mia", "Kofi", "Isabel", "Ryan", "Leah", "Carlos", "Nora", "Ben"]
+LAST = ["Nguyen", "Garcia", "Smith", "Patel", "Johnson", "Moreno", "Davis", "Cohen", "Wilson", "Reyes", "Clark",
+        "Singh", "Lewis", "Torres", "Walker", "Ali", "Young", "Ramos", "King", "Hill"]
+PETS = ["Buddy", "Lola", "Cooper", "Pepper", "Ginger", "Toby", "Maple", "Bruno", "Olive", "Biscuit", "Zeus",
+        "Willow", "Jasper", "Peanut", "Shadow", "Hazel", "Loki", "Ruby", "Otis", "Pumpkin", "Winston", "Cleo"]
+
+
+def _more_clients(rng: random.Random, n: int) -> list[tuple[Any, ...]]:
+    """Made-up clients beyond the named ones, so a demo household is booked once a day."""
+    out = []
+    for i in range(n):
+        cid, k = f"g{i + 1}", len(CLIENTS) + i + 1
+        sex = rng.choice(["female", "male"])
+        out.append((cid, f"{rng.choice(FIRST)} {rng.choice(LAST)}", f"312-555-{100 + k:04d}", rng.random() < 0.85,
+                    "es" if rng.random() < 0.2 else "en", "",
+                    [(f"gp{i + 1}", rng.choice(PETS), rng.choice(["dog", "dog", "cat", "cat", "rabbit"]), sex)]))
+    return out
+
+
+def demo_schedule(day: date, tz: tzinfo, *, seed: int = 7, once_a_day: bool = False) -> dict[str, Any]:
+    """The day's schedule as `POST /api/schedule` takes it: 3 vets, 08:00-17:00.
+
+    The tests' day books the named pets over and over; `once_a_day` (the demo) adds made-up
+    households so every pet is booked once, as in a real clinic day.
+    """
     rng = random.Random(seed)
+    extra = _more_clients(random.Random(seed + 1), 99 - len(CLIENTS)) if once_a_day else []
+    clients = list(CLIENTS) + extra
     pets = [(pid, cid) for cid, *_rest, plist in CLIENTS for pid, *_ in plist]
+    if once_a_day:
+        # The named households (notes, Spanish speakers, a two-pet family) spread through the
+        # day, one in five bookings, so the demo meets them after its 10:00 start too.
+        named, made = iter(pets), iter([(pid, cid) for cid, *_rest, plist in extra for pid, *_ in plist])
+        pets = [next(named, None) or next(made) if i % 5 == 4 else next(made) for i in range(len(extra))]
     appts = []
     n = 0
     for vet, _ in VETS:
@@ -60,9 +91,9 @@ def demo_schedule(day: date, tz: tzinfo, *, seed: int = 7) -> dict[str, Any]:
         "vets": [{"id": v, "name": name} for v, name in VETS],
         "appointment_types": [{"id": i, "name": name, "booked_min": b} for i, name, b in TYPES],
         "clients": [{"id": cid, "name": name, "mobile": mobile, "sms_consent": consent, "language": lang,
-                     "notes": notes} for cid, name, mobile, consent, lang, notes, _ in CLIENTS],
+                     "notes": notes} for cid, name, mobile, consent, lang, notes, _ in clients],
         "pets": [{"id": pid, "client": cid, "name": pname, "species": species, "sex": sex}
-                 for cid, *_rest, plist in CLIENTS for pid, pname, species, sex in plist],
+                 for cid, *_rest, plist in clients for pid, pname, species, sex in plist],
         "appointments": appts,
     }
 
@@ -130,7 +161,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
             async with store.transaction() as conn:
                 await set_clinic(conn, Clinic("Riverside Animal Clinic", tzname, "US", "+13125550100",
                                               {"recovery_gesture": "today's exam fee waived"}))
-                await import_schedule(conn, demo_schedule(today, tz), tz, "US")
+                await import_schedule(conn, demo_schedule(today, tz, once_a_day=True), tz, "US")
                 await insert_history(conn, demo_history(today, tz), tz)
                 await create_user(conn, "demo", "demo-password", datetime.now(tz))
                 return {role: await create_token(conn, role, f"demo-{role}")
