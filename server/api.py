@@ -67,11 +67,13 @@ async def get_estimates(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     est = await rt.estimates(now)
     now = now.replace(microsecond=0)  # answers are to the second (timeutil.iso)
+    # Awaited before the memo is checked: from the check to the store below nothing yields,
+    # so a lobby of readers arriving after a write builds the body once, not once each.
+    state = await rt.day_state(rt.today(now))
     memo = request.app[ESTIMATES_BODY]
     if memo and memo[0] is est and memo[1] == now:
         body: bytes = memo[2]
     else:
-        state = await rt.day_state(rt.today(now))
         tz = rt.clinic.tz
         out = [{"appointment": e.visit, "vet": state.visits[e.visit].vet, **estimate_json(e, now, tz)}
                for e in sorted(est.values(), key=lambda e: (e.start, e.visit))]
