@@ -47,7 +47,7 @@ class ClinicRuntime:
         self._est_lock = asyncio.Lock()
         self._day_lock = asyncio.Lock()
         self._seen_seq: int | None = None
-        self._fresh: tuple[int, date, DayState, datetime, dict[str, Estimate]] | None = None
+        self._fresh: tuple[int, date, DayState, datetime, dict[str, Estimate], set[str] | None] | None = None
         self._queued = False
         # Called after a commit that queued texts (the notifier worker's wake-up).
         self.on_texts: Callable[[], None] | None = None
@@ -159,7 +159,7 @@ class ClinicRuntime:
         day = self.today(at)
         state = await load_day(conn, day)
         est = estimate(state, at, self.model, vets)
-        self._fresh = (self.store.version, day, state, at, est) if vets is None else None
+        self._fresh = (self.store.version, day, state, at, est, vets)
         await record_promises(conn, state, est, now)
         ids: list[int] = []
         if self.texting is not None:
@@ -169,13 +169,21 @@ class ClinicRuntime:
 
     def _after_commit(self) -> None:
         if self._fresh is not None:
-            version, day, state, now, est = self._fresh
+            version, day, state, now, est, vets = self._fresh
             self._fresh = None
             # What the committed transaction computed is today's truth at the new version:
             # readers reuse it. (One left over from a rolled-back transaction is too old.)
-            if version + 1 == self.store.version:
+            if self.store.version in (version, version + 1):  # committed (a write-less tick too)
                 self._day_cache = (self.store.version, day, state)
-                self._est_cache = (self.store.version, now, est)
+                old = self._est_cache
+                if vets is None:
+                    self._est_cache = (self.store.version, now, est)
+                elif old is not None and old[0] in (version, self.store.version) and old[1] == now:
+                    # Only these vets' queues moved, and every vet has its own random stream:
+                    # the other vets' estimates for this same moment are still exactly right.
+                    kept = {vid: e for vid, e in old[2].items()
+                            if vid in state.visits and state.visits[vid].vet not in vets}
+                    self._est_cache = (self.store.version, now, {**kept, **est})
         if self._queued:
             self._queued = False
             if self.on_texts is not None:

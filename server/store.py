@@ -114,6 +114,7 @@ class Store:
         """The one write path: serialised, immediate, committed before the caller answers."""
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
+            changes = self.conn.total_changes
             try:
                 yield self.conn
                 for hook in self.before_commit:
@@ -123,12 +124,15 @@ class Store:
                 raise
             else:
                 await self.conn.execute("COMMIT")
-                self.version += 1
+                # A transaction that wrote nothing (the notifier's idle polls) leaves every
+                # cache and every live page as it was.
+                if self.conn.total_changes != changes:
+                    self.version += 1
+                    # Wake every live page waiting on a change, then arm a fresh event.
+                    self._changed.set()
+                    self._changed = asyncio.Event()
                 for after in self.after_commit:
                     after()
-                # Wake every live page waiting on a change, then arm a fresh event.
-                self._changed.set()
-                self._changed = asyncio.Event()
 
     async def wait_for_change(self, since: int, timeout: float) -> bool:
         """Wait until a write newer than version `since` commits; False on timeout."""
