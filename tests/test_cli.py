@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -62,9 +63,9 @@ def test_bad_role_is_refused(tmp_path: Path) -> None:
     assert "admin" in out.stderr
 
 
-async def test_learn_reports_each_vets_speed(tmp_path: Path) -> None:
+def test_learn_reports_each_vets_speed(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
-    await seed_clinic(db, history_days=15)
+    asyncio.run(seed_clinic(db, history_days=15))
     out = subprocess.run([EXE, "learn", "--db", str(db)], capture_output=True, text=True, check=True)
     # The demo history makes Dr. Okafor (v2) 1.3x slower than booked and v3 0.85x.
     lines = {line.split(":")[0].strip(): line for line in out.stdout.splitlines() if line.strip().startswith("vet")}

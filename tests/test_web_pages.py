@@ -10,12 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from server.links import status_token
 from server.store import Store, fetch
 from tests.conftest import Api
-
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
 
