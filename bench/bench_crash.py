@@ -64,17 +64,13 @@ CLINIC_NUMBER = "+13125550100"
 
 async def seed(db: Path, *, history_days: int = 10) -> dict[str, str]:
     """The demo clinic's day (3 vets, 08:00-17:00) in `db`; a token per role."""
-    from server.demo import demo_history, demo_schedule
-    from server.schedule import import_schedule
-    from server.store import Clinic, Store, create_token, insert_history, set_clinic
+    from server.demo import seed_day
+    from server.store import Store
 
     store = await Store.open(str(db))
     try:
         async with store.transaction() as conn:
-            await set_clinic(conn, Clinic("Riverside Animal Clinic", "America/Chicago", "US", "+13125550100"))
-            await import_schedule(conn, demo_schedule(DAY, TZ), TZ, "US")
-            await insert_history(conn, demo_history(DAY, TZ, days=history_days), TZ)
-            return {role: await create_token(conn, role, f"bench-{role}") for role in ROLES}
+            return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="bench")
     finally:
         await store.close()
 

@@ -138,12 +138,28 @@ def demo_history(before: date, tz: tzinfo, days: int = 20, *, seed: int = 11) ->
     return out
 
 
+async def seed_day(conn: Any, day: date, zone: str, *, history_days: int = 20, once_a_day: bool = False,
+                   token_prefix: str = "demo") -> dict[str, str]:
+    """The demo clinic in `conn`'s transaction: the clinic, `day`'s schedule, simulated past
+    days to learn from, and an API token per role (returned). Shared by the demo, the tests
+    and the benchmarks."""
+    from server.schedule import import_schedule
+    from server.store import ROLES, Clinic, create_token, insert_history, set_clinic
+    from server.timeutil import tz_from
+
+    tz = tz_from(zone)
+    await set_clinic(conn, Clinic("Riverside Animal Clinic", zone, "US", "+13125550100",
+                                  {"recovery_gesture": "today's exam fee waived"} if once_a_day else {}))
+    await import_schedule(conn, demo_schedule(day, tz, once_a_day=once_a_day), tz, "US")
+    await insert_history(conn, demo_history(day, tz, days=history_days), tz)
+    return {role: await create_token(conn, role, f"{token_prefix}-{role}") for role in ROLES}
+
+
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
 
-    from server.schedule import import_schedule
-    from server.store import Clinic, Store, create_token, insert_history, set_clinic
+    from server.store import Store
     from server.timeutil import tz_from
     from server.web.auth import create_user
 
@@ -159,13 +175,9 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
         store = await Store.open(str(db))
         try:
             async with store.transaction() as conn:
-                await set_clinic(conn, Clinic("Riverside Animal Clinic", tzname, "US", "+13125550100",
-                                              {"recovery_gesture": "today's exam fee waived"}))
-                await import_schedule(conn, demo_schedule(today, tz, once_a_day=True), tz, "US")
-                await insert_history(conn, demo_history(today, tz), tz)
+                tokens = await seed_day(conn, today, tzname, once_a_day=True)
                 await create_user(conn, "demo", "demo-password", datetime.now(tz))
-                return {role: await create_token(conn, role, f"demo-{role}")
-                        for role in ("kiosk", "reception", "display", "pms")}
+                return tokens
         finally:
             await store.close()
 

@@ -22,9 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.demo import demo_history, demo_schedule
-from server.schedule import import_schedule
-from server.store import Clinic, Store, create_token, insert_history, set_clinic
+from server.demo import seed_day
+from server.store import Store
 
 TZ = ZoneInfo("America/Chicago")
 DAY = date(2026, 3, 2)
@@ -49,10 +48,7 @@ async def seed_clinic(db: Path, *, history_days: int = 10) -> dict[str, str]:
     store = await Store.open(str(db))
     try:
         async with store.transaction() as conn:
-            await set_clinic(conn, Clinic("Riverside Animal Clinic", "America/Chicago", "US", "+13125550100"))
-            await import_schedule(conn, demo_schedule(DAY, TZ), TZ, "US")
-            await insert_history(conn, demo_history(DAY, TZ, days=history_days), TZ)
-            return {role: await create_token(conn, role, f"test-{role}") for role in ROLES}
+            return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="test")
     finally:
         await store.close()
 
