@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
@@ -114,10 +115,31 @@ async def import_schedule(
              _str(p, "species", where, required=False), sex),
         )
     counts["pets"] = len(doc.get("pets", []))
-    for i, a in enumerate(_list(doc, "appointments")):
-        await _upsert_appointment(conn, a, f"appointments[{i}]", tz)
-    counts["appointments"] = len(doc.get("appointments", []))
+    appointments = _list(doc, "appointments")
+    if appointments:
+        # What the rows may refer to, read once: a day is a few hundred rows, one statement.
+        known = _Known(
+            vets={r[0] for r in await fetch(conn, "SELECT id FROM vets")},
+            types={r[0]: float(r[1]) for r in await fetch(conn, "SELECT id, booked_min FROM appointment_types")},
+            pets={r[0] for r in await fetch(conn, "SELECT id FROM pets")},
+        )
+        rows = [_appointment_row(a, f"appointments[{i}]", tz, known) for i, a in enumerate(appointments)]
+        # A re-push moves a booking that has not happened yet; it never rewrites what happened.
+        await conn.executemany(
+            "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min) "
+            "VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
+            "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
+            "WHERE appointments.status = 'booked'", rows)
+    counts["appointments"] = len(appointments)
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    vets: set[str]
+    types: dict[str, float]
+    pets: set[str]
 
 
 async def _exists(conn: aiosqlite.Connection, table: str, key: str) -> bool:
@@ -125,36 +147,27 @@ async def _exists(conn: aiosqlite.Connection, table: str, key: str) -> bool:
     return bool(rows)
 
 
-async def _upsert_appointment(conn: aiosqlite.Connection, a: dict[str, Any], where: str, tz: tzinfo) -> None:
+def _appointment_row(a: dict[str, Any], where: str, tz: tzinfo, known: _Known) -> tuple[Any, ...]:
     aid = _str(a, "id", where)
     vet = _str(a, "vet", where)
     type_id = _str(a, "type", where, required=False)
     pet = _str(a, "pet", where, required=False)
     scheduled = parse_time(a.get("scheduled"), tz, f"{where}.scheduled")
     assert vet is not None and aid is not None
-    if not await _exists(conn, "vets", vet):
+    if vet not in known.vets:
         raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
     booked = _minutes(a, "booked_min", where, required=False)
     if type_id is not None:
-        rows = await fetch(conn, "SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
-        if not rows:
+        if type_id not in known.types:
             raise BadRequest(f"{where}.type: unknown appointment type {type_id!r}", f"{where}.type")
-        booked = booked or float(rows[0][0])
+        booked = booked or known.types[type_id]
     if booked is None:
         raise BadRequest(f"{where}.booked_min: needed when there is no type", f"{where}.booked_min")
     pet_id, pet_name = None, None
     if pet is not None:
-        if await _exists(conn, "pets", pet):
+        if pet in known.pets:
             pet_id = pet
         else:
             pet_name = pet  # a bare pet name (replay, simple PMS exports)
     day = scheduled.astimezone(tz).date().isoformat()
-    # A re-push moves a booking that has not happened yet; it never rewrites what happened.
-    await conn.execute(
-        "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min) "
-        "VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-        "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
-        "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
-        "WHERE appointments.status = 'booked'",
-        (aid, day, vet, type_id, pet_id, pet_name, to_db(scheduled), booked),
-    )
+    return (aid, day, vet, type_id, pet_id, pet_name, to_db(scheduled), booked)
