@@ -37,7 +37,9 @@ class Keypad(Widget):
 
     value: reactive[str] = reactive("")
 
-    class Changed(Message):
+    class _Value(Message):
+        """What the keypad holds, with the keypad that sent it."""
+
         def __init__(self, keypad: Keypad, value: str) -> None:
             super().__init__()
             self.keypad = keypad
@@ -47,15 +49,11 @@ class Keypad(Widget):
         def control(self) -> Keypad:
             return self.keypad
 
-    class Submitted(Message):
-        def __init__(self, keypad: Keypad, value: str) -> None:
-            super().__init__()
-            self.keypad = keypad
-            self.value = value
+    class Changed(_Value):
+        """The value changed (a key was tapped)."""
 
-        @property
-        def control(self) -> Keypad:
-            return self.keypad
+    class Submitted(_Value):
+        """OK was tapped."""
 
     def __init__(self, layout: Literal["digits", "letters"] = "digits", lang: str = "en", max_length: int = 15,
                  *, id: str | None = None) -> None:
