@@ -11,8 +11,11 @@ lossy (forwards the request, drops the answer: the server has it, the kiosk does
 During an outage of 10 minutes of clinic time (the server's ManualClock is moved on, the
 kiosk's retry interval is scaled down) `--checkins` walk-ins are made: some by tapping
 through every screen with the Pilot, the rest through the app's own `send` (its offline
-queue). Then the network is back (first lossy, then up). Printed: how many were recorded,
-doubled, out of order; the kiosk's failures; the tap -> next screen latency per phase.
+queue). Then the network is back (first lossy, then up). Then, with the kiosk online again,
+the network turns into a black hole out of the blue and `--blackhole-again` walk-ins are
+tapped through: the first finds it out (the kiosk's timeout), the rest should be queued at
+once. Printed: how many were recorded, doubled, out of order; the kiosk's failures; the
+tap -> next screen latency per phase, and the last tap (the one that sends) -> done screen.
 
 Notifier: the outbox worker sends texts to the fake Twilio of `tests/fake_twilio.py` on
 loopback, which answers 500, 429, timeouts and the two "accepted, but you never heard"
@@ -140,6 +143,8 @@ async def clinic_server(workdir: Path) -> AsyncIterator[tuple[Any, dict[str, str
 class KioskOutcome:
     made: int = 0
     by_pilot: int = 0
+    made_again: int = 0  # of `made`: in the second black hole, with the kiosk online before it
+    want: list[str] = field(default_factory=list)  # pet names of the outage walk-ins, in the order made
     recorded: int = 0
     doubled: int = 0
     out_of_order: int = 0
@@ -148,6 +153,7 @@ class KioskOutcome:
     queued_peak: int = 0
     answers_lost: int = 0
     drain_s: float = 0.0
+    drain_again_s: float = 0.0
     # phase -> seconds from a tap to the screen it leads to ("done": the last tap, which sends)
     taps: dict[str, list[float]] = field(default_factory=dict)
     done: dict[str, list[float]] = field(default_factory=dict)
@@ -201,8 +207,10 @@ async def _walkin_by_pilot(pilot: Any, pet: str, phase: str, res: KioskOutcome) 
 
 
 async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int = 10, blackhole_share: float = 0.1,
-                       lose_answers: int = 3, timeout_s: float = 0.3, outage_min: float = 10.0) -> KioskOutcome:
-    """`checkins` walk-ins at the kiosk while the server is unreachable, then the network is back."""
+                       lose_answers: int = 3, timeout_s: float = 0.3, outage_min: float = 10.0,
+                       blackhole_again: int = 4) -> KioskOutcome:
+    """`checkins` walk-ins at the kiosk while the server is unreachable, then the network is back;
+    then `blackhole_again` walk-ins tapped through a black hole that starts while it is online."""
     import sqlite3
 
     from kiosk.api import HttpClinicClient
@@ -238,11 +246,12 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
                     res.by_pilot += 1
                 else:
                     t0 = time.perf_counter()
-                    answer = await app.send("walkin", {"name": "Jo", "pet": pet, "species": "dog", "reason": "sick"})
+                    sent = await app.send("walkin", {"name": "Jo", "pet": pet, "species": "dog", "reason": "sick"})
                     res.done.setdefault(phase + " (send)", []).append(time.perf_counter() - t0)
-                    if answer is not None:
+                    if sent.answer is not None:
                         res.failures.append(f"walk-in {pet} was answered while the server was unreachable")
                 res.made += 1
+                res.want.append(pet)
                 res.queued_peak = max(res.queued_peak, app.queued)
                 clock.advance(seconds=step.total_seconds())
             # Back: first answers get lost on the way (the server has them), then all is well.
@@ -255,17 +264,31 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
             await net.set("up")
             for i in range(2):  # and it still works afterwards
                 await _walkin_by_pilot(pilot, "AF" + chr(65 + i), "after", res)
+            # A black hole while the kiosk is online: the first walk-in waits out the timeout
+            # (that is how the kiosk finds out), the next ones should not.
+            await net.set("blackhole")
+            for i in range(blackhole_again):
+                pet = "BH" + chr(65 + i)
+                await _walkin_by_pilot(pilot, pet, "blackhole, finding out" if i == 0 else "blackhole, known", res)
+                res.made += 1
+                res.made_again += 1
+                res.by_pilot += 1
+                res.want.append(pet)
+            t0 = time.perf_counter()
+            await net.set("up")
+            await _until(pilot, lambda: app.queued == 0 and app.online, tries=6000)
+            res.drain_again_s = time.perf_counter() - t0
+            await _walkin_by_pilot(pilot, "AFZ", "after", res)  # back online by itself
         await net.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         pets = [r[0] for r in conn.execute(
             "SELECT json_extract(data, '$.pet') FROM events WHERE type = 'walkin' ORDER BY seq")]
     # The keypad writes names in name case ("Kae"): compare in capitals.
-    ours = [p.upper() for p in pets if p.upper().startswith("K")]
+    ours = [p.upper() for p in pets if p.upper() in set(res.want)]
     res.recorded = len(set(ours))
     res.doubled = len(ours) - len(set(ours))
-    want = [_letters(i) for i in range(checkins)]
     seen = [p for i, p in enumerate(ours) if p not in ours[:i]]
-    res.out_of_order = sum(1 for a, b in zip(seen, want, strict=False) if a != b)
+    res.out_of_order = sum(1 for a, b in zip(seen, res.want, strict=False) if a != b)
     return res
 
 
@@ -413,16 +436,20 @@ def _ms(xs: list[float]) -> str:
 async def run(part: str, args: argparse.Namespace, workdir: Path) -> int:
     ok = True
     if part in ("kiosk", "both"):
-        k = await kiosk_outage(workdir, checkins=args.checkins, timeout_s=args.timeout)
-        print(f"kiosk: check-ins made during a {10:.0f}-min outage   {k.made} ({k.by_pilot} tapped through by Pilot)")
+        k = await kiosk_outage(workdir, checkins=args.checkins, timeout_s=args.timeout,
+                               blackhole_again=args.blackhole_again)
+        print(f"kiosk: HTTP timeout {args.timeout:g} s")
+        print(f"kiosk: check-ins made during a {10:.0f}-min outage   {k.made - k.made_again} "
+              f"(+{k.made_again} in a second black hole; {k.by_pilot} tapped through by Pilot)")
         print(f"kiosk: recorded / doubled / out of order     {k.recorded} / {k.doubled} / {k.out_of_order}")
         print(f"kiosk: failures shown / queued at the peak   {len(k.failures)} / {k.queued_peak}")
         print(f"kiosk: answers lost on the way back          {k.answers_lost} (resent, deduped by key)")
-        print(f"kiosk: network back -> queue empty           {k.drain_s:.2f} s")
+        print(f"kiosk: network back -> queue empty           {k.drain_s:.2f} s (second black hole: "
+              f"{k.drain_again_s:.2f} s)")
         for phase, xs in k.taps.items():
-            print(f"kiosk: tap -> next screen, {phase:10s}       {_ms(xs)}")
+            print(f"kiosk: tap -> next screen, {phase:22s}       {_ms(xs)}")
         for phase, xs in k.done.items():
-            print(f"kiosk: last tap -> done screen, {phase:17s} {_ms(xs)}")
+            print(f"kiosk: last tap -> done screen, {phase:22s} {_ms(xs)}")
         ok = ok and k.recorded == k.made and k.doubled == 0 and k.out_of_order == 0 and not k.failures
     if part in ("notifier", "both"):
         n = await notifier_outage(workdir, texts=args.texts, outage_min=args.outage_min, speed=args.speed,
@@ -445,6 +472,8 @@ def main() -> int:
     p.add_argument("--part", choices=["kiosk", "notifier", "both"], default="both")
     p.add_argument("--checkins", type=int, default=100)
     p.add_argument("--timeout", type=float, default=4.0, help="kiosk HTTP timeout, s (the kiosk's default: 4)")
+    p.add_argument("--blackhole-again", type=int, default=4,
+                   help="walk-ins tapped through a second black hole that starts while the kiosk is online")
     p.add_argument("--texts", type=int, default=30)
     p.add_argument("--outage-min", type=float, default=10.0)
     p.add_argument("--speed", type=float, default=60.0)

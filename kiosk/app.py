@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind
-from kiosk.offline import OfflineQueue
+from kiosk.offline import OfflineQueue, Submitted
 from kiosk.screens.done import DoneScreen
 from kiosk.screens.error import ErrorScreen
 from kiosk.screens.welcome import WelcomeScreen
@@ -44,6 +44,8 @@ class KioskApp(App[None]):
         self.retry_s = retry_s
         self.session = Session(lang=lang)
         self.last_input = time.monotonic()
+        self._delivering = False  # a delivery worker is running
+        self._deliver_again = False  # asked for while it ran
 
     def on_mount(self) -> None:
         self.push_screen(WelcomeScreen())
@@ -79,25 +81,42 @@ class KioskApp(App[None]):
 
     # Network ------------------------------------------------------------------------------
 
-    async def send(self, kind: Kind, payload: JSON) -> JSON | None:
+    async def send(self, kind: Kind, payload: JSON) -> Submitted:
         """Check-in, walk-in or urgent call through the offline queue.
 
-        Returns the server's answer, or None when it is queued for later delivery.
+        Online, the client gets the server's answer. A kiosk that knows it is offline (the
+        last request could not reach the server and the queue has not drained since), or
+        has requests still queued or on their way, only queues it: the client is not kept
+        waiting for a timeout, and the retry loop delivers it in order.
         """
-        _, answer = await self.queue.submit(self.api, kind, payload)
-        self.online = answer is not None
+        sent = await self.queue.submit(self.api, kind, payload, offline=not self.online)
+        if sent.tried:
+            self.online = sent.answer is not None
+        elif self.online:
+            self.deliver()  # queued behind others while online: send it with them, not on the next tick
         self.queued = await self.queue.pending_count()
-        return answer
+        return sent
 
     def deliver(self) -> None:
-        self.run_worker(self._deliver(), group="deliver", exclusive=True, exit_on_error=False)
+        """Deliver the queue in a worker, unless one is at it (it then goes round once more)."""
+        self._deliver_again = True
+        if not self._delivering:
+            self._delivering = True
+            self.run_worker(self._deliver(), group="deliver", exit_on_error=False)
 
     async def _deliver(self) -> None:
-        if await self.queue.pending_count() == 0:
-            self.queued = 0
-            return
-        self.queued = await self.queue.deliver(self.api)
-        self.online = self.queued == 0
+        try:
+            while self._deliver_again:
+                self._deliver_again = False
+                if await self.queue.pending_count() == 0:
+                    self.queued = 0
+                    continue
+                self.queued = await self.queue.deliver(self.api)
+                self.online = self.queued == 0
+                if self.queued:
+                    break  # still unreachable: the next retry tick tries again
+        finally:
+            self._delivering = False
 
     def handle_failure(self, error: BaseException) -> None:
         """Every failed worker ends here: log it, show the client a kind screen."""

@@ -54,8 +54,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan": "Scan to follow {pet}'s wait on your phone",
         "minutes": "{n} min",
         "hours": "{h} h {m} min",
-        "offline_done": "Thank you. You're checked in: reception has been told and will confirm with you.",
-        "offline_hint": "Please take a seat. A team member will let you know your wait.",
+        "offline_done": "Thank you. Your check-in is saved and will reach reception as soon as this kiosk "
+                        "can get through.",
+        "offline_hint": "We can't show your wait right now. Please take a seat, and if nobody has spoken to "
+                        "you soon, let the front desk know you're here.",
         "notfound_title": "Please see the front desk",
         "notfound_body": "We couldn't find a booking for this number today. "
         "The front desk has been told you're here and will help you.",
@@ -138,8 +140,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan": "Escanee para seguir la espera de {pet} en su teléfono",
         "minutes": "{n} min",
         "hours": "{h} h {m} min",
-        "offline_done": "Gracias. Ya está registrado: recepción está avisada y se lo confirmará.",
-        "offline_hint": "Tome asiento, por favor. Alguien del equipo le dirá su espera.",
+        "offline_done": "Gracias. Su registro está guardado y llegará a recepción en cuanto este quiosco "
+                        "pueda conectarse.",
+        "offline_hint": "Ahora no podemos mostrar su espera. Tome asiento, por favor; si nadie le atiende "
+                        "pronto, avise en recepción de que ya está aquí.",
         "notfound_title": "Por favor, pase por recepción",
         "notfound_body": "No encontramos una cita para este número hoy. "
         "Recepción ya sabe que usted está aquí y le ayudará.",

@@ -1,8 +1,10 @@
 """The kiosk's outbox: every check-in, walk-in and urgent call is written here first.
 
 Outbox pattern: `submit()` stores the request with its idempotency key (SQLite,
-synchronous=FULL), then delivers everything pending in the order it was taken. When the
-server can't be reached the row simply stays; `deliver()` is retried later. The server
+synchronous=FULL), then sends it at once only when nothing stands in its way: the kiosk
+does not know itself offline, nothing taken earlier is still pending, and no delivery
+attempt is under way. Otherwise the row simply stays and `deliver()` (the retry loop)
+sends everything pending in the order it was taken, one deliverer at a time. The server
 dedupes by idempotency_key, so a request that reached the server but whose answer was lost
 is sent again harmlessly: nothing lost, nothing doubled.
 """
@@ -10,9 +12,11 @@ is sent again harmlessly: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +47,15 @@ class Item:
     state: str
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What became of a request handed to `OfflineQueue.submit`."""
+
+    key: str
+    answer: JSON | None  # the server's answer; None while the request waits in the queue
+    tried: bool  # sent just now (False: left to the retry loop without touching the network)
+
+
 def new_key() -> str:
     return f"kiosk-{uuid.uuid4().hex}"
 
@@ -54,6 +67,7 @@ class OfflineQueue:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = asyncio.Lock()  # one deliverer at a time keeps the order and avoids doubles
+        self._deliverers = 0  # holding or waiting for the lock
         self._ready = False
 
     def _connect(self) -> sqlite3.Connection:
@@ -107,39 +121,68 @@ class OfflineQueue:
         state, resp, err = rows[0]
         return str(state), json.loads(str(resp)) if resp is not None else None, err  # type: ignore[return-value]
 
+    @property
+    def delivering(self) -> bool:
+        """A delivery is under way (it may be waiting out a timeout on a black-holed network)."""
+        return self._deliverers > 0
+
+    @contextlib.asynccontextmanager
+    async def _delivery(self) -> AsyncIterator[None]:
+        self._deliverers += 1
+        try:
+            async with self._lock:
+                yield
+        finally:
+            self._deliverers -= 1
+
+    async def _send(self, api: ClinicClient, item: Item) -> str:
+        """Send one pending request; returns its new state, or 'held' when it must wait."""
+        try:
+            answer = await api.submit(item.kind, item.payload)
+        except ServerUnreachable as e:
+            await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (str(e), item.id))
+            return "held"
+        except ApiError as e:
+            await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (str(e), item.id))
+            if e.status in (401, 403, 429):
+                return "held"  # our configuration or the server's limits: try again later, in order
+            await self._q("UPDATE outbox SET state = 'rejected' WHERE id = ?", (item.id,))
+            return "rejected"
+        await self._q("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, response = ? WHERE id = ?",
+                      (json.dumps(answer), item.id))
+        return "delivered"
+
     async def deliver(self, api: ClinicClient) -> int:
-        """Send pending requests in the order taken; stop at the first that can't get through.
+        """Send pending requests in the order taken, including any taken meanwhile; stop at
+        the first that can't get through.
 
         Returns how many are still pending. A request the server refuses (4xx other than
         auth and rate limits) is set aside as 'rejected' so it does not block the rest;
         reception sees the kiosk's mark and the server has the unmatched event.
         """
-        async with self._lock:
-            for item in await self.items("pending"):
-                try:
-                    answer = await api.submit(item.kind, item.payload)
-                except ServerUnreachable as e:
-                    await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                                  (str(e), item.id))
-                    break
-                except ApiError as e:
-                    await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                                  (str(e), item.id))
-                    if e.status in (401, 403, 429):
-                        break  # our configuration or the server's limits: try again later, in order
-                    await self._q("UPDATE outbox SET state = 'rejected' WHERE id = ?", (item.id,))
-                    continue
-                await self._q(
-                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, response = ? WHERE id = ?",
-                    (json.dumps(answer), item.id),
-                )
-            return await self.pending_count()
+        async with self._delivery():
+            while pending := await self.items("pending"):
+                for item in pending:
+                    if await self._send(api, item) == "held":
+                        return await self.pending_count()
+            return 0
 
-    async def submit(self, api: ClinicClient, kind: Kind, payload: JSON) -> tuple[str, JSON | None]:
-        """Store then deliver. Returns (key, the server's answer or None when it is queued)."""
+    async def submit(self, api: ClinicClient, kind: Kind, payload: JSON, *, offline: bool = False) -> Submitted:
+        """Store, then send now if nothing stands in the way; else leave it to `deliver()`.
+
+        Not sent now when the kiosk knows it is `offline` (sending would only wait out the
+        timeout), while a delivery is under way (never wait behind it) or when requests taken
+        earlier are still pending (they go first). Raises ApiError when the server refuses it.
+        """
         key = await self.enqueue(kind, payload)
-        await self.deliver(api)
-        state, answer, err = await self.outcome(key)
+        if offline or self.delivering:
+            return Submitted(key, None, tried=False)
+        async with self._delivery():  # nobody holds or waits for the lock: taken at once
+            pending = await self.items("pending")
+            if [i.key for i in pending] != [key]:
+                return Submitted(key, None, tried=False)
+            state = await self._send(api, pending[0])
+        _, answer, err = await self.outcome(key)
         if state == "rejected":
             raise ApiError(400, err or "refused by the server")
-        return key, answer
+        return Submitted(key, answer, tried=True)

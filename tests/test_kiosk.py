@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from bench.bench_outage import Network
+from kiosk.api import HttpClinicClient
 from kiosk.app import SIZE, KioskApp, make_kiosk
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.done import DoneScreen
@@ -18,6 +21,7 @@ from kiosk.screens.notfound import NotFoundScreen
 from kiosk.screens.pets import PetsScreen
 from kiosk.screens.phone import PhoneScreen
 from kiosk.screens.urgent_done import UrgentDoneScreen
+from kiosk.screens.walkin import WalkinScreen
 from kiosk.screens.welcome import WelcomeScreen
 from kiosk.widgets.qrcode import QRCode
 from tests.conftest import LiveServer
@@ -45,6 +49,14 @@ async def type_phone(pilot: Pilot[None], digits: str) -> None:
     for d in digits:
         await pilot.click(f"#key-{d}")
     await pilot.click("#key-ok")
+
+
+async def until(pilot: Pilot[None], ok: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not ok():
+        assert time.monotonic() < deadline, f"not within {seconds} s (on {type(pilot.app.screen).__name__})"
+        await pilot.pause(0.02)
+    await pilot.pause()  # and laid out, ready for the next tap
 
 
 def text(pilot: Pilot[None], selector: str = "#message") -> str:
@@ -291,7 +303,7 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
         await live_server.stop()
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
-        assert "reception has been told" in text(pilot)
+        assert "Your check-in is saved and will reach reception" in text(pilot)
         assert "Your wait" not in text(pilot)
         assert str(pilot.app.screen.query_one("#status", Static).render()) == "◆ 1 queued"
         await pilot.click("#finish")
@@ -300,7 +312,7 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
         await pilot.click("#appointment")
         await type_phone(pilot, LUNA)
         await wait_for(pilot, DoneScreen)
-        assert "reception has been told" in text(pilot)
+        assert "Your check-in is saved" in text(pilot)
         await pilot.click("#finish")
         # Client 3: a walk-in.
         await pilot.click("#walkin")
@@ -342,3 +354,110 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
             if app2.queued == 0 and await app2.queue.pending_count() == 0:
                 break
     assert len(events(live_server, "checkin")) == 6 and len(events(live_server, "walkin")) == 1
+
+
+LUNAS = {"2026-03-02-v1-0800", "2026-03-02-v1-1240", "2026-03-02-v2-0935", "2026-03-02-v2-1545", "2026-03-02-v3-1230"}
+
+
+async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_delivers_once_in_order(
+        live_server: LiveServer, tmp_path: Path) -> None:
+    """Connections accepted, never answered: the first check-in finds it out by waiting the
+    HTTP timeout. The next clients see their "saved" screen at once, even while the retry loop
+    is waiting out its own timeout, and when the network is back each is delivered once, in
+    order, without anyone touching the kiosk."""
+    timeout = 2.0
+    net = Network(live_server.port)
+    await net.set("up")
+    api = HttpClinicClient(net.url, live_server.tokens["kiosk"], timeout_s=timeout)
+    app = kiosk(live_server, tmp_path, api=api, retry_s=0.2)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            # Client 1 looks up while all is well; the network turns into a black hole before they confirm.
+            await pilot.click("#appointment")
+            await type_phone(pilot, HOUSEHOLD)
+            await wait_for(pilot, PetsScreen)
+            await pilot.click("#pet-0")
+            await pilot.click("#continue")
+            await wait_for(pilot, ConsentScreen)
+            await net.set("blackhole")
+            t0 = time.monotonic()
+            await pilot.click("#check-in")
+            await until(pilot, lambda: isinstance(app.screen, DoneScreen))
+            finding_out = time.monotonic() - t0
+            assert finding_out >= 0.9 * timeout  # the black hole was real: this one waited it out
+            assert "Your check-in is saved" in text(pilot) and "Your wait" not in text(pilot)
+            assert not app.online and app.queued == 1
+            await pilot.click("#finish")
+            await wait_for(pilot, WelcomeScreen)
+
+            # Client 2 arrives while the retry loop is waiting out a timeout of its own: no
+            # lookup (it would only time out), checked in by phone, straight into the queue.
+            await pilot.click("#appointment")
+            await wait_for(pilot, PhoneScreen)
+            for d in LUNA:
+                await pilot.click(f"#key-{d}")
+            await until(pilot, lambda: app.queue.delivering)
+            t0 = time.monotonic()
+            await pilot.click("#key-ok")
+            await until(pilot, lambda: isinstance(app.screen, DoneScreen))
+            by_phone = time.monotonic() - t0
+            assert "Your check-in is saved" in text(pilot) and "Your wait" not in text(pilot)
+            assert len(app.screen.query(QRCode)) == 0
+            await pilot.click("#finish")
+            await wait_for(pilot, WelcomeScreen)
+
+            # Client 3: a walk-in, the same.
+            await pilot.click("#walkin")
+            for key in ["J", "O", "ok"]:
+                await pilot.click(f"#key-{key}")
+            await pilot.pause()
+            for key in ["F", "I", "D", "O", "ok"]:
+                await pilot.click(f"#key-{key}")
+            await pilot.pause()
+            await pilot.click("#species-dog")
+            await wait_for(pilot, WalkinScreen)
+            await until(pilot, lambda: app.queue.delivering)
+            t0 = time.monotonic()
+            await pilot.click("#reason-sick")
+            await until(pilot, lambda: isinstance(app.screen, DoneScreen))
+            walk_in = time.monotonic() - t0
+            assert "Your check-in is saved" in text(pilot)
+
+            # Neither waited for a timeout (a ratio to it, not a time).
+            assert by_phone < timeout / 3, by_phone
+            assert walk_in < timeout / 3, walk_in
+            assert app.queued == 3 and not app.online
+            assert str(app.screen.query_one("#status", Static).render()) == "◆ 3 queued"
+            assert events(live_server, "checkin") == [] and events(live_server, "walkin") == []
+
+            # The network is back: the retry loop delivers the queue by itself, and the walk-in's
+            # screen, still shown, turns into the live one.
+            await net.set("up")
+            await until(pilot, lambda: app.queued == 0 and app.online)
+            assert str(app.screen.query_one("#status", Static).render()) == "● online"
+            await until(pilot, lambda: "Fido has joined the walk-in list" in text(pilot))
+            assert len(app.screen.query(QRCode)) == 1
+            await pilot.click("#finish")
+            await wait_for(pilot, WelcomeScreen)
+
+            # Online again: the next client gets the live estimate at once, as before the outage.
+            await pilot.click("#appointment")
+            await type_phone(pilot, HOUSEHOLD)
+            await wait_for(pilot, PetsScreen)
+            await pilot.click("#pet-1")
+            await pilot.click("#continue")
+            await wait_for(pilot, ConsentScreen)
+            await pilot.click("#check-in")
+            await wait_for(pilot, DoneScreen)
+            assert "Max is checked in with Dr. Ana Ruiz" in text(pilot) and "Your wait" in text(pilot)
+            assert len(app.screen.query(QRCode)) == 1
+    finally:
+        await net.close()
+    # Each once, in the order taken: Bella, then Luna's visits (by phone: all of today's), then Max.
+    checkins = [a for a, _ in events(live_server, "checkin")]
+    assert checkins[0] == "2026-03-02-v3-0800"
+    assert set(checkins[1:6]) == LUNAS and len(checkins[1:6]) == 5
+    assert checkins[6:] == ["2026-03-02-v1-0820"]
+    assert len(events(live_server, "walkin")) == 1
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        assert conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall() == [("delivered", 4)]

@@ -41,8 +41,4 @@ class ConsentScreen(KioskScreen):
 
         s = self.kiosk.session
         payload = {"phone": s.phone, "appointments": s.selected, "sms_consent": s.sms_consent}
-        answer = await self.kiosk.send("checkin", payload)
-        if answer is None:
-            self.kiosk.go(DoneScreen([], offline=True))
-        else:
-            self.kiosk.go(DoneScreen(answer.get("visits", []), now=answer.get("now"), consent=s.sms_consent))
+        self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", payload), consent=s.sms_consent))

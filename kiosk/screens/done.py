@@ -1,4 +1,8 @@
-"""Checked in: who, with whom, the wait (updated live), and a QR code to the status page."""
+"""Checked in: who, with whom, the wait (updated live), and a QR code to the status page.
+
+Taken offline, it says so (saved, reception will have it) with no estimate, and turns into
+the live screen by itself if the kiosk delivers the check-in while it is still shown.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from kiosk.api import KioskError
+from kiosk.offline import Submitted
 from kiosk.screens.base import KioskScreen
 from kiosk.widgets.qrcode import QRCode
 from kiosk.wording import parse, visit_paragraph
@@ -19,12 +24,20 @@ MAX_QR = 2  # two codes fit side by side on the lobby screen
 
 class DoneScreen(KioskScreen):
     def __init__(self, visits: list[dict[str, Any]], now: str | None = None, consent: bool = False,
-                 offline: bool = False) -> None:
+                 offline: bool = False, key: str | None = None) -> None:
         super().__init__()
         self.visits = visits
         self.now = now
         self.consent = consent
         self.offline = offline
+        self.key = key  # the queued request's idempotency key, when taken offline
+
+    @classmethod
+    def after(cls, sent: Submitted, consent: bool = False) -> DoneScreen:
+        """The screen for a check-in or walk-in just sent: live, or saved in the queue."""
+        if sent.answer is None:
+            return cls([], consent=consent, offline=True, key=sent.key)
+        return cls(sent.answer.get("visits", []), now=sent.answer.get("now"), consent=consent)
 
     def message(self) -> str:
         if self.offline or not self.visits:
@@ -46,6 +59,23 @@ class DoneScreen(KioskScreen):
     def on_mount(self) -> None:
         if self.visits and not self.offline:
             self.set_interval(self.kiosk.poll_s, self.poll)
+        elif self.key is not None:
+            self.watch(self.kiosk, "queued", self.queue_moved, init=False)
+
+    def queue_moved(self) -> None:
+        self.delivered()
+
+    @work(exclusive=True, group="delivered", exit_on_error=False)
+    async def delivered(self) -> None:
+        """Once the queue has delivered this check-in, show its answer as if it had been live."""
+        if not self.offline or self.key is None:
+            return
+        state, answer, _ = await self.kiosk.queue.outcome(self.key)
+        if state != "delivered" or not answer or not answer.get("visits"):
+            return
+        self.visits, self.now, self.offline = answer["visits"], answer.get("now"), False
+        await self.recompose()
+        self.set_interval(self.kiosk.poll_s, self.poll)
 
     @on(Button.Pressed, "#finish")
     def finish(self) -> None:

@@ -87,16 +87,17 @@ class PhoneScreen(KioskScreen):
         from kiosk.screens.notfound import NotFoundScreen
         from kiosk.screens.pets import PetsScreen
 
+        # No lookup possible (known offline: it would only wait out the timeout; or it just
+        # failed): take "this number is here" as a queued check-in by phone.
+        by_phone = {"phone": number, "appointments": []}
+        if not self.kiosk.online:
+            self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", by_phone)))
+            return
         try:
             found = await self.kiosk.api.lookup(number)
         except ServerUnreachable:
-            # No lookup possible: take "this number is here" as a queued check-in by phone.
             self.kiosk.online = False
-            answer = await self.kiosk.send("checkin", {"phone": number, "appointments": []})
-            if answer is None:
-                self.kiosk.go(DoneScreen([], offline=True))
-                return
-            self.kiosk.go(DoneScreen(answer.get("visits", []), now=answer.get("now")))
+            self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", by_phone)))
             return
         self.kiosk.online = True
         self.kiosk.session.lookup = found

@@ -74,8 +74,4 @@ class WalkinScreen(KioskScreen):
 
         w = self.kiosk.session.walkin
         payload = {k: w[k] for k in ("name", "pet", "species", "reason")}
-        answer = await self.kiosk.send("walkin", payload)
-        if answer is None:
-            self.kiosk.go(DoneScreen([], offline=True))
-        else:
-            self.kiosk.go(DoneScreen(answer.get("visits", []), now=answer.get("now")))
+        self.kiosk.go(DoneScreen.after(await self.kiosk.send("walkin", payload)))

@@ -55,5 +55,5 @@ class WelcomeScreen(KioskScreen):
     async def send_urgent(self) -> None:
         from kiosk.screens.urgent_done import UrgentDoneScreen
 
-        answer = await self.kiosk.send("urgent", {"idempotency_key": new_key(), "note": "kiosk button"})
-        self.kiosk.go(UrgentDoneScreen(offline=answer is None))
+        sent = await self.kiosk.send("urgent", {"idempotency_key": new_key(), "note": "kiosk button"})
+        self.kiosk.go(UrgentDoneScreen(offline=sent.answer is None))
