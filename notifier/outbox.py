@@ -56,7 +56,7 @@ class OutboxRow:
     to_number: str
     body: str
     status: str
-    attempts: int
+    attempts: int  # tries at the provider: sends, and lookups it could not answer
     next_attempt_at: datetime
     expires_at: datetime | None
     uncertain: bool
@@ -243,7 +243,10 @@ async def claim_due(conn: aiosqlite.Connection, now: datetime, limit: int = 20) 
     blocked = await opted_out(conn, (r.to_number for r in found))
     claimed = []
     for r in found:
-        if r.expires_at is not None and r.expires_at <= now:
+        # An uncertain row is claimed even when stale: the provider may have it, so the worker
+        # looks it up once more (found: sent; absent: expired; cannot tell: held) and never
+        # sends it late. Calling it "expired" unasked could hide a text the client did get.
+        if r.expires_at is not None and r.expires_at <= now and not r.uncertain:
             await mark_failed(conn, r.id, now, "expired", "not sent in time: the news was stale")
         elif r.to_number in blocked and r.kind not in _ALLOWED_AFTER_OPTOUT:
             await mark_failed(conn, r.id, now, "opted_out", "the client opted out")
@@ -279,13 +282,15 @@ async def mark_sent(conn: aiosqlite.Connection, row_id: int, provider_sid: str, 
 
 
 async def mark_retry(conn: aiosqlite.Connection, row_id: int, now: datetime, at: datetime, code: str | None,
-                     message: str, *, uncertain: bool) -> None:
+                     message: str, *, uncertain: bool, count_attempt: bool = False) -> None:
     """Back to the queue for `at`. `uncertain`: the provider may have accepted it (a timeout,
-    a 5xx), so the worker looks it up before sending again."""
+    a 5xx), so the worker looks it up before sending again. `count_attempt`: this try
+    (a lookup the provider could not answer) counts towards the row's attempts, which set
+    its backoff and, for a row without a stale deadline, when the worker gives up."""
     await conn.execute(
         "UPDATE outbox SET status = 'queued', next_attempt_at = ?, uncertain = MAX(uncertain, ?), "
-        "error_code = ?, error_message = ?, updated_at = ? WHERE id = ?",
-        (to_db(at), int(uncertain), code, message[:500], to_db(now), row_id))
+        "attempts = attempts + ?, error_code = ?, error_message = ?, updated_at = ? WHERE id = ?",
+        (to_db(at), int(uncertain), int(count_attempt), code, message[:500], to_db(now), row_id))
 
 
 async def mark_resending(conn: aiosqlite.Connection, row_id: int, now: datetime) -> None:

@@ -3,9 +3,13 @@
 Each text: mark it `sending` and COMMIT, then call the provider, then record the answer in
 a second transaction. A crash between the provider accepting a text and that second
 commit leaves the row `sending`; on start-up such rows are looked up at the provider
-(found: recorded as sent; provably absent: queued again; cannot tell: `held` for
-reception), never blindly resent. Timeouts and 5xx answers are treated the same way: the
-provider may have created the message, so the row is looked up before its next attempt.
+(found: recorded as sent; provably absent: queued again), never blindly resent. Timeouts
+and 5xx answers are treated the same way: the provider may have created the message, so
+the row is looked up before its next attempt. When the lookup itself fails (the provider
+is down altogether) the row stays unsure and the lookup is tried again with the same
+backoff as a send; only when the text goes stale (or, without a deadline, its attempts
+run out) while still unsure is it `held` for reception. Nothing is resent until a lookup
+has answered that the provider does not have it.
 
 Runs as an aiohttp background task (`Worker.run`, started in the server's cleanup_ctx)
 or alone (`main(db_path)`, behind `waitroom notifier --db PATH`).
@@ -77,31 +81,71 @@ class Worker:
         return len(stuck)
 
     async def _settle_unsure(self, row: OutboxRow, *, at_startup: bool) -> bool:
-        """Look `row` up at the provider. True when it is settled (sent or held)."""
+        """Look `row` up at the provider. True when the caller may send it now: the provider
+        provably does not have it and it is not stale. Otherwise the row has been recorded
+        (sent, queued for another look, expired or held) and must not be sent."""
         now = self.clock()
         since = row.sending_at or row.created_at
         try:
             found = await self.provider.lookup(row.to_number, row.body, since)
         except ProviderError as e:
-            log.warning("outbox %d: cannot tell whether it was sent (%s): held for reception", row.id, e)
-            async with self.transaction() as conn:
-                await outbox.mark_held(conn, row.id, now,
-                                       f"may or may not have been sent; the lookup failed: {e}")
-            return True
+            await self._lookup_failed(row, now, since, str(e) or type(e).__name__)
+            return False
+        except Exception as e:  # a bug in a provider: it did not answer, so we still cannot tell
+            log.exception("outbox %d: unexpected error from the provider's lookup", row.id)
+            await self._lookup_failed(row, now, since, repr(e))
+            return False
         async with self.transaction() as conn:
             if found is not None:
                 log.info("outbox %d: found at the provider as %s: not sending again", row.id, found.sid)
                 await outbox.mark_sent(conn, row.id, found.sid, found.status, now)
-                return True
-            young = (now - since).total_seconds() < self.settings.reconcile_grace
-            if at_startup or young:
-                # Absent for now; look again after the grace before sending.
-                at = max(now, since + timedelta(seconds=self.settings.reconcile_grace)) if young else now
+                return False
+            if (now - since).total_seconds() < self.settings.reconcile_grace:
+                # Absent for now, but the provider's list may lag its create: look again after the grace.
+                at = since + timedelta(seconds=self.settings.reconcile_grace)
                 await outbox.mark_retry(conn, row.id, now, at, "reconcile", "not found at the provider yet",
-                                        uncertain=young)
-                return young
+                                        uncertain=True)
+                return False
+            if row.expires_at is not None and now >= row.expires_at:
+                await outbox.mark_failed(conn, row.id, now, "expired", "not sent in time: the news was stale "
+                                                                       "(the provider has no copy of it)")
+                return False
+            if at_startup:
+                await outbox.mark_retry(conn, row.id, now, now, "reconcile", "not found at the provider",
+                                        uncertain=False)
+                return False
             await outbox.mark_resending(conn, row.id, now)
-        return False
+        return True
+
+    async def _lookup_failed(self, row: OutboxRow, now: datetime, since: datetime, error: str) -> None:
+        """The provider could not say whether it has `row`: keep it unsure and ask again later.
+
+        Resending could text the client twice, so nothing is sent until a lookup answers.
+        Once the text is stale (or, without a deadline, its attempts are used up) it is held:
+        reception decides, with the client in front of them."""
+        stale = row.expires_at is not None and now >= row.expires_at
+        spent = row.expires_at is None and row.attempts >= self.settings.max_attempts
+        async with self.transaction() as conn:
+            if stale or spent:
+                why = (f"the text went stale at {_hhmm(row.expires_at)}" if row.expires_at is not None
+                       else f"the worker gave up after {row.attempts} attempts at {_hhmm(now)}")
+                log.warning("outbox %d: cannot tell whether it was sent (%s): held for reception", row.id, error)
+                await outbox.mark_held(conn, row.id, now,
+                                       f"may or may not have been sent; the provider could not be asked until "
+                                       f"{why} (unsure since {_hhmm(since)}; last error: {error})")
+                return
+            at = now + timedelta(seconds=self._backoff(row.attempts))
+            if row.expires_at is not None:
+                at = min(at, row.expires_at)  # one last look when it goes stale, not up to a backoff later
+            log.info("outbox %d: cannot tell whether it was sent (%s), asking again at %s", row.id, error,
+                     at.isoformat())
+            await outbox.mark_retry(conn, row.id, now, at, "lookup",
+                                    f"may have been sent; the provider could not be asked: {error}",
+                                    uncertain=True, count_attempt=True)
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds before the next try after `attempts` tries: doubling from the base, capped."""
+        return min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** min(max(0, attempts - 1), 30))
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -122,7 +166,7 @@ class Worker:
 
     async def _send(self, row: OutboxRow) -> None:
         if row.uncertain:
-            if await self._settle_unsure(row, at_startup=False):
+            if not await self._settle_unsure(row, at_startup=False):
                 return
             row = replace(row, attempts=row.attempts + 1)  # as mark_resending counted it
         try:
@@ -159,7 +203,7 @@ class Worker:
                     await outbox.mark_failed(conn, row.id, now, code, f"gave up after {row.attempts} "
                                                                       f"attempts: {message}")
                 return
-            delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** max(0, row.attempts - 1))
+            delay = self._backoff(row.attempts)
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self.settings.backoff_max))
             log.info("outbox %d: %s (%s), retry in %.1f s", row.id, code, message, delay)
@@ -200,6 +244,10 @@ async def run_worker(transaction: Transaction, provider: Provider, clock: Clock,
         await w.run()
     finally:
         await provider.close()
+
+
+def _hhmm(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%H:%M UTC")
 
 
 # -- alone ----------------------------------------------------------------------------------

@@ -210,21 +210,126 @@ async def test_crash_before_the_text_reached_twilio_is_sent_once_after_the_grace
     assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
 
 
-async def test_when_the_lookup_fails_the_text_is_held_for_reception(env: Env) -> None:
-    [rid] = await env.queue(text())
+def fresh_text(i: int = 1, seconds: float = 60.0) -> NewText:
+    """A delay text that goes stale `seconds` from now, as every text the policy decides does."""
+    return NewText(dedupe_key=f"delay:a{i}:1", to_number=f"+1555555010{i}", body=f"Bella's visit is late ({i})",
+                   kind="delay", visit_id=f"a{i}", expires_at=datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+async def run_for(w: Worker, seconds: float) -> None:
+    """Run the worker for a while whatever it has left to do (the provider is down)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        await w.run_once()
+        await asyncio.sleep(0.02)
+
+
+async def test_when_the_lookup_fails_the_text_waits_unsure_and_goes_out_once_the_provider_is_back(
+        env: Env) -> None:
+    # The create answered 500 (Twilio made nothing), and the list API is down too: the worker
+    # cannot tell, so it neither resends nor gives the text to reception; it asks again later.
+    env.twilio.fail_next(1, "500")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(fresh_text())
+    w = env.worker()
+    await run_for(w, 0.8)
+    row = await env.row(rid)
+    assert row.status == "queued" and row.uncertain and row.error_code == "lookup"
+    assert row.attempts > FAST.max_attempts  # fresh: the lookup is retried until the text is stale
+    assert env.twilio.requests == 1 and env.twilio.accepted == []  # never resent unasked
+    assert await outbox.for_reception(env.conn) == []
+    env.twilio.fail_lookups = False  # the provider is back: asked, it has no such text, so send it
+    await run_until_settled(env, w)
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"]
+    assert len(env.twilio.accepted) == 1 and env.twilio.requests == 2
+
+
+async def test_when_the_provider_cannot_be_asked_until_the_text_is_stale_it_is_held_never_resent(
+        env: Env) -> None:
+    env.twilio.fail_next(1, "timeout")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(fresh_text(seconds=1.0))
+    w = env.worker()
+    await run_until_settled(env, w)  # runs until the row leaves the queue: held once stale
+    row = await env.row(rid)
+    assert row.status == "held" and row.error_code == "unknown_if_sent"
+    assert row.error_message is not None and row.error_message.startswith(
+        "may or may not have been sent; the provider could not be asked until the text went stale at ")
+    assert [r.id for r in await outbox.for_reception(env.conn)] == [rid]
+    # The provider coming back later changes nothing: reception decides, the worker never resends.
+    env.twilio.fail_lookups = False
+    await run_for(w, 0.2)
+    assert (await env.row(rid)).status == "held" and env.twilio.requests == 1 and env.twilio.accepted == []
+
+
+async def test_when_the_lookup_fails_after_twilio_took_the_text_it_is_found_later_and_not_sent_again(
+        env: Env) -> None:
+    env.twilio.fail_next(1, "accept_then_500")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(fresh_text())
+    w = env.worker()
+    await run_for(w, 0.3)
+    assert (await env.row(rid)).status == "queued" and env.twilio.requests == 1
+    env.twilio.fail_lookups = False
+    await run_until_settled(env, w)
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"]
+    assert len(env.twilio.accepted) == 1 and env.twilio.requests == 1
+
+
+async def test_without_a_deadline_failed_lookups_use_up_the_attempts_then_the_text_is_held(env: Env) -> None:
+    env.twilio.fail_next(1, "500")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(text())  # no stale deadline: the worker's attempts bound the wait
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "held" and row.attempts == FAST.max_attempts
+    assert row.error_message is not None and row.error_message.startswith(
+        f"may or may not have been sent; the provider could not be asked until the worker gave up after "
+        f"{FAST.max_attempts} attempts")
+    assert env.twilio.requests == 1
+
+
+async def test_a_crash_then_a_failed_lookup_at_startup_waits_for_the_provider_rather_than_holding(
+        env: Env) -> None:
+    [rid] = await env.queue(fresh_text())
     with pytest.raises(asyncio.CancelledError):
         await env.worker(provider=CrashAfterSend(env.provider)).run_once()
     env.twilio.fail_lookups = True
-    await env.worker().reconcile()
+    w = env.worker()
+    await w.reconcile()
     row = await env.row(rid)
-    assert row.status == "held" and row.error_code == "unknown_if_sent"
-    assert [r.id for r in await outbox.for_reception(env.conn)] == [rid]
+    assert row.status == "queued" and row.uncertain and row.error_code == "lookup"
+    await run_for(w, 0.2)
+    env.twilio.fail_lookups = False
+    await run_until_settled(env, w)
+    row = await env.row(rid)
+    assert row.status == "sent" and row.provider_sid == env.twilio.accepted[0]["sid"]
+    assert len(env.twilio.accepted) == 1
+
+
+async def test_an_unsure_text_found_absent_after_it_went_stale_is_expired_not_sent_late(env: Env) -> None:
+    env.twilio.fail_next(1, "500")
+    [rid] = await env.queue(fresh_text(seconds=0.1))  # stale before the lookup grace (0.2 s) is over
+    await run_until_settled(env, env.worker())
+    row = await env.row(rid)
+    assert row.status == "failed" and row.error_code == "expired"
+    assert env.twilio.requests == 1 and env.twilio.accepted == []
+
+
+async def test_reception_can_resend_a_held_text(env: Env) -> None:
+    env.twilio.fail_next(1, "timeout")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(fresh_text(seconds=0.5))
+    await run_until_settled(env, env.worker())
+    assert (await env.row(rid)).status == "held"
     # Reception looked at the client's phone: it never came. Send it.
     async with env.tx()() as c:
         assert await outbox.resolve_held(c, rid, resend=True, now=datetime.now(UTC))
     env.twilio.fail_lookups = False
     await run_until_settled(env, env.worker())
-    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 2  # reception's choice
+    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
 
 
 async def test_background_worker_sends_as_soon_as_woken(env: Env) -> None:
