@@ -8,7 +8,8 @@ same client code: first a bare aiohttp app answering "hello" to everything, then
 `waitroom serve` on a file database seeded with the demo clinic's day. Each of `--readers`
 clients loops on GET /api/estimates (display token); each of `--posters` clients posts an
 event (check-in / start / end of a booked visit, a walk-in or an emergency and its
-start / end) every `--post-interval` seconds, far more than any clinic makes. Printed:
+start / end) every `--post-interval` seconds on average (random, independent gaps), far more
+than any clinic makes. Printed:
 requests/s and its ratio to the bare server, p50/p99 latency of reads and of posts, errors.
 Then 20 bodies of 10 MB are posted to /api/events and the server's RSS growth is printed.
 """
@@ -105,7 +106,11 @@ async def load(url: str, seconds: float, readers: int, posters: int, tokens: dic
             stats.reads.append(time.perf_counter() - t0)
 
     async def poster(s: aiohttp.ClientSession, n: int) -> None:
-        events = _events(random.Random(n), booked, n)
+        prng = random.Random(n)
+        events = _events(prng, booked, n)
+        # Posters are independent people: each starts at a random moment and waits a random
+        # time (mean `post_interval`) between events, so 20 of them do not post in lockstep.
+        await asyncio.sleep(prng.uniform(0, post_interval))
         while time.perf_counter() < deadline:
             body = next(events)
             t0 = time.perf_counter()
@@ -118,7 +123,7 @@ async def load(url: str, seconds: float, readers: int, posters: int, tokens: dic
                         stats.posts.append(time.perf_counter() - t0)
             except (aiohttp.ClientError, TimeoutError) as e:
                 stats.error(f"POST {type(e).__name__}")
-            await asyncio.sleep(post_interval)
+            await asyncio.sleep(prng.expovariate(1 / post_interval))
 
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as s:

@@ -136,14 +136,16 @@ class ClinicRuntime:
             return  # estimates only (`waitroom replay --no-texts`): nothing to decide per event
         if self.defer:
             return  # the caller evaluates these events at the same moment right after (replay)
-        rows = await fetch(conn, "SELECT seq, recorded_at, type, appointment_id, data FROM events WHERE seq > ? "
-                                 "ORDER BY seq", (self._seen_seq or 0,))
+        # Each new event with its visit's vet: one query, in every write transaction.
+        rows = await fetch(conn, "SELECT e.seq, e.recorded_at, e.type, e.data, a.vet_id FROM events e "
+                                 "LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.seq > ? "
+                                 "ORDER BY e.seq", (self._seen_seq or 0,))
         if not rows:
             return  # nothing happened that moves estimates (an outbox update, a login, ...)
         self._seen_seq = rows[-1][0]
         at = from_db(rows[-1][1])
         assert at is not None
-        vets = await _vets_touched(conn, rows)
+        vets = _vets_touched(rows)
         if vets is not None and not vets:
             return  # an urgent-help press, an unmatched lookup: no queue moved
         await self.evaluate(conn, at, vets)
@@ -215,16 +217,16 @@ _VET_SCOPED = {"checkin", "start", "end", "noshow", "walkin", "emergency", "emer
                "urgent"}
 
 
-async def _vets_touched(conn: aiosqlite.Connection, events: list[aiosqlite.Row]) -> set[str] | None:
-    """The vets whose queues these new events can move, or None when that is not clear."""
+def _vets_touched(events: list[aiosqlite.Row]) -> set[str] | None:
+    """The vets whose queues these new events (seq, at, type, data, visit's vet) can move,
+    or None when that is not clear."""
     vets: set[str] = set()
-    for _seq, _at, kind, visit, data in events:
+    for _seq, _at, kind, data, visit_vet in events:
         if kind not in _VET_SCOPED:
             return None
         body = json.loads(data) if data else {}
         if isinstance(body.get("vet"), str):
             vets.add(body["vet"])
-        if visit:
-            rows = await fetch(conn, "SELECT vet_id FROM appointments WHERE id = ?", (visit,))
-            vets.update(r[0] for r in rows)
+        if visit_vet:
+            vets.add(visit_vet)
     return vets

@@ -63,6 +63,12 @@ class Store:
         # Bumped on every committed write: lets readers cache what they derive from state.
         self.version = 0
         self._changed = asyncio.Event()
+        # Writes running or waiting for the lock. Reads yield to them (`writes_settled`): a
+        # write is a dozen awaited round trips to the database thread, and behind a lobby of
+        # readers each one waited a whole turn of a busy event loop (posts took seconds).
+        self._writes = 0
+        self._no_writes = asyncio.Event()
+        self._no_writes.set()
         # Run inside every write transaction, just before COMMIT (the runtime decides texts
         # there, so a text is queued in the same transaction as the event that caused it)...
         self.before_commit: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = []
@@ -112,17 +118,21 @@ class Store:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """The one write path: serialised, immediate, committed before the caller answers."""
-        async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            changes = self.conn.total_changes
-            try:
-                yield self.conn
-                for hook in self.before_commit:
-                    await hook(self.conn)
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            else:
+        self._writes += 1
+        self._no_writes.clear()
+        try:
+            async with self._lock:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                changes = self.conn.total_changes
+                try:
+                    yield self.conn
+                    for hook in self.before_commit:
+                        await hook(self.conn)
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    # A reader may have cached what it read mid-transaction: make it stale.
+                    self.version += 1
+                    raise
                 await self.conn.execute("COMMIT")
                 # A transaction that wrote nothing (the notifier's idle polls) leaves every
                 # cache and every live page as it was.
@@ -133,6 +143,23 @@ class Store:
                     self._changed = asyncio.Event()
                 for after in self.after_commit:
                     after()
+        finally:
+            self._writes -= 1
+            if not self._writes:
+                self._no_writes.set()
+
+    async def writes_settled(self, timeout: float) -> None:
+        """Wait until no write is running or waiting for its turn, for at most `timeout` seconds.
+
+        Readers call this first, so a write (an event, a check-in: what must be durable and
+        acknowledged) makes its dozen round trips to the database thread on a quiet event loop,
+        instead of waiting for a turn of a loop busy with a lobby of readers at each one. A
+        steady stream of writes holds a reader back for `timeout` at most.
+        """
+        if self._writes:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._no_writes.wait()
 
     async def wait_for_change(self, since: int, timeout: float) -> bool:
         """Wait until a write newer than version `since` commits; False on timeout."""
@@ -200,20 +227,19 @@ def _visit(r: aiosqlite.Row) -> Visit:
 
 async def load_day(conn: aiosqlite.Connection, day: date) -> DayState:
     """Today's state as the estimator sees it."""
-    vets = [r[0] for r in await fetch(conn, "SELECT id FROM vets ORDER BY id")]
+    vets, away = [], {}
+    for r in await fetch(conn, "SELECT v.id, s.unavailable_until FROM vets v "
+                               "LEFT JOIN vet_status s ON s.vet_id = v.id ORDER BY v.id"):
+        vets.append(r[0])
+        t = from_db(r[1])
+        if t is not None:
+            away[r[0]] = t
     rows = await fetch(conn,
         f"SELECT {_VISIT_COLUMNS} FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
         "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id",
         (day.isoformat(),),
     )
     visits = {r["id"]: _visit(r) for r in rows}
-    away = {}
-    for r in await fetch(conn,
-        "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"
-    ):
-        t = from_db(r[1])
-        if t is not None:
-            away[r[0]] = t
     return DayState(vets=vets, visits=visits, vet_unavailable_until=away)
 
 

@@ -68,21 +68,22 @@ def reasons(state: DayState, now: datetime) -> dict[str, Reason]:
 async def candidates(conn: aiosqlite.Connection, state: DayState, est: dict[str, Estimate], now: datetime,
                      clinic: Clinic, opts: TextingOptions) -> list[TextCandidate]:
     """One candidate per pending, non-emergency visit with an estimate; none while texts are paused."""
-    paused = {r[0] or "" for r in await fetch(conn, "SELECT client_id FROM texts_paused")}
-    paused_scopes = {r[0] for r in await fetch(conn, "SELECT scope FROM texts_paused")}
-    if "clinic" in paused_scopes:
+    pauses = await fetch(conn, "SELECT scope, client_id FROM texts_paused")
+    if any(r[0] == "clinic" for r in pauses):
         return []
+    paused = {r[1] or "" for r in pauses}
     ids = [vid for vid, v in state.visits.items() if vid in est and v.kind != "emergency"]
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
+    # One query (it runs in every event's transaction): contact details and the range promised.
     contact = {r["id"]: r for r in await fetch(
         conn,
-        "SELECT a.id, p.name AS pet, p.sex, c.id AS client, c.mobile, c.sms_consent, c.language, v.name AS vet "
+        "SELECT a.id, p.name AS pet, p.sex, c.id AS client, c.mobile, c.sms_consent, c.language, v.name AS vet, "
+        "pr.p10 AS told_p10, pr.p90 AS told_p90 "
         "FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
-        f"JOIN vets v ON v.id = a.vet_id WHERE a.id IN ({marks})", ids)}
-    promised = {r[0]: (from_db(r[1]), from_db(r[2])) for r in await fetch(
-        conn, f"SELECT visit_id, p10, p90 FROM promises WHERE visit_id IN ({marks})", ids)}
+        "JOIN vets v ON v.id = a.vet_id LEFT JOIN promises pr ON pr.visit_id = a.id "
+        f"WHERE a.id IN ({marks})", ids)}
     why = reasons(state, now)
     out = []
     for vid in ids:
@@ -95,7 +96,7 @@ async def candidates(conn: aiosqlite.Connection, state: DayState, est: dict[str,
             number, consent, lang = c["mobile"], bool(c["sms_consent"]), c["language"] or "en"
             if c["client"] is not None and c["client"] in paused:
                 continue
-        told = promised.get(vid)
+        told = (from_db(c["told_p10"]), from_db(c["told_p90"])) if c["told_p10"] else None
         out.append(TextCandidate(
             visit_id=vid, kind=v.kind, pet_name=c["pet"] or v.pet, pet_sex=c["sex"], vet_name=c["vet"],
             scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
@@ -112,14 +113,10 @@ async def record_promises(conn: aiosqlite.Connection, state: DayState, est: dict
                and v.kind != "emergency"]
     if not arrived:
         return
-    marks = ",".join("?" * len(arrived))
-    known = {r[0] for r in await fetch(conn, f"SELECT visit_id FROM promises WHERE visit_id IN ({marks})", arrived)}
-    for vid in arrived:
-        if vid in known:
-            continue
-        e = est[vid]
-        await conn.execute("INSERT OR IGNORE INTO promises (visit_id, start, p10, p90, at) VALUES (?, ?, ?, ?, ?)",
-                           (vid, to_db(e.start), to_db(e.p10), to_db(e.p90), to_db(now)))
+    # The first range stands (OR IGNORE): one statement, whatever was promised before.
+    await conn.executemany(
+        "INSERT OR IGNORE INTO promises (visit_id, start, p10, p90, at) VALUES (?, ?, ?, ?, ?)",
+        [(vid, to_db(est[vid].start), to_db(est[vid].p10), to_db(est[vid].p90), to_db(now)) for vid in arrived])
 
 
 async def queue_delay_texts(conn: aiosqlite.Connection, state: DayState, est: dict[str, Estimate],
