@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
@@ -120,6 +121,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"a {role} token may not use this route", "Authorization")
     request[ROLE], request[ACTOR] = role, f"token:{name}"
     return await handler(request)
+
+
+class ClinicAccessLogger(AccessLogger):
+    """The access log of `waitroom serve`: every write, every error and every slow request,
+    but not the lobby's polls. Displays and phones read estimates every few seconds all day;
+    a line for each buried what matters, and under load formatting them was a quarter of the
+    server's time."""
+
+    SLOW_S = 1.0
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.method in ("GET", "HEAD") and response.status < 400 and time < self.SLOW_S:
+            return
+        super().log(request, response, time)
 
 
 async def read_json(request: web.Request) -> Any:

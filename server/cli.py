@@ -68,13 +68,13 @@ def _config(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from server.app import create_app
+    from server.app import ClinicAccessLogger, create_app
 
     setup_logging()
     config = _config(args)
     # run_app shuts down cleanly on SIGTERM and SIGINT: requests finish, cleanup_ctx runs.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                access_log=logging.getLogger("waitroom.access"))
+                access_log=logging.getLogger("waitroom.access"), access_log_class=ClinicAccessLogger)
     return 0
 
 

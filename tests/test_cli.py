@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def test_token_create_prints_a_token_once_that_the_server_accepts(tmp_path: Path
             except OSError:
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.2)
+        bad = urllib.request.Request(f"http://127.0.0.1:{port}/api/events", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+        try:
+            urllib.request.urlopen(bad, timeout=1)
+        except urllib.error.HTTPError as e:
+            assert e.code in (400, 403)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0  # a clean shutdown on SIGTERM
     finally:
@@ -53,7 +60,10 @@ def test_token_create_prints_a_token_once_that_the_server_accepts(tmp_path: Path
     assert proc.stderr is not None
     with proc.stderr:
         logs = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
-    assert any(entry["logger"] == "waitroom.access" for entry in logs)  # structured logs on stderr
+    access = [entry for entry in logs if entry["logger"] == "waitroom.access"]  # structured logs on stderr
+    # The refused post is in the access log; the successful polls of estimates are not.
+    assert any("POST /api/events" in e["msg"] for e in access)
+    assert not any("GET /api/estimates" in e["msg"] and '" 200 ' in e["msg"] for e in access)
 
 
 def test_bad_role_is_refused(tmp_path: Path) -> None:
