@@ -378,6 +378,21 @@ async def resolve_held(conn: aiosqlite.Connection, row_id: int, resend: bool, no
     return True
 
 
+# Failed rows reception has settled (`resolve_held`'s drop, `dismiss_failed`): off their list.
+SETTLED_CODES = ("dropped", "dismissed")
+
+
+async def dismiss_failed(conn: aiosqlite.Connection, row_id: int, now: datetime) -> bool:
+    """Reception has seen a failed text and will not send it. Only the code changes (the
+    reason stays in `error_message`); nothing sends a failed row, so this cannot race the
+    worker. False when the row is not failed, or was settled already."""
+    cur = await conn.execute(
+        f"UPDATE outbox SET error_code = 'dismissed', updated_at = ? WHERE id = ? AND status = 'failed' "
+        f"AND COALESCE(error_code, '') NOT IN ({','.join('?' * len(SETTLED_CODES))})",
+        (to_db(now), row_id, *SETTLED_CODES))
+    return cur.rowcount > 0
+
+
 def counts(rows_: Iterable[OutboxRow]) -> Mapping[str, int]:
     out = dict.fromkeys(STATUSES, 0)
     for r in rows_:

@@ -1,13 +1,16 @@
 """End to end in a real headless Chromium (Debian's /usr/bin/chromium) against the real app on
 loopback: log in, declare an emergency and watch the board and the lobby display move without
 a reload, undo it, mark a no-show, follow a status page live, lock out a bad login, refuse a
-form without its CSRF token. Also takes the README's screenshots (docs/screenshots/).
+form without its CSRF token, send a held text again from "Texts that need you" (through a fake
+Twilio). Also takes the README's screenshots (docs/screenshots/).
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from server.config import Config, ManualClock
 from server.links import status_token
-from tests.conftest import TZ, LiveServer
-from tests.test_web_console import PASSWORD, add_user
+from tests.conftest import START, TZ, LiveServer, seed_clinic
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.test_web_console import HELD_BODY, LUNA_MOBILE, PASSWORD, add_user, leave_held_and_failed
 
 pytestmark = [
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"),
@@ -207,3 +212,55 @@ async def test_form_without_csrf_token_is_refused(live_server: LiveServer, brows
     }""")
     await page.get_by_role("button", name="Declare emergency").click()
     await page.locator("#flash .error", has_text="Refused").wait_for(timeout=TIMEOUT_MS)
+
+
+@dataclass
+class TextingServer(LiveServer):
+    """The live server, texting through a fake Twilio."""
+
+    twilio_url: str = ""
+
+    def config(self) -> Config:
+        return replace(super().config(), sms_provider="twilio", twilio_account_sid=ACCOUNT_SID,
+                       twilio_auth_token=AUTH_TOKEN, twilio_from="+13125550100", twilio_base_url=self.twilio_url)
+
+
+async def test_send_a_held_text_again_from_the_console(tmp_path: Path, browser: Any) -> None:
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db)
+    await add_user(db)
+    held, failed = await leave_held_and_failed(db)
+    async with FakeTwilio() as twilio:
+        server = TextingServer(db, tokens, ManualClock(START), twilio_url=twilio.base_url)
+        await server.start()
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 1100})
+            await log_in(page, server)
+            await page.locator("#live-state.ok").wait_for(timeout=TIMEOUT_MS)
+            await page.evaluate("window.__sameDocument = true")
+            panel = page.locator("#texts-need-you")
+            row = panel.locator(f"#ob-{held}")
+            assert "May or may not have reached the client" in await row.inner_text()
+            assert "(312) 555-0101" in await row.inner_text()
+            assert await panel.locator(".count.hot").inner_text() == "2"
+            # The board's top line links to the panel.
+            await page.get_by_role("link", name="2 texts need you").click()
+            await panel.scroll_into_view_if_needed()
+            # To look at (not the README's): keep them with `pytest --basetemp=DIR`.
+            await page.screenshot(path=str(tmp_path / "console-texts-need-you.png"), full_page=True)
+            await row.screenshot(path=str(tmp_path / "held-text.png"))
+
+            await row.get_by_role("button", name="Send it again").click()
+            await row.wait_for(state="detached", timeout=TIMEOUT_MS)
+            assert "Sending the text to Maria Lopez again." in await page.locator("#flash").inner_text()
+            assert await panel.locator(".count").inner_text() == "1"
+            assert await panel.locator(f"#ob-{failed}").count() == 1
+            for _ in range(100):
+                if HELD_BODY in twilio.bodies_to(LUNA_MOBILE):
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            assert twilio.bodies_to(LUNA_MOBILE) == [HELD_BODY]
+            assert await page.evaluate("window.__sameDocument") is True
+        finally:
+            await server.stop()

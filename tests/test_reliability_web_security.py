@@ -59,6 +59,7 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("POST", "/console/undo/{seq}"): (frozenset({STAFF}), "/console/undo/1", {}),
     ("POST", "/console/alerts/{seq}/ack"): (frozenset({STAFF}), "/console/alerts/1/ack", {}),
     ("POST", "/console/inbox/{id}/{what}"): (frozenset({STAFF}), "/console/inbox/1/done", {}),
+    ("POST", "/console/outbox/{id}/{what}"): (frozenset({STAFF}), "/console/outbox/1/dismiss", {}),
     ("GET", "/display"): (frozenset({"display", "reception"}), "/display", {}),
     ("GET", "/display/live"): (frozenset({"display", "reception"}), "/display/live", {}),
     ("GET", "/s/{token}"): (frozenset({LINK}), "/s/{token}", {}),

@@ -1,21 +1,28 @@
-"""Reception console: staff login, CSRF, lockout, every override route, undo, inbox and alerts."""
+"""Reception console: staff login, CSRF, lockout, every override route, undo, inbox, alerts, and
+the texts the notifier could not settle ("Texts that need you") against a fake Twilio."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from server.app import RUNTIME
+from notifier import outbox
+from server.app import RUNTIME, create_app
+from server.config import Config, ManualClock
+from server.sms import WORKER
 from server.store import Store, fetch
 from server.web.auth import check_password, create_user, hash_password
-from tests.conftest import START, Api
+from tests.conftest import START, Api, seed_clinic
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.test_web_pages import read_sse
 
 PASSWORD = "correct horse battery"
 FETCH = {"X-Requested-With": "fetch"}
@@ -189,6 +196,9 @@ ROUTES = [
     ("/console/alerts/1/ack", {}),
     ("/console/inbox/1/reply", {"body": "hi"}),
     ("/console/inbox/1/done", {}),
+    ("/console/outbox/1/resend", {}),
+    ("/console/outbox/1/drop", {}),
+    ("/console/outbox/1/dismiss", {}),
     ("/logout", {}),
 ]
 
@@ -419,3 +429,275 @@ async def test_console_page_carries_strict_security_headers(desk: Desk) -> None:
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert resp.headers["Referrer-Policy"] == "no-referrer" and resp.headers["Cache-Control"] == "no-store"
     assert "<script>" not in await resp.text() and " style=" not in await resp.text()
+
+
+# -- texts that need you: held and failed texts, reception decides --------------------------------
+
+MILO_0800 = "2026-03-02-v2-0800"  # Milo (Emma Rossi, +1 312 555 0110), Dr. Patel's first booking
+HELD_BODY = "Riverside Animal Clinic: Dr. Ruiz is running about 20 min late. Luna should be seen 8:20-8:35."
+FAILED_BODY = "Riverside Animal Clinic: Milo's vet is running late; we now expect 8:30-8:45."
+LUNA_MOBILE, MILO_MOBILE = "+13125550101", "+13125550110"
+HELD_WHY = "may or may not have been sent; the provider could not be asked (last error: 503 Service Unavailable)"
+
+
+@dataclass
+class TextingDesk(Desk):
+    twilio: FakeTwilio
+
+    def wake_worker(self) -> None:
+        assert self.client.app is not None
+        self.client.app[WORKER].wake()
+
+    async def outbox_row(self, row_id: int) -> tuple[Any, ...]:
+        [row] = await self.sql("SELECT status, error_code, error_message FROM outbox WHERE id = ?", (row_id,))
+        return row
+
+    async def received(self, to: str, body: str, *, within: float = 2.0) -> float:
+        """Seconds until the fake Twilio holds `body` for `to` (fails after `within`)."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while body not in self.twilio.bodies_to(to):
+            assert loop.time() - t0 < within, f"Twilio never got {body!r}: {self.twilio.accepted}"
+            await asyncio.sleep(0.02)
+        return loop.time() - t0
+
+
+@pytest.fixture
+async def texting(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TextingDesk]:
+    """The console of a clinic that texts through a fake Twilio on loopback (the real worker)."""
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db)
+    await add_user(db)
+    async with FakeTwilio() as twilio:
+        config = Config(db_path=str(db), clock=clock, secret="test-secret", public_url="http://clinic.test",
+                        sms_provider="twilio", twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                        twilio_from="+13125550100", twilio_base_url=twilio.base_url)
+        async with TestClient(TestServer(create_app(config))) as client:
+            assert (await log_in(client)).status == 303
+            m = re.search(r'<meta name="csrf-token" content="([^"]+)"', await (await client.get("/console")).text())
+            assert m
+            yield TextingDesk(Api(client, tokens, clock, db), m.group(1), twilio)
+
+
+async def leave_held_and_failed(db: Path) -> tuple[int, int]:
+    """Two texts as the worker leaves them: one held (it went to Twilio, and Twilio could not be
+    asked whether it arrived) and one Twilio refused for good (21211). Returns their ids."""
+    store = await Store.open(str(db))
+    try:
+        async with store.transaction() as conn:
+            ids = await outbox.enqueue(conn, [
+                outbox.NewText("test:held", LUNA_MOBILE, HELD_BODY, "delay", A_0800),
+                outbox.NewText("test:failed", MILO_MOBILE, FAILED_BODY, "delay", MILO_0800)], START)
+            # Claimed (marked `sending`) in the same transaction: the running worker never sees them queued.
+            assert len(await outbox.claim_due(conn, START)) == 2
+            await outbox.mark_held(conn, ids[0], START, HELD_WHY)
+            await outbox.mark_failed(conn, ids[1], START, "21211", "Invalid 'To' Phone Number")
+    finally:
+        await store.close()
+    return ids[0], ids[1]
+
+
+async def panel(desk: Desk) -> str:
+    """The "Texts that need you" panel as the console shows it now."""
+    page = await (await desk.client.get("/console")).text()
+    m = re.search(r'<section class="panel needs-you.*?</section>', page, re.S)
+    assert m, "no 'Texts that need you' panel on the console"
+    return m.group(0)
+
+
+async def test_held_and_failed_texts_show_for_signed_in_staff_only(texting: TextingDesk) -> None:
+    held, failed = await leave_held_and_failed(texting.api.db)
+    shown = await panel(texting)
+    assert "Texts that need you" in shown and '<span class="count hot">2</span>' in shown
+    assert f'id="ob-{held}"' in shown and f'id="ob-{failed}"' in shown
+    # Who, which visit, the number to phone, the text itself, and what happened in plain words.
+    assert "Luna" in shown and "Maria Lopez" in shown and "(312) 555-0101" in shown and "Visit 8:00am" in shown
+    assert "May or may not have reached the client — the text service could not confirm." in shown
+    assert "Milo" in shown and "Emma Rossi" in shown and "The number is not a valid phone number." in shown
+    assert "Code 21211: Invalid &#39;To&#39; Phone Number" in shown
+    assert "Dr. Ruiz is running about 20 min late" in shown and "Milo&#39;s vet is running late" in shown
+    assert "Send it again" in shown and "Don't send (I'll phone them)" in shown
+    assert "Try again" in shown and "Dismiss" in shown
+    # The board's top line points at them.
+    page = await (await texting.client.get("/console")).text()
+    assert '<a class="needs-you-link" href="#texts-need-you">2 texts need you</a>' in page
+    # Pushed over the live stream too (the side region).
+    live = await texting.client.get("/console/live")
+    first = await read_sse(live, 2)
+    live.close()
+    assert f'id="ob-{held}"' in first["side"] and "2 texts need you" in first["board"]
+    # Signed out: none of it.
+    texting.client.session.cookie_jar.clear()
+    resp = await texting.client.get("/console", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+    assert "Dr. Ruiz is running" not in await resp.text()
+    assert (await texting.client.get("/console/live")).status == 401
+    refused = await texting.client.post(f"/console/outbox/{held}/resend", data={"csrf": texting.csrf}, headers=FETCH)
+    assert refused.status == 401
+    assert await texting.outbox_row(held) == ("held", "unknown_if_sent", HELD_WHY)
+
+
+async def test_send_it_again_sends_a_held_text_exactly_once_and_at_once(texting: TextingDesk) -> None:
+    held, failed = await leave_held_and_failed(texting.api.db)
+    ans = await texting.post(f"/console/outbox/{held}/resend")
+    assert ans["message"] == "Sending the text to Maria Lopez again." and ans["undo"] is None
+    # The worker is woken, not left to its next poll.
+    assert await texting.received(LUNA_MOBILE, HELD_BODY, within=1.0) < 1.0
+    for _ in range(50):
+        if (await texting.outbox_row(held))[0] == "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert await texting.outbox_row(held) == ("sent", None, None)
+    shown = await panel(texting)
+    assert f'id="ob-{held}"' not in shown and f'id="ob-{failed}"' in shown and '"count hot">1<' in shown
+    # Who decided, in the log and in the console's recent actions (with no Undo: it has gone).
+    [ev] = await texting.events("text_decision")
+    assert ev["actor"] == "user:ana" and ev["appointment_id"] is None
+    assert {k: json.loads(ev["data"])[k] for k in ("outbox", "decision", "visit", "status")} == {
+        "outbox": held, "decision": "resend", "visit": A_0800, "status": "held"}
+    page = await (await texting.client.get("/console")).text()
+    assert re.search(r'<span class="what">Held text to Luna sent again</span>\s*<span class="actor">ana</span>\s*</li>',
+                     page)
+    # A second click (a stale page, a colleague) sends nothing more.
+    again = await texting.post(f"/console/outbox/{held}/resend", status=409)
+    assert "dealt with already" in again["error"]
+    await asyncio.sleep(0.2)
+    texting.wake_worker()
+    await asyncio.sleep(0.2)
+    assert texting.twilio.bodies_to(LUNA_MOBILE) == [HELD_BODY]
+    # "Try again" on the failed one (the number was fixed at the desk, say): sent once too.
+    ans = await texting.post(f"/console/outbox/{failed}/resend")
+    assert ans["message"] == "Trying the text to Emma Rossi again."
+    await texting.received(MILO_MOBILE, FAILED_BODY)
+    await asyncio.sleep(0.2)
+    assert texting.twilio.bodies_to(MILO_MOBILE) == [FAILED_BODY]
+    assert "None: every text today went out" in await panel(texting)
+
+
+async def test_dont_send_and_dismiss_take_texts_off_the_list_and_send_nothing(texting: TextingDesk) -> None:
+    held, failed = await leave_held_and_failed(texting.api.db)
+    drop = await texting.post(f"/console/outbox/{held}/drop")
+    assert drop["message"] == "Not sending it. Please phone Maria Lopez on (312) 555-0101."
+    assert drop["undo"] is None
+    dismiss = await texting.post(f"/console/outbox/{failed}/dismiss")
+    assert dismiss["message"] == "Dismissed the failed text to Emma Rossi."
+    shown = await panel(texting)
+    assert "None: every text today went out" in shown and '<span class="count">0</span>' in shown
+    assert "texts need you" not in await (await texting.client.get("/console")).text()
+    # The rows say what reception chose; the refusal's reason is kept.
+    assert await texting.outbox_row(held) == ("failed", "dropped", "reception chose not to send")
+    assert await texting.outbox_row(failed) == ("failed", "dismissed", "Invalid 'To' Phone Number")
+    decisions = await texting.events("text_decision")
+    assert [(json.loads(e["data"])["outbox"], json.loads(e["data"])["decision"], e["actor"]) for e in decisions] == [
+        (held, "drop", "user:ana"), (failed, "dismiss", "user:ana")]
+    page = await (await texting.client.get("/console")).text()
+    assert "Held text to Luna not sent (phoning instead)" in page and "Failed text to Milo dismissed" in page
+    # Nothing went out, even with the worker woken, and nothing comes back on its own.
+    texting.wake_worker()
+    await asyncio.sleep(0.3)
+    assert texting.twilio.accepted == []
+    texting.api.clock.advance(minutes=30)
+    texting.wake_worker()
+    await asyncio.sleep(0.2)
+    assert texting.twilio.accepted == [] and "None: every text today went out" in await panel(texting)
+    # Deciding twice is refused, and changes nothing.
+    for path in (f"/console/outbox/{held}/resend", f"/console/outbox/{failed}/dismiss"):
+        assert "dealt with already" in (await texting.post(path, status=409))["error"]
+    assert await texting.outbox_row(held) == ("failed", "dropped", "reception chose not to send")
+
+
+async def test_unknown_text_id_gets_a_clear_message_not_a_500(texting: TextingDesk) -> None:
+    for what in ("resend", "drop", "dismiss"):
+        err = await texting.post(f"/console/outbox/4242/{what}", status=404)
+        assert err == {"error": "no text number 4242: reload the page for the current list", "field": "id"}
+    huge = await texting.post(f"/console/outbox/{10**30}/resend", status=404)
+    assert "no text number" in huge["error"]
+    # A plain form post (no script) comes back to the console with the message shown.
+    resp = await texting.client.post("/console/outbox/4242/resend", data={"csrf": texting.csrf},
+                                     allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/console?error=")
+    page = await (await texting.client.get(resp.headers["Location"])).text()
+    assert '<p class="error">no text number 4242: reload the page for the current list</p>' in page
+    # A text that went out fine is not reception's to resend.
+    one_off = await texting.post(f"/console/visits/{A_0800}/text", {"body": "See you soon"})
+    assert one_off["ok"]
+    await texting.received(LUNA_MOBILE, "See you soon")
+    [row_id] = await texting.sql("SELECT id FROM outbox WHERE body = 'See you soon'")
+    for _ in range(50):
+        if (await texting.outbox_row(row_id[0]))[0] == "sent":
+            break
+        await asyncio.sleep(0.02)
+    err = await texting.post(f"/console/outbox/{row_id[0]}/resend", status=409)
+    assert err["error"] == "this text was dealt with already (it is sent now): nothing was changed"
+    assert texting.twilio.bodies_to(LUNA_MOBILE) == ["See you soon"]
+    # Not an action the console knows.
+    assert (await texting.post("/console/outbox/1/delete", status=404)) is not None
+
+
+async def test_a_text_twilio_may_have_got_is_held_and_reaches_the_console_live(texting: TextingDesk) -> None:
+    """The whole way: a console text meets a 500 (Twilio may have created it) while Twilio's list
+    API is down too, so the worker cannot tell; it retries the lookup, never the send, then holds
+    it. The open console shows it without a reload; "Send it again" sends it, once."""
+    texting.twilio.fail_next(1, "500")
+    texting.twilio.fail_lookups = True
+    live = await texting.client.get("/console/live")
+    assert "Texts that need you" in (await read_sse(live, 2))["side"]
+    await texting.post(f"/console/visits/{A_0800}/text", {"body": "Luna's lab results are in"})
+    [(row_id,)] = await texting.sql("SELECT id FROM outbox WHERE body = ?", ("Luna's lab results are in",))
+    for _ in range(40):  # each round: the retry is due, the worker looks it up, the lookup fails
+        if (await texting.outbox_row(row_id))[0] == "held":
+            break
+        texting.api.clock.advance(minutes=10)
+        texting.wake_worker()
+        await asyncio.sleep(0.05)
+    status, code, message = await texting.outbox_row(row_id)
+    assert (status, code) == ("held", "unknown_if_sent") and "may or may not have been sent" in message
+    assert texting.twilio.accepted == []  # the 500 created nothing, and nothing was resent blindly
+    side = ""
+    while f'id="ob-{row_id}"' not in side:
+        side = (await read_sse(live, 7))["side"]
+    live.close()
+    assert "May or may not have reached the client" in side and "Luna&#39;s lab results are in" in side
+    texting.twilio.fail_lookups = False
+    await texting.post(f"/console/outbox/{row_id}/resend")
+    await texting.received(LUNA_MOBILE, "Luna's lab results are in")
+    await asyncio.sleep(0.2)
+    # (By now, 80 min on, the event also decided a delay text for Luna: a different text.)
+    assert texting.twilio.bodies_to(LUNA_MOBILE).count("Luna's lab results are in") == 1
+
+
+async def test_a_text_refused_until_the_worker_gives_up_is_listed_with_the_reason(texting: TextingDesk) -> None:
+    texting.twilio.fail_next(8, "429")
+    await texting.post(f"/console/visits/{A_0800}/text", {"body": "Please bring Luna's records"})
+    [(row_id,)] = await texting.sql("SELECT id FROM outbox WHERE body = ?", ("Please bring Luna's records",))
+    for _ in range(40):
+        if (await texting.outbox_row(row_id))[0] == "failed":
+            break
+        texting.api.clock.advance(minutes=10)
+        texting.wake_worker()
+        await asyncio.sleep(0.05)
+    assert (await texting.outbox_row(row_id))[:2] == ("failed", "20429")
+    shown = await panel(texting)
+    assert "the text service kept turning it away, and the notifier gave up" in shown
+    assert "gave up after 8 attempts" in shown and "Try again" in shown
+    await texting.post(f"/console/outbox/{row_id}/dismiss")
+    assert f'id="ob-{row_id}"' not in await panel(texting)
+    assert "Please bring Luna's records" not in texting.twilio.bodies_to(LUNA_MOBILE)
+
+
+async def test_no_try_again_for_a_number_that_has_opted_out(texting: TextingDesk) -> None:
+    held, failed = await leave_held_and_failed(texting.api.db)
+    store = await Store.open(str(texting.api.db))
+    try:
+        async with store.transaction() as conn:
+            await outbox.record_opt_out(conn, MILO_MOBILE, "sms", START)
+    finally:
+        await store.close()
+    shown = await panel(texting)
+    article = re.search(rf'<article[^>]*id="ob-{failed}".*?</article>', shown, re.S)
+    assert article and "The client has since opted out of texts." in article.group(0)
+    assert "Try again" not in article.group(0) and "Dismiss" in article.group(0)
+    err = await texting.post(f"/console/outbox/{failed}/resend", status=409)
+    assert "opted out" in err["error"]
+    await asyncio.sleep(0.2)
+    assert texting.twilio.accepted == []

@@ -12,7 +12,10 @@ from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 import aiosqlite
+import phonenumbers
 
+from notifier.outbox import SETTLED_CODES
+from notifier.outbox import to_db as outbox_time
 from server.domain import Estimate
 from server.events import undone_seqs
 from server.runtime import ClinicRuntime
@@ -349,3 +352,103 @@ async def inbox(conn: aiosqlite.Connection) -> list[dict[str, Any]]:
     return [{"id": r["id"], "from_number": r["from_number"], "body": r["body"], "kind": r["kind"],
              "visit_id": r["visit_id"], "received": from_db(r["received_at"]), "client": r["client"],
              "pet": r["pet"]} for r in rows]
+
+
+# What the text service's refusal means, in words for the desk (Twilio's error codes, and the
+# notifier's own "expired").
+FAILED_REASONS = {
+    "21211": "The number is not a valid phone number.",
+    "21614": "The number is not a mobile: it cannot receive texts.",
+    "21610": "The client's phone has blocked texts from the clinic (they replied STOP).",
+    "30003": "The client's phone was off or out of reach, and the carrier gave up.",
+    "30005": "The carrier does not know the number: it may be out of service.",
+    "30006": "The number is a landline or cannot receive texts.",
+    "30007": "The carrier filtered the text as spam.",
+    "expired": "Not sent: the text service could not be reached before the news in it went out of date.",
+}
+HELD_REASON = "May or may not have reached the client — the text service could not confirm."
+
+
+@dataclass(slots=True)
+class TextForReception:
+    """A text the notifier could not settle alone: `held` (unknown if sent) or `failed`."""
+
+    id: int
+    status: str
+    kind: str
+    to_number: str
+    number: str  # as the desk dials it
+    body: str
+    reason: str  # what happened, in plain words
+    detail: str | None  # the service's own words, for whoever calls its support
+    written: datetime
+    at: datetime  # when it was held or failed
+    visit_id: str | None
+    pet: str | None
+    client: str | None
+    vet: str | None
+    scheduled: datetime | None
+    can_resend: bool  # not to a number that opted out: the worker would refuse it
+
+
+def _dial(number: str, region: str) -> str:
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return number
+    fmt = (phonenumbers.PhoneNumberFormat.NATIONAL if phonenumbers.region_code_for_number(parsed) == region
+           else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return str(phonenumbers.format_number(parsed, fmt))
+
+
+def _failed_reason(code: str | None, message: str | None, opted_out: bool) -> tuple[str, str | None]:
+    detail = " ".join(x for x in (f"Code {code}:" if code else None, message) if x) or None
+    if code in FAILED_REASONS:
+        reason = FAILED_REASONS[code]
+    elif message and message.startswith("gave up after"):
+        reason = "Not sent: the text service kept turning it away, and the notifier gave up."
+    elif message:
+        reason = "The text service refused it."
+    else:
+        reason = "The text service reported that it could not deliver it."
+    if opted_out and code != "21610":
+        reason += " The client has since opted out of texts."
+    return reason, detail
+
+
+async def texts_for_reception(conn: aiosqlite.Connection, region: str, *, since: datetime | None = None,
+                              row_id: int | None = None) -> list[TextForReception]:
+    """Texts that need a person (written since `since`, or just row `row_id`), oldest first:
+    held ones, and failed ones nobody has settled. Not listed: what reception dropped or
+    dismissed, texts to a number that opted out before they went, and a console text
+    reception itself cancelled (undo)."""
+    if not await _table_exists(conn, "outbox"):
+        return []
+    settled = ",".join("?" * len(SETTLED_CODES))
+    rows = await fetch(conn,
+        "SELECT o.id, o.status, o.kind, o.to_number, o.body, o.error_code, o.error_message, o.created_at, "
+        "o.updated_at, o.visit_id, COALESCE(p.name, a.pet_name) AS pet, "
+        "COALESCE(c.name, (SELECT name FROM clients WHERE mobile = o.to_number ORDER BY id LIMIT 1)) AS client, "
+        "v.name AS vet, a.scheduled, EXISTS (SELECT 1 FROM opt_outs x WHERE x.number = o.to_number) AS opted_out "
+        "FROM outbox o LEFT JOIN appointments a ON a.id = o.visit_id LEFT JOIN pets p ON p.id = a.pet_id "
+        "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN vets v ON v.id = a.vet_id "
+        "WHERE o.status IN ('held', 'failed') AND o.created_at >= ? AND (? IS NULL OR o.id = ?) "
+        f"AND (o.status = 'held' OR (COALESCE(o.error_code, '') NOT IN ({settled}, 'opted_out') "
+        # An undone console text (server/events.py) is failed with this message: reception's own choice.
+        "AND COALESCE(o.error_message, '') != 'cancelled by reception')) ORDER BY o.id",
+        (outbox_time(since) if since is not None else "", row_id, row_id, *SETTLED_CODES))
+    out = []
+    for r in rows:
+        if r["status"] == "held":
+            reason, detail = HELD_REASON, r["error_message"]
+        else:
+            reason, detail = _failed_reason(r["error_code"], r["error_message"], bool(r["opted_out"]))
+        written, at = from_db(r["created_at"]), from_db(r["updated_at"])
+        assert written is not None and at is not None
+        out.append(TextForReception(
+            id=r["id"], status=r["status"], kind=r["kind"], to_number=r["to_number"],
+            number=_dial(r["to_number"], region), body=r["body"], reason=reason, detail=detail, written=written,
+            at=at, visit_id=r["visit_id"], pet=r["pet"], client=r["client"],
+            vet=short_vet_name(r["vet"]) if r["vet"] else None, scheduled=from_db(r["scheduled"]),
+            can_resend=not r["opted_out"]))
+    return out

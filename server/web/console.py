@@ -3,7 +3,9 @@
 Each override is a small form (CSRF token inside) that works as a plain POST and redirect;
 the page's script posts the same forms with fetch, so the board stays put and the live
 stream redraws it. Every override goes through `apply_event`, so it is in the log with
-who and when, and can be undone from the "Recent actions" list.
+who and when, and can be undone from the "Recent actions" list. Reception's decisions on the
+texts the notifier could not settle ("Texts that need you": held or failed) are logged the
+same way, but are final: a text sent again is with the provider within a second.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from server.web.auth import (
     staff_post,
     wants_json,
 )
-from server.web.board import Board, inbox, load_board, open_alerts, recent_log
+from server.web.board import Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
 from server.web.render import helpers, hm, render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_SQLITE_MAX_INT = 2**63 - 1  # a larger id in a URL is no row (and SQLite refuses it as a parameter)
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -110,8 +113,10 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
     now = request.app[CLOCK].now()
     board = await load_board(rt, now)
     conn = request.app[STORE].conn
+    midnight = datetime.combine(rt.today(now), time(0), rt.clinic.tz)
     ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
            "alerts": await open_alerts(conn, board.day_start - timedelta(hours=4)),
+           "texts": await texts_for_reception(conn, rt.clinic.region, since=midnight),
            "inbox": await inbox(conn), "log": await recent_log(conn, board.day_start - timedelta(hours=4))}
     return board, ctx
 
@@ -308,6 +313,13 @@ async def _reorder(request: web.Request, staff: Staff, v: dict[str, Any], up: bo
     return f"{v['pet']} moved {'up' if up else 'down'}.", seq
 
 
+def _wake_notifier(request: web.Request) -> None:
+    """After committing outbox rows: the worker sends them now, not at its next poll."""
+    wake = request.app[RUNTIME].on_texts
+    if wake is not None:
+        wake()
+
+
 async def _queue_text(conn: Any, to: str, body: str, visit_id: str | None, now: datetime) -> int:
     """Put a one-off text in the notifier's outbox (sent by its worker after commit)."""
     from notifier.messages import segment_count
@@ -407,6 +419,57 @@ async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | N
     return "Marked as handled.", seq
 
 
+@action
+async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    """Reception's call on a text the notifier could not settle (held: unknown if it reached
+    the client; failed: refused). `resend` queues it again and wakes the worker; `drop`
+    (held) and `dismiss` (failed) take it off the list unsent. Either way the log says who."""
+    from notifier import outbox
+
+    row_id, what = int(request.match_info["id"]), request.match_info["what"]
+    if row_id > _SQLITE_MAX_INT:
+        raise NotFound(f"no text number {row_id}: reload the page for the current list", "id")
+    rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
+    async with request.app[STORE].transaction() as conn:
+        status = await fetch(conn, "SELECT status FROM outbox WHERE id = ?", (row_id,))
+        if not status:
+            raise NotFound(f"no text number {row_id}: reload the page for the current list", "id")
+        found = await texts_for_reception(conn, rt.clinic.region, row_id=row_id)
+        if not found:
+            now_is = {"queued": "queued to send", "sending": "being sent", "failed": "off the list"}
+            raise Conflict(f"this text was dealt with already (it is {now_is.get(status[0][0], status[0][0])} "
+                           f"now): nothing was changed", "id")
+        t = found[0]
+        who = t.client or t.number
+        if what == "resend":
+            if not t.can_resend:
+                raise Conflict("text: this number has opted out of texts (they can reply START)", "id")
+            await outbox.resolve_held(conn, row_id, True, now)
+            decision = "resend"
+        elif t.status == "held":
+            # "Don't send" or "Dismiss" both mean: not this text. The row's state now decides
+            # how (a late status callback may have turned held into failed meanwhile).
+            await outbox.resolve_held(conn, row_id, False, now)
+            decision = "drop"
+        else:
+            await outbox.dismiss_failed(conn, row_id, now)
+            decision = "dismiss"
+        # Who decided, in the log. Not an undoable override: a resend is with Twilio within a
+        # second (the worker is woken), and server/events.py has no undo for a drop or dismiss.
+        # The row's state and reason as reception saw them are kept here, for the record.
+        await apply_event(conn, Event("text_decision", now, None, {
+            "outbox": row_id, "decision": decision, "visit": t.visit_id, "status": t.status,
+            "reason": t.reason, "detail": t.detail, "to": t.to_number}), staff.actor, rt.clinic.tz, now)
+    if decision == "resend":
+        _wake_notifier(request)
+        return (f"Sending the text to {who} again." if t.status == "held"
+                else f"Trying the text to {who} again."), None
+    if decision == "drop":
+        return f"Not sending it. Please phone {t.client or 'them'} on {t.number}.", None
+    return f"Dismissed the failed text to {who}.", None
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/login", login_page)
@@ -422,4 +485,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/console/undo/{seq:\\d+}", undo)
     r.add_post("/console/alerts/{seq:\\d+}/ack", ack_alert)
     r.add_post("/console/inbox/{id:\\d+}/{what:reply|done}", inbox_action)
+    r.add_post("/console/outbox/{id:\\d+}/{what:resend|drop|dismiss}", text_decision)
 

@@ -95,6 +95,11 @@ def describe(e: LogEntry, board: Board) -> str:
         return f"{what} texts for {who or 'the clinic'}" if e.data.get("client") else f"{what} texts for the clinic"
     if t == "send_text":
         return f"Text to {who or 'a client'}"
+    if t == "text_decision":
+        visit = board.visits.get(str(e.data.get("visit") or ""))
+        what = f"{'Held' if e.data.get('status') == 'held' else 'Failed'} text to {visit.pet if visit else 'a client'}"
+        return what + {"resend": " sent again", "drop": " not sent (phoning instead)"}.get(
+            str(e.data.get("decision")), " dismissed")
     if t == "undo":
         return f"Undid {e.data.get('type', 'an action')}" + (f" for {who}" if who else "")
     if t == "ack":
