@@ -293,6 +293,17 @@ async def mark_retry(conn: aiosqlite.Connection, row_id: int, now: datetime, at:
         (to_db(at), int(uncertain), int(count_attempt), code, message[:500], to_db(now), row_id))
 
 
+async def retry_waiting_now(conn: aiosqlite.Connection, now: datetime, *, only_code: str | None = None) -> int:
+    """Bring rows waiting out a backoff forward to `now` (the provider answers again): all of
+    them, or those whose last error was `only_code`. Rows waiting for the provider's list to
+    catch up with a create (`reconcile`) keep their time."""
+    cur = await conn.execute(
+        "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE status = 'queued' AND next_attempt_at > ? "
+        "AND attempts > 0 AND COALESCE(error_code, '') != 'reconcile' AND (? IS NULL OR error_code = ?)",
+        (to_db(now), to_db(now), to_db(now), only_code, only_code))
+    return cur.rowcount
+
+
 async def mark_resending(conn: aiosqlite.Connection, row_id: int, now: datetime) -> None:
     """The provider provably does not have the text: this is a fresh attempt from `now`."""
     await conn.execute("UPDATE outbox SET uncertain = 0, attempts = attempts + 1, sending_at = ?, updated_at = ? "

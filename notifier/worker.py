@@ -65,6 +65,13 @@ class Worker:
         self.clock = clock
         self.settings = settings or WorkerSettings()
         self._wake = asyncio.Event()
+        # Set when the provider failed (a send or a lookup); the next text it takes clears it
+        # and brings every backed-off text forward: after an outage the backoff has grown to
+        # minutes, and delay news is worth most the moment it can go out. (A lookup answering
+        # is no sign: its list API can be up while creating texts still fails. It does bring
+        # forward the texts that were waiting for a lookup.)
+        self._provider_failing = False
+        self._lookups_failing = False
 
     def wake(self) -> None:
         """Call after committing new outbox rows, so they go out now rather than at the next poll."""
@@ -95,6 +102,9 @@ class Worker:
             log.exception("outbox %d: unexpected error from the provider's lookup", row.id)
             await self._lookup_failed(row, now, since, repr(e))
             return False
+        if self._lookups_failing:
+            self._lookups_failing = False
+            await self._retry_waiting("lookup")
         async with self.transaction() as conn:
             if found is not None:
                 log.info("outbox %d: found at the provider as %s: not sending again", row.id, found.sid)
@@ -123,6 +133,7 @@ class Worker:
         Resending could text the client twice, so nothing is sent until a lookup answers.
         Once the text is stale (or, without a deadline, its attempts are used up) it is held:
         reception decides, with the client in front of them."""
+        self._provider_failing = self._lookups_failing = True
         stale = row.expires_at is not None and now >= row.expires_at
         spent = row.expires_at is None and row.attempts >= self.settings.max_attempts
         async with self.transaction() as conn:
@@ -187,10 +198,25 @@ class Worker:
             return
         async with self.transaction() as conn:
             await outbox.mark_sent(conn, row.id, sent.sid, sent.status, self.clock())
+        await self._provider_answered()
+
+    async def _provider_answered(self) -> None:
+        """The provider took a text: if it had been failing, retry every backed-off text now."""
+        if self._provider_failing:
+            self._provider_failing = False
+            await self._retry_waiting(None)
+
+    async def _retry_waiting(self, code: str | None) -> None:
+        async with self.transaction() as conn:
+            n = await outbox.retry_waiting_now(conn, self.clock(), only_code=code)
+        if n:
+            log.info("the provider answers again: %d waiting texts retried now", n)
+            self.wake()
 
     async def _retry(self, row: OutboxRow, code: str | None, message: str, retry_after: float | None,
                      *, maybe_sent: bool) -> None:
         now = self.clock()
+        self._provider_failing = True
         # A text that says when it goes stale (every delay text) is tried until then: a provider
         # outage of a few minutes must not use up its attempts while the news is still true.
         fresh = row.expires_at is not None and now < row.expires_at

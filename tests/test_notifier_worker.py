@@ -132,6 +132,23 @@ async def test_a_timeout_that_created_nothing_is_sent_after_the_lookup(env: Env)
     assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
 
 
+async def test_when_the_provider_answers_again_backed_off_texts_go_out_at_once(env: Env) -> None:
+    # After an outage the backoff has grown long; the first text the provider takes again
+    # brings the others forward, rather than leaving a client's delay news minutes late.
+    slow = WorkerSettings(backoff_base=60.0, backoff_max=300.0, poll_interval=0.05, reconcile_grace=0.2)
+    w = env.worker(slow)
+    env.twilio.fail_next(1, "429")
+    [first] = await env.queue(text(1))
+    await w.run_once()
+    waiting = await env.row(first)
+    assert waiting.status == "queued" and waiting.next_attempt_at > datetime.now(UTC) + timedelta(seconds=30)
+    [second] = await env.queue(text(2, to="+15555550102"))
+    await drain(w, env.conn, until=3.0)
+    assert (await env.row(second)).status == "sent"
+    assert (await env.row(first)).status == "sent", "the backed-off text waited out its 60 s backoff"
+    assert sorted(m["to"] for m in env.twilio.accepted) == ["+15555550101", "+15555550102"]
+
+
 async def test_permanent_failure_21610_is_failed_for_reception_and_opts_the_number_out(env: Env) -> None:
     env.twilio.fail_next(1, "21610")
     [rid, other] = await env.queue(text(1), text(2))  # the same number, a second visit
