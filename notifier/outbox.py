@@ -186,8 +186,10 @@ def decision_text(d: TextDecision, clinic: ClinicInfo, link: str | None,
 
 async def sent_texts(conn: aiosqlite.Connection, visit_ids: Iterable[str] | None = None,
                      ) -> dict[str, list[SentText]]:
-    """The delay texts queued so far per visit (any status: a queued text is a promise made)."""
-    q = (f"SELECT visit_id, created_at, told_start, told_p10, told_p90, kind FROM outbox "
+    """The delay texts queued so far per visit (any status: a queued text is a promise made;
+    one that went stale unsent is marked as not having reached the client)."""
+    q = (f"SELECT visit_id, created_at, told_start, told_p10, told_p90, kind, "
+         f"NOT (status = 'failed' AND COALESCE(error_code, '') = 'expired') FROM outbox "
          f"WHERE kind IN ({','.join('?' * len(DELAY_KINDS))}) AND told_start IS NOT NULL")
     args: list[str] = list(DELAY_KINDS)
     wanted = None if visit_ids is None else set(visit_ids)
@@ -198,7 +200,8 @@ async def sent_texts(conn: aiosqlite.Connection, visit_ids: Iterable[str] | None
             continue
         at, start, p10, p90 = (from_db(r[i]) for i in range(1, 5))
         assert at and start and p10 and p90
-        out.setdefault(vid, []).append(SentText(at=at, start=start, p10=p10, p90=p90, kind=r[5]))
+        out.setdefault(vid, []).append(SentText(at=at, start=start, p10=p10, p90=p90, kind=r[5],
+                                                  reached=bool(r[6])))
     return out
 
 

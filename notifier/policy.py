@@ -103,13 +103,18 @@ class TextCandidate:
 
 @dataclass(frozen=True, slots=True)
 class SentText:
-    """A delay text already queued for a visit: what it told."""
+    """A delay text already queued for a visit: what it told.
+
+    `reached` is False for one that never went out (it went stale while the provider was
+    down): the client was not told, so it neither counts as telling them nor towards the day's
+    cap. It still takes its sequence number."""
 
     at: datetime
     start: datetime
     p10: datetime
     p90: datetime
     kind: TextKind = "delay"
+    reached: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +179,7 @@ def decide_one(
     if settings.enforce_hours and not within_hours(now, c.tz, settings):
         return None
     day = now.astimezone(c.tz).date()
-    today = [s for s in sent if s.at.astimezone(c.tz).date() == day]
+    today = [s for s in sent if s.reached and s.at.astimezone(c.tz).date() == day]
     if len(today) >= settings.max_per_day:
         return None
     seq = len(sent) + 1

@@ -191,3 +191,14 @@ def test_policy_module_is_pure() -> None:
             assert not (isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date", "time")), \
                 "the policy reads no clock"
     assert names <= {"__future__", "collections", "dataclasses", "datetime", "typing"}
+
+
+def test_a_text_that_went_stale_unsent_did_not_tell_the_client() -> None:
+    # The provider was down until the first text went stale: the client still knows nothing,
+    # so the delay is owed afresh, as the next text in sequence (its own dedupe key).
+    c = cand(40)
+    stale = replace(sent_for(c, NOW - timedelta(minutes=35)), reached=False)
+    [d] = decide([c], NOW, S, {"a1": [stale]})
+    assert d.kind == "delay" and d.dedupe_key == "delay:a1:2"
+    # One that went out did tell them: nothing new while its range holds.
+    assert decide([c], NOW, S, {"a1": [sent_for(c, NOW - timedelta(minutes=35))]}) == []

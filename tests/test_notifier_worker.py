@@ -403,3 +403,30 @@ def test_make_provider_defaults_to_console_and_checks_twilio_settings() -> None:
         make_provider("twilio", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)  # no sender
     with pytest.raises(ValueError):
         make_provider("carrier-pigeon")
+
+
+async def test_a_delay_text_that_expired_unsent_is_owed_again_when_the_provider_is_back(env: Env) -> None:
+    # Through the outbox: the stale text is failed "expired", and the next decision queues a
+    # new text with the current news instead of treating the client as told.
+    now = datetime.now(UTC)
+    start = now + timedelta(minutes=45)
+    c = TextCandidate(visit_id="a1", kind="appointment", pet_name="Bella", pet_sex="female", vet_name="Dr. Ruiz",
+                      scheduled=now, arrived=now - timedelta(minutes=5), start=start,
+                      p10=start - timedelta(minutes=5), p90=start + timedelta(minutes=5),
+                      to_number="+15555550101", consent=True, tz=UTC, reason="emergency")
+    settings = PolicySettings(enforce_hours=False)
+    async with env.tx()() as conn:
+        [first] = await outbox.queue_texts(conn, [c], now, settings, ClinicInfo("Clinic", None))
+    async with env.tx()() as conn:
+        await outbox.mark_failed(conn, first, now, "expired", "not sent in time: the news was stale")
+    async with env.tx()() as conn:
+        again = await outbox.queue_texts(conn, [c], now + timedelta(minutes=1), settings, ClinicInfo("Clinic", None))
+    assert len(again) == 1
+    row = await env.row(again[0])
+    assert row.dedupe_key == "delay:a1:2" and row.status == "queued"
+    # A text that did go out is not repeated.
+    async with env.tx()() as conn:
+        await outbox.mark_sent(conn, again[0], "SM" + "0" * 32, "queued", now)
+    async with env.tx()() as conn:
+        assert await outbox.queue_texts(conn, [c], now + timedelta(minutes=2), settings,
+                                        ClinicInfo("Clinic", None)) == []
