@@ -612,6 +612,9 @@ async def test_unknown_text_id_gets_a_clear_message_not_a_500(texting: TextingDe
         assert err == {"error": "no text number 4242: reload the page for the current list", "field": "id"}
     huge = await texting.post(f"/console/outbox/{10**30}/resend", status=404)
     assert "no text number" in huge["error"]
+    # The console's other numbered routes answer an id too large for SQLite the same way.
+    for path in (f"/console/undo/{10**30}", f"/console/alerts/{10**30}/ack", f"/console/inbox/{10**30}/done"):
+        assert "reload the page" in (await texting.post(path, status=404))["error"]
     # A plain form post (no script) comes back to the console with the message shown.
     resp = await texting.client.post("/console/outbox/4242/resend", data={"csrf": texting.csrf},
                                      allow_redirects=False)

@@ -46,6 +46,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SQLITE_MAX_INT = 2**63 - 1  # a larger id in a URL is no row (and SQLite refuses it as a parameter)
 
 
+def _url_int(request: web.Request, name: str, what: str) -> int:
+    """A numeric id from the URL (the route admits digits only); one too large for SQLite is a 404."""
+    n = int(request.match_info[name])
+    if n > _SQLITE_MAX_INT:
+        raise NotFound(f"no {what} number {n}: reload the page for the current list", name)
+    return n
+
+
 def _html(body: str, status: int = 200) -> web.Response:
     return web.Response(text=body, status=status, content_type="text/html")
 
@@ -375,14 +383,14 @@ async def texts_clinic(request: web.Request, staff: Staff) -> tuple[str, int | N
 
 @action
 async def undo(request: web.Request, staff: Staff) -> tuple[str, int | None]:
-    seq = int(request.match_info["seq"])
+    seq = _url_int(request, "seq", "action")
     await _post(request, staff, Event("undo", request.app[CLOCK].now(), None, {"seq": seq}))
     return "Undone.", None
 
 
 @action
 async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None]:
-    seq = int(request.match_info["seq"])
+    seq = _url_int(request, "seq", "alert")
     rows = await fetch(request.app[STORE].conn, "SELECT type FROM events WHERE seq = ?", (seq,))
     if not rows or rows[0][0] not in ("urgent", "kiosk_unmatched"):
         raise NotFound("no such alert", "seq")
@@ -394,7 +402,7 @@ async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None
 async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | None]:
     from notifier.replies import mark_handled
 
-    mid, what = int(request.match_info["id"]), request.match_info["what"]
+    mid, what = _url_int(request, "id", "message"), request.match_info["what"]
     conn = request.app[STORE].conn
     rows = await fetch(conn, "SELECT from_number, visit_id FROM inbound_messages WHERE id = ?", (mid,))
     if not rows:
@@ -426,9 +434,7 @@ async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | 
     (held) and `dismiss` (failed) take it off the list unsent. Either way the log says who."""
     from notifier import outbox
 
-    row_id, what = int(request.match_info["id"]), request.match_info["what"]
-    if row_id > _SQLITE_MAX_INT:
-        raise NotFound(f"no text number {row_id}: reload the page for the current list", "id")
+    row_id, what = _url_int(request, "id", "text"), request.match_info["what"]
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as conn:
