@@ -214,7 +214,7 @@ class ClinicRuntime:
 # Events whose effect is confined to the vet(s) they name; any other kind re-evaluates all.
 _VET_SCOPED = {"checkin", "start", "end", "noshow", "walkin", "emergency", "emergency_start", "emergency_end",
                "vet_late", "vet_available", "reorder", "consent", "reply", "in_car", "ack", "kiosk_unmatched",
-               "urgent"}
+               "urgent", "text_decision"}
 
 
 def _vets_touched(events: list[aiosqlite.Row]) -> set[str] | None:
