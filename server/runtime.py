@@ -126,8 +126,9 @@ class ClinicRuntime:
 
     async def post_event(self, ev: Event, actor: str, now: datetime) -> int:
         """Validate, apply and commit one event; durable before this returns."""
-        async with self.store.transaction() as conn:
-            return await apply_event(conn, ev, actor, self.clinic.tz, now)
+        # One call on the database thread (Store.write): under a lobby of readers a write of
+        # a dozen awaited round trips waited a turn of the busy event loop at each.
+        return await self.store.write(lambda conn: apply_event(conn, ev, actor, self.clinic.tz, now))
 
     # -- texts, in the writing transaction ------------------------------------------------------
 

@@ -13,11 +13,12 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -25,6 +26,7 @@ from server.domain import DayState, Visit
 from server.timeutil import from_db, to_db, tz_from
 
 ROLES = ("pms", "kiosk", "reception", "display")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -43,6 +45,38 @@ class Clinic:
 async def fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
     """All rows of a query, as a list (aiosqlite types its answer as a bare iterable)."""
     return list(await conn.execute_fetchall(sql, params))
+
+
+class _Answered:
+    """The aiosqlite calls our write code makes, answered at once on the database thread
+    (see `Store.write`): `await conn.execute(...)` and friends never suspend."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._raw.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self._raw.executemany(sql, rows)
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._raw.execute(sql, params).fetchall()
+
+    @property
+    def total_changes(self) -> int:
+        return self._raw.total_changes
+
+
+def _finish_now(coro: Awaitable[T]) -> T:
+    """Run a coroutine that never suspends to its end, here and now."""
+    assert isinstance(coro, Coroutine)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    raise RuntimeError("a Store.write awaited something other than its database connection")
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -130,23 +164,64 @@ class Store:
                         await hook(self.conn)
                 except BaseException:
                     await self.conn.execute("ROLLBACK")
-                    # A reader may have cached what it read mid-transaction: make it stale.
-                    self.version += 1
+                    self._ended(changed=None)
                     raise
                 await self.conn.execute("COMMIT")
-                # A transaction that wrote nothing (the notifier's idle polls) leaves every
-                # cache and every live page as it was.
-                if self.conn.total_changes != changes:
-                    self.version += 1
-                    # Wake every live page waiting on a change, then arm a fresh event.
-                    self._changed.set()
-                    self._changed = asyncio.Event()
-                for after in self.after_commit:
-                    after()
+                self._ended(changed=self.conn.total_changes != changes)
         finally:
             self._writes -= 1
             if not self._writes:
                 self._no_writes.set()
+
+    async def write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """`work(conn)` and the before-commit hooks as ONE call on the database's thread.
+
+        For the busiest write (an event from the API): `transaction()` makes a dozen awaited
+        round trips to the database thread, and on a loop busy with a lobby of readers each
+        waits a turn. Here `work` and the hooks see a connection whose calls are answered at
+        once, in that thread, so the coroutines finish without ever suspending; one that
+        awaits anything else fails loudly (RuntimeError) and its transaction is rolled back.
+        Same lock, same BEGIN IMMEDIATE ... COMMIT, same hooks as `transaction()`.
+        """
+        loop = asyncio.get_running_loop()
+
+        def in_db_thread() -> T:
+            raw = self.conn._conn  # aiosqlite's sqlite3 connection, owned by this very thread
+            conn = cast(aiosqlite.Connection, _Answered(raw))
+            raw.execute("BEGIN IMMEDIATE")
+            changes = raw.total_changes
+            try:
+                result = _finish_now(work(conn))
+                for hook in self.before_commit:
+                    _finish_now(hook(conn))
+            except BaseException:
+                raw.execute("ROLLBACK")
+                loop.call_soon_threadsafe(self._ended, None)
+                raise
+            raw.execute("COMMIT")
+            # Scheduled before aiosqlite hands back the result: caches and live pages are up to
+            # date when the caller answers, and even if the caller was cancelled meanwhile.
+            loop.call_soon_threadsafe(self._ended, raw.total_changes != changes)
+            return result
+
+        async with self._lock:
+            return cast(T, await self.conn._execute(in_db_thread))  # type: ignore[no-untyped-call]
+
+    def _ended(self, changed: bool | None) -> None:
+        """After COMMIT (`changed`: it wrote something) or ROLLBACK (None)."""
+        if changed is None:
+            # A reader may have cached what it read mid-transaction: make it stale.
+            self.version += 1
+            return
+        # A transaction that wrote nothing (the notifier's idle polls) leaves every cache and
+        # every live page as it was.
+        if changed:
+            self.version += 1
+            # Wake every live page waiting on a change, then arm a fresh event.
+            self._changed.set()
+            self._changed = asyncio.Event()
+        for after in self.after_commit:
+            after()
 
     async def writes_settled(self, timeout: float) -> None:
         """Wait until no write is running or waiting for its turn, for at most `timeout` seconds.

@@ -54,6 +54,9 @@ def web_paths() -> dict[str, Any]:
         "/console/alerts/{seq}/ack": {"post": _page("Acknowledge a kiosk alert", STAFF, form={}, params=("seq",))},
         "/console/inbox/{id}/{what}": {"post": _page("Reply to (or close) a client's text", STAFF,
                                                      form={"body": _S}, params=("id", "what"))},
+        "/console/outbox/{id}/{what}": {"post": _page(
+            "Reception's decision on a held or failed text: resend, drop (held) or dismiss (failed)", STAFF,
+            form={}, params=("id", "what"))},
         "/display": {"get": _page("Lobby display (?token=<display token>)", "display token")},
         "/display/live": {"get": _page("Lobby display's live region", "display token", "text/event-stream")},
         "/s/{token}": {"get": _page("A client's status page", "signed link", params=("token",))},
