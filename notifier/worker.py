@@ -59,8 +59,12 @@ class WorkerSettings:
 
 class Worker:
     def __init__(self, transaction: Transaction, provider: Provider, clock: Clock,
-                 settings: WorkerSettings | None = None) -> None:
+                 settings: WorkerSettings | None = None, *, reader: aiosqlite.Connection | None = None) -> None:
         self.transaction = transaction
+        # Where to look, without a write transaction, whether anything is due: the server's
+        # connection. An idle worker then takes no lock (two transactions every poll held up
+        # the server's writes while a lobby of readers kept its event loop busy).
+        self.reader = reader
         self.provider = provider
         self.clock = clock
         self.settings = settings or WorkerSettings()
@@ -162,6 +166,10 @@ class Worker:
 
     async def run_once(self) -> int:
         """Send what is due now. Returns the number of rows handled."""
+        if self.reader is not None:
+            due = await outbox.next_due(self.reader)
+            if due is None or due > self.clock():
+                return 0
         async with self.transaction() as conn:
             claimed = await outbox.claim_due(conn, self.clock(), self.settings.batch)
         if not claimed:
@@ -237,8 +245,11 @@ class Worker:
                                     uncertain=maybe_sent)
 
     async def _sleep_until_due(self) -> None:
-        async with self.transaction() as conn:
-            due = await outbox.next_due(conn)
+        if self.reader is not None:
+            due = await outbox.next_due(self.reader)
+        else:
+            async with self.transaction() as conn:
+                due = await outbox.next_due(conn)
         timeout = self.settings.poll_interval
         if due is not None:
             timeout = min(timeout, max(0.0, (due - self.clock()).total_seconds()))

@@ -194,11 +194,13 @@ class ClinicRuntime:
 
     async def tick(self, now: datetime) -> list[int]:
         """Re-decide texts with no new event: estimates move while a consult runs long."""
-        async with self.store.transaction() as conn:
+        async def full(conn: aiosqlite.Connection) -> list[int]:
             # A full evaluation covers every event so far, deferred ones included.
             rows = await fetch(conn, "SELECT MAX(seq) FROM events")
             self._seen_seq = rows[0][0] or 0
             return await self.evaluate(conn, now)
+
+        return await self.store.write(full)
 
     async def run_ticks(self, every_s: float = 60.0) -> None:
         """The periodic re-evaluation (a cleanup_ctx task in the server)."""

@@ -60,7 +60,7 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
             config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
             from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
             base_url=config.twilio_base_url, public_url=config.public_url)
-        worker = Worker(app[STORE].transaction, provider, config.clock.now)
+        worker = Worker(app[STORE].transaction, provider, config.clock.now, reader=app[STORE].conn)
         app[WORKER] = worker
         rt.on_texts = worker.wake
         tasks.append(asyncio.create_task(_run_worker(worker)))
