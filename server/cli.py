@@ -74,7 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     # run_app shuts down cleanly on SIGTERM and SIGINT: requests finish, cleanup_ctx runs.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                access_log=logging.getLogger("waitroom.access"), access_log_class=ClinicAccessLogger)
+                access_log=logging.getLogger("waitroom.access"), access_log_class=ClinicAccessLogger,
+                access_log_format='%a "%r" %s %b %Tf s "%{User-Agent}i"')
     return 0
 
 
