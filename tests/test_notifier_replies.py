@@ -8,8 +8,11 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifier import outbox
+from notifier import replies as _replies
 from notifier.messages import ClinicInfo
 from notifier.outbox import NewText
 from notifier.replies import (
@@ -173,3 +176,32 @@ async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_w
     assert await mark_handled(db, int(item["id"]), NOW)  # type: ignore[call-overload]
     await db.execute("COMMIT")
     assert await reception_inbox(db) == []
+
+
+# -- arbitrary text (hypothesis): whatever the public texts to our number ------------------
+
+_WORDS = sorted(_replies._KEEP | _replies._RESCHEDULE | _replies._OPT_OUT | _replies._OPT_IN | _replies._HELP)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_at_all_gets_an_answer(text: str) -> None:
+    assert parse_reply(text) in set(ReplyKind)
+
+
+@settings(max_examples=300, deadline=None)
+@given(word=st.sampled_from(_WORDS), upper=st.lists(st.booleans(), min_size=20, max_size=20),
+       before=st.sampled_from(["", " ", "  ", "\n", "¡", "\""]),
+       after=st.sampled_from(["", ".", "!", " !!", "?", " \n"]))
+def test_a_keyword_means_the_same_in_any_case_and_wrapping(word: str, upper: list[bool], before: str,
+                                                          after: str) -> None:
+    cased = "".join(ch.upper() if up else ch for ch, up in zip(word, upper + [False] * len(word), strict=False))
+    assert parse_reply(before + cased + after) is parse_reply(word)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["see", "you", "soon", "by", "the", "door", "later", "we", "will", "thanks"]),
+                min_size=1, max_size=6))
+def test_stop_inside_a_sentence_is_not_an_opt_out(words: list[str]) -> None:
+    # "We will stop by later": a false opt-out would silence a client who wanted texts.
+    assert parse_reply(" ".join(["we", "will", "stop", *words])) is not ReplyKind.OPT_OUT
