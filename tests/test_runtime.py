@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from server.app import RUNTIME
 from server.estimator import estimate
 from server.store import load_day
@@ -24,3 +28,31 @@ async def test_estimates_served_after_one_vets_event_equal_a_full_recomputation(
     now = cached[1]
     fresh = estimate(await load_day(rt.store.conn, DAY), now, rt.model)
     assert cached[2] == fresh
+
+
+async def test_a_lobby_of_readers_costs_one_estimate_until_something_changes(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Counted at the estimator itself: displays and phones poll all day; the day is estimated
+    # again only when an event lands or the clock moves past the 10-s window.
+    import server.runtime
+
+    calls: list[str] = []
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append("estimate")
+        return estimate(*args, **kw)
+
+    monkeypatch.setattr(server.runtime, "estimate", counting)
+    first = await _served(api)
+    for _ in range(30):
+        assert await _served(api) == first
+    assert len(calls) == 1
+    api.clock.advance(seconds=11)  # the next window: estimated once more for all readers
+    for _ in range(10):
+        await _served(api)
+    assert len(calls) == 2
+    await api.event({"type": "checkin", "appointment": f"{DAY.isoformat()}-v1-0800"})
+    evaluated = len(calls)  # the write re-estimated its vet, and readers reuse that
+    for _ in range(10):
+        await _served(api)
+    assert len(calls) == evaluated
