@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench-estimate lint clean
+.PHONY: demo test install bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,24 @@ test: $(STAMP) /usr/bin/chromium
 
 bench-estimate: $(STAMP)
 	$(BIN)/python ../shared/replay/score.py --cmd "$(BIN)/waitroom replay" ../shared/replay/public/*.json
+
+# Issue #7's longer runs (docs/RELIABILITY.md has the figures): about 8 minutes in all.
+bench-reliability: bench-crash bench-outage bench-fuzz bench-load
+
+bench-crash: $(STAMP)
+	$(BIN)/python bench/bench_crash.py --cycles 60
+	$(BIN)/python bench/bench_crash.py --texts --cycles 60
+
+bench-outage: $(STAMP)
+	$(BIN)/python bench/bench_outage.py --part kiosk
+	$(BIN)/python bench/bench_outage.py --part notifier --defaults --speed 30
+	$(BIN)/python bench/bench_outage.py --part notifier --defaults --speed 30 --whole-api
+
+bench-fuzz: $(STAMP)
+	$(BIN)/python bench/bench_fuzz.py --examples 300
+
+bench-load: $(STAMP)
+	$(BIN)/python bench/bench_load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check server notifier kiosk tests
