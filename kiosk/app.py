@@ -52,6 +52,16 @@ class KioskApp(App[None]):
         self.set_interval(min(0.5, self.idle_s / 4, self.done_idle_s / 4), self.idle_tick)
         self.set_interval(self.retry_s, self.deliver)
         self.deliver()  # whatever an earlier run left queued
+        if not self.is_headless:
+            self.set_interval(1.0, self.check_terminal)
+
+    def check_terminal(self) -> None:
+        """Leave when the terminal is gone. A kiosk started under `make` (or by anything that
+        does not pass on the hang-up signal) otherwise outlives its closed terminal with its
+        input thread spinning on a dead tty: a core at 100 % and the demo's server left running."""
+        if not terminal_alive():
+            log.warning("the kiosk's terminal is gone: exiting")
+            self.exit()
 
     async def on_unmount(self) -> None:
         await self.api.close()
@@ -122,6 +132,14 @@ class KioskApp(App[None]):
         """Every failed worker ends here: log it, show the client a kind screen."""
         log.error("kiosk worker failed: %r", error, exc_info=error)
         self.go(ErrorScreen(busy=isinstance(error, ApiError) and error.status == 429))
+
+
+def terminal_alive(fd: int = 0) -> bool:
+    """Whether `fd` is still a working terminal (after a hang-up it stops being one)."""
+    try:
+        return os.isatty(fd)
+    except (OSError, ValueError):
+        return False
 
 
 def default_queue_path() -> Path:
