@@ -51,6 +51,9 @@ class WorkerSettings:
     poll_interval: float = 2.0  # seconds between looks when nobody wakes us
     backoff_base: float = 2.0  # seconds before the first retry, doubling each time
     backoff_max: float = 300.0
+    # Asking the provider whether it has a text is a cheap read (and sends nothing): while its
+    # lookups fail they are retried at least this often, so texts go out soon after it is back.
+    lookup_backoff_max: float = 60.0
     max_attempts: int = 8
     # A row we are unsure of is not called "never sent" until this long after the attempt:
     # the provider's list may lag its create by a moment.
@@ -149,7 +152,7 @@ class Worker:
                                        f"may or may not have been sent; the provider could not be asked until "
                                        f"{why} (unsure since {_hhmm(since)}; last error: {error})")
                 return
-            at = now + timedelta(seconds=self._backoff(row.attempts))
+            at = now + timedelta(seconds=min(self._backoff(row.attempts), self.settings.lookup_backoff_max))
             if row.expires_at is not None:
                 at = min(at, row.expires_at)  # one last look when it goes stale, not up to a backoff later
             log.info("outbox %d: cannot tell whether it was sent (%s), asking again at %s", row.id, error,

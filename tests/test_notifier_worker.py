@@ -280,6 +280,27 @@ async def test_when_the_provider_cannot_be_asked_until_the_text_is_stale_it_is_h
     assert (await env.row(rid)).status == "held" and env.twilio.requests == 1 and env.twilio.accepted == []
 
 
+async def test_failed_lookups_are_retried_within_a_minute_not_the_send_backoff(env: Env) -> None:
+    # Sends back off to 5 minutes; asking the provider is a cheap read that sends nothing, so it
+    # is retried at least every lookup_backoff_max: texts go out soon after Twilio is back.
+    settings = WorkerSettings(backoff_base=100.0, backoff_max=300.0, lookup_backoff_max=60.0, reconcile_grace=0.0)
+    env.twilio.fail_next(1, "500")
+    env.twilio.fail_lookups = True
+    [rid] = await env.queue(fresh_text(seconds=3600))
+    t = [datetime.now(UTC) + timedelta(seconds=1)]  # the worker's clock, moved by hand
+    w = Worker(env.tx(), env.provider, lambda: t[0], settings)
+    await w.run_once()  # the send meets a 500: the send backoff, 100 s
+    assert (await env.row(rid)).next_attempt_at == t[0] + timedelta(seconds=100)
+    t[0] += timedelta(seconds=101)
+    await w.run_once()  # the lookup fails: asked again within the minute, not after 200 s
+    row = await env.row(rid)
+    assert row.error_code == "lookup" and row.next_attempt_at == t[0] + timedelta(seconds=60)
+    env.twilio.fail_lookups = False
+    t[0] += timedelta(seconds=61)
+    await w.run_once()
+    assert (await env.row(rid)).status == "sent" and len(env.twilio.accepted) == 1
+
+
 async def test_when_the_lookup_fails_after_twilio_took_the_text_it_is_found_later_and_not_sent_again(
         env: Env) -> None:
     env.twilio.fail_next(1, "accept_then_500")
