@@ -1,5 +1,9 @@
 """The reschedule link's page (/r/{token}): open slots, booking, requests, cancelling, and every
-way a link can fail (used, expired, forged, a slot taken meanwhile, bad input) as a friendly page."""
+way a link can fail (used, expired, forged, a slot taken meanwhile, bad input) as a friendly page,
+in the client's language (English or Spanish, with a switch link).
+
+Luna's owner speaks Spanish in the seeded clinic; the tests about what the page does (rather than
+its language) make her an English speaker first (`set_language`), so they read as they always did."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from server.web.board import inbox
 from server.web.reschedule import reschedule_settings
 from tests.conftest import START, TZ, Api, LiveServer
 from tests.test_web_console import add_user, log_in
+from tests.test_web_pages import lang_attr, set_language, switch_link
 
 SECRET = b"test-secret"  # conftest's Config(secret="test-secret")
 A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez: Spanish, consent, mobile), Dr. Ruiz at 8:00
@@ -87,6 +92,7 @@ async def test_valid_link_lists_slots_that_avoid_booked_visits_and_respect_lengt
         {"id": "t1", "vet": "v1", "type": "wellness", "pet": "p2", "scheduled": "2026-03-03T09:00:00-06:00",
          "booked_min": 30}]})
     assert resp.status == 200, await resp.text()
+    await set_language(api, "en")
     url = link()
     page = await api.client.get(url)
     html = await page.text()
@@ -168,6 +174,7 @@ def test_malformed_settings_fall_back_to_defaults() -> None:
 
 
 async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api) -> None:
+    await set_language(api, "en")
     url = link()
     param, start, _ = next(s for s in slots_in(await (await api.client.get(url)).text())
                            if s[1].astimezone(TZ).day == 3)
@@ -182,12 +189,12 @@ async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api)
     # The estimator no longer counts the old visit.
     est = await (await api.client.get("/api/estimates", headers=api.h("reception"))).json()
     assert A_0800 not in {e["appointment"] for e in est["estimates"]}
-    # Exactly one confirmation text, in Luna's owner's language (Spanish), GSM-7 friendly.
+    # Exactly one confirmation text, in Luna's owner's language (English here; Spanish below).
     texts = await sql(api, "SELECT to_number, body, kind FROM outbox WHERE visit_id = ?", (A_0800,))
     assert len(texts) == 1
     to, body, kind = texts[0]
     assert to == LUNA_MOBILE and kind == "reschedule_booked"
-    assert "Luna" in body and "martes 3 de marzo" in body and "Dr. Ruiz" in body and PHONE in body
+    assert "Luna" in body and "Tue Mar 3" in body and "Dr. Ruiz" in body and PHONE in body
     # The link is spent: its page says so (410), and a second post changes nothing.
     again = await api.client.get(url)
     assert again.status == 410 and "already been used" in await again.text() and PHONE in await again.text()
@@ -208,6 +215,7 @@ async def test_two_taps_at_once_book_once(api: Api) -> None:
 
 
 async def test_slot_taken_meanwhile_gets_a_friendly_conflict_and_keeps_the_link(api: Api) -> None:
+    await set_language(api, "en")
     url = link()
     param, start, _ = next(s for s in slots_in(await (await api.client.get(url)).text())
                            if s[1].astimezone(TZ).day == 4)
@@ -237,6 +245,7 @@ async def test_client_without_consent_gets_no_text(api: Api) -> None:
 
 async def test_request_mode_files_a_request_that_reception_sees(api: Api) -> None:
     await set_settings(api, reschedule_mode="request")
+    await set_language(api, "en")
     url = link()
     html = await (await api.client.get(url)).text()
     assert "Reception will confirm" in html
@@ -261,6 +270,7 @@ async def test_request_mode_files_a_request_that_reception_sees(api: Api) -> Non
 
 
 async def test_cancel_has_a_confirm_step_and_cancels(api: Api) -> None:
+    await set_language(api, "en")
     url = link()
     confirm = await api.client.get(url, params={"cancel": "1"})
     html = unescape(await confirm.text())
@@ -280,6 +290,7 @@ async def test_cancel_has_a_confirm_step_and_cancels(api: Api) -> None:
 
 
 async def test_expired_link_gets_a_friendly_410(api: Api) -> None:
+    await set_language(api, "en")
     url = link()
     api.clock.advance(hours=25)
     resp = await api.client.get(url)
@@ -310,6 +321,7 @@ async def test_link_signed_with_another_secret_or_tampered_is_forged(api: Api) -
 
 
 async def test_link_to_an_unknown_or_finished_visit_is_friendly(api: Api) -> None:
+    await set_language(api, "en")
     assert (await api.client.get(link("no-such-visit"))).status == 404
     await api.event({"type": "start", "appointment": A_0800})
     resp = await api.client.get(link())
@@ -350,6 +362,134 @@ async def test_status_page_offers_the_reschedule_link(api: Api) -> None:
     assert m and (await api.client.get(m.group(1))).status == 200
 
 
+# -- the client's language ----------------------------------------------------------------------
+
+
+async def test_spanish_client_reschedules_in_spanish_end_to_end(api: Api) -> None:
+    url = link()  # Luna's owner, Maria Lopez, chose Spanish at the kiosk
+    resp = await api.client.get(url)
+    html = unescape(await resp.text())
+    assert resp.status == 200 and lang_attr(html) == "es"
+    assert "<h1>Cambiar la cita de Luna</h1>" in html and "Ahora: <strong>lunes 2 de marzo, 08:00</strong>" in html
+    assert "Toque una hora nueva" in html and "Cualquier veterinario" in html and "Prefiero cancelar" in html
+    # Days and times the Spanish way, in the clinic's timezone: no English names, no am/pm.
+    assert "martes 3 de marzo" in html and "viernes 6 de marzo" in html and "sábado" not in html
+    assert not re.search(r"Monday|Tuesday|March|\d[ap]m\b|Change |Questions", html)
+    assert re.findall(r'class="slot" href="[^"]+">(\d\d:\d\d)<', html)
+    assert "¿Preguntas? Llámenos al" in html and f'href="tel:{PHONE}"' in html
+    assert switch_link(html) == (f"{url}?lang=en", "English")
+    # Still the status page's security headers and no script.
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"] and "<script" not in html
+    param, start, _ = next(s for s in slots_in(html) if s[1].astimezone(TZ).day == 3)
+    confirm = unescape(await (await api.client.get(url, params={"slot": param})).text())
+    local = start.astimezone(TZ)
+    assert lang_attr(confirm) == "es" and "¿Cambiar la cita de Luna?" in confirm
+    assert f"Nueva hora: <strong>martes 3 de marzo, {local:%H:%M}</strong>" in confirm
+    assert "Reservar esta hora" in confirm and "Elegir otra hora" in confirm
+    done = await book(api, url, param)
+    assert lang_attr(done) == "es" and "<h1>Cita reservada</h1>" in done
+    assert f"La cita de Luna queda para el <strong>martes 3 de marzo, {local:%H:%M}</strong>" in done
+    assert "Le enviamos un mensaje de texto" in done and "lang-switch" not in done  # the link is spent
+    # Booked for real, and texted once in Spanish.
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "cancelled"
+    new = await sql(api, "SELECT status, scheduled FROM appointments WHERE id = ?", (f"{A_0800}-r1",))
+    assert new and new[0][0] == "booked" and datetime.fromisoformat(new[0][1]) == start
+    texts = await sql(api, "SELECT body FROM outbox WHERE visit_id = ?", (A_0800,))
+    assert len(texts) == 1 and "martes 3 de marzo" in texts[0][0]
+    again = await api.client.get(url)
+    used = unescape(await again.text())
+    assert again.status == 410 and lang_attr(used) == "es" and "Este enlace ya se usó" in used and PHONE in used
+
+
+async def test_switch_link_flips_the_language_and_back_without_javascript(api: Api) -> None:
+    url = link()
+    spanish = await (await api.client.get(url)).text()
+    href, name = switch_link(spanish)
+    assert name == "English" and href.startswith(url)
+    english = unescape(await (await api.client.get(href)).text())
+    assert lang_attr(english) == "en" and "<h1>Change Luna's visit</h1>" in english
+    assert "Monday, March 2 at 8:00am" in english and "Tuesday, March 3" in english
+    # Every link and form on the page keeps the choice...
+    assert f'href="{url}?all=1&lang=en"' in english and f'href="{url}?cancel=1&lang=en"' in english
+    assert all("&lang=en" in m for m in re.findall(r'class="slot" href="([^"]+)"', english))
+    back, name = switch_link(english)
+    assert (back, name) == (f"{url}?lang=es", "Español")
+    assert "<h1>Cambiar la cita de Luna</h1>" in unescape(await (await api.client.get(back)).text())
+    # ... through the confirm step (whose own switch link keeps the slot) and the booking itself.
+    param = next(s for s in slots_in(english) if s[1].astimezone(TZ).day == 4)[0]
+    confirm = unescape(await (await api.client.get(url, params={"slot": param, "lang": "en"})).text())
+    assert "Book this time" in confirm and f'<form method="post" action="{url}?lang=en">' in confirm
+    assert switch_link(confirm)[0] == f"{url}?slot={param}&lang=es"
+    assert "¿Cambiar la cita de Luna?" in unescape(await (await api.client.get(switch_link(confirm)[0])).text())
+    done = await api.client.post(f"{url}?lang=en", data={"csrf": csrf_of(confirm), "action": "book", "slot": param})
+    html = unescape(await done.text())
+    assert done.status == 200 and lang_attr(html) == "en" and "You're booked" in html
+    # The text still follows the language she chose at the kiosk.
+    texts = await sql(api, "SELECT body FROM outbox WHERE visit_id = ?", (A_0800,))
+    assert len(texts) == 1 and "miercoles 4 de marzo" in texts[0][0]
+
+
+async def test_expired_link_gets_its_410_in_spanish_for_a_spanish_client(api: Api) -> None:
+    url = link()
+    api.clock.advance(hours=25)
+    for resp in (await api.client.get(url), await api.client.post(url, data={"action": "cancel"})):
+        html = unescape(await resp.text())
+        assert resp.status == 410 and lang_attr(html) == "es"
+        assert "<h1 class=\"sorry\">Este enlace venció</h1>" in html and "Llámenos" in html and PHONE in html
+    english = unescape(await (await api.client.get(url, params={"lang": "en"})).text())
+    assert lang_attr(english) == "en" and "This link has expired" in english
+
+
+async def test_other_refusals_speak_spanish_too(api: Api) -> None:
+    url = link()
+    stale = await api.client.post(url, data={"csrf": "0" * 32, "action": "cancel"})
+    assert stale.status == 403 and "Inténtelo de nuevo" in unescape(await stale.text())
+    csrf = csrf_of(await (await api.client.get(url, params={"cancel": "1"})).text())
+    bad = await api.client.post(url, data={"csrf": csrf, "action": "move"})
+    assert bad.status == 400 and "No entendimos qué eligió" in unescape(await bad.text())
+    param, start, _ = slots_in(await (await api.client.get(url)).text())[-1]
+    resp = await api.client.post("/api/schedule", headers=api.h("pms"), json={"appointments": [
+        {"id": "rival", "vet": "v1", "type": "vacc", "pet": "p5", "scheduled": start.isoformat(), "booked_min": 15}]})
+    assert resp.status == 200
+    taken = await api.client.post(url, data={"csrf": csrf, "action": "book", "slot": param})
+    html = unescape(await taken.text())
+    assert taken.status == 409 and lang_attr(html) == "es" and "acaba de reservar" in html
+    assert f'<a class="back" href="{url}">Ver los horarios libres</a>' in html
+    await api.event({"type": "start", "appointment": A_0800})
+    started = unescape(await (await api.client.get(url)).text())
+    assert "La cita de Luna ya empezó" in started
+
+
+@pytest.mark.parametrize(("header", "query", "lang"), [
+    ("es-MX,es;q=0.9,en;q=0.8", "", "es"),
+    ("fr-FR,fr;q=0.9,en;q=0.8,es;q=0.7", "", "en"),
+    ("fr-FR,es;q=0.5,en;q=0.4", "", "es"),
+    ("en-US,en;q=0.9,es;q=0.8", "", "en"),
+    ("de", "", "en"),
+    ("", "", "en"),
+    ("en-US", "?lang=es", "es"),
+])
+async def test_forged_link_speaks_the_browsers_language(api: Api, header: str, query: str, lang: str) -> None:
+    headers = {"Accept-Language": header} if header else {}
+    for resp in (await api.client.get(f"/r/forged{query}", headers=headers),
+                 await api.client.post(f"/r/forged{query}", data={"action": "book"}, headers=headers)):
+        html = unescape(await resp.text())
+        assert resp.status == 404 and lang_attr(html) == lang
+        assert ("Este enlace no es válido" if lang == "es" else "This link isn't valid") in html
+
+
+async def test_english_clients_pages_stay_english_whatever_the_browser(api: Api) -> None:
+    mochi = (await sql(api, "SELECT id FROM appointments WHERE pet_id = 'p4' ORDER BY scheduled"))[0][0]
+    url = link(mochi)  # Aiko Tanaka: English
+    resp = await api.client.get(url, headers={"Accept-Language": "es"})  # a stored choice beats the browser
+    html = unescape(await resp.text())
+    assert lang_attr(html) == "en" and "<h1>Change Mochi's visit</h1>" in html and "Tap a new time" in html
+    assert switch_link(html) == (f"{url}?lang=es", "Español")
+    assert re.findall(r'class="slot" href="[^"?]+\?slot=[^"&]+">(\d{1,2}:\d\d[ap]m)<', html)
+    cancel = unescape(await (await api.client.get(url, params={"cancel": "1"})).text())
+    assert "Cancel Mochi's visit?" in cancel and f'<form method="post" action="{url}">' in cancel
+
+
 # -- in a phone's browser ------------------------------------------------------------------------
 
 
@@ -369,16 +509,18 @@ async def test_phone_opens_the_link_picks_a_slot_and_sees_the_confirmation(live_
             page.on("response", lambda r: errors.append(r.url) if r.status >= 400 and "favicon" not in r.url
                     else None)
             await page.goto(url)
-            await page.get_by_role("heading", name="Change Luna's visit").wait_for(timeout=5000)
+            # Luna's owner reads Spanish: so does the page her text links to.
+            await page.get_by_role("heading", name="Cambiar la cita de Luna").wait_for(timeout=5000)
             first = page.locator("a.slot").first
             box = await first.bounding_box()
             assert box is not None and box["height"] >= 44 and box["x"] + box["width"] <= 390  # thumb-sized, fits
             when = await first.inner_text()
             await first.click()
-            await page.get_by_role("button", name="Book this time").click()
-            await page.get_by_role("heading", name="You're booked").wait_for(timeout=5000)
+            await page.get_by_role("button", name="Reservar esta hora").click()
+            await page.get_by_role("heading", name="Cita reservada").wait_for(timeout=5000)
             assert when.strip() in await page.locator("p.to").inner_text()
-            assert "sent you a text" in await page.content()
+            assert "Le enviamos un mensaje" in await page.content()
+            assert await page.get_attribute("html", "lang") == "es"
             assert not errors, errors
         finally:
             await browser.close()

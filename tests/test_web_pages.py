@@ -1,4 +1,7 @@
-"""Lobby display, client status page, live streams and `waitroom user add`."""
+"""Lobby display, client status page (in the client's language), live streams and `waitroom user add`.
+
+Luna's owner reads Spanish in the seed; tests about what the status page shows make her an
+English speaker first (`set_language`), the Spanish ones leave her as she is."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,29 @@ from server.store import Store, fetch
 from tests.conftest import Api
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
+
+
+async def set_language(api: Api, language: str, client: str = "c1") -> None:
+    """The client's stored language (c1: Maria Lopez, Luna's owner, "es" in the seed)."""
+    store = await Store.open(str(api.db))
+    try:
+        async with store.transaction() as conn:
+            await conn.execute("UPDATE clients SET language = ? WHERE id = ?", (language, client))
+    finally:
+        await store.close()
+
+
+def lang_attr(html: str) -> str:
+    m = re.search(r'<html lang="([a-z]+)">', html)
+    assert m, html[:300]
+    return m.group(1)
+
+
+def switch_link(html: str) -> tuple[str, str]:
+    """(href, text) of the page's link to the other language."""
+    m = re.search(r'<p class="lang-switch[^"]*"><a href="([^"]+)" hreflang="([a-z]+)" lang="\2">([^<]+)</a></p>', html)
+    assert m, html[:1500]
+    return unescape(m.group(1)), m.group(3)
 
 
 async def test_display_needs_a_display_token(api: Api) -> None:
@@ -41,6 +68,7 @@ async def test_display_shows_pet_and_initial_only_and_delay_per_vet(api: Api) ->
 
 
 async def test_status_page_shows_pet_vet_place_and_range(api: Api) -> None:
+    await set_language(api, "en")
     await api.event({"type": "checkin", "appointment": A_0800})
     token = status_token("test-secret", A_0800)
     resp = await api.client.get(f"/s/{token}")
@@ -64,6 +92,7 @@ async def test_status_page_refuses_forged_links(api: Api) -> None:
 
 
 async def test_waiting_in_the_car_is_recorded_as_an_event(api: Api) -> None:
+    await set_language(api, "en")
     await api.event({"type": "checkin", "appointment": A_0800})
     token = status_token("test-secret", A_0800)
     html = await (await api.client.get(f"/s/{token}")).text()
@@ -96,6 +125,7 @@ async def read_sse(resp: Any, timeout: float) -> dict[str, str]:
 
 
 async def test_status_stream_pushes_a_change_within_a_second(api: Api) -> None:
+    await set_language(api, "en")
     token = status_token("test-secret", A_0800)
     resp = await api.client.get(f"/s/{token}/live")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
@@ -111,6 +141,80 @@ async def test_status_stream_pushes_a_change_within_a_second(api: Api) -> None:
             break
     assert loop.time() - t0 < 1.0
     resp.close()
+
+
+async def test_status_page_speaks_the_clients_spanish_live_region_too(api: Api) -> None:
+    await api.event({"type": "checkin", "appointment": A_0800})
+    token = status_token("test-secret", A_0800)
+    resp = await api.client.get(f"/s/{token}")
+    html = unescape(await resp.text())
+    assert resp.status == 200 and lang_attr(html) == "es"
+    assert "<h1>Luna</h1>" in html and "con Dr. Ana Ruiz" in html and "Su turno es el <strong>próximo</strong>" in html
+    assert re.search(r'id="range">(hacia las \d\d:\d\d|\d\d:\d\d – \d\d:\d\d)</p>', html), html
+    assert "Estoy esperando en mi auto" in html and "Conectando…" in html and "Saltar al contenido" in html
+    assert re.search(r"Actualizado: \d\d:\d\d · esta página se actualiza sola", html)
+    assert "¿Necesita otra hora? Cambiar la cita" in html
+    assert not re.search(r"\d[ap]m\b|next|in line|Booked|Updated", html)
+    assert switch_link(html) == (f"/s/{token}?lang=en", "English")
+    # Still no inline script under the same CSP.
+    assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) and not re.search(r"\son[a-z]+\s*=", html)
+    # The live region's updates are in Spanish too.
+    live = await api.client.get(f"/s/{token}/live")
+    first = await read_sse(live, 2)
+    assert "Su turno es el <strong>próximo</strong>" in unescape(first["status"])
+    live.close()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf
+    ok = await api.client.post(f"/s/{token}/car", data={"csrf": csrf.group(1)}, headers={"X-Requested-With": "fetch"})
+    assert (await ok.json())["message"] == "Gracias: le avisaremos cuando sea su turno."
+    after = unescape(await (await api.client.get(f"/s/{token}")).text())
+    assert "Gracias: le enviaremos un mensaje cuando sea su turno." in after
+    await api.event({"type": "start", "appointment": A_0800})
+    assert "Es su turno: pase, por favor." in unescape(await (await api.client.get(f"/s/{token}")).text())
+
+
+async def test_status_switch_link_flips_the_language_and_keeps_it(api: Api) -> None:
+    await api.event({"type": "checkin", "appointment": A_0800})
+    token = status_token("test-secret", A_0800)
+    href, _ = switch_link(await (await api.client.get(f"/s/{token}")).text())
+    html = unescape(await (await api.client.get(href)).text())
+    assert lang_attr(html) == "en" and "<strong>next</strong> in line" in html and "I'm waiting in my car" in html
+    # The live stream, the car form and the reschedule link keep English.
+    assert f'data-live="/s/{token}/live?lang=en"' in html and f'action="/s/{token}/car?lang=en"' in html
+    reschedule = re.search(r'href="(/r/[^"]+)"', html)
+    assert reschedule and reschedule.group(1).endswith("?lang=en")
+    assert "Change Luna's visit" in unescape(await (await api.client.get(reschedule.group(1))).text())
+    live = await api.client.get(f"/s/{token}/live?lang=en")
+    assert "<strong>next</strong> in line" in (await read_sse(live, 2))["status"]
+    live.close()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf
+    # Without JavaScript the form posts and comes back to the English page.
+    posted = await api.client.post(f"/s/{token}/car?lang=en", data={"csrf": csrf.group(1)}, allow_redirects=False)
+    assert posted.status == 303 and posted.headers["Location"] == f"/s/{token}?lang=en"
+    back, name = switch_link(html)
+    assert (back, name) == (f"/s/{token}?lang=es", "Español")
+    assert lang_attr(await (await api.client.get(back)).text()) == "es"
+
+
+async def test_status_page_for_english_clients_and_forged_links(api: Api) -> None:
+    milo = status_token("test-secret", "2026-03-02-v2-0800")  # Milo, Emma Rossi: English
+    store = await Store.open(str(api.db))
+    try:
+        rows = await fetch(store.conn, "SELECT c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
+                                       "JOIN clients c ON c.id = p.client_id WHERE a.id = '2026-03-02-v2-0800'")
+    finally:
+        await store.close()
+    assert rows[0][0] == "en"
+    # A stored choice beats the browser's.
+    html = await (await api.client.get(f"/s/{milo}", headers={"Accept-Language": "es"})).text()
+    assert lang_attr(html) == "en" and "Booked for 8:00am" in html and "Español" in html
+    for header, lang, words in (("es-ES,es;q=0.9", "es", "no es válido"), ("en-GB", "en", "not valid"),
+                                ("", "en", "not valid")):
+        resp = await api.client.get("/s/forged.link", headers={"Accept-Language": header} if header else {})
+        text = await resp.text()
+        assert resp.status == 404 and f"<html lang='{lang}'>" in text and words in text
 
 
 async def test_display_stream_moves_when_an_emergency_is_declared(api: Api) -> None:

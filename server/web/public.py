@@ -1,11 +1,13 @@
 """Pages without a staff login: the lobby display (display token) and a client's status page
-(a signed per-visit link). Both show only what their viewer may see, and update live."""
+(a signed per-visit link). Both show only what their viewer may see, and update live.
+The status page speaks the client's language (server/web/i18n.py); the display is English."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -14,8 +16,9 @@ from server.errors import Conflict
 from server.events import Event
 from server.links import verify_status_token
 from server.store import fetch, token_role
-from server.web import live
+from server.web import i18n, live
 from server.web.board import Board, load_board
+from server.web.i18n import Lang
 from server.web.render import helpers, render
 
 # Roles whose token opens the lobby display (reception may open it to check what it shows).
@@ -32,8 +35,8 @@ async def _display_ok(request: web.Request) -> bool:
     return found is not None and found[0] in DISPLAY_ROLES
 
 
-def _page_error(status: int, text: str) -> web.Response:
-    return _html(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status}</title>"
+def _page_error(status: int, text: str, lang: Lang = "en") -> web.Response:
+    return _html(f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{status}</title>"
                  f"<link rel='stylesheet' href='/static/waitroom.css'></head><body class='status-page'>"
                  f"<main class='status'><h1>{text}</h1></main></body></html>", status)
 
@@ -84,23 +87,58 @@ def _reschedule_url(request: web.Request, visit_id: str) -> str | None:
     return f"/r/{token}"
 
 
-async def _status_ctx(request: web.Request, board: Board, vid: str) -> dict[str, object] | None:
+async def _client_language(request: web.Request, vid: str | None) -> Lang:
+    """`?lang=` (the page's switch link), else the visit's client's stored language, else (no
+    client known) the browser's."""
+    if (asked := i18n.asked(request)) is not None:
+        return asked
+    stored = None
+    if vid is not None:
+        rows = await fetch(request.app[STORE].conn,
+                           "SELECT c.language FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
+                           "LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
+        stored = rows[0][0] if rows else None
+    return i18n.choose(request, stored)
+
+
+def _keep_lang(request: web.Request, url: str) -> str:
+    """`url`, carrying a language the client picked with the switch link."""
+    asked = i18n.asked(request)
+    return url if asked is None else f"{url}{'&' if '?' in url else '?'}lang={asked}"
+
+
+async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) -> dict[str, Any] | None:
     v = board.visits.get(vid)
     if v is None:
         return None
     lane = board.lane(v.vet)
-    return {**helpers(board), "v": v, "vet_name": lane.name if lane else v.vet, "place": board.place_in_line(vid),
-            "token": request.match_info["token"], "csrf": _car_csrf(request), "now": board.now,
-            "can_text": bool(v.mobile and v.sms_consent), "reschedule_url": _reschedule_url(request, vid)}
+    token = request.match_info["token"]
+    reschedule_url = _reschedule_url(request, vid)
+    ctx: dict[str, Any] = {
+        **helpers(board), "v": v, "vet_name": lane.name if lane else v.vet, "place": board.place_in_line(vid),
+        "token": token, "csrf": _car_csrf(request), "now": board.now, "can_text": bool(v.mobile and v.sms_consent),
+        "reschedule_url": reschedule_url and _keep_lang(request, reschedule_url),
+        "car_url": _keep_lang(request, f"/s/{token}/car"),
+        **i18n.page_ctx(request, lang, switch_query={})}
+    if lang != "en":  # English keeps render.py's own helpers, so its output stays as it was
+        tz = board.tz
+
+        def hm5(t: datetime, up: bool = False) -> str:
+            return i18n.clock5(t, tz, lang, up)
+
+        ctx |= {"hm": lambda t: i18n.clock(t, tz, lang), "hm5": hm5, "ordinal": lambda n: i18n.ordinal(n, lang)}
+    return ctx
 
 
 async def status_page(request: web.Request) -> web.StreamResponse:
     vid = _visit_id(request)
     board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
-    ctx = await _status_ctx(request, board, vid) if vid else None
+    lang = await _client_language(request, vid)
+    ctx = await _status_ctx(request, board, vid, lang) if vid else None
     if ctx is None:
-        return _page_error(404, "This link is not valid (or the visit is from another day).")
-    return _html(render(request, "status.html", live_url=f"/s/{request.match_info['token']}/live", **ctx))
+        return _page_error(404, i18n.text(lang, "status_invalid"), lang)
+    live_url = _keep_lang(request, f"/s/{request.match_info['token']}/live")
+    return _html(render(request, "status.html", live_url=live_url, **ctx))
 
 
 async def status_live(request: web.Request) -> web.StreamResponse:
@@ -108,9 +146,14 @@ async def status_live(request: web.Request) -> web.StreamResponse:
     if vid is None:
         return web.json_response({"error": "invalid link"}, status=404)
 
+    lang: Lang | None = None
+
     async def fragments() -> dict[str, str] | None:
+        nonlocal lang
         board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
-        ctx = await _status_ctx(request, board, vid)
+        if lang is None:  # once per stream: the page it feeds keeps its language
+            lang = await _client_language(request, vid)
+        ctx = await _status_ctx(request, board, vid, lang)
         return None if ctx is None else {"status": render(request, "_status.html", **ctx)}
 
     return await live.stream(request, fragments)
@@ -119,11 +162,13 @@ async def status_live(request: web.Request) -> web.StreamResponse:
 async def in_car(request: web.Request) -> web.StreamResponse:
     vid = _visit_id(request)
     if vid is None:
-        return _page_error(404, "This link is not valid.")
+        lang = await _client_language(request, None)
+        return _page_error(404, i18n.text(lang, "link_invalid"), lang)
+    lang = await _client_language(request, vid)
     form = await request.post()
     sent = request.headers.get("X-CSRF-Token") or form.get("csrf")
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), _car_csrf(request).encode()):
-        raise web.HTTPForbidden(text="Refused: reload the page and try again.")
+        raise web.HTTPForbidden(text=str(i18n.text(lang, "car_refused")))
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     rows = await fetch(request.app[STORE].conn, "SELECT 1 FROM waiting_in_car WHERE visit_id = ?", (vid,))
@@ -133,10 +178,10 @@ async def in_car(request: web.Request) -> web.StreamResponse:
         except Conflict as e:
             if request.headers.get("X-Requested-With") == "fetch":
                 return web.json_response(e.to_json(), status=e.status)
-            raise web.HTTPSeeOther(f"/s/{request.match_info['token']}") from e
+            raise web.HTTPSeeOther(_keep_lang(request, f"/s/{request.match_info['token']}")) from e
     if request.headers.get("X-Requested-With") == "fetch":
-        return web.json_response({"ok": True, "message": "Thanks — we'll let you know when it's your turn."})
-    raise web.HTTPSeeOther(f"/s/{request.match_info['token']}")
+        return web.json_response({"ok": True, "message": str(i18n.text(lang, "car_thanks"))})
+    raise web.HTTPSeeOther(_keep_lang(request, f"/s/{request.match_info['token']}"))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -6,6 +6,7 @@ over the clinic's next days, grouped by day in the clinic's timezone; `?slot=...
 page's) books the slot, files a request for reception, or cancels, per the clinic's
 `reschedule_mode`, in one transaction with the link's use and the confirmation text.
 A link that cannot be used gets a friendly page with the clinic's phone, never a 500.
+Every page is in the client's language (server/web/i18n.py), with a link to the other one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import aiosqlite
 import phonenumbers
 from aiohttp import web
 
-from notifier.links import ExpiredLink, ForgedLink, LinkClaim, LinkError, UsedLink, check_link, consume_link
+from notifier.links import (
+    ExpiredLink,
+    ForgedLink,
+    LinkClaim,
+    LinkError,
+    UsedLink,
+    check_link,
+    consume_link,
+    verify_token,
+)
 from notifier.messages import ClinicInfo, make_message
 from notifier.outbox import NewText, enqueue
 from notifier.slots import Slot, open_slots
@@ -29,8 +39,10 @@ from server.app import CLOCK, CONFIG, STORE
 from server.events import Event, apply_event
 from server.store import Clinic, fetch
 from server.timeutil import from_db, to_db
+from server.web import i18n
 from server.web.board import short_vet_name
-from server.web.render import hm, render
+from server.web.i18n import Lang
+from server.web.render import render
 
 Mode = Literal["book", "request"]
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -193,27 +205,23 @@ def one_per_time(slots: Iterable[Slot], prefer: str) -> list[Slot]:
 
 
 class Refusal(Exception):
-    """A friendly page instead of the one asked for (status, heading, explanation)."""
+    """A friendly page instead of the one asked for: its status, and the catalogue key of its
+    heading and explanation (`<key>.title`, `<key>.text`, in server/web/i18n.py)."""
 
-    def __init__(self, status: int, title: str, text: str) -> None:
-        super().__init__(title)
-        self.status, self.title, self.text = status, title, text
+    def __init__(self, status: int, key: str, **values: str) -> None:
+        super().__init__(key)
+        self.status, self.key, self.values = status, key, values
 
 
-_LINK_PAGES: dict[type[LinkError], tuple[int, str, str]] = {
-    UsedLink: (410, "This link has already been used",
-               "Each reschedule link works once, and this one has done its job. "
-               "If you need another change, please call us."),
-    ExpiredLink: (410, "This link has expired",
-                  "Reschedule links only work for a limited time. Please call us and we'll find you a time."),
-    ForgedLink: (404, "This link isn't valid",
-                 "It may have been cut short when it was copied. Please open it straight from our text, or call us."),
+_LINK_PAGES: dict[type[LinkError], tuple[int, str]] = {
+    UsedLink: (410, "used"),
+    ExpiredLink: (410, "expired"),
+    ForgedLink: (404, "forged"),
 }
 
 
 def _link_refusal(e: LinkError) -> Refusal:
-    status, title, text = _LINK_PAGES.get(type(e), _LINK_PAGES[ForgedLink])
-    return Refusal(status, title, text)
+    return Refusal(*_LINK_PAGES.get(type(e), _LINK_PAGES[ForgedLink]))
 
 
 def _secret(request: web.Request) -> bytes:
@@ -238,13 +246,10 @@ async def _claim(request: web.Request, conn: aiosqlite.Connection, *, consume: b
 async def _changeable(conn: aiosqlite.Connection, claim: LinkClaim, tz: tzinfo, now: datetime) -> VisitInfo:
     visit = await load_visit(conn, claim.visit_id)
     if visit is None:
-        raise Refusal(404, "We couldn't find this visit", "It may have been removed from our schedule. "
-                                                          "Please call us.")
+        raise Refusal(404, "no_visit")
     if visit.status not in ("booked", "waiting") or visit.day < now.astimezone(tz).date():
-        said = {"cancelled": "has been cancelled", "done": "is over", "in_consult": "has started",
-                "noshow": "has passed"}.get(visit.status, "has passed")
-        raise Refusal(410, "This visit can't be changed online",
-                      f"{visit.pet}'s visit {said}. If you need a new appointment, please call us.")
+        said = visit.status if visit.status in ("cancelled", "done", "in_consult") else "other"
+        raise Refusal(410, "fixed", pet=visit.pet, said=said)
     return visit
 
 
@@ -259,24 +264,20 @@ def _slot_param(s: Slot) -> str:
 
 def _parse_slot(value: object, length: timedelta) -> Slot:
     if not isinstance(value, str) or len(value) > 250:
-        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+        raise Refusal(400, "bad_time")
     stamp, dot, vet = value.partition(".")
     try:
         start = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
     except ValueError as e:
-        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.") from e
+        raise Refusal(400, "bad_time") from e
     if not dot or not vet:
-        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+        raise Refusal(400, "bad_time")
     return Slot(vet, start, start + length)
 
 
-def _day_label(t: datetime, tz: tzinfo) -> str:
-    local = t.astimezone(tz)
-    return f"{local:%A}, {local:%B} {local.day}"
-
-
 def _when(t: datetime | None, tz: tzinfo) -> str:
-    return f"{_day_label(t, tz)} at {hm(t, tz)}" if t is not None else "today"
+    """In English: reception's inbox note says it this way whatever the client's language."""
+    return i18n.when(t, tz, "en")
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -287,11 +288,56 @@ async def _clinic(request: web.Request) -> Clinic:
     return await request.app[STORE].clinic()
 
 
+_EPOCH = datetime(1970, 1, 2, tzinfo=UTC)  # before any link's expiry: verify the signature only
+
+
+def _signed_visit(request: web.Request) -> str | None:
+    """The visit a link of ours names, even when it has expired or been used (so its page can
+    still speak the client's language); None when it is not one of ours."""
+    token = request.match_info["token"]
+    if len(token) > _MAX_TOKEN:
+        return None
+    try:
+        return verify_token(_secret(request), token, _EPOCH).visit_id
+    except (LinkError, ValueError):
+        return None
+
+
+async def _language(request: web.Request, conn: aiosqlite.Connection) -> Lang:
+    """`?lang=`, else the language of the client the link was made for, else the browser's."""
+    if (asked := i18n.asked(request)) is not None:
+        return asked
+    vid = _signed_visit(request)
+    stored = None
+    if vid is not None:
+        rows = await fetch(conn, "SELECT c.language FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
+                                 "LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
+        stored = rows[0][0] if rows else None
+    return i18n.choose(request, stored)
+
+
+def _href(request: web.Request, **params: str) -> str:
+    """This link's path with `params`, keeping a `?lang=` the client chose with the switch link."""
+    if (asked := i18n.asked(request)) is not None:
+        params["lang"] = asked
+    return i18n.with_query(request.path, params)
+
+
+def _lang_ctx(request: web.Request, lang: Lang) -> dict[str, Any]:
+    return i18n.page_ctx(request, lang) | {"href": lambda **params: _href(request, **params)}
+
+
 async def _refusal_page(request: web.Request, r: Refusal) -> web.Response:
     clinic = await _clinic(request)
+    lang = await _language(request, request.app[STORE].conn)
+    values = dict(r.values)
+    if "said" in values:
+        values["said"] = i18n.plain(lang, f"said.{values['said']}")
+    # Plain text, escaped by the template as before (refusals carry no markup of ours).
     return _html(render(request, "reschedule_error.html", clinic=clinic.name, phone=clinic.phone,
-                        phone_label=phone_label(clinic),
-                        title=r.title, text=r.text, back=None if r.status != 409 else request.path), r.status)
+                        phone_label=phone_label(clinic), title=i18n.plain(lang, f"{r.key}.title", **values),
+                        text=i18n.plain(lang, f"{r.key}.text", **values),
+                        back=None if r.status != 409 else _href(request), **_lang_ctx(request, lang)), r.status)
 
 
 def phone_label(clinic: Clinic) -> str | None:
@@ -305,13 +351,15 @@ def phone_label(clinic: Clinic) -> str | None:
     return str(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL))
 
 
-def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str]) -> dict[str, Any]:
+def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str],
+              lang: Lang) -> dict[str, Any]:
     tz = clinic.tz
     return {"clinic": clinic.name, "phone": clinic.phone, "phone_label": phone_label(clinic), "v": visit,
             "vet_short": short_vet_name(visit.vet_name),
-            "current": _when(visit.scheduled, tz), "hm": lambda t: hm(t, tz), "day_label": lambda t: _day_label(t, tz),
+            "current": i18n.when(visit.scheduled, tz, lang), "hm": lambda t: i18n.clock(t, tz, lang),
+            "day_label": lambda t: i18n.day_label(t, tz, lang),
             "vet_label": lambda vid: short_vet_name(vets.get(vid, vid)), "path": request.path,
-            "csrf": csrf_token(_secret(request), request.match_info["token"])}
+            "csrf": csrf_token(_secret(request), request.match_info["token"])} | _lang_ctx(request, lang)
 
 
 async def reschedule_page(request: web.Request) -> web.StreamResponse:
@@ -329,14 +377,15 @@ async def _page(request: web.Request) -> web.StreamResponse:
     visit = await _changeable(conn, claim, tz, now)
     s = reschedule_settings(clinic.settings)
     vets = await vet_names(conn)
+    lang = await _language(request, conn)
     any_vet = request.query.get("all") == "1"
-    ctx = _base_ctx(request, clinic, visit, vets) | {"mode": s.mode, "any_vet": any_vet, "days": s.days}
+    ctx = _base_ctx(request, clinic, visit, vets, lang) | {"mode": s.mode, "any_vet": any_vet, "days": s.days}
     if request.query.get("cancel") == "1":
         return _html(render(request, "reschedule_confirm.html", action="cancel", slot=None, **ctx))
     if "slot" in request.query:
         slot = await _checked_slot(conn, request.query["slot"], visit, vets, s, tz, now)
         return _html(render(request, "reschedule_confirm.html", action="book", slot=slot,
-                            slot_param=_slot_param(slot), when=_when(slot.start, tz), **ctx))
+                            slot_param=_slot_param(slot), when=i18n.when(slot.start, tz, lang), **ctx))
     slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
     if any_vet:
         slots = one_per_time(slots, visit.vet)
@@ -352,13 +401,11 @@ async def _checked_slot(conn: aiosqlite.Connection, value: object, visit: VisitI
     409 if someone took it meanwhile."""
     slot = _parse_slot(value, visit.length)
     if slot.vet not in vets:
-        raise Refusal(400, "We couldn't read that time", "Please go back and choose a time from the list.")
+        raise Refusal(400, "bad_time")
     if slot not in await free_slots(conn, visit, [slot.vet], s, tz, now, with_busy=False):
-        raise Refusal(400, "That isn't a time we can offer",
-                      "Please go back and choose one of the times on the list.")
+        raise Refusal(400, "not_offered")
     if slot not in await free_slots(conn, visit, [slot.vet], s, tz, now):
-        raise Refusal(409, "Sorry, that time was just taken",
-                      "Someone booked it a moment ago. Your visit hasn't changed: please choose another time.")
+        raise Refusal(409, "taken")
     return slot
 
 
@@ -379,10 +426,10 @@ async def _post(request: web.Request) -> web.StreamResponse:
     sent = form.get("csrf")
     want = csrf_token(_secret(request), request.match_info["token"])
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), want.encode()):
-        raise Refusal(403, "Please try again", "This form was out of date. Open the link again and choose a time.")
+        raise Refusal(403, "stale")
     action = form.get("action")
     if action not in ("book", "cancel"):
-        raise Refusal(400, "We couldn't tell what you chose", "Please go back and choose a time, or cancel.")
+        raise Refusal(400, "bad_action")
     s = reschedule_settings(clinic.settings)
     async with store.transaction() as conn:
         claim = await _claim(request, conn, consume=True)
@@ -414,9 +461,11 @@ async def _post(request: web.Request) -> web.StreamResponse:
             texted = bool(await enqueue(conn, [NewText(
                 dedupe_key=f"reschedule-link:{claim.nonce}", to_number=visit.mobile, body=msg.body,
                 kind=f"reschedule_{outcome}", visit_id=visit.id, segments=msg.segments)], now))
-    ctx = _base_ctx(request, clinic, visit, vets)
+    lang = await _language(request, store.conn)
+    # No switch link here: the link is used up, so it would only lead to the "already used" page.
+    ctx = _base_ctx(request, clinic, visit, vets, lang) | {"switch_url": None}
     return _html(render(request, "reschedule_done.html", outcome=outcome, texted=texted,
-                        when=_when(slot.start, tz) if slot else ctx["current"],
+                        when=i18n.when(slot.start, tz, lang) if slot else ctx["current"],
                         new_vet=short_vet_name(vets[slot.vet]) if slot else None, **ctx))
 
 
