@@ -162,7 +162,8 @@ async def test_mark_a_no_show(live_server: LiveServer, browser: Any) -> None:
 
 async def test_status_page_updates_live(live_server: LiveServer, browser: Any) -> None:
     page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-    await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}")
+    # Luna's owner reads Spanish; `?lang=en` is the page's own switch to English (kept by the stream and the form).
+    await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}?lang=en")
     await page.locator("#live-state.ok").wait_for(timeout=TIMEOUT_MS)
     assert "Booked for 8:00am" in await page.locator("#status").inner_text()
     await page.evaluate("window.__sameDocument = true")
@@ -173,6 +174,17 @@ async def test_status_page_updates_live(live_server: LiveServer, browser: Any) -
     await api_event(live_server, {"type": "start", "appointment": A_0800})
     await page.locator("#status", has_text="It's your turn").wait_for(timeout=TIMEOUT_MS)
     assert await page.evaluate("window.__sameDocument") is True
+
+
+async def test_a_spanish_clients_status_page_is_live_in_spanish(live_server: LiveServer, browser: Any) -> None:
+    # Luna's owner reads Spanish: the page, and the script's live/reconnecting words, are Spanish.
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}")
+    await page.locator("#live-state.ok", has_text="En vivo").wait_for(timeout=TIMEOUT_MS)
+    assert await page.get_attribute("html", "lang") == "es"
+    await api_event(live_server, {"type": "checkin", "appointment": A_0800})
+    await page.locator("#status", has_text="Luna").wait_for(timeout=TIMEOUT_MS)
+    assert "Booked for" not in await page.locator("#status").inner_text()
 
 
 async def test_bad_login_locks_out(live_server: LiveServer, browser: Any) -> None:

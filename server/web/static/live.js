@@ -52,10 +52,11 @@
     }, 0);
   });
 
-  function setState(text, ok) {
+  // A page in another language gives its words as data-ok / data-lost on #live-state.
+  function setState(ok) {
     const el = document.getElementById("live-state");
     if (!el) return;
-    el.textContent = text;
+    el.textContent = ok ? (el.dataset.ok || "Live") : (el.dataset.lost || "Reconnecting…");
     el.classList.toggle("ok", ok);
   }
 
@@ -63,8 +64,8 @@
     const url = body.dataset.live;
     if (!url || !window.EventSource) return;
     const source = new EventSource(url);
-    source.onopen = () => setState("Live", true);
-    source.onerror = () => setState("Reconnecting…", false);
+    source.onopen = () => setState(true);
+    source.onerror = () => setState(false);
     source.onmessage = (msg) => {
       const regions = JSON.parse(msg.data);
       for (const [id, html] of Object.entries(regions)) replaceRegion(id, html);
