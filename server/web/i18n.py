@@ -14,12 +14,14 @@ names keep their accents here (miércoles, sábado).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
+
+from server.web import render
 
 Lang = Literal["en", "es"]
 LANGS: tuple[Lang, ...] = ("en", "es")
@@ -278,21 +280,14 @@ def clock(t: datetime | None, tz: tzinfo, lang: Lang) -> str:
     """A time of day: "10:05am" (as a US front desk reads it) or "10:05" (24-hour, as in the texts)."""
     if t is None:
         return ""
-    local = t.astimezone(tz)
     if lang == "es":
-        return f"{local:%H:%M}"
-    return f"{local.hour % 12 or 12}:{local.minute:02d}{'am' if local.hour < 12 else 'pm'}"
+        return f"{t.astimezone(tz):%H:%M}"
+    return render.hm(t, tz)
 
 
 def clock5(t: datetime, tz: tzinfo, lang: Lang, up: bool = False) -> str:
     """A range end rounded outward to 5 minutes (as render.hm5), in `lang`."""
-    t = t.astimezone(tz).replace(second=0, microsecond=0)
-    extra = t.minute % 5
-    if up and extra:
-        t += timedelta(minutes=5 - extra)
-    elif not up:
-        t -= timedelta(minutes=extra)
-    return clock(t, tz, lang)
+    return clock(render.round5(t, tz, up), tz, lang)
 
 
 def day_label(t: datetime, tz: tzinfo, lang: Lang) -> str:

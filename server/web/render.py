@@ -28,7 +28,7 @@ def hm(t: datetime | None, tz: tzinfo) -> str:
     return f"{local.hour % 12 or 12}:{local.minute:02d}{'am' if local.hour < 12 else 'pm'}"
 
 
-def hm5(t: datetime, tz: tzinfo, up: bool = False) -> str:
+def round5(t: datetime, tz: tzinfo, up: bool = False) -> datetime:
     """A range end rounded outward to 5 minutes, as the texts say it (never a false precision)."""
     t = t.astimezone(tz).replace(second=0, microsecond=0)
     extra = t.minute % 5
@@ -36,7 +36,12 @@ def hm5(t: datetime, tz: tzinfo, up: bool = False) -> str:
         t += timedelta(minutes=5 - extra)
     elif not up:
         t -= timedelta(minutes=extra)
-    return hm(t, tz)
+    return t
+
+
+def hm5(t: datetime, tz: tzinfo, up: bool = False) -> str:
+    """`hm` of a range end rounded outward to 5 minutes (`round5`)."""
+    return hm(round5(t, tz, up), tz)
 
 
 def mins(a: datetime | None, b: datetime | None) -> int:
