@@ -32,6 +32,7 @@ from server.timeutil import from_db, iso, parse_time, to_db
 log = logging.getLogger("waitroom.kiosk")
 LOOKUPS = web.AppKey("kiosk_lookups", dict)
 UNMATCHED_TASKS = web.AppKey("kiosk_unmatched_tasks", set)
+LOOKUP_FLOOR_S = 0.05
 REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": "wellness", "other": "sick"}
 
 
@@ -77,6 +78,7 @@ async def _todays(conn: aiosqlite.Connection, mobile: str, day: str) -> list[aio
 
 @roles("kiosk")
 async def lookup(request: web.Request) -> web.Response:
+    started = time.monotonic()
     _rate_limit(request)
     body = _body(await read_json(request))
     rt = request.app[RUNTIME]
@@ -98,8 +100,14 @@ async def lookup(request: web.Request) -> web.Response:
                       "species": r["species"], "vet": r["vet"],
                       "scheduled": iso(scheduled, tz) if scheduled else None,
                       "checked_in": r["status"] == "waiting"})
-    return web.json_response({"now": iso(now, tz), "appointments": appts,
-                              "sms_consent": any(bool(r["sms_consent"]) for r in rows)})
+    answer = web.json_response({"now": iso(now, tz), "appointments": appts,
+                                "sms_consent": any(bool(r["sms_consent"]) for r in rows)})
+    # Every answer takes at least LOOKUP_FLOOR_S: a booked number's answer costs more work than
+    # an unknown one's (its rows, a longer body), and that difference must not tell a stranger
+    # at the kiosk whether a number belongs to a client. A person typed the number: 50 ms is
+    # nothing to them.
+    await asyncio.sleep(max(0.0, LOOKUP_FLOOR_S - (time.monotonic() - started)))
+    return answer
 
 
 async def _remembered(conn: aiosqlite.Connection, key: str) -> list[str] | None:
