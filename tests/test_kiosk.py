@@ -45,6 +45,16 @@ async def wait_for(pilot: Pilot[None], screen: type, tries: int = 100) -> None:
     raise AssertionError(f"still on {type(pilot.app.screen).__name__}, wanted {screen.__name__}")
 
 
+async def to_consent(pilot: Pilot[None], phone: str) -> None:
+    """A client with a booking: look up `phone`, pick the first pet, reach the consent screen."""
+    await pilot.click("#appointment")
+    await type_phone(pilot, phone)
+    await wait_for(pilot, PetsScreen)
+    await pilot.click("#pet-0")
+    await pilot.click("#continue")
+    await wait_for(pilot, ConsentScreen)
+
+
 async def type_phone(pilot: Pilot[None], digits: str) -> None:
     for d in digits:
         await pilot.click(f"#key-{d}")
@@ -144,12 +154,7 @@ async def test_early_and_late_arrivals_get_fitting_words(app: KioskApp, live_ser
         await pilot.click("#finish")
         await wait_for(pilot, WelcomeScreen)
         live_server.clock.advance(minutes=25)  # 08:15: the 08:00 visit is late
-        await pilot.click("#appointment")
-        await type_phone(pilot, LUNA)
-        await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
-        await wait_for(pilot, ConsentScreen)
+        await to_consent(pilot, LUNA)
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
         assert "Luna's appointment was at 8:00 AM. We'll fit her in as soon as we can." in text(pilot)
@@ -198,12 +203,7 @@ async def test_spanish_speaker_checks_in(app: KioskApp) -> None:
         await pilot.click("#lang-es")
         await pilot.pause()
         assert text(pilot, "#title") == "¡Bienvenidos! Regístrese aquí."
-        await pilot.click("#appointment")
-        await type_phone(pilot, HOUSEHOLD)
-        await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
-        await wait_for(pilot, ConsentScreen)
+        await to_consent(pilot, HOUSEHOLD)
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
         msg = text(pilot)
@@ -294,12 +294,7 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
     app = kiosk(live_server, tmp_path, retry_s=0.3)
     async with app.run_test(size=SIZE) as pilot:
         # Client 1 looks up while the server is up; the server dies before they confirm.
-        await pilot.click("#appointment")
-        await type_phone(pilot, HOUSEHOLD)
-        await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
-        await wait_for(pilot, ConsentScreen)
+        await to_consent(pilot, HOUSEHOLD)
         await live_server.stop()
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
@@ -373,12 +368,7 @@ async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_del
     try:
         async with app.run_test(size=SIZE) as pilot:
             # Client 1 looks up while all is well; the network turns into a black hole before they confirm.
-            await pilot.click("#appointment")
-            await type_phone(pilot, HOUSEHOLD)
-            await wait_for(pilot, PetsScreen)
-            await pilot.click("#pet-0")
-            await pilot.click("#continue")
-            await wait_for(pilot, ConsentScreen)
+            await to_consent(pilot, HOUSEHOLD)
             await net.set("blackhole")
             t0 = time.monotonic()
             await pilot.click("#check-in")
