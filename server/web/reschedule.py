@@ -11,9 +11,10 @@ Every page is in the client's language (server/web/i18n.py), with a link to the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
@@ -362,14 +363,24 @@ def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapp
             "csrf": csrf_token(_secret(request), request.match_info["token"])} | _lang_ctx(request, lang)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _refusals_as_pages(handler: Handler) -> Handler:
+    """A `Refusal` raised anywhere in `handler` becomes its friendly page (in the client's language)."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refusal as r:
+            return await _refusal_page(request, r)
+
+    return wrapped
+
+
+@_refusals_as_pages
 async def reschedule_page(request: web.Request) -> web.StreamResponse:
-    try:
-        return await _page(request)
-    except Refusal as r:
-        return await _refusal_page(request, r)
-
-
-async def _page(request: web.Request) -> web.StreamResponse:
     conn = request.app[STORE].conn
     clinic = await _clinic(request)
     tz, now = clinic.tz, request.app[CLOCK].now()
@@ -409,14 +420,8 @@ async def _checked_slot(conn: aiosqlite.Connection, value: object, visit: VisitI
     return slot
 
 
+@_refusals_as_pages
 async def reschedule_post(request: web.Request) -> web.StreamResponse:
-    try:
-        return await _post(request)
-    except Refusal as r:
-        return await _refusal_page(request, r)
-
-
-async def _post(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     clinic = await _clinic(request)
     tz, now = clinic.tz, request.app[CLOCK].now()
