@@ -49,12 +49,13 @@ class DoneScreen(KioskScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(self.message(), id="message", classes="message")
-        with Horizontal(id="codes"):
-            for v in [v for v in self.visits if v.get("status_url")][:MAX_QR]:
-                with Vertical(classes="code"):
-                    yield QRCode(str(v["status_url"]), classes="qr")
-                    yield Static(self.t("scan", pet=v.get("pet", "")), classes="caption")
+        yield Horizontal(*self.codes(), id="codes")
         yield Button(self.t("finish"), id="finish", classes="action", variant="primary")
+
+    def codes(self) -> list[Vertical]:
+        return [Vertical(QRCode(str(v["status_url"]), classes="qr"),
+                         Static(self.t("scan", pet=v.get("pet", "")), classes="caption"), classes="code")
+                for v in [v for v in self.visits if v.get("status_url")][:MAX_QR]]
 
     def on_mount(self) -> None:
         if self.visits and not self.offline:
@@ -74,7 +75,12 @@ class DoneScreen(KioskScreen):
         if state != "delivered" or not answer or not answer.get("visits"):
             return
         self.visits, self.now, self.offline = answer["visits"], answer.get("now"), False
-        await self.recompose()
+        # Only the body changes, in place: recomposing the whole screen would take the top bar
+        # (and its status mark) away for a frame, and a tap in that frame would find no button.
+        codes = self.query_one("#codes", Horizontal)
+        await codes.remove_children()
+        await codes.mount_all(self.codes())
+        self.query_one("#message", Static).update(self.message())
         self.set_interval(self.kiosk.poll_s, self.poll)
 
     @on(Button.Pressed, "#finish")
