@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -171,6 +172,32 @@ async def test_next_parameter_cannot_redirect_off_site(api: Api) -> None:
     resp = await api.client.post("/login", data={"name": "ana", "password": PASSWORD, "csrf": csrf,
                                                  "next": "//evil.example/x"}, allow_redirects=False)
     assert resp.headers["Location"] == "/console"
+
+
+@pytest.mark.parametrize("bad", ["/%0A/evil.example", "/%09/evil.example", "/%0D/evil.example",
+                                 "%0A//evil.example", "/%5C/evil.example", "/%00/evil.example",
+                                 "https://evil.example/", "/%E2%80%A8/evil.example"])
+async def test_next_with_a_control_character_cannot_redirect_off_site(api: Api, bad: str) -> None:
+    # Browsers drop tabs and newlines from a URL, so "/\n/evil.example" is "//evil.example":
+    # another site. A signed-in user (GET) and a fresh sign-in (POST) both stay on this one.
+    await add_user(api.db)
+    assert (await log_in(api.client)).status == 303
+    resp = await api.client.get(f"/login?next={bad}", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console", resp.headers["Location"]
+    api.client.session.cookie_jar.clear()  # signed out: the login form carries `next` on
+    page = await api.client.get(f"/login?next={bad}")
+    csrf = form_csrf(await page.text())
+    assert 'name="next" value="/console"' in await page.text()
+    resp = await api.client.post("/login", data={"name": "ana", "password": PASSWORD, "csrf": csrf,
+                                                 "next": unquote(bad)}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console", resp.headers["Location"]
+
+
+async def test_next_keeps_a_path_on_this_site(api: Api) -> None:
+    await add_user(api.db)
+    assert (await log_in(api.client)).status == 303
+    resp = await api.client.get("/login?next=/console%3Fx%3D1", allow_redirects=False)
+    assert resp.headers["Location"] == "/console?x=1"
 
 
 # -- every override route: no session, no CSRF, display token ----------------------------------

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -59,10 +59,21 @@ def _html(body: str, status: int = 200) -> web.Response:
 
 
 def _safe_next(value: object) -> str:
-    """Only a path on this site: `next=//evil.example` must not become an open redirect."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return "/console"
+    """Only a path on this site: `next=//evil.example` must not become an open redirect.
+
+    Judged on the characters a browser will act on: it drops tabs and newlines from a URL
+    and reads a backslash as a slash, so "/\\n/evil.example" is "//evil.example". Anything but
+    printable ASCII without a backslash is refused outright (none of our paths has any), and
+    what is left must parse as a bare path: no scheme, no host.
+    """
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return "/console"
+    if not all("!" <= c <= "~" for c in value) or "\\" in value:
+        return "/console"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/console"
+    return value
 
 
 # -- login ------------------------------------------------------------------------------------
