@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -444,10 +444,38 @@ async def test_form_post_without_script_redirects_back_with_message_and_undo(des
                                   allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith("/console?msg=Luna")
     page = await (await desk.client.get(resp.headers["Location"])).text()
-    assert "checked in" in page and "/console/undo/" in page
+    assert "checked in" in flash(page) and "/console/undo/" in flash(page)
     bad = await desk.client.post(f"/console/visits/{A_0800}/checkin", data={"csrf": desk.csrf},
                                  allow_redirects=False)
     assert bad.status == 303 and "error=" in bad.headers["Location"]
+
+
+async def test_a_link_cannot_put_words_or_an_undo_button_in_the_console(desk: Desk) -> None:
+    # A link anyone can send to reception: its text must not appear as the console's own message.
+    bait = "Server error: call 555-0100 now and read out your password"
+    for query in (f"?msg={quote(bait)}&undo=1", f"?error={quote(bait)}", f"?msg={quote(bait)}&undo=1&sig=x"):
+        page = await (await desk.client.get(f"/console{query}")).text()
+        assert bait not in page and "undo" not in flash(page)
+    # Nor can a message the console really gave be re-worded or given another action's Undo.
+    resp = await desk.client.post(f"/console/visits/{A_0800}/checkin", data={"csrf": desk.csrf},
+                                  allow_redirects=False)
+    real = resp.headers["Location"]
+    for forged in (real.replace("Luna", "Evil"), re.sub(r"undo=\d+", "undo=999", real)):
+        assert forged != real
+        page = await (await desk.client.get(forged)).text()
+        assert "Evil" not in page and "undo" not in flash(page)
+    # Another staff member following the link does not see it either (bound to the session).
+    await add_user(desk.api.db, "ben")
+    desk.client.session.cookie_jar.clear()
+    assert (await log_in(desk.client, "ben")).status == 303
+    assert "checked in" not in flash(await (await desk.client.get(real)).text())
+
+
+def flash(page: str) -> str:
+    """The console's message area (the Recent actions list has its own Undo buttons)."""
+    m = re.search(r'<div id="flash".*?</div>', page, re.S)
+    assert m, page[:300]
+    return m.group(0)
 
 
 async def test_console_page_carries_strict_security_headers(desk: Desk) -> None:

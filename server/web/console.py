@@ -10,6 +10,8 @@ same way, but are final: a text sent again is with the provider within a second.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
@@ -18,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
-from server.app import CLOCK, RUNTIME, STORE
+from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.events import Event, apply_event
 from server.store import fetch
@@ -144,10 +146,9 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
 async def console_page(request: web.Request) -> web.StreamResponse:
     staff = request[STAFF]
     _, ctx = await _fragments(request, staff)
-    q = request.query
-    undo = q.get("undo")
-    return _html(render(request, "console.html", live_url="/console/live", flash_msg=q.get("msg"),
-                        flash_error=q.get("error"), flash_undo=undo if undo and undo.isdigit() else None, **ctx))
+    msg, error, undo = _read_flash(request, staff)
+    return _html(render(request, "console.html", live_url="/console/live", flash_msg=msg,
+                        flash_error=error, flash_undo=undo, **ctx))
 
 
 async def console_live(request: web.Request) -> web.StreamResponse:
@@ -162,6 +163,39 @@ async def console_live(request: web.Request) -> web.StreamResponse:
         return {name: render(request, f"_{name}.html", **ctx) for name in ("board", "side", "alerts")}
 
     return await live.stream(request, fragments)
+
+
+# -- the message after a plain form post -----------------------------------------------------
+
+
+def _flash_sig(request: web.Request, staff: Staff, fields: dict[str, str]) -> str:
+    # Keyed by the server's secret and bound to this session (its CSRF token): a link made up by
+    # anyone else, or a real one re-worded or followed by another member of staff, is not shown.
+    key = request.app[CONFIG].secret.encode()
+    data = "\0".join(f"{k}={fields.get(k, '')}" for k in _FLASH_FIELDS) + "\0" + staff.csrf
+    return hmac.new(key, b"flash:" + data.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_FLASH_FIELDS = ("msg", "error", "undo")
+
+
+def _flash_url(request: web.Request, staff: Staff, *, msg: str | None = None, error: str | None = None,
+               undo: int | None = None) -> str:
+    """/console with a message (and an Undo) for a plain form post, signed for this session."""
+    fields = {k: v for k, v in (("msg", msg), ("error", error), ("undo", None if undo is None else str(undo)))
+              if v is not None}
+    return "/console?" + urlencode({**fields, "sig": _flash_sig(request, staff, fields)}, quote_via=quote)
+
+
+def _read_flash(request: web.Request, staff: Staff) -> tuple[str | None, str | None, str | None]:
+    """(message, error, undo seq) from the query, only when the console signed them itself."""
+    q = request.query
+    fields = {k: q[k] for k in _FLASH_FIELDS if k in q}
+    sent = q.get("sig", "")
+    if not fields or not hmac.compare_digest(sent.encode(), _flash_sig(request, staff, fields).encode()):
+        return None, None, None
+    undo = fields.get("undo")
+    return fields.get("msg"), fields.get("error"), undo if undo and undo.isdigit() else None
 
 
 # -- overrides ----------------------------------------------------------------------------------
@@ -179,11 +213,10 @@ def action(handler: Callable[[web.Request, Staff], Awaitable[tuple[str, int | No
         except WaitroomError as e:
             if wants_json(request):
                 return web.json_response(e.to_json(), status=e.status)
-            raise web.HTTPSeeOther("/console?" + urlencode({"error": e.message})) from e
+            raise web.HTTPSeeOther(_flash_url(request, staff, error=e.message)) from e
         if wants_json(request):
             return web.json_response({"ok": True, "message": message, "undo": seq})
-        q = {"msg": message, **({"undo": str(seq)} if seq is not None else {})}
-        raise web.HTTPSeeOther("/console?" + urlencode(q, quote_via=quote))
+        raise web.HTTPSeeOther(_flash_url(request, staff, msg=message, undo=seq))
 
     return wrapped
 
