@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
 
 from server.config import Clock, Config
@@ -50,10 +51,34 @@ def json_error(status: int, message: str, field: str | None = None) -> web.Respo
     return web.json_response(body, status=status)
 
 
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+async def read_form(request: web.Request) -> None:
+    """Read a form body once, before any handler: aiohttp keeps it for `request.post()`, and
+    a form it cannot read (multipart without a boundary, a broken part header, an unknown
+    charset or transfer encoding) is a 400 naming `body` on every route at once - the Twilio
+    webhooks too, which read their form before the signature check."""
+    if request.method != "POST" or request.content_type not in FORM_TYPES:
+        return
+    try:
+        await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    # What aiohttp's form and multipart readers raise on a malformed body, and nothing else.
+    except (ValueError, LookupError, RuntimeError, HttpProcessingError) as e:
+        raise BadRequest(f"body: not a readable {request.content_type} form", "body") from e
+
+
+# Headers of an aiohttp HTTPException worth keeping on its JSON answer (405's Allow, ...).
+_KEEP_HEADERS = ("Allow", "Retry-After", "Location")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors become JSON with their status; nothing escapes as a bare 500 page."""
     try:
+        await read_form(request)
         return await handler(request)
     except WaitroomError as e:
         return web.json_response(e.to_json(), status=e.status)
@@ -61,7 +86,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(413, "request body too large", "body")
     except web.HTTPException as e:
         if e.status >= 400 and request.path.startswith("/api/"):
-            return json_error(e.status, e.reason)
+            answer = json_error(e.status, e.reason)
+            answer.headers.update({k: e.headers[k] for k in _KEEP_HEADERS if k in e.headers})
+            return answer
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -147,6 +174,9 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("body: not valid JSON", "body") from e
+    except RecursionError as e:
+        # 200,000 "[": the parser gives up at Python's recursion limit (about 1,000 levels).
+        raise BadRequest("body: nested too deeply", "body") from e
 
 
 def create_app(config: Config) -> web.Application:

@@ -1,0 +1,105 @@
+"""Odd input from anyone gets a 4xx with the usual error body, never a 500 with a traceback.
+
+Issue 11 item 7: a form content type without a boundary (or otherwise unreadable) on every
+route that reads a form, including the Twilio webhooks before their signature check; a JSON
+body nested deeper than the parser can follow; a 405 without its `Allow` header.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from notifier.links import make_token
+from server.app import create_app
+from server.config import Config, ManualClock
+from server.links import status_token
+from tests.conftest import START, seed_clinic
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
+
+SECRET = "test-secret"
+VISIT = "2026-03-02-v1-0800"
+
+
+@dataclass
+class Site:
+    client: TestClient[Any, Any]
+    tokens: dict[str, str]
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db, history_days=1)
+    config = Config(db_path=str(db), clock=ManualClock(START), secret=SECRET, public_url="http://clinic.test",
+                    sms_provider="twilio", twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                    twilio_from="+13125550100", run_notifier=False)
+    async with TestClient(TestServer(create_app(config))) as client:
+        yield Site(client, tokens)
+
+
+def _form_routes() -> list[str]:
+    # Valid links, so each handler gets as far as reading its form.
+    return ["/login", f"/r/{make_token(SECRET.encode(), VISIT, START)}", f"/s/{status_token(SECRET, VISIT)}/car",
+            "/sms/inbound", "/sms/status?row=1"]
+
+
+# Content types and bodies aiohttp's form reader cannot read (each raised something else).
+ODD_FORMS = [
+    ("multipart/form-data", b"x"),  # no boundary: ValueError
+    ("multipart/form-data; boundary=abc", b"x"),  # no starting boundary: ValueError
+    ("multipart/form-data; boundary=abc", b"--abc\r\nnonsense\r\n\r\nv\r\n--abc--\r\n"),  # InvalidHeader
+    ("multipart/form-data; boundary=abc",
+     b'--abc\r\nContent-Disposition: form-data; name="a"\r\nContent-Transfer-Encoding: odd\r\n\r\nv\r\n--abc--\r\n'),
+    ("application/x-www-form-urlencoded; charset=nope", b"a=b"),  # LookupError
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), ODD_FORMS, ids=["no-boundary", "no-start", "bad-header",
+                                                                  "bad-encoding", "bad-charset"])
+async def test_unreadable_form_is_a_400_naming_the_body_on_every_form_route(
+        site: Site, content_type: str, body: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    for path in _form_routes():
+        with caplog.at_level(logging.ERROR):
+            resp = await site.client.post(path, data=body, headers={"Content-Type": content_type})
+        assert resp.status == 400, (path, resp.status, await resp.text())
+        assert (await resp.json())["field"] == "body", path
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_json_nested_beyond_the_parser_is_a_400_not_a_recursion_error(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    deep = b"[" * 200_000
+    for path, role in [("/api/events", "reception"), ("/api/schedule", "pms"), ("/api/kiosk/lookup", "kiosk"),
+                       ("/api/kiosk/checkin", "kiosk"), ("/api/kiosk/walkin", "kiosk"), ("/api/kiosk/urgent", "kiosk")]:
+        with caplog.at_level(logging.ERROR):
+            resp = await site.client.post(path, data=deep, headers={**site.h(role), "Content-Type": "application/json"})
+        assert resp.status == 400, (path, await resp.text())
+        assert await resp.json() == {"error": "body: nested too deeply", "field": "body"}
+    # Closed deep nesting in a field the server ignores is no different.
+    closed = b'{"type": "urgent", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    resp = await site.client.post("/api/events", data=closed, headers=site.h("reception"))
+    assert resp.status == 400 and (await resp.json())["field"] == "body"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/api/events", {"POST"}), ("GET", "/api/events", {"POST"}), ("PUT", "/api/schedule", {"POST"}),
+    ("POST", "/api/health", {"GET", "HEAD"}), ("PUT", "/login", {"GET", "HEAD", "POST"}),
+    ("DELETE", "/console", {"GET", "HEAD"}), ("GET", "/sms/inbound", {"POST"}),
+])
+async def test_405_names_the_allowed_methods(site: Site, method: str, path: str, allowed: set[str]) -> None:
+    resp = await site.client.request(method, path, headers=site.h("reception"))
+    assert resp.status == 405
+    assert set(resp.headers.get("Allow", "").split(",")) == allowed
+    if path.startswith("/api/"):
+        assert (await resp.json())["error"] == "Method Not Allowed"
