@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,3 +105,16 @@ async def consume_link(conn: aiosqlite.Connection, secret: bytes, token: str, no
         (claim.nonce, claim.visit_id, now.astimezone(UTC).isoformat()),
     )
     return claim
+
+
+# Secrets that travel in URLs: a client's status (/s/) or reschedule (/r/) token in the path,
+# a display token in `?token=`. Logs keep the route and drop the secret.
+_SECRET_PATH = re.compile(r"(/[rs]/)[^/?#\s\"']+")
+_SECRET_QUERY = re.compile(r"([?&](?:token|csrf)=)[^&#\s\"']*")
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """`text` (a path and query, a URL, or a text message) with every link secret replaced by
+    `<redacted>`: `/r/<token>` and `/s/<token>/live` keep their shape, `?token=` its name."""
+    return _SECRET_QUERY.sub(r"\1" + REDACTED, _SECRET_PATH.sub(r"\1" + REDACTED, text))

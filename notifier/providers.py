@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from notifier.links import redact
+
 log = logging.getLogger("waitroom.notifier")
 
 
@@ -64,17 +66,23 @@ class Provider(Protocol):
 
 @dataclass(slots=True)
 class ConsoleProvider:
-    """The demo default: logs every text, needs no account."""
+    """The demo default: logs every text, needs no account.
+
+    A text's links are live (a reschedule link can cancel the visit), so the log and the
+    echo show them redacted unless `show_links` (the demo, where a person at the terminal
+    is meant to follow them: `WAITROOM_CONSOLE_SMS_LINKS=1`)."""
 
     echo: bool = True
+    show_links: bool = False
     sent: list[tuple[str, str, str]] = field(default_factory=list)  # sid, to, body
 
     async def send(self, to: str, body: str, row_id: int) -> SentMessage:
         sid = f"CONSOLE{len(self.sent) + 1:06d}"
         self.sent.append((sid, to, body))
-        log.info("SMS to %s (row %d): %s", to, row_id, body)
+        shown = body if self.show_links else redact(body)
+        log.info("SMS to %s (row %d): %s", to, row_id, shown)
         if self.echo:
-            print(f"[sms to {to}] {body}", flush=True)
+            print(f"[sms to {to}] {shown}", flush=True)
         return SentMessage(sid=sid, status="delivered")
 
     async def lookup(self, to: str, body: str, since: datetime) -> SentMessage | None:
@@ -213,10 +221,11 @@ def _twilio_time(value: object) -> datetime | None:
 
 def make_provider(kind: str, *, account_sid: str | None = None, auth_token: str | None = None,
                   from_number: str | None = None, messaging_service_sid: str | None = None,
-                  base_url: str = "https://api.twilio.com", public_url: str | None = None) -> Provider:
+                  base_url: str = "https://api.twilio.com", public_url: str | None = None,
+                  console_links: bool = False) -> Provider:
     """The provider a config names: "console" (the default, no account) or "twilio"."""
     if kind == "console":
-        return ConsoleProvider()
+        return ConsoleProvider(show_links=console_links)
     if kind == "twilio":
         if not account_sid or not auth_token:
             raise ValueError("Twilio needs an account SID and an auth token")

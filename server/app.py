@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
 
+from notifier.links import redact
 from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.runtime import ClinicRuntime
@@ -91,7 +92,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return answer
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return json_error(500, "internal error")
 
 
@@ -150,11 +151,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf s "%{User-Agent}i"'
+
+
 class ClinicAccessLogger(AccessLogger):
     """The access log of `waitroom serve`: every write, every error and every slow request,
     but not the lobby's polls. Displays and phones read estimates every few seconds all day;
     a line for each buried what matters, and under load formatting them was a quarter of the
-    server's time."""
+    server's time. Link secrets are redacted (`notifier.links.redact`): a status page's live
+    stream is always "slow", and a log is read by more people than should hold a client's link."""
 
     SLOW_S = 1.0
 
@@ -162,6 +167,12 @@ class ClinicAccessLogger(AccessLogger):
         if request.method in ("GET", "HEAD") and response.status < 400 and time < self.SLOW_S:
             return
         super().log(request, response, time)
+
+    def _format_line(self, request: web.BaseRequest, response: web.StreamResponse,
+                     time: float) -> list[tuple[str | tuple[str, str], str]]:
+        # The request line is the only field of our format that can carry a secret.
+        return [(key, redact(value) if key == "first_request_line" else value)
+                for key, value in super()._format_line(request, response, time)]
 
 
 async def read_json(request: web.Request) -> Any:

@@ -62,20 +62,22 @@ def _config(args: argparse.Namespace) -> Any:
                       ("WAITROOM_TWILIO_BASE_URL", "twilio_base_url")):
         if os.environ.get(env):
             kw[name] = os.environ[env]
+    # The demo's console provider shows texts' links whole (they are live: redacted otherwise).
+    kw["console_sms_links"] = os.environ.get("WAITROOM_CONSOLE_SMS_LINKS", "") in ("1", "yes", "true")
     return Config(**kw)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from server.app import ClinicAccessLogger, create_app
+    from server.app import ACCESS_LOG_FORMAT, ClinicAccessLogger, create_app
 
     setup_logging()
     config = _config(args)
     # run_app shuts down cleanly on SIGTERM and SIGINT: requests finish, cleanup_ctx runs.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
                 access_log=logging.getLogger("waitroom.access"), access_log_class=ClinicAccessLogger,
-                access_log_format='%a "%r" %s %b %Tf s "%{User-Agent}i"')
+                access_log_format=ACCESS_LOG_FORMAT)
     return 0
 
 

@@ -51,6 +51,7 @@ class Config:
     kiosk_lookups_per_minute: int = 20
     max_body_bytes: int = 1024 * 1024
     sms_provider: str = "console"  # "console" or "twilio"
+    console_sms_links: bool = False  # the console provider prints links unredacted (the demo)
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from: str | None = None

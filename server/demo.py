@@ -192,7 +192,8 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
           f"  console: {url}/console  (sign in as demo / demo-password)\n"
           f"  lobby:   {url}/display?token={tokens['display']}\n"
           f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
-    env = {**os.environ, "WAITROOM_PUBLIC_URL": url}
+    # The demo's texts show their links whole, so they can be followed from the log.
+    env = {**os.environ, "WAITROOM_PUBLIC_URL": url, "WAITROOM_CONSOLE_SMS_LINKS": "1"}
     # The server's logs and the console SMS provider's texts go to a file, not over the kiosk.
     log = open(folder / "server.log", "a")  # noqa: SIM115 - open for the server's whole life
     print(f"  texts:   tail -f {folder / 'server.log'} | grep 'sms to'", flush=True)

@@ -59,7 +59,7 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
         provider = make_provider(
             config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
             from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
-            base_url=config.twilio_base_url, public_url=config.public_url)
+            base_url=config.twilio_base_url, public_url=config.public_url, console_links=config.console_sms_links)
         worker = Worker(app[STORE].transaction, provider, config.clock.now, reader=app[STORE].conn)
         app[WORKER] = worker
         rt.on_texts = worker.wake
