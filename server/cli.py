@@ -64,6 +64,8 @@ def _config(args: argparse.Namespace) -> Any:
             kw[name] = os.environ[env]
     # The demo's console provider shows texts' links whole (they are live: redacted otherwise).
     kw["console_sms_links"] = os.environ.get("WAITROOM_CONSOLE_SMS_LINKS", "") in ("1", "yes", "true")
+    if os.environ.get("WAITROOM_TRUSTED_PROXIES"):
+        kw["trusted_proxies"] = tuple(p.strip() for p in os.environ["WAITROOM_TRUSTED_PROXIES"].split(",") if p.strip())
     return Config(**kw)
 
 

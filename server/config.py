@@ -49,6 +49,8 @@ class Config:
     public_url: str = "http://127.0.0.1:8080"
     clock: Clock = field(default_factory=SystemClock)
     kiosk_lookups_per_minute: int = 20
+    # Reverse proxies whose X-Forwarded-For is believed (their own address as the server sees it).
+    trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
     sms_provider: str = "console"  # "console" or "twilio"
     console_sms_links: bool = False  # the console provider prints links unredacted (the demo)

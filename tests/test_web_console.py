@@ -7,12 +7,14 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
+from aiohttp import ClientSession, CookieJar, TCPConnector
 from aiohttp.test_utils import TestClient, TestServer
 
 from notifier import outbox
@@ -157,6 +159,85 @@ async def test_five_failures_lock_the_account_for_15_minutes(api: Api) -> None:
     assert (await log_in(api.client)).status == 429
     api.clock.advance(minutes=16)
     assert (await log_in(api.client)).status == 303
+
+
+async def test_61_concurrent_guesses_check_five_and_the_right_one_gets_no_session(api: Api) -> None:
+    # Each guess used to read "not locked" before any failure was written: all 61 were checked
+    # and the right password (the 60th) signed in. Now each reserves its attempt first.
+    await add_user(api.db)
+    page = await api.client.get("/login")
+    csrf = form_csrf(await page.text())
+    guesses = [f"wrong guess {i}" for i in range(61)]
+    guesses[59] = PASSWORD
+
+    async def guess(password: str) -> int:
+        resp = await api.client.post("/login", data={"name": "ana", "password": password, "csrf": csrf},
+                                     allow_redirects=False)
+        return resp.status
+
+    statuses = await asyncio.gather(*(guess(p) for p in guesses))
+    assert 303 not in statuses and set(statuses) <= {401, 429}
+    assert statuses.count(401) + statuses.count(429) == 61
+    desk = Desk(api, "")
+    assert await desk.sql("SELECT count(*) FROM staff_sessions") == [(0,)]
+    # Only LOCKOUT_FAILURES passwords were ever checked (each checked attempt is a row).
+    assert await desk.sql("SELECT count(*) FROM login_attempts WHERE name = 'ana'") == [(5,)]
+
+
+@asynccontextmanager
+async def browser_at(api: Api, address: str, headers: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
+    """A browser on another machine: its connections come from `address` (127.0.0.0/8 is all ours)."""
+    async with ClientSession(str(api.client.make_url("")), connector=TCPConnector(local_addr=(address, 0)),
+                             cookie_jar=CookieJar(unsafe=True), headers=headers) as session:
+        yield session
+
+
+async def sign_in(session: ClientSession, name: str, password: str) -> tuple[int, str]:
+    session.cookie_jar.clear()  # signed out: each try starts from the login form
+    page = await session.get("/login")
+    resp = await session.post("/login", data={"name": name, "password": password, "csrf": form_csrf(await page.text())},
+                              allow_redirects=False)
+    return resp.status, await resp.text()
+
+
+async def test_a_stranger_cannot_lock_the_desk_out_or_guess_faster_over_many_names(api: Api) -> None:
+    for name in ("ana", "ben", "cara"):
+        await add_user(api.db, name)
+    async with browser_at(api, "127.0.0.2") as stranger, browser_at(api, "127.0.0.1") as desk:
+        for name in ("ana", "ben"):
+            for _ in range(4):
+                assert (await sign_in(stranger, name, "nope nope"))[0] == 401
+            assert (await sign_in(stranger, name, "nope nope"))[0] == 429
+        # Locked for the stranger, not for reception at the desk.
+        assert (await sign_in(stranger, "ana", PASSWORD))[0] == 429
+        assert (await sign_in(desk, "ana", PASSWORD))[0] == 303
+        assert (await sign_in(desk, "ben", PASSWORD))[0] == 303
+        # Ten failures from one address: no more guesses from it, whatever the name.
+        status, text = await sign_in(stranger, "cara", PASSWORD)
+        assert status == 429 and "from this computer" in text
+        assert (await sign_in(desk, "cara", PASSWORD))[0] == 303
+        api.clock.advance(minutes=16)
+        assert (await sign_in(stranger, "cara", PASSWORD))[0] == 303
+
+
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "clinic.db"
+    await seed_clinic(db)
+    await add_user(db)
+    for trusted in ((), ("127.0.0.1",)):
+        config = Config(db_path=str(db), clock=clock, secret="s", public_url="http://clinic.test",
+                        trusted_proxies=trusted)
+        async with TestClient(TestServer(create_app(config))) as client:
+            api = Api(client, {}, clock, db)
+            for i in range(10):  # each from a "new address" the stranger makes up
+                async with browser_at(api, "127.0.0.1", {"X-Forwarded-For": f"10.0.0.{i}"}) as stranger:
+                    assert (await sign_in(stranger, "ana", "nope nope"))[0] in (401, 429)
+            async with browser_at(api, "127.0.0.1", {"X-Forwarded-For": "10.0.0.99"}) as someone:
+                status, _ = await sign_in(someone, "ana", PASSWORD)
+        # Untrusted, the header is the stranger's word: all ten came from one address, locked.
+        # Behind a trusted proxy each address had one failure: 10.0.0.99 signs in.
+        assert status == (303 if trusted else 429)
+        clock.advance(minutes=16)
 
 
 async def test_logout_ends_the_session(desk: Desk) -> None:

@@ -2,8 +2,10 @@
 
 Passwords are hashed with scrypt (memory-hard, in the standard library). A session is a
 random cookie whose sha256 is stored with the session's CSRF token; every POST of a
-signed-in page must echo that token. Five failed logins for a name within 15 minutes lock
-that name for 15 minutes, whatever the password.
+signed-in page must echo that token. Five failed logins for a name from one address within
+15 minutes lock that name for that address for 15 minutes, whatever the password; ten from one
+address lock the address; fifty for one name from anywhere lock the name. A stranger can thus
+neither guess faster nor lock the desk out of its own accounts from elsewhere.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from server.timeutil import from_db, to_db
 SESSION_COOKIE = "wr_session"
 LOGIN_CSRF_COOKIE = "wr_login_csrf"
 SESSION_HOURS = 12
-LOCKOUT_FAILURES = 5
+LOCKOUT_FAILURES = 5  # one name from one address
+ADDRESS_FAILURES = 10  # one address, whatever the names
+NAME_FAILURES_ANYWHERE = 50  # one name from all addresses together
 LOCKOUT_WINDOW = timedelta(minutes=15)
+ATTEMPTS_KEPT = timedelta(days=1)
 MIN_PASSWORD = 8
 # scrypt cost: n=2**14, r=8 is 16 MiB and ~50 ms per check: slow for a guesser, fine for a desk.
 _N, _R, _P = 2**14, 8, 1
@@ -111,47 +116,93 @@ async def current_staff(request: web.Request) -> Staff | None:
     return Staff(rows[0]["id"], rows[0]["name"], rows[0]["csrf"])
 
 
-def _locked_until(attempts: list[aiosqlite.Row], now: datetime) -> datetime | None:
-    """When the name's lockout ends, if it is locked: 5 failures since the last success, in 15 min."""
+def _locked_until(attempts: list[aiosqlite.Row], now: datetime, limit: int) -> datetime | None:
+    """When a lockout ends, if there is one: `limit` failures since the last success, in 15 min.
+
+    `attempts` newest first. A reserved attempt (its password still being checked) counts as a
+    failure until it turns out right.
+    """
     failures: list[datetime] = []
-    for r in attempts:  # newest first
+    for r in attempts:
         if r["ok"]:
             break
         t = from_db(r["at"])
         if t is not None and t > now - LOCKOUT_WINDOW:
             failures.append(t)
-    if len(failures) < LOCKOUT_FAILURES:
+    if len(failures) < limit:
         return None
-    return failures[LOCKOUT_FAILURES - 1] + LOCKOUT_WINDOW
+    return failures[limit - 1] + LOCKOUT_WINDOW
+
+
+def client_address(request: web.Request) -> str:
+    """Who is asking: the peer's address, or behind a proxy listed in `Config.trusted_proxies`
+    the address that proxy put last in X-Forwarded-For (earlier entries are the client's word)."""
+    remote = request.remote or ""
+    if remote in request.app[CONFIG].trusted_proxies:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return remote
+
+
+async def _lockout(conn: aiosqlite.Connection, name: str, remote: str, now: datetime) -> tuple[str, datetime] | None:
+    """Why and until when this name may not be tried from this address now, or None."""
+    checks = (
+        # One name from one address: the stranger's failures lock the name for the stranger only.
+        ("name", "SELECT ok, at FROM login_attempts WHERE name = ? AND remote = ? ORDER BY id DESC LIMIT ?",
+         (name, remote, LOCKOUT_FAILURES), LOCKOUT_FAILURES),
+        # One address, any names: no faster guessing by spreading guesses over the staff list.
+        ("address", "SELECT ok, at FROM login_attempts WHERE remote = ? ORDER BY id DESC LIMIT ?",
+         (remote, ADDRESS_FAILURES), ADDRESS_FAILURES),
+        # One name from many addresses: a distributed guess locks the name for everyone.
+        ("name", "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT ?",
+         (name, NAME_FAILURES_ANYWHERE), NAME_FAILURES_ANYWHERE),
+    )
+    for why, sql, args, limit in checks:
+        until = _locked_until(list(await fetch(conn, sql, args)), now, limit)
+        if until is not None:
+            return why, until
+    return None
 
 
 class LoginResult:
-    OK, BAD, LOCKED = "ok", "bad", "locked"
+    OK, BAD, LOCKED, ADDRESS_LOCKED = "ok", "bad", "locked", "address_locked"
 
 
 async def log_in(request: web.Request, name: str, password: str) -> tuple[str, str | None, datetime | None]:
-    """Check a login; on success create a session. Returns (result, session token, locked until)."""
+    """Check a login; on success create a session. Returns (result, session token, locked until).
+
+    The attempt is reserved (written as a failure) in the same transaction that checks the
+    lockout, before the password is checked: concurrent guesses each see the ones before them,
+    so no more than the limit are ever checked (they used to all read "not locked" at once).
+    """
     store = request.app[STORE]
     now = request.app[CLOCK].now()
     name = name.strip()[:60]
-    attempts = await fetch(store.conn, "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT 20",
+    remote = client_address(request)
+    async with store.transaction() as conn:
+        locked = await _lockout(conn, name, remote, now)
+        if locked is not None:
+            why, until = locked
+            return (LoginResult.ADDRESS_LOCKED if why == "address" else LoginResult.LOCKED), None, until
+        cur = await conn.execute("INSERT INTO login_attempts (name, remote, at, ok) VALUES (?, ?, ?, 0)",
+                                 (name, remote, to_db(now)))
+        attempt = cur.lastrowid
+        # Only the last 15 minutes count: older attempts are kept a day, then let go.
+        await conn.execute("DELETE FROM login_attempts WHERE at < ?", (to_db(now - ATTEMPTS_KEPT),))
+        rows = await fetch(conn, "SELECT id, password_hash FROM staff_users WHERE name = ? AND disabled = 0",
                            (name,))
-    locked = _locked_until(attempts, now)
-    if locked is not None:
-        return LoginResult.LOCKED, None, locked
-    rows = await fetch(store.conn, "SELECT id, password_hash FROM staff_users WHERE name = ? AND disabled = 0",
-                       (name,))
     stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
     ok = await asyncio.to_thread(check_password, password, stored) and bool(rows)
+    if not ok:
+        # This failure may be the fifth: tell the user now rather than on the next try.
+        async with store.transaction() as conn:
+            locked = await _lockout(conn, name, remote, now)
+        if locked is None:
+            return LoginResult.BAD, None, None
+        return (LoginResult.ADDRESS_LOCKED if locked[0] == "address" else LoginResult.LOCKED), None, locked[1]
     async with store.transaction() as conn:
-        await conn.execute("INSERT INTO login_attempts (name, remote, at, ok) VALUES (?, ?, ?, ?)",
-                           (name, request.remote, to_db(now), int(ok)))
-        if not ok:
-            # This failure may be the fifth: tell the user now rather than on the next try.
-            fresh = await fetch(conn, "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT 20",
-                                (name,))
-            locked = _locked_until(fresh, now)
-            return (LoginResult.LOCKED if locked else LoginResult.BAD), None, locked
+        await conn.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", (attempt,))
         token = secrets.token_urlsafe(32)
         await conn.execute(
             "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",

@@ -105,11 +105,11 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="Refused: the sign-in form's security token is missing. Reload and try again.")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     result, token, locked_until = await log_in(request, name, password)
-    if result == LoginResult.LOCKED:
+    if result in (LoginResult.LOCKED, LoginResult.ADDRESS_LOCKED):
         tz = request.app[RUNTIME].clinic.tz
         until = hm(locked_until, tz) if locked_until else "later"
-        return await _login_form(request, f"Too many failed attempts: this account is locked until {until}.",
-                                 429, name)
+        what = "this account is" if result == LoginResult.LOCKED else "sign-ins from this computer are"
+        return await _login_form(request, f"Too many failed attempts: {what} locked until {until}.", 429, name)
     if result == LoginResult.BAD or token is None:
         return await _login_form(request, "Wrong name or password.", 401, name)
     resp = web.HTTPSeeOther(_safe_next(form.get("next")))
