@@ -65,9 +65,9 @@ CLINIC_NUMBER = "+13125550100"
 async def seed(db: Path, *, history_days: int = 10) -> dict[str, str]:
     """The demo clinic's day (3 vets, 08:00-17:00) in `db`; a token per role."""
     from server.demo import seed_day
-    from server.store import Store
+    from server.store import SqliteStore
 
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="bench")

@@ -31,7 +31,7 @@ from server.app import create_app  # noqa: E402
 from server.config import Config, ManualClock  # noqa: E402
 from server.events import Event, apply_event  # noqa: E402
 from server.schedule import import_schedule  # noqa: E402
-from server.store import Clinic, Store, create_token, set_clinic  # noqa: E402
+from server.store import Clinic, SqliteStore, create_token, set_clinic  # noqa: E402
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio  # noqa: E402
 
 TZ = ZoneInfo("America/Chicago")
@@ -39,7 +39,7 @@ DAY_START = datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
 
 
 async def seed(db: Path, n: int) -> str:
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     async with store.transaction() as conn:
         await set_clinic(conn, Clinic("Bench Clinic", "America/Chicago", "US", "+13125550100"))
         doc = {

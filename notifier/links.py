@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiosqlite
 
+from notifier.outbox import to_db
+
 _MAC_BYTES = 12
 
 
@@ -102,7 +104,7 @@ async def consume_link(conn: aiosqlite.Connection, secret: bytes, token: str, no
     claim = await check_link(conn, secret, token, now)
     await conn.execute(
         "INSERT INTO link_uses (nonce, visit_id, used_at) VALUES (?, ?, ?)",
-        (claim.nonce, claim.visit_id, now.astimezone(UTC).isoformat()),
+        (claim.nonce, claim.visit_id, to_db(now)),
     )
     return claim
 

@@ -17,13 +17,13 @@ from notifier.links import redact
 from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.runtime import ClinicRuntime
-from server.store import Store, hash_token, token_role
+from server.store import SqliteStore, hash_token, open_store, token_role
 from server.texts import TextingOptions
 
 log = logging.getLogger("waitroom.http")
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)
+STORE = web.AppKey("store", SqliteStore)
 RUNTIME = web.AppKey("runtime", ClinicRuntime)
 CLOCK = web.AppKey("clock", Clock)
 # Who made the request, set by the auth middleware: the token's role and "token:<name>".
@@ -213,7 +213,7 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def _apply_retention(store: Store, settings: dict[str, Any], today: date) -> None:
+async def _apply_retention(store: SqliteStore, settings: dict[str, Any], today: date) -> None:
     """The clinic's client-data retention setting (server/retention.py), applied at each start."""
     from server.retention import erase_stale_clients, retention_days
 
@@ -226,7 +226,7 @@ async def _apply_retention(store: Store, settings: dict[str, Any], today: date) 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = await Store.open(config.db_path)
+    store = await open_store(config.db_path)
     app[STORE] = store
     now = config.clock.now()
     clinic = await store.clinic()

@@ -91,9 +91,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _with_store(db: str, fn: Any) -> Any:
-    from server.store import Store
+    from server.store import open_store
 
-    store = await Store.open(db)
+    store = await open_store(db)
     try:
         return await fn(store)
     finally:

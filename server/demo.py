@@ -159,7 +159,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
 
-    from server.store import Store
+    from server.store import open_store
     from server.timeutil import tz_from
     from server.web.auth import create_user
 
@@ -172,7 +172,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     today = datetime.now(tz).date()
 
     async def seed() -> dict[str, str]:
-        store = await Store.open(str(db))
+        store = await open_store(str(db))
         try:
             async with store.transaction() as conn:
                 tokens = await seed_day(conn, today, tzname, once_a_day=True)
@@ -221,10 +221,10 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
 async def _play_morning(db: Path, today: date, until: datetime) -> None:
     """Post the morning's events through the real event path, as reception would have."""
     from server.events import Event, apply_event
-    from server.store import Store, load_day
+    from server.store import load_day, open_store
 
     rng = random.Random(3)
-    store = await Store.open(str(db))
+    store = await open_store(str(db))
     try:
         clinic = await store.clinic()
         state = await load_day(store.conn, today)

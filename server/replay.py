@@ -20,7 +20,7 @@ from server.errors import WaitroomError
 from server.events import parse_event
 from server.runtime import ClinicRuntime
 from server.schedule import import_schedule
-from server.store import Clinic, Store, fetch, insert_history, set_clinic
+from server.store import Clinic, SqliteStore, fetch, insert_history, set_clinic
 from server.texts import TextingOptions
 from server.timeutil import iso
 
@@ -46,7 +46,7 @@ def history_visits(days: Iterable[dict[str, Any]]) -> list[Visit]:
 
 
 class Replay:
-    def __init__(self, store: Store, *, texts: bool = True) -> None:
+    def __init__(self, store: SqliteStore, *, texts: bool = True) -> None:
         self.store = store
         self.runtime: ClinicRuntime | None = None
         self.history: list[Visit] = []
@@ -122,7 +122,7 @@ class Replay:
 
 
 async def run(stdin: IO[str], stdout: IO[str], *, texts: bool = True) -> int:
-    store = await Store.open(":memory:")
+    store = await SqliteStore.open(":memory:")
     replay = Replay(store, texts=texts)
     lines = (json.loads(line) for line in stdin if line.strip())
     try:

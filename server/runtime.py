@@ -22,7 +22,7 @@ from server.domain import DayState, Estimate
 from server.estimator import estimate
 from server.events import Event, apply_event
 from server.learning import Model, learn
-from server.store import Clinic, Store, booked_lengths, fetch, load_day, load_history
+from server.store import Clinic, SqliteStore, booked_lengths, fetch, load_day, load_history
 from server.texts import TextingOptions, queue_delay_texts, record_promises
 from server.timeutil import from_db
 
@@ -32,7 +32,7 @@ log = logging.getLogger("waitroom.runtime")
 class ClinicRuntime:
     """Holds what is derived from the store, recomputed only when the store changed."""
 
-    def __init__(self, store: Store, clinic: Clinic, *, estimate_granularity_s: float = 10.0,
+    def __init__(self, store: SqliteStore, clinic: Clinic, *, estimate_granularity_s: float = 10.0,
                  texting: TextingOptions | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.clinic = clinic
@@ -58,10 +58,10 @@ class ClinicRuntime:
         store.after_commit.append(self._after_commit)
 
     @classmethod
-    async def start(cls, store: Store, today: date, **kw: object) -> ClinicRuntime:
+    async def start(cls, store: SqliteStore, today: date, **kw: object) -> ClinicRuntime:
         rt = cls(store, await store.clinic(), **kw)  # type: ignore[arg-type]
-        rows = await fetch(store.conn, "SELECT MAX(seq) FROM events")
-        rt._seen_seq = rows[0][0] or 0
+        async with store.read() as q:
+            rt._seen_seq = await q.last_event_seq()
         await rt.relearn(today)
         return rt
 
@@ -126,9 +126,8 @@ class ClinicRuntime:
 
     async def post_event(self, ev: Event, actor: str, now: datetime) -> int:
         """Validate, apply and commit one event; durable before this returns."""
-        # One call on the database thread (Store.write): under a lobby of readers a write of
-        # a dozen awaited round trips waited a turn of the busy event loop at each.
-        return await self.store.write(lambda conn: apply_event(conn, ev, actor, self.clinic.tz, now))
+        async with self.store.transaction() as tx:
+            return await apply_event(tx, ev, actor, self.clinic.tz, now)
 
     # -- texts, in the writing transaction ------------------------------------------------------
 
@@ -194,13 +193,10 @@ class ClinicRuntime:
 
     async def tick(self, now: datetime) -> list[int]:
         """Re-decide texts with no new event: estimates move while a consult runs long."""
-        async def full(conn: aiosqlite.Connection) -> list[int]:
+        async with self.store.transaction() as tx:
             # A full evaluation covers every event so far, deferred ones included.
-            rows = await fetch(conn, "SELECT MAX(seq) FROM events")
-            self._seen_seq = rows[0][0] or 0
-            return await self.evaluate(conn, now)
-
-        return await self.store.write(full)
+            self._seen_seq = await tx.last_event_seq()
+            return await self.evaluate(tx, now)
 
     async def run_ticks(self, every_s: float = 60.0) -> None:
         """The periodic re-evaluation (a cleanup_ctx task in the server)."""

@@ -1,4 +1,4 @@
-"""Reading and writing times: aware datetimes everywhere, UTC ISO 8601 in the database."""
+"""Reading and writing times: aware datetimes everywhere, one fixed-width UTC form in the database."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def parse_time(value: object, tz: tzinfo, field: str) -> datetime:
 
 
 def to_db(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).isoformat()
+    """The one stored form of a time: fixed-width UTC text (`2026-03-02T13:50:00.000000Z`), so two
+    stored times compare as strings. Used by the store's SQLite backend only."""
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        raise ValueError("naive datetime: every stored time is aware")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def from_db(s: str | None) -> datetime | None:

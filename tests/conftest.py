@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import Store
+from server.store import SqliteStore
 
 TZ = ZoneInfo("America/Chicago")
 DAY = date(2026, 3, 2)
@@ -45,7 +45,7 @@ def clock() -> ManualClock:
 
 async def seed_clinic(db: Path, *, history_days: int = 10) -> dict[str, str]:
     """A demo clinic day in `db`; returns a token per role."""
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="test")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from server.importers import ScheduleFileError, parse_csv, parse_ics, parse_schedule_file
 from server.schedule import import_schedule
-from server.store import Store
+from server.store import SqliteStore
 
 TZ = ZoneInfo("America/Chicago")
 DATA = Path(__file__).parent / "data"
@@ -160,7 +160,7 @@ def test_json_file_is_passed_through(tmp_path: Path) -> None:
 
 async def test_store_accepts_the_document_and_a_reimport_changes_nothing() -> None:
     doc = parse_schedule_file(DATA / "day.csv", default_tz=TZ)
-    store = await Store.open(":memory:")
+    store = await SqliteStore.open(":memory:")
     try:
         for _ in range(2):
             async with store.transaction() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.store import Store, create_token, fetch
+from server.store import SqliteStore, create_token, fetch
 from tests.conftest import Api
 
 HOUSEHOLD = "(312) 555-0102"  # James Carter: Max and Bella
@@ -17,7 +17,7 @@ async def _post(api: Api, path: str, body: dict[str, Any], role: str = "kiosk") 
 
 
 async def _count(api: Api, query: str) -> int:
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         return int((await fetch(store.conn, query))[0][0])
     finally:
@@ -93,7 +93,7 @@ async def test_a_kiosk_reads_only_the_visits_it_checked_in(api: Api) -> None:
                                             "idempotency_key": "kiosk-key-0003"})
     mine = await api.client.get(f"/api/kiosk/visits/{vid}", headers=api.h("kiosk"))
     assert mine.status == 200
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     async with store.transaction() as conn:
         other_kiosk = await create_token(conn, "kiosk", "lobby-2")
     await store.close()

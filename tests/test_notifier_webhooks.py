@@ -130,9 +130,9 @@ def test_notifier_imports_nothing_from_server_or_kiosk_or_textual() -> None:
 
 
 async def test_the_servers_migration_runner_applies_the_outbox_migration(tmp_path: Path) -> None:
-    from server.store import Store
+    from server.store import SqliteStore
 
-    store = await Store.open(str(tmp_path / "full.db"))
+    store = await SqliteStore.open(str(tmp_path / "full.db"))
     try:
         assert await store.migrate() == []  # safe to run again
         tables = {r[0] for r in await store.conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}

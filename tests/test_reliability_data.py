@@ -20,7 +20,7 @@ from server.backup import backup
 from server.cli import main as cli_main
 from server.config import Config, ManualClock
 from server.retention import erase_stale_clients
-from server.store import Clinic, Store, set_clinic
+from server.store import Clinic, SqliteStore, set_clinic
 from tests.conftest import DAY, seed_clinic
 
 
@@ -87,7 +87,7 @@ def test_backup_command_writes_a_copy_and_refuses_a_missing_database(tmp_path: P
     assert not (tmp_path / "c.db").exists()
 
 
-async def _add_client(store: Store, cid: str, mobile: str, visit_day: str) -> None:
+async def _add_client(store: SqliteStore, cid: str, mobile: str, visit_day: str) -> None:
     async with store.transaction() as conn:
         await conn.execute("INSERT INTO clients (id, name, mobile, notes) VALUES (?, ?, ?, 'bites')",
                            (cid, cid, mobile))
@@ -96,7 +96,7 @@ async def _add_client(store: Store, cid: str, mobile: str, visit_day: str) -> No
                            "VALUES (?, 'appointment', ?, 'v1', ?, 15, 'done')", (f"a-{cid}", visit_day, f"pet-{cid}"))
 
 
-async def _contact(store: Store, cid: str) -> tuple[str | None, str]:
+async def _contact(store: SqliteStore, cid: str) -> tuple[str | None, str]:
     rows = list(await store.conn.execute_fetchall("SELECT mobile, notes FROM clients WHERE id = ?", (cid,)))
     return rows[0][0], rows[0][1]
 
@@ -104,7 +104,7 @@ async def _contact(store: Store, cid: str) -> tuple[str | None, str]:
 async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_days(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
     await seed_clinic(db, history_days=1)
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=40)).isoformat())
         await _add_client(store, "recent", "+13125559002", (DAY - timedelta(days=10)).isoformat())
@@ -124,7 +124,7 @@ async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_d
 async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
     tokens = await seed_clinic(db, history_days=1)
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=400)).isoformat())
         async with store.transaction() as conn:
@@ -141,7 +141,7 @@ async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Pat
         assert (await r.json())["appointments"] == []
         r = await client.post("/api/kiosk/lookup", json={"phone": "312-555-0102"}, headers=h)
         assert (await r.json())["appointments"] != []
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         assert await _contact(store, "old") == (None, "")
     finally:

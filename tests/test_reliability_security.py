@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.bench_crash import ServeProcess, free_port, seed
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.store import Store, create_token
+from server.store import SqliteStore, create_token
 from tests.conftest import ROLES, START, Api, seed_clinic
 
 APPT = "2026-03-02-v1-0800"
@@ -120,7 +120,7 @@ async def test_kiosk_lookups_are_rate_limited_per_kiosk(kiosk: tuple[TestClient[
                 for i in range(14)]
     assert statuses == [200] * 10 + [429] * 4
     # Another kiosk in the lobby is not locked out by the first one's probing.
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             other = await create_token(conn, "kiosk", "lobby-2")

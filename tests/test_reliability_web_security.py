@@ -28,7 +28,7 @@ from notifier.twilio_signature import compute_signature
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.links import status_token
-from server.store import Store
+from server.store import SqliteStore
 from server.web.auth import SESSION_COOKIE
 from tests.conftest import ROLES, START, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -228,7 +228,7 @@ async def test_forged_expired_reused_and_cross_visit_links_are_refused(site: Sit
     reused = await c.post(link_a, data={"csrf": csrf_a.group(1), "action": "cancel"})
     assert reused.status == 410
     assert (await c.get(link_a)).status == 410
-    store = await Store.open(str(site.db))
+    store = await SqliteStore.open(str(site.db))
     try:
         rows = await store.conn.execute_fetchall("SELECT id, status FROM appointments WHERE id IN (?, ?)", (A, B))
     finally:

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import pytest
 
 from notifier.links import make_token
-from server.store import Store, fetch
+from server.store import SqliteStore, fetch
 from server.web.board import inbox
 from server.web.reschedule import reschedule_settings
 from tests.conftest import START, TZ, Api, LiveServer
@@ -38,7 +38,7 @@ def link(visit: str = A_0800, now: datetime = START, secret: bytes = SECRET) -> 
 
 
 async def sql(api: Api, q: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         return [tuple(r) for r in await fetch(store.conn, q, params)]
     finally:
@@ -46,7 +46,7 @@ async def sql(api: Api, q: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
 
 
 async def set_settings(api: Api, **settings: Any) -> None:
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         async with store.transaction() as conn:
             await conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps(settings),))
@@ -253,7 +253,7 @@ async def test_request_mode_files_a_request_that_reception_sees(api: Api) -> Non
     done = await book(api, url, param)
     assert "Request sent" in done
     assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         box = await inbox(store.conn)
     finally:

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
-from server.store import Store, create_token, fetch, token_role
+from server.store import SqliteStore, create_token, fetch, token_role
+from server.store.sqlite import ReadOnly
 
 
 async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     db = str(tmp_path / "w.db")
-    store = await Store.open(db)
+    store = await SqliteStore.open(db)
     rows = await store.conn.execute_fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
     assert rows[0][1] == "0001_initial.sql"
     assert await store.migrate() == []  # second run: nothing to do
     await store.close()
-    again = await Store.open(db)  # and opening again neither fails nor re-applies
+    again = await SqliteStore.open(db)  # and opening again neither fails nor re-applies
     assert len(await again.conn.execute_fetchall("SELECT * FROM schema_migrations")) == len(rows)
     await again.close()
 
 
 async def test_file_store_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
-    store = await Store.open(str(tmp_path / "w.db"))
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
     assert (await store.conn.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
     assert (await store.conn.execute_fetchall("PRAGMA foreign_keys"))[0][0] == 1
     with pytest.raises(Exception, match="FOREIGN KEY"):
@@ -36,7 +37,7 @@ async def test_file_store_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
 
 
 async def test_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = await Store.open(str(tmp_path / "w.db"))
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
     with pytest.raises(RuntimeError):
         async with store.transaction() as conn:
             await conn.execute("INSERT INTO vets (id, name) VALUES ('v1', 'Dr. A')")
@@ -46,7 +47,7 @@ async def test_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 async def test_concurrent_writers_do_not_mix_transactions(tmp_path: Path) -> None:
-    store = await Store.open(str(tmp_path / "w.db"))
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
 
     async def writer(i: int, fail: bool) -> None:
         try:
@@ -64,51 +65,65 @@ async def test_concurrent_writers_do_not_mix_transactions(tmp_path: Path) -> Non
     await store.close()
 
 
-async def test_one_call_writes_commit_roll_back_and_mix_with_transactions(tmp_path: Path) -> None:
-    # Store.write runs a write as one call on the database thread; it must keep every
-    # promise transaction() makes: serialised with it, all or nothing, caches told.
-    store = await Store.open(str(tmp_path / "w.db"))
+async def test_transactions_commit_roll_back_and_tell_after_commit_hooks_once_each(tmp_path: Path) -> None:
+    # Every write goes through transaction(): serialised, all or nothing, caches told once per end.
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
     seen: list[int] = []
     store.after_commit.append(lambda: seen.append(store.version))
 
-    async def add(conn: aiosqlite.Connection, vid: str, fail: bool = False) -> int:
-        cur = await conn.execute("INSERT INTO vets (id, name) VALUES (?, ?)", (vid, "x"))
-        rows = await fetch(conn, "SELECT COUNT(*) FROM vets WHERE id = ?", (vid,))
-        if fail:
-            raise ValueError("refused")
-        assert cur.lastrowid is not None
-        return int(rows[0][0])
-
-    async def through_transaction(i: int) -> None:
-        async with store.transaction() as conn:
-            await conn.execute("INSERT INTO vets (id, name) VALUES (?, ?)", (f"t{i}", "x"))
-            await asyncio.sleep(0)
-
-    async def through_write(i: int) -> None:
+    async def add(i: int, fail: bool) -> None:
         with contextlib.suppress(ValueError):
-            await store.write(lambda conn: add(conn, f"w{i}", fail=i % 2 == 1))
+            async with store.transaction() as tx:
+                await tx.execute("INSERT INTO vets (id, name) VALUES (?, ?)", (f"w{i}", "x"))
+                await asyncio.sleep(0)
+                rows = await fetch(tx, "SELECT COUNT(*) FROM vets WHERE id = ?", (f"w{i}",))
+                assert rows[0][0] == 1
+                if fail:
+                    raise ValueError("refused")
 
     before = store.version
-    await asyncio.gather(*(f(i) for i in range(10) for f in (through_transaction, through_write)))
+    await asyncio.gather(*(add(i, fail=i % 2 == 1) for i in range(20)))
     ids = {r[0] for r in await store.conn.execute_fetchall("SELECT id FROM vets")}
-    assert ids == {f"t{i}" for i in range(10)} | {f"w{i}" for i in range(0, 10, 2)}
-    assert len(seen) == 15 and store.version > before  # after-commit hooks ran once per commit
-    assert await store.write(lambda conn: add(conn, "w-last")) == 1
+    assert ids == {f"w{i}" for i in range(0, 20, 2)}
+    assert len(seen) == 10 and store.version == before + 20  # hooks once per commit; rollbacks bump too
+    await store.close()
 
-    # A write that awaits anything but its connection cannot run as one call: it fails
-    # loudly and leaves nothing behind.
-    async def sleeps(conn: aiosqlite.Connection) -> None:
-        await conn.execute("INSERT INTO vets (id, name) VALUES ('w-sleep', 'x')")
-        await asyncio.sleep(0)
 
-    with pytest.raises(RuntimeError, match="awaited something other"):
-        await store.write(sleeps)
-    assert await store.conn.execute_fetchall("SELECT id FROM vets WHERE id = 'w-sleep'") == []
+async def test_reads_cannot_write(tmp_path: Path) -> None:
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
+    async with store.read() as q:
+        with pytest.raises(ReadOnly):
+            await q.keep_model({"x": 1}, datetime.now(UTC))
+    assert await store.conn.execute_fetchall("SELECT * FROM models") == []
+    await store.close()
+
+
+async def test_old_time_forms_are_rewritten_to_the_one_canonical_form(tmp_path: Path) -> None:
+    # A database written before migration 0005 holds "+00:00" times, with and without
+    # microseconds; afterwards every stored time is the fixed-width Z form and sorts as text.
+    db = tmp_path / "old.db"
+    store = await SqliteStore.open(str(db))
+    async with store.transaction() as tx:
+        await tx.execute("INSERT INTO vets (id, name) VALUES ('v1', 'Dr. A')")
+        for i, t in enumerate(("2026-03-02T14:00:00+00:00", "2026-03-02T14:00:00.500000+00:00",
+                               "2026-03-02T13:59:59.999999Z")):
+            await tx.execute("INSERT INTO appointments (id, kind, day, vet_id, booked_min, scheduled) "
+                             "VALUES (?, 'appointment', '2026-03-02', 'v1', 15, ?)", (f"a{i}", t))
+        await tx.execute("DELETE FROM schema_migrations WHERE version >= 5")
+    await store.close()
+    store = await SqliteStore.open(str(db))
+    rows = await store.conn.execute_fetchall("SELECT id, scheduled FROM appointments ORDER BY scheduled")
+    assert [tuple(r) for r in rows] == [("a2", "2026-03-02T13:59:59.999999Z"),
+                                        ("a0", "2026-03-02T14:00:00.000000Z"),
+                                        ("a1", "2026-03-02T14:00:00.500000Z")]
+    async with store.read() as q:
+        day = await q.visits_for_day(date(2026, 3, 2))
+    assert day.visits["a1"].scheduled == datetime(2026, 3, 2, 14, 0, 0, 500000, tzinfo=UTC)
     await store.close()
 
 
 async def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
-    store = await Store.open(str(tmp_path / "w.db"))
+    store = await SqliteStore.open(str(tmp_path / "w.db"))
     async with store.transaction() as conn:
         token = await create_token(conn, "kiosk", "lobby-1")
     stored = [r[0] for r in await store.conn.execute_fetchall("SELECT hash FROM tokens")]

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from notifier.twilio_signature import compute_signature
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
-from server.store import Store, fetch
+from server.store import SqliteStore, fetch
 from tests.conftest import DAY, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
@@ -40,7 +40,7 @@ class Clinic:
         assert resp.status == 201, await resp.text()
 
     async def sql(self, query: str, *args: Any) -> list[Any]:
-        store = await Store.open(str(self.db))
+        store = await SqliteStore.open(str(self.db))
         try:
             return [tuple(r) for r in await fetch(store.conn, query, args)]
         finally:
@@ -114,7 +114,7 @@ async def test_emergency_texts_the_affected_clients_once_with_reason_range_and_o
 
 
 async def test_paused_texts_send_nothing(clinic: Clinic) -> None:
-    store = await Store.open(str(clinic.db))
+    store = await SqliteStore.open(str(clinic.db))
     async with store.transaction() as conn:
         await conn.execute("INSERT INTO texts_paused (scope, client_id, paused_at, paused_by) "
                            "VALUES ('clinic', '', '2026-03-02T13:00:00+00:00', 'test')")

@@ -21,7 +21,7 @@ from notifier import outbox
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
 from server.sms import WORKER
-from server.store import Store, fetch
+from server.store import SqliteStore, fetch
 from server.web.auth import check_password, create_user, hash_password
 from tests.conftest import START, Api, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -33,7 +33,7 @@ A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez, notes), Dr. Ruiz's first boo
 
 
 async def add_user(db: Path, name: str = "ana", password: str = PASSWORD) -> None:
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             await create_user(conn, name, password, START)
@@ -71,7 +71,7 @@ class Desk:
         return await resp.json() if resp.content_type == "application/json" else await resp.text()
 
     async def events(self, kind: str) -> list[Any]:
-        store = await Store.open(str(self.api.db))
+        store = await SqliteStore.open(str(self.api.db))
         try:
             return await fetch(store.conn, "SELECT seq, type, appointment_id, data, actor FROM events WHERE type = ? "
                                            "ORDER BY seq", (kind,))
@@ -83,7 +83,7 @@ class Desk:
         return await resp.json()
 
     async def sql(self, q: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        store = await Store.open(str(self.api.db))
+        store = await SqliteStore.open(str(self.api.db))
         try:
             return [tuple(r) for r in await fetch(store.conn, q, params)]
         finally:
@@ -478,7 +478,7 @@ async def test_kiosk_unmatched_shows_in_the_alerts(desk: Desk) -> None:
 
 
 async def test_inbox_shows_client_replies_and_sends_the_answer(desk: Desk) -> None:
-    store = await Store.open(str(desk.api.db))
+    store = await SqliteStore.open(str(desk.api.db))
     try:
         async with store.transaction() as conn:
             for i, (body, kind, need) in enumerate([("Can I bring both dogs?", "other", 1),
@@ -501,7 +501,7 @@ async def test_inbox_shows_client_replies_and_sends_the_answer(desk: Desk) -> No
 
 
 async def test_recovery_gesture_prompt_when_waited_past_the_promise(desk: Desk) -> None:
-    store = await Store.open(str(desk.api.db))
+    store = await SqliteStore.open(str(desk.api.db))
     try:
         async with store.transaction() as conn:
             settings = json.dumps({"recovery_gesture": "a free nail trim"})
@@ -618,7 +618,7 @@ async def texting(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TextingDe
 async def leave_held_and_failed(db: Path) -> tuple[int, int]:
     """Two texts as the worker leaves them: one held (it went to Twilio, and Twilio could not be
     asked whether it arrived) and one Twilio refused for good (21211). Returns their ids."""
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             ids = await outbox.enqueue(conn, [
@@ -826,7 +826,7 @@ async def test_a_text_refused_until_the_worker_gives_up_is_listed_with_the_reaso
 
 async def test_no_try_again_for_a_number_that_has_opted_out(texting: TextingDesk) -> None:
     held, failed = await leave_held_and_failed(texting.api.db)
-    store = await Store.open(str(texting.api.db))
+    store = await SqliteStore.open(str(texting.api.db))
     try:
         async with store.transaction() as conn:
             await outbox.record_opt_out(conn, MILO_MOBILE, "sms", START)

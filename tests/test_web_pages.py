@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from server.links import status_token
-from server.store import Store, fetch
+from server.store import SqliteStore, fetch
 from tests.conftest import Api
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
@@ -23,7 +23,7 @@ A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
 
 async def set_language(api: Api, language: str, client: str = "c1") -> None:
     """The client's stored language (c1: Maria Lopez, Luna's owner, "es" in the seed)."""
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         async with store.transaction() as conn:
             await conn.execute("UPDATE clients SET language = ? WHERE id = ?", (language, client))
@@ -104,7 +104,7 @@ async def test_waiting_in_the_car_is_recorded_as_an_event(api: Api) -> None:
     assert ok.status == 303
     html = await (await api.client.get(f"/s/{token}")).text()
     assert "we'll text you when it's your turn" in html
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         rows = await fetch(store.conn, "SELECT type, appointment_id, actor FROM events WHERE type = 'in_car'")
         assert [tuple(r) for r in rows] == [("in_car", A_0800, "client")]
@@ -200,7 +200,7 @@ async def test_status_switch_link_flips_the_language_and_keeps_it(api: Api) -> N
 
 async def test_status_page_for_english_clients_and_forged_links(api: Api) -> None:
     milo = status_token("test-secret", "2026-03-02-v2-0800")  # Milo, Emma Rossi: English
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         rows = await fetch(store.conn, "SELECT c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
                                        "JOIN clients c ON c.id = p.client_id WHERE a.id = '2026-03-02-v2-0800'")

@@ -1,0 +1,115 @@
+"""The store contract (server/store/interface.py): what every backend must do, through the
+interface only. Each backend is one parameter of the `store` fixture; PostgreSQL joins here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from server.domain import Visit
+from server.errors import BadRequest
+from server.store import Clinic, SqliteStore, Store
+
+TZ = ZoneInfo("America/Chicago")
+DAY = date(2026, 3, 2)
+AT = datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    path = str(tmp_path / "c.db") if request.param == "sqlite-file" else ":memory:"
+    s = await SqliteStore.open(path)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_clinic_round_trips_and_an_unknown_zone_is_refused(store: Store) -> None:
+    assert (await store.clinic()).name == "Clinic"  # before one is set
+    async with store.transaction() as tx:
+        await tx.set_clinic(Clinic("Riverside", "America/Chicago", "US", "+13125550100", {"texts": {"x": 1}}))
+    got = await store.clinic()
+    assert (got.name, got.timezone, got.phone, got.settings) == ("Riverside", "America/Chicago",
+                                                                 "+13125550100", {"texts": {"x": 1}})
+    with pytest.raises(BadRequest):
+        async with store.transaction() as tx:
+            await tx.set_clinic(Clinic("X", "Mars/Olympus"))
+    assert (await store.clinic()).name == "Riverside"
+
+
+async def test_times_come_back_aware_and_equal_whatever_zone_went_in(store: Store) -> None:
+    scheduled = datetime(2026, 3, 2, 9, 30, 0, 250000, tzinfo=timezone(timedelta(hours=-6)))
+    visits = [Visit("h1", "appointment", "v1", "vax", 15, scheduled=scheduled, arrived=scheduled,
+                    started=scheduled + timedelta(minutes=5), ended=scheduled + timedelta(minutes=20), pet="Rex")]
+    async with store.transaction() as tx:
+        await tx.set_clinic(Clinic("C", "America/Chicago"))
+        await tx.save_vet("v1", "Dr. One")
+        assert await tx.add_history(visits, TZ) == 1
+    async with store.read() as q:
+        (got,) = await q.finished_visits_before(DAY + timedelta(days=1))
+        lengths = await q.booked_lengths()
+    assert got.scheduled == scheduled and got.scheduled.tzinfo is not None
+    assert got.scheduled.utcoffset() == timedelta(0)
+    assert got.ended == scheduled + timedelta(minutes=20)
+    assert lengths == {"vax": 15.0}  # a type only history knew is kept, with its booked length
+
+
+async def test_a_failed_transaction_leaves_nothing_and_writers_do_not_interleave(store: Store) -> None:
+    made: dict[int, str] = {}
+
+    async def write(i: int) -> None:
+        async with store.transaction() as tx:
+            made[i] = await tx.create_token("kiosk", f"k{i}", AT)
+            await asyncio.sleep(0)  # another writer's turn, if the lock let it in
+            if i % 2:
+                raise ValueError("refused")
+
+    results = await asyncio.gather(*(write(i) for i in range(10)), return_exceptions=True)
+    assert sum(isinstance(r, ValueError) for r in results) == 5
+    async with store.read() as q:
+        for i, token in made.items():
+            assert await q.token_role(token) == (None if i % 2 else ("kiosk", f"k{i}"))
+
+
+async def test_the_day_holds_its_vets_their_away_time_and_visits_not_cancelled(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.save_vet("v2", "Dr. Two")
+        await tx.save_vet("v1", "Dr. One")
+        await tx.save_appointment_type("vax", "Vaccination", 15)
+        await tx.save_appointment_type("vax", "Vaccines", 20)  # a second save changes it
+        await tx.add_history([Visit("old", "appointment", "v1", "vax", 20, scheduled=AT - timedelta(days=1),
+                                    arrived=AT - timedelta(days=1))], TZ)
+    async with store.read() as q:
+        day = await q.visits_for_day(DAY)
+        assert await q.booked_lengths() == {"vax": 20.0}
+    assert day.vets == ["v1", "v2"] and day.visits == {} and day.vet_unavailable_until == {}
+
+
+async def test_tokens_check_role_and_name(store: Store) -> None:
+    async with store.transaction() as tx:
+        token = await tx.create_token("display", "lobby tv", AT)
+        with pytest.raises(ValueError):
+            await tx.create_token("admin", "x", AT)
+    async with store.read() as q:
+        assert await q.token_role(token) == ("display", "lobby tv")
+        assert await q.token_role(token[:-1]) is None
+
+
+async def test_version_moves_on_a_commit_that_wrote_and_wakes_waiters(store: Store) -> None:
+    v = store.version
+    waiter = asyncio.create_task(store.wait_for_change(v, 5.0))
+    async with store.transaction() as tx:
+        await tx.keep_model({"k": 1}, datetime.now(UTC))
+    assert await asyncio.wait_for(waiter, 5.0) is True
+    assert store.version > v
+    v = store.version
+    async with store.transaction():
+        pass  # wrote nothing
+    assert store.version == v
+    assert await store.wait_for_change(v, 0.01) is False
