@@ -114,8 +114,8 @@ class SqliteTx:
     # -- schedule -------------------------------------------------------------------------------
 
     async def save_vet(self, vet_id: str, name: str) -> None:
-        await self._write("INSERT INTO vets (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                          (vet_id, name))
+        await self._write("INSERT INTO vets (id, name) VALUES (?, ?) "
+                          "ON CONFLICT (id) DO UPDATE SET name = excluded.name", (vet_id, name))
 
     async def save_appointment_type(self, type_id: str, name: str, booked_min: float) -> None:
         await self._write(
