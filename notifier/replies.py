@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -51,6 +51,22 @@ _OPT_OUT_PHRASES = re.compile(
     r"|^(no|dejen de|deje de) (me )?(mand|envi)\w* (mas )?mensajes"
     r"|^(dejen|deje) de escribir",
 )
+# A text that *starts* with a stop word and goes on only with words that press the point
+# ("Stop it", "stop now please", "please stop", "unsubscribe me", "opt out of this"): an opt-out.
+# Any other word after it ("stop by later?", "stop worrying, we're coming") and it is a
+# sentence for reception, as is one that merely contains "stop" ("don't stop me from coming").
+_STOP_LEAD = re.compile(r"^(?:(?:please|pls|plz|just|ok|okay|so) )*(?:stop|stopall|unsubscribe|optout|opt out|revoke"
+                        r"|baja|parar|alto|para ya)((?: \w+)*)$")
+_STOP_TAIL = {"it", "now", "please", "pls", "plz", "all", "this", "that", "these", "them", "immediately", "asap",
+              "right", "thanks", "thank", "you", "thx", "me", "us", "my", "number", "already", "for", "good",
+              "ever", "forever", "of", "from", "list", "ya", "por", "favor", "ahora", "mi", "numero", "ok", "okay",
+              "again", "the", "messages", "texts", "sms"}
+# Its first clause alone a stop word: "STOP - wrong number", "Stop! Who is this?", "Baja. Gracias".
+_FIRST_CLAUSE = re.compile(r"\s*(.*?)\s*(?:[.!?;:\n(]|\s[-\u2013\u2014]|[\u2013\u2014]|$)")
+_STOP_WORDS = {"stop", "stopall", "unsubscribe", "optout", "revoke", "stopp", "baja", "parar", "alto"}
+# "wrong number" anywhere: the texts reach someone they are not for, who must not get more.
+_WRONG_NUMBER = re.compile(r"\bwrong (number|person|phone|num)\b|\bnumero equivocado\b"
+                           r"|\bse equivoc\w* de numero\b")
 _CANCEL_VISIT = re.compile(r"^(please )?(cancel|cancelar|anular)\b.*\b(appointment|appt|visit|cita|turno)\b")
 
 
@@ -62,6 +78,20 @@ def _normalise(text: str) -> str:
 
 def _strip_accents(s: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFD", s) if unicodedata.category(ch) != "Mn")
+
+
+def _is_opt_out(raw: str, norm: str) -> bool:
+    """A text that clearly asks us to stop (see _STOP_LEAD, _FIRST_CLAUSE, _WRONG_NUMBER)."""
+    if _OPT_OUT_PHRASES.search(norm) or _OPT_OUT_PHRASES.search(norm.replace("'", "")):
+        return True
+    lead = _STOP_LEAD.match(norm)
+    if lead and set(lead.group(1).split()) <= _STOP_TAIL:
+        return True
+    first = _FIRST_CLAUSE.match(raw)
+    clause = _strip_accents(_normalise(first.group(1))) if first else ""
+    if clause.replace(" ", "") in _STOP_WORDS:
+        return True
+    return bool(_WRONG_NUMBER.search(norm))
 
 
 def parse_reply(text: str) -> ReplyKind:
@@ -78,7 +108,7 @@ def parse_reply(text: str) -> ReplyKind:
                         (_KEEP, ReplyKind.KEEP), (_RESCHEDULE, ReplyKind.RESCHEDULE)):
         if squashed in words or norm in words:
             return kind
-    if _OPT_OUT_PHRASES.search(norm) or _OPT_OUT_PHRASES.search(norm.replace("'", "")):
+    if _is_opt_out(raw, norm):
         return ReplyKind.OPT_OUT
     if _CANCEL_VISIT.search(norm):
         return ReplyKind.RESCHEDULE  # cancelling is done on the reschedule page
@@ -123,12 +153,31 @@ class HandledReply:
     duplicate: bool
     kind: ReplyKind
     outbox_ids: list[int]
+    capped: bool = False  # no automatic answer: the number had its day's worth (put before reception)
+
+
+# Automatic answers to one number in 24 hours. Two auto-responders ("Thanks for your message!")
+# would otherwise answer each other for ever; a client who needs more talks to a person.
+MAX_AUTO_REPLIES_PER_DAY = 5
+
+
+async def auto_replies_since(conn: aiosqlite.Connection, number: str, since: datetime) -> int:
+    """How many automatic answers (`reply:` outbox rows) went to `number` since `since`."""
+    cur = await conn.execute("SELECT COUNT(*) FROM outbox WHERE to_number = ? AND created_at >= ? "
+                             "AND dedupe_key LIKE 'reply:%'", (number, to_db(since)))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def handle_inbound(conn: aiosqlite.Connection, *, provider_sid: str, from_number: str,
                          to_number: str | None, body: str, now: datetime, clinic: ClinicInfo,
-                         on_reply: OnReply, send_optout_confirmation: bool = True) -> HandledReply:
-    """Handle one inbound text inside the caller's transaction (see module docstring)."""
+                         on_reply: OnReply, send_optout_confirmation: bool = True,
+                         max_auto_replies: int = MAX_AUTO_REPLIES_PER_DAY) -> HandledReply:
+    """Handle one inbound text inside the caller's transaction (see module docstring).
+
+    At most `max_auto_replies` automatic answers go to one number in 24 hours; past that the
+    text is still acted on (an opt-out is recorded, a "keep" kept) but answered by nobody
+    but reception, in whose inbox it appears."""
     kind = parse_reply(body)
     cur = await conn.execute(
         "INSERT INTO inbound_messages (provider_sid, from_number, to_number, body, kind, needs_reception, "
@@ -159,6 +208,9 @@ async def handle_inbound(conn: aiosqlite.Connection, *, provider_sid: str, from_
         answer = kind.value  # type: ignore[assignment]
     if answer is None:
         return HandledReply(duplicate=False, kind=kind, outbox_ids=[])
+    if await auto_replies_since(conn, from_number, now - timedelta(hours=24)) >= max_auto_replies:
+        await conn.execute("UPDATE inbound_messages SET needs_reception = 1 WHERE provider_sid = ?", (provider_sid,))
+        return HandledReply(duplicate=False, kind=kind, outbox_ids=[], capped=True)
     msg = reply_message(answer, outcome.language, clinic, outcome.link)
     ids = await outbox.enqueue(conn, [NewText(
         dedupe_key=f"reply:{provider_sid}", to_number=from_number, body=msg.body, kind=answer,

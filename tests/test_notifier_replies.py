@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -48,6 +48,25 @@ def test_reschedule_words(text: str) -> None:
                                   "Stop all", " s t o p "])
 def test_opt_out_words(text: str) -> None:
     assert parse_reply(text) is K.OPT_OUT
+
+
+# Issue 11 item 8: each of these left the client subscribed.
+@pytest.mark.parametrize("text", ["please stop", "Stop it", "stop now", "STOP - wrong number", "wrong number",
+                                  "unsubscribe me", "Stop it now please", "STOP!!! who is this?", "stop\nwrong person",
+                                  "Stop. Thanks", "STOP—wrong number", "Pls stop", "stop messaging me thx",
+                                  "Sorry, you have the wrong number", "Baja. Gracias", "número equivocado",
+                                  "para ya por favor", "Just stop.", "Stop this number"])
+def test_a_text_that_starts_with_or_clearly_asks_to_stop_is_an_opt_out(text: str) -> None:
+    assert parse_reply(text) is K.OPT_OUT
+
+
+# A sentence that merely contains a stop word goes to reception, who reads it: a false
+# opt-out silences a client who wanted their texts.
+@pytest.mark.parametrize("text", ["don't stop me from coming", "Stop by later?", "stop worrying, we're close",
+                                  "Stop, I'm parked outside", "we will stop at the pharmacy first",
+                                  "nothing wrong, no worries", "Can we end early?", "I'll stop in after work"])
+def test_a_sentence_that_only_mentions_stop_is_for_reception(text: str) -> None:
+    assert parse_reply(text) is K.OTHER
 
 
 @pytest.mark.parametrize("text", ["START", "start", "unstop", "YES", "yes!", "Unstop."])
@@ -176,6 +195,39 @@ async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_w
     assert await mark_handled(db, int(item["id"]), NOW)  # type: ignore[call-overload]
     await db.execute("COMMIT")
     assert await reception_inbox(db) == []
+
+
+async def test_a_plain_words_opt_out_is_confirmed_like_stop(db: aiosqlite.Connection) -> None:
+    await reply(db, Server(), "STOP - wrong number", "SMwn")
+    assert await outbox.opted_out(db, [NUM]) == {NUM}
+    [confirmation] = await outbox.rows(db)
+    assert confirmation.kind == "optout" and "START" in confirmation.body
+
+
+async def test_automatic_answers_to_one_number_stop_at_the_days_cap_and_reception_sees_the_rest(
+        db: aiosqlite.Connection) -> None:
+    # Another auto-responder ("Thanks for your message!") texting back 12 times.
+    s = Server()
+    answered = [await reply(db, s, "Thanks for your message! We will get back to you.", f"SMbot{i}")
+                for i in range(12)]
+    assert [len(ids) for ids in answered] == [1] * _replies.MAX_AUTO_REPLIES_PER_DAY + [0] * (
+        12 - _replies.MAX_AUTO_REPLIES_PER_DAY)
+    assert len(await reception_inbox(db)) == 12  # a person sees every one
+    # Past the cap a reply is still acted on: a "keep" reaches the server, unanswered, and is
+    # put before reception; an opt-out is recorded.
+    assert await reply(db, s, "1", "SMkeep") == [] and s.seen[-1].kind is K.KEEP
+    assert (await reception_inbox(db))[-1]["body"] == "1"
+    assert await reply(db, s, "STOP", "SMstop") == []
+    assert await outbox.opted_out(db, [NUM]) == {NUM}
+    # The cap is per number and per 24 hours.
+    answers = []
+    for i, hours in enumerate([0] * _replies.MAX_AUTO_REPLIES_PER_DAY + [23, 25]):
+        await db.execute("BEGIN IMMEDIATE")
+        h = await handle_inbound(db, provider_sid=f"SMother{i}", from_number="+15555550999", to_number=None,
+                                 body="HELP", now=NOW + timedelta(hours=hours), clinic=CLINIC, on_reply=s)
+        await db.execute("COMMIT")
+        answers.append(len(h.outbox_ids))
+    assert answers == [1] * _replies.MAX_AUTO_REPLIES_PER_DAY + [0, 1]
 
 
 # -- arbitrary text (hypothesis): whatever the public texts to our number ------------------
