@@ -21,10 +21,16 @@ install: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
+# The kiosk reads aloud with Debian's espeak-ng (the tests render its speech to WAV files) and
+# draws large text with DejaVu Sans; the lobby's name calls are spoken by the same espeak-ng.
+/usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core >/dev/null; fi
+
 demo: $(STAMP)
 	$(BIN)/waitroom demo
 
-test: $(STAMP) /usr/bin/chromium
+test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 	$(BIN)/python -m pytest
 
 bench-estimate: $(STAMP)

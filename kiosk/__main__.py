@@ -14,8 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--queue", help="offline queue file (default $WAITROOM_KIOSK_QUEUE or the state dir)")
     p.add_argument("--lang", choices=["en", "es"])
     p.add_argument("--region", help="phone number region, default US")
+    p.add_argument("--read-aloud", action="store_true", help="read screens aloud by default ($WAITROOM_READ_ALOUD)")
+    p.add_argument("--large-text", action="store_true", help="large text by default ($WAITROOM_LARGE_TEXT)")
+    p.add_argument("--high-contrast", action="store_true", help="high contrast ($WAITROOM_HIGH_CONTRAST)")
     a = p.parse_args(argv)
-    run_kiosk(server_url=a.server, token=a.token, queue_path=a.queue, lang=a.lang, region=a.region)
+    run_kiosk(server_url=a.server, token=a.token, queue_path=a.queue, lang=a.lang, region=a.region,
+              read_aloud=a.read_aloud or None, large=a.large_text or None, contrast=a.high_contrast or None)
 
 
 if __name__ == "__main__":

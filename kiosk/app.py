@@ -15,8 +15,10 @@ from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind
 from kiosk.offline import OfflineQueue, Submitted
 from kiosk.screens.done import DoneScreen
 from kiosk.screens.error import ErrorScreen
+from kiosk.screens.timeout import MoreTime
 from kiosk.screens.welcome import WelcomeScreen
 from kiosk.session import Session
+from kiosk.speech import Speaker
 
 log = logging.getLogger("waitroom.kiosk")
 
@@ -32,18 +34,24 @@ class KioskApp(App[None]):
     queued: reactive[int] = reactive(0)
 
     def __init__(self, api: ClinicClient, queue: OfflineQueue, lang: str = "en", idle_s: float = 60,
-                 done_idle_s: float = 20, region: str = "US", poll_s: float = 15, retry_s: float = 10) -> None:
+                 done_idle_s: float = 20, region: str = "US", poll_s: float = 15, retry_s: float = 10, *,
+                 warn_s: float = 30, speaker: Speaker | None = None, read_aloud: bool = False,
+                 large: bool = False, contrast: bool = False) -> None:
         super().__init__()
         self.api = api
         self.queue = queue
         self.default_lang = lang
         self.idle_s = idle_s
         self.done_idle_s = done_idle_s
+        self.warn_s = warn_s
         self.region = region
         self.poll_s = poll_s
         self.retry_s = retry_s
-        self.session = Session(lang=lang)
-        self.last_input = time.monotonic()
+        self.speaker = speaker if speaker is not None else Speaker()
+        self.defaults = Session(lang=lang, read_aloud=read_aloud, large=large, contrast=contrast)
+        self.session = self.fresh_session()
+        self.clock = time.monotonic
+        self.last_input = self.clock()
         self._delivering = False  # a delivery worker is running
         self._deliver_again = False  # asked for while it ran
 
@@ -64,6 +72,7 @@ class KioskApp(App[None]):
             self.exit()
 
     async def on_unmount(self) -> None:
+        await self.speaker.close()
         await self.api.close()
 
     # Navigation and privacy ---------------------------------------------------------------
@@ -74,20 +83,54 @@ class KioskApp(App[None]):
             self.pop_screen()
         self.switch_screen(screen)
 
+    def fresh_session(self) -> Session:
+        """A new client's session: the kiosk's own language and modes, nothing typed."""
+        d = self.defaults
+        return Session(lang=d.lang, read_aloud=d.read_aloud, large=d.large, contrast=d.contrast)
+
     def start_over(self) -> None:
-        """Back to Welcome, forgetting everything the last client typed."""
-        self.session = Session(lang=self.default_lang)
+        """Back to Welcome, forgetting everything the last client typed (and their modes)."""
+        self.session = self.fresh_session()
+        self.speaker.stop()
         self.touch()
         self.go(WelcomeScreen())
 
     def touch(self) -> None:
-        self.last_input = time.monotonic()
+        self.last_input = self.clock()
+
+    def say(self, text: str) -> None:
+        """Say `text` in the client's language, if they asked for reading aloud."""
+        if self.session.read_aloud and text.strip():
+            self.speaker.say(self.session.lang, text)
+
+    # Time-outs: a warning first, then the reset ---------------------------------------------
+
+    def client_screen(self) -> Screen[object]:
+        """The screen under any time-out warning."""
+        return next(s for s in reversed(self.screen_stack) if not isinstance(s, MoreTime))
+
+    def idle_limit(self) -> float:
+        """Idle seconds before the warning: shorter on the done screen (nothing left to type)."""
+        return self.done_idle_s if isinstance(self.client_screen(), DoneScreen) else self.idle_s
+
+    def reset_at(self) -> float:
+        """When, on `clock()`, the kiosk starts over unless someone touches it."""
+        return self.last_input + self.idle_limit() + self.warn_s
 
     def idle_tick(self) -> None:
-        limit = self.done_idle_s if isinstance(self.screen, DoneScreen) else self.idle_s
-        fresh = isinstance(self.screen, WelcomeScreen) and self.session == Session(lang=self.default_lang)
-        if not fresh and time.monotonic() - self.last_input >= limit:
+        warning = self.screen if isinstance(self.screen, MoreTime) else None
+        fresh = isinstance(self.client_screen(), WelcomeScreen) and self.session == self.fresh_session()
+        idle = self.clock() - self.last_input
+        if fresh:
+            if warning is not None:
+                warning.keep_going()
+        elif self.clock() >= self.reset_at():
             self.start_over()
+        elif idle >= self.idle_limit():
+            if warning is None:
+                self.push_screen(MoreTime())
+        elif warning is not None:
+            warning.keep_going()  # touched meanwhile (a key, a tap the dialog did not see)
 
     # Network ------------------------------------------------------------------------------
 
@@ -150,24 +193,36 @@ def default_queue_path() -> Path:
 
 def make_kiosk(server_url: str, token: str, queue_path: str | Path | None = None, *,
                api: ClinicClient | None = None, lang: str = "en", idle_s: float = 60, done_idle_s: float = 20,
-               region: str = "US", poll_s: float = 15, retry_s: float = 10) -> KioskApp:
+               warn_s: float = 30, region: str = "US", poll_s: float = 15, retry_s: float = 10,
+               speaker: Speaker | None = None, read_aloud: bool = False, large: bool = False,
+               contrast: bool = False) -> KioskApp:
     """The one way to build a kiosk: the CLI, the tests and the snapshot app all use it."""
     return KioskApp(
         api if api is not None else HttpClinicClient(server_url, token),
         OfflineQueue(queue_path if queue_path is not None else default_queue_path()),
         lang=lang, idle_s=idle_s, done_idle_s=done_idle_s, region=region, poll_s=poll_s, retry_s=retry_s,
+        warn_s=warn_s, speaker=speaker, read_aloud=read_aloud, large=large, contrast=contrast,
     )
 
 
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
+
+
 def run_kiosk(server_url: str | None = None, token: str | None = None, queue_path: str | Path | None = None,
-              *, lang: str | None = None, region: str | None = None) -> None:
+              *, lang: str | None = None, region: str | None = None, read_aloud: bool | None = None,
+              large: bool | None = None, contrast: bool | None = None) -> None:
     """Run the kiosk full screen. Unset arguments come from WAITROOM_SERVER, WAITROOM_TOKEN,
-    WAITROOM_KIOSK_QUEUE, WAITROOM_LANG and WAITROOM_REGION."""
+    WAITROOM_KIOSK_QUEUE, WAITROOM_LANG, WAITROOM_REGION, and the default modes from
+    WAITROOM_READ_ALOUD, WAITROOM_LARGE_TEXT and WAITROOM_HIGH_CONTRAST (1/yes/true/on)."""
     env = os.environ
     server_url = server_url or env.get("WAITROOM_SERVER")
     token = token or env.get("WAITROOM_TOKEN")
     if not server_url or not token:
         raise SystemExit("waitroom kiosk: give --server and --token (or WAITROOM_SERVER and WAITROOM_TOKEN)")
     app = make_kiosk(server_url, token, queue_path or env.get("WAITROOM_KIOSK_QUEUE") or None,
-                     lang=lang or env.get("WAITROOM_LANG", "en"), region=region or env.get("WAITROOM_REGION", "US"))
+                     lang=lang or env.get("WAITROOM_LANG", "en"), region=region or env.get("WAITROOM_REGION", "US"),
+                     read_aloud=env_flag("WAITROOM_READ_ALOUD") if read_aloud is None else read_aloud,
+                     large=env_flag("WAITROOM_LARGE_TEXT") if large is None else large,
+                     contrast=env_flag("WAITROOM_HIGH_CONTRAST") if contrast is None else contrast)
     app.run()

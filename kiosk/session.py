@@ -14,3 +14,7 @@ class Session:
     selected: list[str] = field(default_factory=list)
     sms_consent: bool = False
     walkin: dict[str, str] = field(default_factory=dict)
+    # How this client wants the kiosk: chosen on the welcome screen, reset with everything else.
+    read_aloud: bool = False
+    large: bool = False
+    contrast: bool = False

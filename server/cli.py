@@ -180,7 +180,8 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
         print("waitroom kiosk: --server and --token (or WAITROOM_SERVER / WAITROOM_TOKEN) are needed",
               file=sys.stderr)
         return 2
-    run_kiosk(server_url=server, token=token, queue_path=args.queue)
+    run_kiosk(server_url=server, token=token, queue_path=args.queue, read_aloud=args.read_aloud or None,
+              large=args.large_text or None, contrast=args.high_contrast or None)
     return 0
 
 
@@ -313,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--server")
     s.add_argument("--token")
     s.add_argument("--queue", default=os.environ.get("WAITROOM_KIOSK_QUEUE", "kiosk-queue.db"))
+    s.add_argument("--read-aloud", action="store_true",
+                   help="read every screen aloud by default (espeak-ng; or WAITROOM_READ_ALOUD=1)")
+    s.add_argument("--large-text", action="store_true", help="large text by default (or WAITROOM_LARGE_TEXT=1)")
+    s.add_argument("--high-contrast", action="store_true",
+                   help="high contrast by default (or WAITROOM_HIGH_CONTRAST=1)")
     s.set_defaults(fn=cmd_kiosk)
 
     s = sub.add_parser("notifier", help="run the SMS outbox worker alone")

@@ -20,6 +20,7 @@ from kiosk.screens.done import DoneScreen
 from kiosk.screens.notfound import NotFoundScreen
 from kiosk.screens.pets import PetsScreen
 from kiosk.screens.phone import PhoneScreen
+from kiosk.screens.timeout import MoreTime
 from kiosk.screens.urgent_done import UrgentDoneScreen
 from kiosk.screens.walkin import WalkinScreen
 from kiosk.screens.welcome import WelcomeScreen
@@ -263,6 +264,9 @@ async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveSe
         assert not isinstance(pilot.app.screen, WelcomeScreen)  # 50 s: still the client's
         _idle_for(app, 11)
         await pilot.pause()
+        assert isinstance(pilot.app.screen, MoreTime)  # 61 s: "Need more time?" first
+        _idle_for(app, 30)
+        await pilot.pause()
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert app.session.lang == "en" and app.session.phone == ""
         await pilot.click("#appointment")
@@ -285,6 +289,9 @@ async def test_done_screen_resets_sooner_than_the_others(live_server: LiveServer
         await pilot.click("#check-in")
         await wait_for(pilot, DoneScreen)
         _idle_for(app, 21)
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, MoreTime)
+        _idle_for(app, 30)
         await pilot.pause()
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert app.session.phone == ""

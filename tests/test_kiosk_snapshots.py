@@ -27,6 +27,7 @@ from kiosk.screens.urgent import UrgentConfirm
 from kiosk.screens.urgent_done import UrgentDoneScreen
 from kiosk.screens.walkin import WalkinScreen
 from kiosk.screens.welcome import WelcomeScreen
+from kiosk.speech import Speaker
 from kiosk.widgets.keypad import Keypad
 
 PHONE = "+14155550132"
@@ -68,16 +69,32 @@ SCREENS: dict[str, Callable[[KioskApp], Any]] = {
     "walkin_species": walkin("species"),
     "walkin_reason": walkin("reason"),
     "error_busy": lambda app: ErrorScreen(busy=True),
+    # Issue 20: the time-out warning, and the client's modes (large text, high contrast, reading aloud).
+    "more_time": lambda app: PhoneScreen(),
+    "welcome_large": lambda app: WelcomeScreen(),
+    "phone_large": lambda app: PhoneScreen(),
+    "done_large": done,
+    "walkin_name_large": walkin("name"),
+    "more_time_large": lambda app: PhoneScreen(),
+    "welcome_contrast": lambda app: WelcomeScreen(),
+    "pets_contrast": lambda app: PetsScreen(BOOK[PHONE]),
+    "done_contrast": done,
+    "consent_read_aloud": consent,
 }
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_kiosk_screen_snapshot(screen: str, lang: str, snap_compare: Any, tmp_path: Path) -> None:
-    app = make_kiosk("http://fake", "token", tmp_path / "queue.db", api=FakeClinic())
+    # Reading aloud is shown (the lit button), not heard: espeak-ng writes into tmp_path.
+    app = make_kiosk("http://fake", "token", tmp_path / "queue.db", api=FakeClinic(),
+                     speaker=Speaker(wav_dir=tmp_path))
 
     async def run_before(pilot: Pilot[None]) -> None:
         app.session.lang = lang
+        app.session.large = screen.endswith("_large")
+        app.session.contrast = screen.endswith("_contrast")
+        app.session.read_aloud = screen.endswith("_read_aloud")
         if screen == "done_offline":
             # A check-in really taken offline: queued in the kiosk's own SQLite queue, so the
             # staff mark shows it however the background delivery attempts interleave.
@@ -90,12 +107,17 @@ def test_kiosk_screen_snapshot(screen: str, lang: str, snap_compare: Any, tmp_pa
             for key in "41555":
                 keypad.type_key(key)
             keypad.type_key("ok")
-        elif screen == "pets":
+        elif screen in ("pets", "pets_contrast"):
             await pilot.click("#pet-1")
             # Move the pointer off the button: a hovered button's colour depends on timing.
             await pilot.hover(offset=(0, 0))
         elif screen == "urgent_confirm":
             app.push_screen(UrgentConfirm())
+        elif screen.startswith("more_time"):
+            app.clock = lambda: 1000.0  # the countdown shows a fixed number of seconds
+            app.last_input = 1000.0 - app.idle_s - 1
+            app.idle_tick()
+
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
 

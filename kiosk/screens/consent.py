@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.screens.phone import pretty_number
 
 
@@ -16,12 +16,12 @@ class ConsentScreen(KioskScreen):
 
     def compose_body(self) -> ComposeResult:
         session = self.kiosk.session
-        yield Static(self.t("consent_title"), id="title", classes="title")
-        yield Static(pretty_number(session.phone), id="number", classes="number")
-        yield Button(self.consent_label(), id="consent", classes="action toggle" + (
+        yield Say(self.t("consent_title"), id="title", classes="title")
+        yield Say(pretty_number(session.phone), id="number", classes="number")
+        yield BigButton(self.consent_label(), id="consent", classes="action toggle" + (
             " -selected" if session.sms_consent else ""))
-        yield Static(self.t("consent_hint"), classes="hint")
-        yield Button(self.t("check_in"), id="check-in", classes="action", variant="success")
+        yield Say(self.t("consent_hint"), classes="hint")
+        yield BigButton(self.t("check_in"), id="check-in", classes="action", variant="success")
 
     @on(Button.Pressed, "#consent")
     def toggle(self, event: Button.Pressed) -> None:

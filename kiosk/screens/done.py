@@ -11,11 +11,11 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
 from kiosk.api import KioskError
 from kiosk.offline import Submitted
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.widgets.qrcode import QRCode
 from kiosk.wording import parse, visit_paragraph
 
@@ -48,13 +48,13 @@ class DoneScreen(KioskScreen):
                            for i, v in enumerate(self.visits))
 
     def compose_body(self) -> ComposeResult:
-        yield Static(self.message(), id="message", classes="message")
+        yield Say(self.message(), id="message", classes="message")
         yield Horizontal(*self.codes(), id="codes")
-        yield Button(self.t("finish"), id="finish", classes="action", variant="primary")
+        yield BigButton(self.t("finish"), id="finish", classes="action", variant="primary")
 
     def codes(self) -> list[Vertical]:
         return [Vertical(QRCode(str(v["status_url"]), classes="qr"),
-                         Static(self.t("scan", pet=v.get("pet", "")), classes="caption"), classes="code")
+                         Say(self.t("scan", pet=v.get("pet", "")), classes="caption"), classes="code")
                 for v in [v for v in self.visits if v.get("status_url")][:MAX_QR]]
 
     def on_mount(self) -> None:
@@ -80,7 +80,8 @@ class DoneScreen(KioskScreen):
         codes = self.query_one("#codes", Horizontal)
         await codes.remove_children()
         await codes.mount_all(self.codes())
-        self.query_one("#message", Static).update(self.message())
+        self.query_one("#message", Say).update(self.message())
+        self.kiosk.say(self.message())
         self.set_interval(self.kiosk.poll_s, self.poll)
 
     @on(Button.Pressed, "#finish")
@@ -101,4 +102,4 @@ class DoneScreen(KioskScreen):
             fresh.append({**v, **got[0]})
             self.now = answer.get("now", self.now)
         self.visits = fresh
-        self.query_one("#message", Static).update(self.message())
+        self.query_one("#message", Say).update(self.message())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
 
 
 class ErrorScreen(KioskScreen):
@@ -15,9 +15,9 @@ class ErrorScreen(KioskScreen):
         self.busy = busy
 
     def compose_body(self) -> ComposeResult:
-        yield Static(self.t("busy_title" if self.busy else "error_title"), id="title", classes="title")
-        yield Static(self.t("busy_body" if self.busy else "error_body"), id="message", classes="message")
-        yield Button(self.t("finish"), id="finish", classes="action", variant="primary")
+        yield Say(self.t("busy_title" if self.busy else "error_title"), id="title", classes="title")
+        yield Say(self.t("busy_body" if self.busy else "error_body"), id="message", classes="message")
+        yield BigButton(self.t("finish"), id="finish", classes="action", variant="primary")
 
     @on(Button.Pressed, "#finish")
     def finish(self) -> None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
 
 
 class NotFoundScreen(KioskScreen):
     def compose_body(self) -> ComposeResult:
-        yield Static(self.t("notfound_title"), id="title", classes="title")
-        yield Static(self.t("notfound_body"), id="message", classes="message")
-        yield Button(self.t("try_again"), id="try-again", classes="action", variant="primary")
-        yield Button(self.t("walkin"), id="walkin", classes="action")
+        yield Say(self.t("notfound_title"), id="title", classes="title")
+        yield Say(self.t("notfound_body"), id="message", classes="message")
+        yield BigButton(self.t("try_again"), id="try-again", classes="action", variant="primary")
+        yield BigButton(self.t("walkin"), id="walkin", classes="action")
 
     @on(Button.Pressed, "#try-again")
     def again(self) -> None:

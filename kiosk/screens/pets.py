@@ -7,9 +7,9 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.wording import fmt_time, parse
 
 
@@ -31,16 +31,16 @@ class PetsScreen(KioskScreen):
         return ("☑  " if i in self.selected else "☐  ") + text
 
     def compose_body(self) -> ComposeResult:
-        yield Static(self.t("pets_title"), id="title", classes="title")
+        yield Say(self.t("pets_title"), id="title", classes="title")
         all_done = all(a.get("checked_in") for a in self.appointments)
-        yield Static(self.t("pets_all_done" if all_done else "pets_hint"), id="message", classes="hint")
+        yield Say(self.t("pets_all_done" if all_done else "pets_hint"), id="message", classes="hint")
         with VerticalScroll(id="pets"):
             for i, a in enumerate(self.appointments):
                 chosen = " -selected" if i in self.selected else ""
-                yield Button(self.label(i), id=f"pet-{i}", classes="pet action" + chosen,
+                yield BigButton(self.label(i), id=f"pet-{i}", classes="pet action" + chosen,
                              disabled=bool(a.get("checked_in")))
         if not all_done:
-            yield Button(self.t("continue"), id="continue", classes="action", variant="success",
+            yield BigButton(self.t("continue"), id="continue", classes="action", variant="success",
                          disabled=not self.selected)
 
     @on(Button.Pressed, ".pet")

@@ -6,11 +6,11 @@ import phonenumbers
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Center
-from textual.widgets import Digits, Static
+from textual.widgets import Digits
 
 from kiosk.api import ServerUnreachable
-from kiosk.screens.base import KioskScreen
-from kiosk.widgets.keypad import Keypad
+from kiosk.screens.base import KioskScreen, Say
+from kiosk.widgets.keypad import Keypad, echo
 
 
 def display_number(digits: str, region: str) -> str:
@@ -43,29 +43,32 @@ def pretty_number(e164: str) -> str:
 
 class PhoneScreen(KioskScreen):
     def compose_body(self) -> ComposeResult:
-        yield Static(self.t("phone_title"), id="title", classes="title")
+        yield Say(self.t("phone_title"), id="title", classes="title")
         yield Digits("", id="number")
-        yield Static(self.t("phone_hint"), id="message", classes="hint")
+        yield Say(self.t("phone_hint"), id="message", classes="hint")
         with Center(id="keypad-row"):
             yield Keypad("digits", self.lang, max_length=15, id="keypad")
 
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:
+        self.kiosk.say(echo(self.lang, event.previous, event.value))
         self.query_one("#number", Digits).update(display_number(event.value, self.kiosk.region))
-        message = self.query_one("#message", Static)
+        message = self.query_one("#message", Say)
         message.remove_class("error")
         message.update(self.t("phone_hint"))
 
     @on(Keypad.Submitted)
     def submitted(self, event: Keypad.Submitted) -> None:
-        message = self.query_one("#message", Static)
+        message = self.query_one("#message", Say)
         number = to_e164(event.value, self.kiosk.region)
         if number is None:
             message.add_class("error")
             message.update(self.t("phone_typo" if event.value else "phone_empty"))
+            self.kiosk.say(message.words)
             return
         self.kiosk.session.phone = number
         message.update(self.t("looking"))
+        self.kiosk.say(message.words)
         self.look_up(number)
 
     def on_key(self, event: events.Key) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.widgets import Static
 
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import KioskScreen, Say
 
 
 class UrgentDoneScreen(KioskScreen):
@@ -15,7 +14,7 @@ class UrgentDoneScreen(KioskScreen):
 
     def compose_body(self) -> ComposeResult:
         if self.offline:
-            yield Static(self.t("urgent_offline_body"), id="title", classes="title urgent")
+            yield Say(self.t("urgent_offline_body"), id="title", classes="title urgent")
         else:
-            yield Static(self.t("urgent_done_title"), id="title", classes="title urgent")
-            yield Static(self.t("urgent_done_body"), id="message", classes="message")
+            yield Say(self.t("urgent_done_title"), id="title", classes="title urgent")
+            yield Say(self.t("urgent_done_body"), id="message", classes="message")

@@ -7,10 +7,10 @@ from typing import Literal
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
-from kiosk.screens.base import KioskScreen
-from kiosk.widgets.keypad import Keypad
+from kiosk.screens.base import BigButton, KioskScreen, Say
+from kiosk.widgets.keypad import Keypad, echo
 
 Step = Literal["name", "pet", "species", "reason"]
 SPECIES = ("dog", "cat", "other")
@@ -25,19 +25,19 @@ class WalkinScreen(KioskScreen):
     def compose_body(self) -> ComposeResult:
         data = self.kiosk.session.walkin
         if self.step in ("name", "pet"):
-            yield Static(self.t(f"walkin_{self.step}_title"), id="title", classes="title")
-            yield Static(data.get(self.step, "") or " ", id="typed", classes="typed")
-            yield Static(self.t("walkin_hint"), id="message", classes="hint")
+            yield Say(self.t(f"walkin_{self.step}_title"), id="title", classes="title")
+            yield Say(data.get(self.step, "") or " ", id="typed", classes="typed")
+            yield Say(self.t("walkin_hint"), id="message", classes="hint")
             yield Keypad("letters", self.lang, max_length=40, id="keypad")
         elif self.step == "species":
-            yield Static(self.t("walkin_species"), id="title", classes="title")
+            yield Say(self.t("walkin_species"), id="title", classes="title")
             with Horizontal(classes="choices"):
                 for s in SPECIES:
-                    yield Button(self.t(f"species_{s}"), id=f"species-{s}", classes="action choice species")
+                    yield BigButton(self.t(f"species_{s}"), id=f"species-{s}", classes="action choice species")
         else:
-            yield Static(self.t("walkin_reason_title"), id="title", classes="title")
+            yield Say(self.t("walkin_reason_title"), id="title", classes="title")
             for r in REASONS:
-                yield Button(self.t(f"reason_{r}"), id=f"reason-{r}", classes="action choice reason")
+                yield BigButton(self.t(f"reason_{r}"), id=f"reason-{r}", classes="action choice reason")
 
     def on_mount(self) -> None:
         typed = self.kiosk.session.walkin.get(self.step, "")
@@ -46,7 +46,8 @@ class WalkinScreen(KioskScreen):
 
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:
-        self.query_one("#typed", Static).update(event.value or " ")
+        self.kiosk.say(echo(self.lang, event.previous, event.value))
+        self.query_one("#typed", Say).update(event.value or " ")
 
     @on(Keypad.Submitted)
     def submitted(self, event: Keypad.Submitted) -> None:

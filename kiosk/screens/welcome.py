@@ -5,28 +5,43 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
 from kiosk.offline import new_key
-from kiosk.screens.base import KioskScreen
+from kiosk.screens.base import BigButton, KioskScreen, Say
+
+MODES = {"large": "large_text", "contrast": "high_contrast"}  # session field -> label
 
 
 class WelcomeScreen(KioskScreen):
     def compose_body(self) -> ComposeResult:
+        session = self.kiosk.session
         with Horizontal(id="langs"):
             yield Button(self.t("lang_en"), id="lang-en", classes="lang" + (" -chosen" if self.lang == "en" else ""))
             yield Button(self.t("lang_es"), id="lang-es", classes="lang" + (" -chosen" if self.lang == "es" else ""))
-        yield Static(self.t("welcome_title"), id="title", classes="title")
-        yield Static(self.t("welcome_hint"), classes="hint")
-        yield Button(self.t("have_appointment"), id="appointment", classes="action", variant="primary")
-        yield Button(self.t("walkin"), id="walkin", classes="action")
-        yield Button(self.t("urgent"), id="urgent", classes="action", variant="error")
+            for field, label in MODES.items():
+                on_ = bool(getattr(session, field))
+                yield Button(self.t("mode_on" if on_ else "mode_off", mode=self.t(label)), id=f"mode-{field}",
+                             classes="mode" + (" -selected" if on_ else ""))
+        yield Say(self.t("welcome_title"), id="title", classes="title")
+        yield Say(self.t("welcome_hint"), classes="hint")
+        yield BigButton(self.t("have_appointment"), id="appointment", classes="action", variant="primary")
+        yield BigButton(self.t("walkin"), id="walkin", classes="action")
+        yield BigButton(self.t("urgent"), id="urgent", classes="action", variant="error")
 
     @on(Button.Pressed, ".lang")
     def choose_language(self, event: Button.Pressed) -> None:
         lang = (event.button.id or "lang-en").removeprefix("lang-")
         if lang != self.lang:
             self.kiosk.session.lang = lang
+            self.kiosk.go(WelcomeScreen())
+
+    @on(Button.Pressed, ".mode")
+    def toggle_mode(self, event: Button.Pressed) -> None:
+        """Large text or high contrast, for this client: drawn again at once, reset with the session."""
+        field = (event.button.id or "").removeprefix("mode-")
+        if field in MODES:
+            setattr(self.kiosk.session, field, not getattr(self.kiosk.session, field))
             self.kiosk.go(WelcomeScreen())
 
     @on(Button.Pressed, "#appointment")

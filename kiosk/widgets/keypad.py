@@ -12,20 +12,35 @@ from textual.widget import Widget
 from textual.widgets import Button
 
 from kiosk.i18n import t
+from kiosk.widgets.bigtext import BigButton
 
 DIGIT_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "back", "0", "ok"]
 LETTER_KEYS = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "-", "'", "back", "space", "ok"]
 
 
-class KeyButton(Button):
+class KeyButton(BigButton):
     """A key that takes every tap: a plain Button ignores a second tap during its 0.2 s
     "pressed" flash, which would lose the second 5 of "55"."""
 
     can_focus = False  # Enter on a physical keyboard must mean OK, not "press 5 again"
+    tight = True  # in large text, a key is as tall as its own label
 
     async def _on_click(self, event: events.Click) -> None:
         event.stop()
         self.press()
+
+
+def echo(lang: str, previous: str, value: str) -> str:
+    """What reading aloud says for one key: the digit or letter typed, or "deleted 5"."""
+    if abs(len(value) - len(previous)) != 1:
+        return ""  # not one key: a screen filling in what was typed before
+    if value.startswith(previous) and len(value) > len(previous):
+        added = value[len(previous):]
+        return t(lang, "say_space") if added.isspace() else added.strip()
+    if previous.startswith(value) and len(previous) > len(value):
+        gone = previous[len(value):].strip()
+        return f"{t(lang, 'say_deleted')} {gone}".strip()
+    return ""
 
 
 class Keypad(Widget):
@@ -40,10 +55,11 @@ class Keypad(Widget):
     class _Value(Message):
         """What the keypad holds, with the keypad that sent it."""
 
-        def __init__(self, keypad: Keypad, value: str) -> None:
+        def __init__(self, keypad: Keypad, value: str, previous: str = "") -> None:
             super().__init__()
             self.keypad = keypad
             self.value = value
+            self.previous = previous
 
         @property
         def control(self) -> Keypad:
@@ -91,8 +107,8 @@ class Keypad(Widget):
     def clear(self) -> None:
         self.value = ""
 
-    def watch_value(self, value: str) -> None:
-        self.post_message(self.Changed(self, value))
+    def watch_value(self, previous: str, value: str) -> None:
+        self.post_message(self.Changed(self, value, previous))
 
     @on(Button.Pressed, ".key")
     def _pressed(self, event: Button.Pressed) -> None:
