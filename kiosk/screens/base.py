@@ -15,7 +15,7 @@ from textual.widgets import Button, Digits, Static
 from textual.worker import Worker, WorkerState
 
 from kiosk.i18n import t
-from kiosk.widgets.bigtext import BigButton, Say
+from kiosk.widgets.bigtext import BigButton, Say, label_text
 from kiosk.widgets.keypad import KeyButton, Keypad
 from kiosk.widgets.qrcode import QRCode
 from kiosk.widgets.status import StatusMark
@@ -83,7 +83,7 @@ class KioskMixin:
         return " ".join(sentence(p) for p in question + texts + buttons if p.strip())
 
     def button_words(self, button: Button) -> str:
-        label = button.label.plain
+        label = label_text(button)
         if label.lstrip().startswith("☑") or (button.has_class("-selected") and "☐" not in label):
             label += ", " + self.t("say_selected")
         elif label.lstrip().startswith("☐"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
+from textual.app import RenderResult
 from textual.content import Content
 from textual.geometry import Size
 from textual.widgets import Button, Static
@@ -115,10 +116,10 @@ class Say(Static):
         self.words = str(content)
         super().update(content, layout=layout)  # type: ignore[arg-type]
 
-    def render(self) -> Content | str:  # type: ignore[override]
+    def render(self) -> RenderResult:
         if _large(self) and self.words.strip():
             return Content(render(big_words(self.words), max(4, self.content_size.width)))
-        return super().render()  # type: ignore[return-value]
+        return super().render()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if _large(self) and self.words.strip():
@@ -126,17 +127,23 @@ class Say(Static):
         return super().get_content_height(container, viewport, width)
 
 
+def label_text(button: Button) -> str:
+    """A button's label as plain words."""
+    label = button.label
+    return label if isinstance(label, str) else label.plain
+
+
 class BigButton(Button):
     """A Button whose label is drawn big in large-text mode."""
 
     tight = False
 
-    def render(self) -> Content:  # type: ignore[override]
+    def render(self) -> RenderResult:
         if _large(self):
-            return Content(render(big_words(self.label.plain), max(4, self.content_size.width), tight=self.tight))
-        return super().render()  # type: ignore[return-value]
+            return Content(render(big_words(label_text(self)), max(4, self.content_size.width), tight=self.tight))
+        return super().render()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if _large(self):
-            return rows(big_words(self.label.plain), max(4, width), tight=self.tight)
+            return rows(big_words(label_text(self)), max(4, width), tight=self.tight)
         return super().get_content_height(container, viewport, width)
