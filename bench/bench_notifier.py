@@ -24,8 +24,8 @@ from notifier import outbox  # noqa: E402
 from notifier.messages import ClinicInfo  # noqa: E402
 from notifier.policy import PolicySettings, TextCandidate  # noqa: E402
 from notifier.providers import TwilioProvider  # noqa: E402
-from notifier.worker import Worker, run_worker, sqlite_transaction  # noqa: E402
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db  # noqa: E402
+from notifier.worker import Worker, run_worker  # noqa: E402
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db, sqlite_transaction  # noqa: E402
 
 
 def candidates(n: int, now: datetime) -> list[TextCandidate]:

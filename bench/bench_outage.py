@@ -352,8 +352,8 @@ async def notifier_outage(workdir: Path, *, texts: int = 30, outage_min: float =
     whether an unanswered create went through)."""
     from notifier import outbox
     from notifier.providers import TwilioProvider
-    from notifier.worker import Worker, WorkerSettings, sqlite_transaction
-    from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db
+    from notifier.worker import Worker, WorkerSettings
+    from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db, sqlite_transaction
 
     res = NotifierOutcome(texts=texts)
     start = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)

@@ -18,9 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import aiosqlite
-
-from notifier.outbox import to_db
+from notifier.store import InboxTx
 
 _MAC_BYTES = 12
 
@@ -90,21 +88,19 @@ def verify_token(secret: bytes, token: str, now: datetime) -> LinkClaim:
     return LinkClaim(visit_id=visit_id, expires_at=expires_at, nonce=nonce)
 
 
-async def check_link(conn: aiosqlite.Connection, secret: bytes, token: str, now: datetime) -> LinkClaim:
+async def check_link(tx: InboxTx, secret: bytes, token: str, now: datetime) -> LinkClaim:
     """Verify and check the link is unused (for showing the page); raises a LinkError."""
     claim = verify_token(secret, token, now)
-    rows = list(await conn.execute_fetchall("SELECT used_at FROM link_uses WHERE nonce = ?", (claim.nonce,)))
-    if rows:
-        raise UsedLink(f"the link was used at {rows[0][0]}")
+    used = await tx.link_used_at(claim.nonce)
+    if used is not None:
+        raise UsedLink(f"the link was used at {used.isoformat()}")
     return claim
 
 
-async def consume_link(conn: aiosqlite.Connection, secret: bytes, token: str, now: datetime) -> LinkClaim:
+async def consume_link(tx: InboxTx, secret: bytes, token: str, now: datetime) -> LinkClaim:
     """Verify and mark used, inside the caller's transaction (with the booking it makes)."""
-    claim = await check_link(conn, secret, token, now)
-    await conn.execute(
-        "INSERT INTO link_uses (nonce, visit_id, used_at) VALUES (?, ?, ?)",
-        (claim.nonce, claim.visit_id, to_db(now)),
+    claim = await check_link(tx, secret, token, now)
+    await tx.record_link_use(claim.nonce, claim.visit_id, now
     )
     return claim
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
-from notifier.outbox import to_db
+from notifier.store import InboxTx
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +39,10 @@ def recovery_offer(visit_id: str, promised_p90: datetime | None, started: dateti
     return RecoveryOffer(visit_id=visit_id, gesture=settings.gesture, waited_past_min=round(past, 1))
 
 
-async def record_offer(conn: aiosqlite.Connection, offer: RecoveryOffer, now: datetime) -> bool:
+async def record_offer(tx: InboxTx, offer: RecoveryOffer, now: datetime) -> bool:
     """Record an offer once per visit (inside the caller's transaction). True if new."""
-    cur = await conn.execute(
-        "INSERT INTO recovery_offers (visit_id, gesture, waited_past_min, offered_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (visit_id) DO NOTHING", (offer.visit_id, offer.gesture, offer.waited_past_min, to_db(now)))
-    return cur.rowcount > 0
+    return await tx.record_recovery_offer(offer, now)
 
 
-async def offers(conn: aiosqlite.Connection, visit_ids: list[str]) -> dict[str, RecoveryOffer]:
-    if not visit_ids:
-        return {}
-    q = (f"SELECT visit_id, gesture, waited_past_min FROM recovery_offers "
-         f"WHERE visit_id IN ({','.join('?' * len(visit_ids))})")
-    return {str(r[0]): RecoveryOffer(str(r[0]), str(r[1]), float(r[2]))
-            for r in await conn.execute_fetchall(q, visit_ids)}
+async def offers(tx: InboxTx, visit_ids: list[str]) -> dict[str, RecoveryOffer]:
+    return await tx.recovery_offers(visit_ids)

@@ -14,12 +14,12 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import aiosqlite
+from typing import Any
 
 from notifier import outbox
 from notifier.messages import ClinicInfo, ReplyText, reply_message
-from notifier.outbox import NewText, to_db
+from notifier.outbox import NewText
+from notifier.store import NotifierTx
 
 
 class ReplyKind(enum.StrEnum):
@@ -145,7 +145,8 @@ class ReplyOutcome:
 # The server's part: find the client's visit by number; for KEEP record it; for RESCHEDULE
 # make a signed link (links.make_token) and return its URL; for OTHER put it in front of
 # reception. Called inside the same transaction.
-OnReply = Callable[[aiosqlite.Connection, InboundReply], Awaitable[ReplyOutcome]]
+# Given back the caller's own transaction (the server's full one, which can record events too).
+OnReply = Callable[[Any, InboundReply], Awaitable[ReplyOutcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +162,12 @@ class HandledReply:
 MAX_AUTO_REPLIES_PER_DAY = 5
 
 
-async def auto_replies_since(conn: aiosqlite.Connection, number: str, since: datetime) -> int:
+async def auto_replies_since(tx: NotifierTx, number: str, since: datetime) -> int:
     """How many automatic answers (`reply:` outbox rows) went to `number` since `since`."""
-    cur = await conn.execute("SELECT COUNT(*) FROM outbox WHERE to_number = ? AND created_at >= ? "
-                             "AND dedupe_key LIKE 'reply:%'", (number, to_db(since)))
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return await tx.texts_to_number_since(number, since, "reply:")
 
 
-async def handle_inbound(conn: aiosqlite.Connection, *, provider_sid: str, from_number: str,
+async def handle_inbound(tx: NotifierTx, *, provider_sid: str, from_number: str,
                          to_number: str | None, body: str, now: datetime, clinic: ClinicInfo,
                          on_reply: OnReply, send_optout_confirmation: bool = True,
                          max_auto_replies: int = MAX_AUTO_REPLIES_PER_DAY) -> HandledReply:
@@ -179,54 +177,44 @@ async def handle_inbound(conn: aiosqlite.Connection, *, provider_sid: str, from_
     text is still acted on (an opt-out is recorded, a "keep" kept) but answered by nobody
     but reception, in whose inbox it appears."""
     kind = parse_reply(body)
-    cur = await conn.execute(
-        "INSERT INTO inbound_messages (provider_sid, from_number, to_number, body, kind, needs_reception, "
-        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider_sid) DO NOTHING",
-        (provider_sid, from_number, to_number, body, kind.value, int(kind is ReplyKind.OTHER), to_db(now)),
-    )
-    if cur.rowcount == 0:
+    if not await tx.record_inbound(provider_sid, from_number, to_number, body, kind.value,
+                                   kind is ReplyKind.OTHER, now):
         return HandledReply(duplicate=True, kind=kind, outbox_ids=[])
-    is_opted_out = bool(await outbox.opted_out(conn, [from_number]))
+    is_opted_out = bool(await tx.opted_out([from_number]))
     if kind is ReplyKind.OPT_IN and not is_opted_out:
         # "Yes" from someone still subscribed answers our question: they keep their place.
         kind = ReplyKind.KEEP
     reply = InboundReply(provider_sid, from_number, to_number, body, kind, now)
-    outcome = await on_reply(conn, reply)
+    outcome = await on_reply(tx, reply)
     if outcome.visit_id is not None:
-        await conn.execute("UPDATE inbound_messages SET visit_id = ?, kind = ? WHERE provider_sid = ?",
-                           (outcome.visit_id, kind.value, provider_sid))
+        await tx.set_inbound_visit(provider_sid, outcome.visit_id, kind.value)
     answer: ReplyText | None
     if kind is ReplyKind.OPT_OUT:
-        await outbox.record_opt_out(conn, from_number, "reply", now)
+        await outbox.record_opt_out(tx, from_number, "reply", now)
         answer = "optout" if send_optout_confirmation and not is_opted_out else None
     elif is_opted_out and kind is not ReplyKind.OPT_IN:
         answer = None  # they opted out: nothing but the START that brings them back
     elif kind is ReplyKind.OPT_IN:
-        await outbox.record_opt_in(conn, from_number)
+        await outbox.record_opt_in(tx, from_number)
         answer = "optin"
     else:
         answer = kind.value  # type: ignore[assignment]
     if answer is None:
         return HandledReply(duplicate=False, kind=kind, outbox_ids=[])
-    if await auto_replies_since(conn, from_number, now - timedelta(hours=24)) >= max_auto_replies:
-        await conn.execute("UPDATE inbound_messages SET needs_reception = 1 WHERE provider_sid = ?", (provider_sid,))
+    if await auto_replies_since(tx, from_number, now - timedelta(hours=24)) >= max_auto_replies:
+        await tx.send_inbound_to_reception(provider_sid)
         return HandledReply(duplicate=False, kind=kind, outbox_ids=[], capped=True)
     msg = reply_message(answer, outcome.language, clinic, outcome.link)
-    ids = await outbox.enqueue(conn, [NewText(
+    ids = await outbox.enqueue(tx, [NewText(
         dedupe_key=f"reply:{provider_sid}", to_number=from_number, body=msg.body, kind=answer,
         visit_id=outcome.visit_id, segments=msg.segments)], now)
     return HandledReply(duplicate=False, kind=kind, outbox_ids=ids)
 
 
-async def reception_inbox(conn: aiosqlite.Connection, include_handled: bool = False) -> list[dict[str, object]]:
+async def reception_inbox(tx: NotifierTx, include_handled: bool = False) -> list[dict[str, object]]:
     """Replies a person must answer, oldest first."""
-    q = ("SELECT id, provider_sid, from_number, body, visit_id, received_at, handled_at FROM inbound_messages "
-         "WHERE needs_reception = 1" + ("" if include_handled else " AND handled_at IS NULL") + " ORDER BY id")
-    keys = ("id", "provider_sid", "from_number", "body", "visit_id", "received_at", "handled_at")
-    return [dict(zip(keys, r, strict=True)) for r in await conn.execute_fetchall(q)]
+    return await tx.reception_inbox(include_handled)
 
 
-async def mark_handled(conn: aiosqlite.Connection, inbound_id: int, now: datetime) -> bool:
-    cur = await conn.execute("UPDATE inbound_messages SET handled_at = ? WHERE id = ? AND handled_at IS NULL",
-                             (to_db(now), inbound_id))
-    return cur.rowcount > 0
+async def mark_handled(tx: NotifierTx, inbound_id: int, now: datetime) -> bool:
+    return await tx.mark_inbound_handled(inbound_id, now)

@@ -16,8 +16,9 @@ from aiohttp import web
 from notifier import outbox
 from notifier.messages import ClinicInfo
 from notifier.replies import OnReply, handle_inbound
+from notifier.store import Transaction
 from notifier.twilio_signature import validate_signature
-from notifier.worker import Clock, Transaction
+from notifier.worker import Clock
 
 log = logging.getLogger("waitroom.notifier")
 
@@ -47,9 +48,9 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
         sender = form.get("From")
         if not sid or not sender:
             raise web.HTTPBadRequest(text="MessageSid and From are required")
-        async with transaction() as conn:
+        async with transaction() as tx:
             handled = await handle_inbound(
-                conn, provider_sid=sid, from_number=sender, to_number=form.get("To"),
+                tx, provider_sid=sid, from_number=sender, to_number=form.get("To"),
                 body=form.get("Body", ""), now=clock(), clinic=clinic(), on_reply=on_reply,
                 send_optout_confirmation=send_optout_confirmation)
         if handled.outbox_ids and wake is not None:
@@ -64,8 +65,8 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
             row_id = int(request.query["row"])
         except (KeyError, ValueError):
             raise web.HTTPBadRequest(text="row is required") from None
-        async with transaction() as conn:
-            known = await outbox.record_status(conn, row_id, form.get("MessageSid"),
+        async with transaction() as tx:
+            known = await outbox.record_status(tx, row_id, form.get("MessageSid"),
                                                form.get("MessageStatus") or form.get("SmsStatus") or "",
                                                form.get("ErrorCode") or None, clock())
         if not known:

@@ -12,7 +12,8 @@ run out) while still unsure is it `held` for reception. Nothing is resent until 
 has answered that the provider does not have it.
 
 Runs as an aiohttp background task (`Worker.run`, started in the server's cleanup_ctx)
-or alone (`main(db_path)`, behind `waitroom notifier --db PATH`).
+or alone (`serve(...)`, behind `waitroom notifier --db PATH`). Every database step is a named
+operation on the transaction it is given (notifier/store.py); no SQL here.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-
-import aiosqlite
 
 from notifier import outbox
 from notifier.outbox import OutboxRow
@@ -37,10 +36,12 @@ from notifier.providers import (
     ProviderError,
     TransientError,
 )
+from notifier.store import OutboxTx, Transaction
 
 log = logging.getLogger("waitroom.notifier")
 
-Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+# Reads that take no write lock (`store.read`).
+Read = Callable[[], AbstractAsyncContextManager[OutboxTx]]
 Clock = Callable[[], datetime]
 
 
@@ -62,10 +63,10 @@ class WorkerSettings:
 
 class Worker:
     def __init__(self, transaction: Transaction, provider: Provider, clock: Clock,
-                 settings: WorkerSettings | None = None, *, reader: aiosqlite.Connection | None = None) -> None:
+                 settings: WorkerSettings | None = None, *, reader: Read | None = None) -> None:
         self.transaction = transaction
-        # Where to look, without a write transaction, whether anything is due: the server's
-        # connection. An idle worker then takes no lock (two transactions every poll held up
+        # Where to look, without a write transaction, whether anything is due: the store's
+        # reads. An idle worker then takes no lock (two transactions every poll held up
         # the server's writes while a lobby of readers kept its event loop busy).
         self.reader = reader
         self.provider = provider
@@ -88,8 +89,8 @@ class Worker:
 
     async def reconcile(self) -> int:
         """Settle rows a previous process left `sending`. Returns how many there were."""
-        async with self.transaction() as conn:
-            stuck = await outbox.stuck_sending(conn)
+        async with self.transaction() as tx:
+            stuck = await outbox.stuck_sending(tx)
         for row in stuck:
             await self._settle_unsure(row, at_startup=True)
         return len(stuck)
@@ -112,26 +113,26 @@ class Worker:
         if self._lookups_failing:
             self._lookups_failing = False
             await self._retry_waiting("lookup")
-        async with self.transaction() as conn:
+        async with self.transaction() as tx:
             if found is not None:
                 log.info("outbox %d: found at the provider as %s: not sending again", row.id, found.sid)
-                await outbox.mark_sent(conn, row.id, found.sid, found.status, now)
+                await outbox.mark_sent(tx, row.id, found.sid, found.status, now)
                 return False
             if (now - since).total_seconds() < self.settings.reconcile_grace:
                 # Absent for now, but the provider's list may lag its create: look again after the grace.
                 at = since + timedelta(seconds=self.settings.reconcile_grace)
-                await outbox.mark_retry(conn, row.id, now, at, "reconcile", "not found at the provider yet",
+                await outbox.mark_retry(tx, row.id, now, at, "reconcile", "not found at the provider yet",
                                         uncertain=True)
                 return False
             if row.expires_at is not None and now >= row.expires_at:
-                await outbox.mark_failed(conn, row.id, now, "expired", "not sent in time: the news was stale "
+                await outbox.mark_failed(tx, row.id, now, "expired", "not sent in time: the news was stale "
                                                                        "(the provider has no copy of it)")
                 return False
             if at_startup:
-                await outbox.mark_retry(conn, row.id, now, now, "reconcile", "not found at the provider",
+                await outbox.mark_retry(tx, row.id, now, now, "reconcile", "not found at the provider",
                                         uncertain=False)
                 return False
-            await outbox.mark_resending(conn, row.id, now)
+            await outbox.mark_resending(tx, row.id, now)
         return True
 
     async def _lookup_failed(self, row: OutboxRow, now: datetime, since: datetime, error: str) -> None:
@@ -143,12 +144,12 @@ class Worker:
         self._provider_failing = self._lookups_failing = True
         stale = row.expires_at is not None and now >= row.expires_at
         spent = row.expires_at is None and row.attempts >= self.settings.max_attempts
-        async with self.transaction() as conn:
+        async with self.transaction() as tx:
             if stale or spent:
                 why = (f"the text went stale at {_hhmm(row.expires_at)}" if row.expires_at is not None
                        else f"the worker gave up after {row.attempts} attempts at {_hhmm(now)}")
                 log.warning("outbox %d: cannot tell whether it was sent (%s): held for reception", row.id, error)
-                await outbox.mark_held(conn, row.id, now,
+                await outbox.mark_held(tx, row.id, now,
                                        f"may or may not have been sent; the provider could not be asked until "
                                        f"{why} (unsure since {_hhmm(since)}; last error: {error})")
                 return
@@ -157,7 +158,7 @@ class Worker:
                 at = min(at, row.expires_at)  # one last look when it goes stale, not up to a backoff later
             log.info("outbox %d: cannot tell whether it was sent (%s), asking again at %s", row.id, error,
                      at.isoformat())
-            await outbox.mark_retry(conn, row.id, now, at, "lookup",
+            await outbox.mark_retry(tx, row.id, now, at, "lookup",
                                     f"may have been sent; the provider could not be asked: {error}",
                                     uncertain=True, count_attempt=True)
 
@@ -170,11 +171,12 @@ class Worker:
     async def run_once(self) -> int:
         """Send what is due now. Returns the number of rows handled."""
         if self.reader is not None:
-            due = await outbox.next_due(self.reader)
+            async with self.reader() as q:
+                due = await outbox.next_due(q)
             if due is None or due > self.clock():
                 return 0
-        async with self.transaction() as conn:
-            claimed = await outbox.claim_due(conn, self.clock(), self.settings.batch)
+        async with self.transaction() as tx:
+            claimed = await outbox.claim_due(tx, self.clock(), self.settings.batch)
         if not claimed:
             return 0
         sem = asyncio.Semaphore(self.settings.concurrency)
@@ -195,10 +197,10 @@ class Worker:
             sent = await self.provider.send(row.to_number, row.body, row.id)
         except PermanentError as e:
             log.warning("outbox %d: failed for good (%s %s)", row.id, e.code, e)
-            async with self.transaction() as conn:
-                await outbox.mark_failed(conn, row.id, self.clock(), e.code, str(e))
+            async with self.transaction() as tx:
+                await outbox.mark_failed(tx, row.id, self.clock(), e.code, str(e))
                 if e.code in OPTED_OUT_CODES:
-                    await outbox.record_opt_out(conn, row.to_number, "carrier", self.clock())
+                    await outbox.record_opt_out(tx, row.to_number, "carrier", self.clock())
             return
         except TransientError as e:
             await self._retry(row, e.code, str(e), e.retry_after, maybe_sent=e.maybe_sent)
@@ -207,8 +209,8 @@ class Worker:
             log.exception("outbox %d: unexpected error from the provider", row.id)
             await self._retry(row, "internal", repr(e), None, maybe_sent=True)
             return
-        async with self.transaction() as conn:
-            await outbox.mark_sent(conn, row.id, sent.sid, sent.status, self.clock())
+        async with self.transaction() as tx:
+            await outbox.mark_sent(tx, row.id, sent.sid, sent.status, self.clock())
         await self._provider_answered()
 
     async def _provider_answered(self) -> None:
@@ -218,8 +220,8 @@ class Worker:
             await self._retry_waiting(None)
 
     async def _retry_waiting(self, code: str | None) -> None:
-        async with self.transaction() as conn:
-            n = await outbox.retry_waiting_now(conn, self.clock(), only_code=code)
+        async with self.transaction() as tx:
+            n = await outbox.retry_waiting_now(tx, self.clock(), only_code=code)
         if n:
             log.info("the provider answers again: %d waiting texts retried now", n)
             self.wake()
@@ -231,28 +233,29 @@ class Worker:
         # A text that says when it goes stale (every delay text) is tried until then: a provider
         # outage of a few minutes must not use up its attempts while the news is still true.
         fresh = row.expires_at is not None and now < row.expires_at
-        async with self.transaction() as conn:
+        async with self.transaction() as tx:
             if row.attempts >= self.settings.max_attempts and not fresh:
                 if maybe_sent:
-                    await outbox.mark_held(conn, row.id, now, f"gave up after {row.attempts} attempts, "
+                    await outbox.mark_held(tx, row.id, now, f"gave up after {row.attempts} attempts, "
                                                               f"the last may have gone out: {message}")
                 else:
-                    await outbox.mark_failed(conn, row.id, now, code, f"gave up after {row.attempts} "
+                    await outbox.mark_failed(tx, row.id, now, code, f"gave up after {row.attempts} "
                                                                       f"attempts: {message}")
                 return
             delay = self._backoff(row.attempts)
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self.settings.backoff_max))
             log.info("outbox %d: %s (%s), retry in %.1f s", row.id, code, message, delay)
-            await outbox.mark_retry(conn, row.id, now, now + timedelta(seconds=delay), code, message,
+            await outbox.mark_retry(tx, row.id, now, now + timedelta(seconds=delay), code, message,
                                     uncertain=maybe_sent)
 
     async def _sleep_until_due(self) -> None:
         if self.reader is not None:
-            due = await outbox.next_due(self.reader)
+            async with self.reader() as q:
+                due = await outbox.next_due(q)
         else:
-            async with self.transaction() as conn:
-                due = await outbox.next_due(conn)
+            async with self.transaction() as tx:
+                due = await outbox.next_due(tx)
         timeout = self.settings.poll_interval
         if due is not None:
             timeout = min(timeout, max(0.0, (due - self.clock()).total_seconds()))
@@ -292,49 +295,8 @@ def _hhmm(t: datetime) -> str:
 
 # -- alone ----------------------------------------------------------------------------------
 
-def sqlite_transaction(conn: aiosqlite.Connection) -> Transaction:
-    """A transaction factory for a connection this process owns alone (`main`, tests):
-    the same lock + BEGIN IMMEDIATE as the server's store."""
-    lock = asyncio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def transaction() -> AsyncIterator[aiosqlite.Connection]:
-        async with lock:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            else:
-                await conn.execute("COMMIT")
-
-    return transaction
-
-
-async def open_db(db_path: str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(db_path, isolation_level=None)
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute("PRAGMA synchronous = FULL")
-    await conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
-
-
-async def serve(db_path: str, provider: Provider | None = None, settings: WorkerSettings | None = None) -> None:
-    """The worker on its own connection to an existing (migrated) database."""
-    conn = await open_db(db_path)
-    try:
-        await run_worker(sqlite_transaction(conn), provider or ConsoleProvider(), lambda: datetime.now(UTC),
-                         settings)
-    finally:
-        await conn.close()
-
-
-def main(db_path: str, provider: Provider | None = None) -> int:
-    """`waitroom notifier --db PATH`: run until interrupted. The server must have migrated
-    the database (it owns the migrations)."""
-    try:
-        asyncio.run(serve(db_path, provider))
-    except KeyboardInterrupt:
-        pass
-    return 0
+async def serve(transaction: Transaction, read: Read | None = None, provider: Provider | None = None,
+                settings: WorkerSettings | None = None) -> None:
+    """The worker alone (`waitroom notifier`), on a store the caller opened and migrated."""
+    w = Worker(transaction, provider or ConsoleProvider(), lambda: datetime.now(UTC), settings, reader=read)
+    await run_worker(transaction, w.provider, w.clock, settings, worker=w)

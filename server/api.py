@@ -14,8 +14,7 @@ from server.errors import AppointmentNotFound
 from server.events import parse_event
 from server.openapi import openapi_document
 from server.schedule import import_schedule
-from server.store import fetch
-from server.timeutil import from_db, iso
+from server.timeutil import iso
 
 
 def estimate_json(e: Estimate, now: datetime, tz: tzinfo) -> dict[str, Any]:
@@ -40,8 +39,11 @@ async def openapi(request: web.Request) -> web.Response:
 async def post_schedule(request: web.Request) -> web.Response:
     doc = await read_json(request)
     rt = request.app[RUNTIME]
-    async with request.app[STORE].transaction() as conn:
-        counts = await import_schedule(conn, doc, rt.clinic.tz, rt.clinic.region)
+    now = request.app[CLOCK].now()
+    async with request.app[STORE].transaction() as tx:
+        counts = await import_schedule(tx, doc, rt.clinic.tz, rt.clinic.region)
+        await tx.record_event("schedule_import", now, None, {"counts": counts}, request[ACTOR], now)
+        await rt.after_change(tx)
     return web.json_response({"imported": counts})
 
 
@@ -87,23 +89,21 @@ async def get_appointment(request: web.Request) -> web.Response:
     aid = request.match_info["id"]
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
-    rows = await fetch(request.app[STORE].conn,
-        "SELECT a.*, COALESCE(p.name, a.pet_name) AS pet FROM appointments a "
-        "LEFT JOIN pets p ON p.id = a.pet_id WHERE a.id = ?", (aid,))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        found = await q.visit(aid)
+    if found is None:
         raise AppointmentNotFound(aid, "id")
-    r = rows[0]
+    v = found.visit
     tz = rt.clinic.tz
 
-    def t(col: str) -> str | None:
-        v = from_db(r[col])
-        return iso(v, tz) if v else None
+    def t(at: datetime | None) -> str | None:
+        return iso(at, tz) if at else None
 
     est = (await rt.estimates(now)).get(aid)
     return web.json_response({
-        "id": r["id"], "kind": r["kind"], "vet": r["vet_id"], "type": r["type_id"], "pet": r["pet"],
-        "scheduled": t("scheduled"), "booked_min": r["booked_min"], "status": r["status"],
-        "arrived": t("arrived"), "started": t("started"), "ended": t("ended"),
+        "id": v.id, "kind": v.kind, "vet": v.vet, "type": v.type, "pet": v.pet,
+        "scheduled": t(v.scheduled), "booked_min": v.booked_min, "status": found.status,
+        "arrived": t(v.arrived), "started": t(v.started), "ended": t(v.ended),
         "estimate": estimate_json(est, now, tz) if est else None,
     })
 

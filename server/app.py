@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +17,7 @@ from notifier.links import redact
 from server.config import Clock, Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.runtime import ClinicRuntime
-from server.store import SqliteStore, hash_token, open_store, token_role
+from server.store import SqliteStore, hash_token, open_store
 from server.texts import TextingOptions
 
 log = logging.getLogger("waitroom.http")
@@ -110,7 +110,8 @@ async def _cached_token_role(app: web.Application, token: str) -> tuple[str, str
     hit = cache.get(key)
     if hit is not None and hit[0] > t:
         return hit[1]
-    found = await token_role(app[STORE].conn, token)
+    async with app[STORE].read() as q:
+        found = await q.token_role(token)
     if found is None:
         cache.pop(key, None)
     else:
@@ -213,14 +214,14 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def _apply_retention(store: SqliteStore, settings: dict[str, Any], today: date) -> None:
+async def _apply_retention(store: SqliteStore, settings: dict[str, Any], today: date, now: datetime) -> None:
     """The clinic's client-data retention setting (server/retention.py), applied at each start."""
     from server.retention import erase_stale_clients, retention_days
 
     days = retention_days(settings)
     if days is not None:
-        async with store.transaction() as conn:
-            n = await erase_stale_clients(conn, today, days)
+        async with store.transaction() as tx:
+            n = await erase_stale_clients(tx, today, days, actor="retention", now=now)
         log.info("retention: erased contact details of %d clients not seen for %d days", n, days)
 
 
@@ -230,7 +231,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     now = config.clock.now()
     clinic = await store.clinic()
-    await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date())
+    await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date(), now)
     texting = TextingOptions(public_url=config.public_url, secret=config.secret.encode())
     app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date(), texting=texting,
                                              clock=config.clock.now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -101,11 +102,11 @@ async def _with_store(db: str, fn: Any) -> Any:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from server.store import create_token
 
     async def go(store: Any) -> str:
-        async with store.transaction() as conn:
-            return await create_token(conn, args.role, args.name)
+        async with store.transaction() as tx:
+            token: str = await tx.create_token(args.role, args.name, datetime.now(UTC))
+            return token
 
     token = asyncio.run(_with_store(args.db, go))
     print(token)  # shown once: only its hash is kept
@@ -120,8 +121,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     async def go(store: Any) -> dict[str, int]:
         clinic = await store.clinic()
         doc = parse_schedule_file(Path(args.file), default_tz=clinic.tz)
-        async with store.transaction() as conn:
-            counts: dict[str, int] = await import_schedule(conn, doc, clinic.tz, clinic.region)
+        now = datetime.now(UTC)
+        async with store.transaction() as tx:
+            counts: dict[str, int] = await import_schedule(tx, doc, clinic.tz, clinic.region)
+            await tx.record_event("schedule_import", now, None, {"counts": counts, "file": Path(args.file).name},
+                                  "cli", now)
             return counts
 
     try:
@@ -135,14 +139,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_clinic(args: argparse.Namespace) -> int:
     from server.errors import WaitroomError
-    from server.store import Clinic, set_clinic
+    from server.store import Clinic
 
     async def go(store: Any) -> None:
         old = await store.clinic()
         clinic = Clinic(args.name or old.name, args.timezone or old.timezone, args.region or old.region,
                         args.phone or old.phone, old.settings)
-        async with store.transaction() as conn:
-            await set_clinic(conn, clinic)
+        async with store.transaction() as tx:
+            await tx.set_clinic(clinic)
 
     try:
         asyncio.run(_with_store(args.db, go))
@@ -154,17 +158,14 @@ def cmd_clinic(args: argparse.Namespace) -> int:
 
 def cmd_learn(args: argparse.Namespace) -> int:
     from server.runtime import ClinicRuntime
-    from server.store import to_db_now
-
     async def go(store: Any) -> str:
         clinic = await store.clinic()
         rt = ClinicRuntime(store, clinic)
         t0 = time.perf_counter()
         model = await rt.relearn(datetime.now(UTC).astimezone(clinic.tz).date())
         took = time.perf_counter() - t0
-        async with store.transaction() as conn:
-            await conn.execute("INSERT INTO models (learned_at, data) VALUES (?, ?)",
-                               (to_db_now(), json.dumps(model.to_json())))
+        async with store.transaction() as tx:
+            await tx.keep_model(model.to_json(), datetime.now(UTC))
         return f"{model.describe()}\nlearned in {took * 1000:.0f} ms"
 
     print(asyncio.run(_with_store(args.db, go)))
@@ -186,10 +187,20 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
 
 
 def cmd_notifier(args: argparse.Namespace) -> int:
-    from notifier.worker import main as notifier_main
+    from notifier.worker import serve
+    from server.store import open_store
+
+    async def run() -> None:
+        store = await open_store(args.db)
+        try:
+            await serve(store.transaction, store.read)
+        finally:
+            await store.close()
 
     setup_logging()
-    return int(notifier_main(args.db) or 0)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -221,7 +232,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """An online backup (safe while serving); restore = stop the server, copy the file back."""
-    from server.backup import BackupError, backup
+    from server.store.backup import BackupError, backup
 
     try:
         events = backup(args.db, args.path)
@@ -235,18 +246,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_retention(args: argparse.Namespace) -> int:
     """Erase contact details of clients not seen for N days; `--save` keeps N for every start-up."""
     from server.retention import SETTING, erase_stale_clients, retention_days
-    from server.store import set_clinic
 
     async def go(store: Any) -> dict[str, Any]:
         clinic = await store.clinic()
         days = args.days or retention_days(clinic.settings)
         if days is None:
             return {"error": "no --days given and no retention setting saved"}
-        async with store.transaction() as conn:
-            erased = await erase_stale_clients(conn, datetime.now(UTC).astimezone(clinic.tz).date(), days)
+        now = datetime.now(UTC)
+        async with store.transaction() as tx:
+            erased = await erase_stale_clients(tx, now.astimezone(clinic.tz).date(), days, actor="cli", now=now)
             if args.save:
                 clinic.settings[SETTING] = days
-                await set_clinic(conn, clinic)
+                await tx.set_clinic(clinic)
         return {"days": days, "erased": erased, "saved": bool(args.save)}
 
     out = asyncio.run(_with_store(args.db, go))

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
@@ -138,21 +138,22 @@ def demo_history(before: date, tz: tzinfo, days: int = 20, *, seed: int = 11) ->
     return out
 
 
-async def seed_day(conn: Any, day: date, zone: str, *, history_days: int = 20, once_a_day: bool = False,
+async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, once_a_day: bool = False,
                    token_prefix: str = "demo") -> dict[str, str]:
-    """The demo clinic in `conn`'s transaction: the clinic, `day`'s schedule, simulated past
+    """The demo clinic in `tx` (a store transaction): the clinic, `day`'s schedule, simulated past
     days to learn from, and an API token per role (returned). Shared by the demo, the tests
     and the benchmarks."""
     from server.schedule import import_schedule
-    from server.store import ROLES, Clinic, create_token, insert_history, set_clinic
+    from server.store import ROLES, Clinic
     from server.timeutil import tz_from
 
     tz = tz_from(zone)
-    await set_clinic(conn, Clinic("Riverside Animal Clinic", zone, "US", "+13125550100",
-                                  {"recovery_gesture": "today's exam fee waived"} if once_a_day else {}))
-    await import_schedule(conn, demo_schedule(day, tz, once_a_day=once_a_day), tz, "US")
-    await insert_history(conn, demo_history(day, tz, days=history_days), tz)
-    return {role: await create_token(conn, role, f"{token_prefix}-{role}") for role in ROLES}
+    now = datetime.now(UTC)
+    await tx.set_clinic(Clinic("Riverside Animal Clinic", zone, "US", "+13125550100",
+                               {"recovery_gesture": "today's exam fee waived"} if once_a_day else {}))
+    await import_schedule(tx, demo_schedule(day, tz, once_a_day=once_a_day), tz, "US")
+    await tx.add_history(demo_history(day, tz, days=history_days), tz)
+    return {role: await tx.create_token(role, f"{token_prefix}-{role}", now) for role in ROLES}
 
 
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
@@ -221,13 +222,14 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
 async def _play_morning(db: Path, today: date, until: datetime) -> None:
     """Post the morning's events through the real event path, as reception would have."""
     from server.events import Event, apply_event
-    from server.store import load_day, open_store
+    from server.store import open_store
 
     rng = random.Random(3)
     store = await open_store(str(db))
     try:
         clinic = await store.clinic()
-        state = await load_day(store.conn, today)
+        async with store.read() as q:
+            state = await q.visits_for_day(today)
         async with store.transaction() as conn:
             for vet in state.vets:
                 free = datetime.combine(today, dtime(8, 0), clinic.tz)

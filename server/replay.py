@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from datetime import date, datetime, tzinfo
 from typing import IO, Any
 
-from notifier import outbox
 from server.domain import Visit
 from server.errors import WaitroomError
 from server.events import parse_event
 from server.runtime import ClinicRuntime
 from server.schedule import import_schedule
-from server.store import Clinic, SqliteStore, fetch, insert_history, set_clinic
+from server.store import Clinic, SqliteStore
 from server.texts import TextingOptions
 from server.timeutil import iso
 
@@ -57,22 +56,22 @@ class Replay:
         kind = msg.get("type")
         if kind == "clinic":
             clinic = Clinic(name="replay", timezone=msg.get("tz_offset") or "UTC")
-            async with self.store.transaction() as conn:
-                await set_clinic(conn, clinic)
-                await import_schedule(conn, {"vets": msg.get("vets", []),
+            async with self.store.transaction() as tx:
+                await tx.set_clinic(clinic)
+                await import_schedule(tx, {"vets": msg.get("vets", []),
                                              "appointment_types": msg.get("appointment_types", [])},
                                       clinic.tz, clinic.region)
             return None
         if kind == "history":
             clinic = await self.store.clinic()
             self.history = history_visits(msg.get("days", []))
-            async with self.store.transaction() as conn:
-                await insert_history(conn, self.history, clinic.tz)
+            async with self.store.transaction() as tx:
+                await tx.add_history(self.history, clinic.tz)
             return None
         if kind == "schedule":
             clinic = await self.store.clinic()
-            async with self.store.transaction() as conn:
-                await import_schedule(conn, {"appointments": msg.get("appointments", [])},
+            async with self.store.transaction() as tx:
+                await import_schedule(tx, {"appointments": msg.get("appointments", [])},
                                       clinic.tz, clinic.region)
             # Exact times (no rounding), and texts decided by the real policy into the real
             # outbox, with every client reachable as the protocol says.
@@ -108,16 +107,13 @@ class Replay:
 
     async def _new_texts(self, tz: tzinfo) -> list[dict[str, Any]]:
         """Delay texts the outbox took since the last answer, in the protocol's shape."""
-        rows = await fetch(self.store.conn,
-                           "SELECT id, visit_id, created_at, told_start, told_p10, told_p90 FROM outbox "
-                           "WHERE id > ? AND told_start IS NOT NULL ORDER BY id", (self._last_text,))
+        async with self.store.read() as q:
+            told = await q.texts_told_after(self._last_text)
         out = []
-        for r in rows:
-            self._last_text = r[0]
-            at, start, p10, p90 = (outbox.from_db(r[i]) for i in range(2, 6))
-            assert at and start and p10 and p90
-            out.append({"appointment": r[1], "at": iso(at, tz), "kind": "delay",
-                        "start": iso(start, tz), "p10": iso(p10, tz), "p90": iso(p90, tz)})
+        for t in told:
+            self._last_text = t.id
+            out.append({"appointment": t.visit_id, "at": iso(t.at, tz), "kind": "delay",
+                        "start": iso(t.start, tz), "p10": iso(t.p10, tz), "p90": iso(t.p90, tz)})
         return out
 
 

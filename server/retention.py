@@ -10,28 +10,23 @@ there is no "last visit" to count from.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-import aiosqlite
+from server.store import Tx
 
 SETTING = "retention_days"
 
 
-async def erase_stale_clients(conn: aiosqlite.Connection, today: date, days: int) -> int:
+async def erase_stale_clients(tx: Tx, today: date, days: int, *, actor: str, now: datetime) -> int:
     """Blank the mobile number and notes of every client whose last visit is more than `days` days
-    before `today` (clinic-local dates). Returns how many clients were erased. Run it inside
-    `Store.transaction()`."""
+    before `today` (clinic-local dates), and log it (a `retention_erase` event naming the clients,
+    by id only). Returns how many clients were erased. Run it inside `store.transaction()`."""
     if days < 1:
         raise ValueError("retention days must be at least 1")
-    cutoff = (today - timedelta(days=days)).isoformat()
-    cur = await conn.execute(
-        "UPDATE clients SET mobile = NULL, notes = '', sms_consent = 0 "
-        "WHERE (mobile IS NOT NULL OR notes != '') AND id IN ("
-        "  SELECT p.client_id FROM pets p JOIN appointments a ON a.pet_id = p.id"
-        "  GROUP BY p.client_id HAVING MAX(a.day) < ?)",
-        (cutoff,),
-    )
-    return cur.rowcount
+    ids = await tx.erase_contacts_last_seen_before(today - timedelta(days=days))
+    if ids:
+        await tx.record_event("retention_erase", now, None, {"clients": ids, "days": days}, actor, now)
+    return len(ids)
 
 
 def retention_days(settings: dict[str, object]) -> int | None:

@@ -10,21 +10,17 @@ the scorer measures is what clients are told.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-import aiosqlite
-
 from server.domain import DayState, Estimate
 from server.estimator import estimate
 from server.events import Event, apply_event
 from server.learning import Model, learn
-from server.store import Clinic, SqliteStore, booked_lengths, fetch, load_day, load_history
+from server.store import Clinic, LoggedEvent, SqliteStore, Tx
 from server.texts import TextingOptions, queue_delay_texts, record_promises
-from server.timeutil import from_db
 
 log = logging.getLogger("waitroom.runtime")
 
@@ -54,7 +50,7 @@ class ClinicRuntime:
         # Set by the replay while it applies an event that is followed by another line at the
         # very same moment: the decision is taken once, for all of them, by that next line.
         self.defer = False
-        store.before_commit.append(self._before_commit)
+        store.before_commit.append(self._unannounced)
         store.after_commit.append(self._after_commit)
 
     @classmethod
@@ -72,8 +68,10 @@ class ClinicRuntime:
     async def relearn(self, today: date) -> Model:
         """Learn the clinic from every finished day before `today`."""
         t0 = time.perf_counter()
-        history = await load_history(self.store.conn, today)
-        self.model = learn(history, await booked_lengths(self.store.conn))
+        async with self.store.read() as q:
+            history = await q.finished_visits_before(today)
+            booked = await q.booked_lengths()
+        self.model = learn(history, booked)
         self._est_cache = None
         log.info("learned from %d past visits in %.0f ms", len(history), 1000 * (time.perf_counter() - t0))
         return self.model
@@ -97,7 +95,8 @@ class ClinicRuntime:
             cached = self._day_cache
             if cached and cached[0] == version and cached[1] == day:
                 return cached[2]
-            state = await load_day(self.store.conn, day)
+            async with self.store.read() as q:
+                state = await q.visits_for_day(day)
             self._day_cache = (version, day, state)
             return state
 
@@ -127,31 +126,40 @@ class ClinicRuntime:
     async def post_event(self, ev: Event, actor: str, now: datetime) -> int:
         """Validate, apply and commit one event; durable before this returns."""
         async with self.store.transaction() as tx:
-            return await apply_event(tx, ev, actor, self.clinic.tz, now)
+            seq = await apply_event(tx, ev, actor, self.clinic.tz, now)
+            await self.after_change(tx)
+            return seq
 
     # -- texts, in the writing transaction ------------------------------------------------------
 
-    async def _before_commit(self, conn: aiosqlite.Connection) -> None:
-        if self.texting is None:
-            return  # estimates only (`waitroom replay --no-texts`): nothing to decide per event
-        if self.defer:
-            return  # the caller evaluates these events at the same moment right after (replay)
-        # Each new event with its visit's vet: one query, in every write transaction.
-        rows = await fetch(conn, "SELECT e.seq, e.recorded_at, e.type, e.data, a.vet_id FROM events e "
-                                 "LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.seq > ? "
-                                 "ORDER BY e.seq", (self._seen_seq or 0,))
-        if not rows:
-            return  # nothing happened that moves estimates (an outbox update, a login, ...)
-        self._seen_seq = rows[-1][0]
-        at = from_db(rows[-1][1])
-        assert at is not None
-        vets = _vets_touched(rows)
-        if vets is not None and not vets:
-            return  # an urgent-help press, an unmatched lookup: no queue moved
-        await self.evaluate(conn, at, vets)
+    async def after_change(self, tx: Tx) -> list[int]:
+        """What follows from the events written in `tx`: re-estimate the vets they touch, keep
+        check-in promises and queue the texts the policy decides, in that same transaction.
 
-    async def evaluate(self, conn: aiosqlite.Connection, now: datetime, vets: set[str] | None = None) -> list[int]:
-        """Re-estimate today at `now` and queue the texts the policy decides (in `conn`'s transaction).
+        Every writer calls this last in its transaction (the one write path: docs/ARCHITECTURE.md).
+        It covers every event since the last call, so one writer's events are never missed
+        even if another's call came first. Returns the outbox rows queued.
+        """
+        if self.texting is None:
+            return []  # estimates only (`waitroom replay --no-texts`): nothing to decide per event
+        if self.defer:
+            return []  # the caller evaluates these events at the same moment right after (replay)
+        events = await tx.events_since(self._seen_seq or 0)
+        if not events:
+            return []  # nothing happened that moves estimates (an outbox update, a login, ...)
+        self._seen_seq = events[-1].seq
+        vets = _vets_touched(events)
+        if vets is not None and not vets:
+            return []  # an urgent-help press, an unmatched lookup: no queue moved
+        return await self.evaluate(tx, events[-1].recorded_at, vets)
+
+    async def _unannounced(self, tx: Tx) -> None:
+        # Transitional safety net for writers not yet calling after_change themselves: each
+        # call above leaves nothing for this one to do but one read.
+        await self.after_change(tx)
+
+    async def evaluate(self, tx: Tx, now: datetime, vets: set[str] | None = None) -> list[int]:
+        """Re-estimate today at `now` and queue the texts the policy decides (in `tx`).
 
         With `vets`, only those vets' queues are re-estimated and re-decided: an event moves
         only its own vet's queue, and the others are re-decided by the periodic tick.
@@ -159,13 +167,13 @@ class ClinicRuntime:
         # Estimated as of the readers' rounded moment (so they reuse it); decided and queued now.
         at = self._round(now)
         day = self.today(at)
-        state = await load_day(conn, day)
+        state = await tx.visits_for_day(day)
         est = estimate(state, at, self.model, vets)
         self._fresh = (self.store.version, day, state, at, est, vets)
-        await record_promises(conn, state, est, now)
+        await record_promises(tx, state, est, now)
         ids: list[int] = []
         if self.texting is not None:
-            ids = await queue_delay_texts(conn, state, est, now, self.clinic, self.texting)
+            ids = await queue_delay_texts(tx, state, est, now, self.clinic, self.texting)
         self._queued = self._queued or bool(ids)
         return ids
 
@@ -216,16 +224,14 @@ _VET_SCOPED = {"checkin", "start", "end", "noshow", "walkin", "emergency", "emer
                "urgent", "text_decision"}
 
 
-def _vets_touched(events: list[aiosqlite.Row]) -> set[str] | None:
-    """The vets whose queues these new events (seq, at, type, data, visit's vet) can move,
-    or None when that is not clear."""
+def _vets_touched(events: list[LoggedEvent]) -> set[str] | None:
+    """The vets whose queues these new events can move, or None when that is not clear."""
     vets: set[str] = set()
-    for _seq, _at, kind, data, visit_vet in events:
-        if kind not in _VET_SCOPED:
+    for e in events:
+        if e.type not in _VET_SCOPED:
             return None
-        body = json.loads(data) if data else {}
-        if isinstance(body.get("vet"), str):
-            vets.add(body["vet"])
-        if visit_vet:
-            vets.add(visit_vet)
+        if isinstance(e.data.get("vet"), str):
+            vets.add(e.data["vet"])
+        if e.vet:
+            vets.add(e.vet)
     return vets

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-import aiosqlite
 from aiohttp import web
 
 from notifier import links
@@ -19,7 +19,7 @@ from notifier.webhooks import make_webhook_routes
 from notifier.worker import Worker
 from server.app import CONFIG, RUNTIME, STORE
 from server.events import Event, apply_event
-from server.store import fetch
+from server.store import Tx
 
 log = logging.getLogger("waitroom.sms")
 
@@ -31,7 +31,7 @@ def setup_sms(app: web.Application) -> None:
     config = app[CONFIG]
     if config.sms_provider == "twilio" and config.twilio_auth_token:
 
-        def transaction() -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        def transaction() -> contextlib.AbstractAsyncContextManager[Tx]:
             return app[STORE].transaction()
 
         def clinic() -> ClinicInfo:
@@ -42,8 +42,8 @@ def setup_sms(app: web.Application) -> None:
             if WORKER in app:
                 app[WORKER].wake()
 
-        async def on_reply(conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
-            return await _on_reply(app, conn, reply)
+        async def on_reply(tx: Tx, reply: InboundReply) -> ReplyOutcome:
+            return await _on_reply(app, tx, reply)
 
         app.add_routes(make_webhook_routes(
             transaction=transaction, auth_token=config.twilio_auth_token, public_base_url=config.public_url,
@@ -60,7 +60,7 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
             config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
             from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
             base_url=config.twilio_base_url, public_url=config.public_url, console_links=config.console_sms_links)
-        worker = Worker(app[STORE].transaction, provider, config.clock.now, reader=app[STORE].conn)
+        worker = Worker(app[STORE].transaction, provider, config.clock.now, reader=app[STORE].read)
         app[WORKER] = worker
         rt.on_texts = worker.wake
         tasks.append(asyncio.create_task(_run_worker(worker)))
@@ -82,24 +82,21 @@ async def _run_worker(worker: Worker) -> None:
         await worker.provider.close()
 
 
-async def _on_reply(app: web.Application, conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+async def _on_reply(app: web.Application, tx: Any, reply: InboundReply) -> ReplyOutcome:
     """Find the client's visit today by their number; keep their place, or send the link."""
     rt = app[RUNTIME]
     config = app[CONFIG]
     now = reply.received_at
-    rows = await fetch(
-        conn,
-        "SELECT a.id, c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
-        "JOIN clients c ON c.id = p.client_id WHERE c.mobile = ? AND a.day = ? "
-        "AND a.status IN ('booked', 'waiting') ORDER BY a.scheduled", (reply.from_number, rt.today(now).isoformat()))
-    if not rows:
+    found = await tx.open_visits_for_mobile(reply.from_number, rt.today(now))
+    if not found:
         return ReplyOutcome()
-    visit_id, language = rows[0][0], rows[0][1] or "en"
+    visit_id, language = found[0].visit_id, found[0].language
     link = None
     if reply.kind is ReplyKind.KEEP:
-        await apply_event(conn, Event("reply", now, visit_id, {"kind": "keep"}), "sms", rt.clinic.tz, now)
+        await apply_event(tx, Event("reply", now, visit_id, {"kind": "keep"}), "sms", rt.clinic.tz, now)
     elif reply.kind is ReplyKind.RESCHEDULE:
         token = links.make_token(config.secret.encode(), visit_id, now)
         link = f"{config.public_url.rstrip('/')}/r/{token}"
-        await apply_event(conn, Event("reply", now, visit_id, {"kind": "reschedule"}), "sms", rt.clinic.tz, now)
+        await apply_event(tx, Event("reply", now, visit_id, {"kind": "reschedule"}), "sms", rt.clinic.tz, now)
+    await rt.after_change(tx)
     return ReplyOutcome(visit_id=visit_id, language=language, link=link)

@@ -8,14 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-import aiosqlite
-
 from notifier import links, outbox
 from notifier.messages import ClinicInfo
 from notifier.policy import PolicySettings, Reason, TextCandidate
 from server.domain import DayState, Estimate
-from server.store import Clinic, fetch
-from server.timeutil import from_db, to_db
+from server.store import Clinic, Tx
 
 # The protocol's replay clients: all consent, all English, all in daytime.
 REPLAY_NUMBER = "+15555550100"
@@ -65,64 +62,50 @@ def reasons(state: DayState, now: datetime) -> dict[str, Reason]:
     return out
 
 
-async def candidates(conn: aiosqlite.Connection, state: DayState, est: dict[str, Estimate], now: datetime,
+async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: datetime,
                      clinic: Clinic, opts: TextingOptions) -> list[TextCandidate]:
     """One candidate per pending, non-emergency visit with an estimate; none while texts are paused."""
-    pauses = await fetch(conn, "SELECT scope, client_id FROM texts_paused")
-    if any(r[0] == "clinic" for r in pauses):
+    paused = await tx.texts_paused()
+    if paused.clinic:
         return []
-    paused = {r[1] or "" for r in pauses}
     ids = [vid for vid, v in state.visits.items() if vid in est and v.kind != "emergency"]
     if not ids:
         return []
-    marks = ",".join("?" * len(ids))
-    # One query (it runs in every event's transaction): contact details and the range promised.
-    contact = {r["id"]: r for r in await fetch(
-        conn,
-        "SELECT a.id, p.name AS pet, p.sex, c.id AS client, c.mobile, c.sms_consent, c.language, v.name AS vet, "
-        "pr.p10 AS told_p10, pr.p90 AS told_p90 "
-        "FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
-        "JOIN vets v ON v.id = a.vet_id LEFT JOIN promises pr ON pr.visit_id = a.id "
-        f"WHERE a.id IN ({marks})", ids)}
+    contact = await tx.text_contacts(ids)
     why = reasons(state, now)
     out = []
     for vid in ids:
         v, e, c = state.visits[vid], est[vid], contact.get(vid)
         if c is None:
             continue
+        number: str | None
         if opts.replay:
             number, consent, lang = REPLAY_NUMBER, True, "en"
         else:
-            number, consent, lang = c["mobile"], bool(c["sms_consent"]), c["language"] or "en"
-            if c["client"] is not None and c["client"] in paused:
+            number, consent, lang = c.mobile, c.sms_consent, c.language
+            if c.client is not None and c.client in paused.clients:
                 continue
-        told = (from_db(c["told_p10"]), from_db(c["told_p90"])) if c["told_p10"] else None
         out.append(TextCandidate(
-            visit_id=vid, kind=v.kind, pet_name=c["pet"] or v.pet, pet_sex=c["sex"], vet_name=c["vet"],
+            visit_id=vid, kind=v.kind, pet_name=c.pet or v.pet, pet_sex=c.pet_sex, vet_name=c.vet_name,
             scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
             to_number=number, language=lang, consent=consent, tz=clinic.tz, reason=why.get(v.vet),
-            kiosk_p10=told[0] if told else None, kiosk_p90=told[1] if told else None,
+            kiosk_p10=c.told_p10, kiosk_p90=c.told_p90,
         ))
     return out
 
 
-async def record_promises(conn: aiosqlite.Connection, state: DayState, est: dict[str, Estimate],
-                          now: datetime) -> None:
+async def record_promises(tx: Tx, state: DayState, est: dict[str, Estimate], now: datetime) -> None:
     """The first estimate after a client checks in is the range they were told (kiosk or desk)."""
-    arrived = [vid for vid, v in state.visits.items() if v.arrived is not None and vid in est
-               and v.kind != "emergency"]
-    if not arrived:
-        return
-    # The first range stands (OR IGNORE): one statement, whatever was promised before.
-    await conn.executemany(
-        "INSERT OR IGNORE INTO promises (visit_id, start, p10, p90, at) VALUES (?, ?, ?, ?, ?)",
-        [(vid, to_db(est[vid].start), to_db(est[vid].p10), to_db(est[vid].p90), to_db(now)) for vid in arrived])
+    arrived = {vid: est[vid] for vid, v in state.visits.items() if v.arrived is not None and vid in est
+               and v.kind != "emergency"}
+    if arrived:
+        await tx.keep_first_promises(arrived, now)
 
 
-async def queue_delay_texts(conn: aiosqlite.Connection, state: DayState, est: dict[str, Estimate],
+async def queue_delay_texts(tx: Tx, state: DayState, est: dict[str, Estimate],
                             now: datetime, clinic: Clinic, opts: TextingOptions) -> list[int]:
     """Decide and queue delay texts for today, in the caller's transaction; new outbox row ids."""
-    cands = await candidates(conn, state, est, now, clinic, opts)
+    cands = await candidates(tx, state, est, now, clinic, opts)
     if not cands:
         return []
 
@@ -133,5 +116,5 @@ async def queue_delay_texts(conn: aiosqlite.Connection, state: DayState, est: di
         return f"{opts.public_url.rstrip('/')}/r/{token}"
 
     settings = policy_settings(clinic, replay=opts.replay)
-    return await outbox.queue_texts(conn, cands, now, settings, ClinicInfo(clinic.name, clinic.phone),
+    return await outbox.queue_texts(tx, cands, now, settings, ClinicInfo(clinic.name, clinic.phone),
                                     link_for=link_for)

@@ -22,12 +22,13 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiosqlite
 from aiohttp import web
+
+from notifier.store import Transaction
+from server.store.sqlite import SqliteStore, SqliteTx
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -163,17 +164,26 @@ class FakeTwilio:
             return r.status
 
 
-MIGRATION = Path(__file__).resolve().parent.parent / "server/migrations/0002_outbox.sql"
 
 
-async def open_outbox_db(path: str) -> aiosqlite.Connection:
-    """A real SQLite file with the notifier's tables only (the server's migration runner
-    applies the same file; its own tables are not needed here). Split like the runner."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute("PRAGMA synchronous = FULL")
-    lines = [ln for ln in MIGRATION.read_text().splitlines() if not ln.strip().startswith("--")]
-    for stmt in "\n".join(lines).split(";"):
-        if stmt.strip():
-            await conn.execute(stmt)
-    return conn
+class OutboxDb(SqliteTx):
+    """A real SQLite file (the store's SQLite backend, all migrations) used outside any explicit
+    transaction: each call commits on its own. Raw SQL (`execute_fetchall`) is for a test's own
+    checks; `transaction` is the store's, for a Worker or webhooks."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store.conn, writable=True)
+        self.store = store
+        self.transaction = store.transaction
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def open_outbox_db(path: str) -> OutboxDb:
+    return OutboxDb(await SqliteStore.open(path))
+
+
+def sqlite_transaction(db: OutboxDb) -> Transaction:
+    """The store's transaction factory (what the server hands the worker)."""
+    return db.transaction

@@ -6,20 +6,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from notifier.links import ExpiredLink, ForgedLink, UsedLink, check_link, consume_link, make_token, verify_token
 from notifier.recovery import RecoverySettings, offers, record_offer, recovery_offer
 from notifier.slots import open_slots
-from tests.fake_twilio import open_outbox_db
+from tests.fake_twilio import OutboxDb, open_outbox_db
 
 SECRET = b"s3cret-for-tests"
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+async def db(tmp_path: Path) -> AsyncIterator[OutboxDb]:
     conn = await open_outbox_db(str(tmp_path / "w.db"))
     yield conn
     await conn.close()
@@ -58,7 +57,7 @@ def test_forged_tokens_are_refused(tamper: str) -> None:
         verify_token(SECRET, bad, NOW)
 
 
-async def test_a_link_works_once(db: aiosqlite.Connection) -> None:
+async def test_a_link_works_once(db: OutboxDb) -> None:
     tok = make_token(SECRET, "a17", NOW)
     assert (await check_link(db, SECRET, tok, NOW)).visit_id == "a17"  # showing the page uses nothing
     await db.execute("BEGIN IMMEDIATE")
@@ -72,7 +71,7 @@ async def test_a_link_works_once(db: aiosqlite.Connection) -> None:
     await check_link(db, SECRET, make_token(SECRET, "a17", NOW), NOW)
 
 
-async def test_a_use_rolled_back_with_its_booking_leaves_the_link_usable(db: aiosqlite.Connection) -> None:
+async def test_a_use_rolled_back_with_its_booking_leaves_the_link_usable(db: OutboxDb) -> None:
     tok = make_token(SECRET, "a17", NOW)
     await db.execute("BEGIN IMMEDIATE")
     await consume_link(db, SECRET, tok, NOW)
@@ -85,7 +84,7 @@ def test_empty_secret_is_refused() -> None:
         make_token(b"", "a1", NOW)
 
 
-async def test_service_recovery_for_visits_kept_well_past_their_promise(db: aiosqlite.Connection) -> None:
+async def test_service_recovery_for_visits_kept_well_past_their_promise(db: OutboxDb) -> None:
     s = RecoverySettings(enabled=True, gesture="today's exam fee waived", threshold_min=20)
     promised = NOW
     assert recovery_offer("a1", promised, NOW + timedelta(minutes=20), NOW, s) is None

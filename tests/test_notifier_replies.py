@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from notifier.replies import (
     parse_reply,
     reception_inbox,
 )
-from tests.fake_twilio import open_outbox_db
+from tests.fake_twilio import OutboxDb, open_outbox_db
 
 K = ReplyKind
 
@@ -94,7 +93,7 @@ NUM = "+15555550123"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+async def db(tmp_path: Path) -> AsyncIterator[OutboxDb]:
     conn = await open_outbox_db(str(tmp_path / "w.db"))
     yield conn
     await conn.close()
@@ -106,13 +105,13 @@ class Server:
     def __init__(self) -> None:
         self.seen: list[InboundReply] = []
 
-    async def __call__(self, conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+    async def __call__(self, conn: OutboxDb, reply: InboundReply) -> ReplyOutcome:
         self.seen.append(reply)
         link = "https://clinic.example/r/TOKEN" if reply.kind is K.RESCHEDULE else None
         return ReplyOutcome(visit_id="a1", language="es" if "cambiar" in reply.body else "en", link=link)
 
 
-async def reply(db: aiosqlite.Connection, server: Server, body: str, sid: str) -> list[int]:
+async def reply(db: OutboxDb, server: Server, body: str, sid: str) -> list[int]:
     await db.execute("BEGIN IMMEDIATE")
     h = await handle_inbound(db, provider_sid=sid, from_number=NUM, to_number="+15550009999", body=body,
                              now=NOW, clinic=CLINIC, on_reply=server)
@@ -120,32 +119,32 @@ async def reply(db: aiosqlite.Connection, server: Server, body: str, sid: str) -
     return h.outbox_ids
 
 
-async def bodies(db: aiosqlite.Connection) -> list[str]:
+async def bodies(db: OutboxDb) -> list[str]:
     return [r.body for r in await outbox.rows(db)]
 
 
-async def test_keep_is_passed_to_the_server_and_acknowledged(db: aiosqlite.Connection) -> None:
+async def test_keep_is_passed_to_the_server_and_acknowledged(db: OutboxDb) -> None:
     s = Server()
     assert len(await reply(db, s, "1", "SMa")) == 1
     assert [r.kind for r in s.seen] == [K.KEEP]
     assert await bodies(db) == ["Oakwood Vets: thanks, we'll keep your place. We'll text you if anything changes."]
 
 
-async def test_a_retried_webhook_is_handled_once(db: aiosqlite.Connection) -> None:
+async def test_a_retried_webhook_is_handled_once(db: OutboxDb) -> None:
     s = Server()
     await reply(db, s, "2", "SMdup")
     assert await reply(db, s, "2", "SMdup") == []
     assert len(s.seen) == 1 and len(await bodies(db)) == 1
 
 
-async def test_reschedule_sends_the_servers_link_in_the_clients_language(db: aiosqlite.Connection) -> None:
+async def test_reschedule_sends_the_servers_link_in_the_clients_language(db: OutboxDb) -> None:
     s = Server()
     await reply(db, s, "cambiar", "SMb")
     [body] = await bodies(db)
     assert "https://clinic.example/r/TOKEN" in body and body.startswith("Oakwood Vets: elija otra hora")
 
 
-async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db: aiosqlite.Connection) -> None:
+async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db: OutboxDb) -> None:
     s = Server()
     await db.execute("BEGIN IMMEDIATE")
     [queued] = await outbox.enqueue(db, [NewText("delay:a1:1", NUM, "delay text", "delay", "a1")], NOW)
@@ -164,7 +163,7 @@ async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db
     await db.execute("COMMIT")
 
 
-async def test_start_brings_an_opted_out_client_back(db: aiosqlite.Connection) -> None:
+async def test_start_brings_an_opted_out_client_back(db: OutboxDb) -> None:
     s = Server()
     await reply(db, s, "STOP", "SM1")
     assert len(await reply(db, s, "START", "SM2")) == 1
@@ -172,20 +171,20 @@ async def test_start_brings_an_opted_out_client_back(db: aiosqlite.Connection) -
     assert (await bodies(db))[-1] == "Oakwood Vets: texts are back on. Reply STOP to stop them."
 
 
-async def test_yes_from_a_subscribed_client_means_keep(db: aiosqlite.Connection) -> None:
+async def test_yes_from_a_subscribed_client_means_keep(db: OutboxDb) -> None:
     s = Server()
     await reply(db, s, "yes", "SMy")
     assert s.seen[0].kind is K.KEEP
 
 
-async def test_help_gives_the_clinic_name_and_phone(db: aiosqlite.Connection) -> None:
+async def test_help_gives_the_clinic_name_and_phone(db: OutboxDb) -> None:
     await reply(db, Server(), "HELP", "SMh")
     [body] = await bodies(db)
     assert "Oakwood Vets" in body and "+15550100000" in body
 
 
 async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_will_answer(
-        db: aiosqlite.Connection) -> None:
+        db: OutboxDb) -> None:
     await reply(db, Server(), "Can I bring her sister too?", "SMo")
     [body] = await bodies(db)
     assert "a person at reception will answer" in body
@@ -197,7 +196,7 @@ async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_w
     assert await reception_inbox(db) == []
 
 
-async def test_a_plain_words_opt_out_is_confirmed_like_stop(db: aiosqlite.Connection) -> None:
+async def test_a_plain_words_opt_out_is_confirmed_like_stop(db: OutboxDb) -> None:
     await reply(db, Server(), "STOP - wrong number", "SMwn")
     assert await outbox.opted_out(db, [NUM]) == {NUM}
     [confirmation] = await outbox.rows(db)
@@ -205,7 +204,7 @@ async def test_a_plain_words_opt_out_is_confirmed_like_stop(db: aiosqlite.Connec
 
 
 async def test_automatic_answers_to_one_number_stop_at_the_days_cap_and_reception_sees_the_rest(
-        db: aiosqlite.Connection) -> None:
+        db: OutboxDb) -> None:
     # Another auto-responder ("Thanks for your message!") texting back 12 times.
     s = Server()
     answered = [await reply(db, s, "Thanks for your message! We will get back to you.", f"SMbot{i}")

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,19 +19,19 @@ from notifier.outbox import NewText
 from notifier.providers import TwilioProvider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
 from notifier.webhooks import make_webhook_routes
-from notifier.worker import Worker, WorkerSettings, sqlite_transaction
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db
+from notifier.worker import Worker, WorkerSettings
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, OutboxDb, open_outbox_db, sqlite_transaction
 
 PUBLIC = "https://clinic.example.com"
 
 
 class Hooks:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: OutboxDb) -> None:
         self.conn = conn
         self.replies: list[InboundReply] = []
         self.woken = 0
 
-    async def on_reply(self, conn: aiosqlite.Connection, reply: InboundReply) -> ReplyOutcome:
+    async def on_reply(self, conn: OutboxDb, reply: InboundReply) -> ReplyOutcome:
         self.replies.append(reply)
         return ReplyOutcome(visit_id="a1", link="https://clinic.example.com/r/T" if
                             reply.kind is ReplyKind.RESCHEDULE else None)

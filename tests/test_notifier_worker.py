@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from notifier import outbox
@@ -16,8 +15,8 @@ from notifier.messages import ClinicInfo
 from notifier.outbox import NewText
 from notifier.policy import PolicySettings, TextCandidate
 from notifier.providers import ConsoleProvider, SentMessage, TwilioProvider
-from notifier.worker import Worker, WorkerSettings, run_worker, sqlite_transaction
-from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, open_outbox_db
+from notifier.worker import Worker, WorkerSettings, run_worker
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, OutboxDb, open_outbox_db, sqlite_transaction
 
 FAST = WorkerSettings(backoff_base=0.01, backoff_max=0.05, poll_interval=0.05, reconcile_grace=0.2,
                       max_attempts=4)
@@ -25,7 +24,7 @@ FAST = WorkerSettings(backoff_base=0.01, backoff_max=0.05, poll_interval=0.05, r
 
 @dataclass
 class Env:
-    conn: aiosqlite.Connection
+    conn: OutboxDb
     twilio: FakeTwilio
     provider: TwilioProvider
     path: str
@@ -65,7 +64,7 @@ def text(i: int = 1, to: str = "+15555550101") -> NewText:
                    visit_id=f"a{i}")
 
 
-async def drain(w: Worker, conn: aiosqlite.Connection, until: float = 3.0) -> None:
+async def drain(w: Worker, conn: OutboxDb, until: float = 3.0) -> None:
     """Run the worker until nothing is queued or sending (or time runs out)."""
     deadline = asyncio.get_running_loop().time() + until
     while asyncio.get_running_loop().time() < deadline:
@@ -203,7 +202,7 @@ async def test_crash_between_send_and_commit_is_reconciled_without_a_second_text
         await env.worker(provider=CrashAfterSend(env.provider)).run_once()
     assert (await env.row(rid)).status == "sending" and len(env.twilio.accepted) == 1
     # A new process on the same file: start-up reconciliation finds it at Twilio.
-    conn2 = await aiosqlite.connect(env.path, isolation_level=None)
+    conn2 = await open_outbox_db(env.path)
     try:
         w = Worker(sqlite_transaction(conn2), env.provider, lambda: datetime.now(UTC), FAST)
         assert await w.reconcile() == 1

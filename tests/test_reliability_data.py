@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bench.bench_crash import START, ServeProcess, free_port, seed
 from server.app import create_app
-from server.backup import backup
 from server.cli import main as cli_main
 from server.config import Config, ManualClock
 from server.retention import erase_stale_clients
 from server.store import Clinic, SqliteStore, set_clinic
+from server.store.backup import backup
 from tests.conftest import DAY, seed_clinic
 
 
@@ -108,15 +108,20 @@ async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_d
     try:
         await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=40)).isoformat())
         await _add_client(store, "recent", "+13125559002", (DAY - timedelta(days=10)).isoformat())
-        async with store.transaction() as conn:
-            assert await erase_stale_clients(conn, DAY, 30) == 1
+        at = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+        async with store.transaction() as tx:
+            assert await erase_stale_clients(tx, DAY, 30, actor="cli", now=at) == 1
+        # The erasure is in the event log, naming the client by id only.
+        async with store.read() as q:
+            [logged] = [e for e in await q.events_since(0) if e.type == "retention_erase"]
+        assert (logged.actor, logged.data, logged.recorded_at) == ("cli", {"clients": ["old"], "days": 30}, at)
         assert await _contact(store, "old") == (None, "")
         assert await _contact(store, "recent") == ("+13125559002", "bites")
         assert await _contact(store, "c2") == ("+13125550102", "")  # booked today: kept
         # The visit itself stays: it is history the estimator learns from.
         assert list(await store.conn.execute_fetchall("SELECT status FROM appointments WHERE id = 'a-old'"))
-        async with store.transaction() as conn:
-            assert await erase_stale_clients(conn, DAY, 30) == 0  # nothing left to erase
+        async with store.transaction() as tx:
+            assert await erase_stale_clients(tx, DAY, 30, actor="cli", now=at) == 0  # nothing left to erase
     finally:
         await store.close()
 

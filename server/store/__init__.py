@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from server.domain import DayState, Visit
-from server.store.interface import ROLES, Clinic, Store, Tx
+from server.store.interface import ROLES, Clinic, LoggedEvent, Store, TextContact, TextsPaused, Tx
 from server.store.sqlite import SqliteStore, SqliteTx, fetch, hash_token
 
-__all__ = ["ROLES", "Clinic", "SqliteStore", "Store", "Tx", "fetch", "hash_token", "open_store"]
+__all__ = ["ROLES", "Clinic", "LoggedEvent", "SqliteStore", "Store", "TextContact", "TextsPaused", "Tx",
+           "fetch", "hash_token", "open_store"]
 
 
 async def open_store(path: str) -> SqliteStore:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any, Protocol
 
-from server.domain import DayState, Visit
+from notifier.store import NotifierTx
+from server.domain import DayState, Estimate, Visit
 from server.timeutil import tz_from
 
 ROLES = ("pms", "kiosk", "reception", "display")
@@ -63,6 +64,30 @@ class ClinicOps(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One entry of the event log, as stored."""
+
+    seq: int
+    at: datetime  # when it happened
+    recorded_at: datetime
+    type: str
+    appointment: str | None
+    data: dict[str, Any]
+    actor: str
+    vet: str | None = None  # the vet of the visit it names, now
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVisit:
+    """A visit as stored: what the estimator sees and its status (booked, waiting, in_consult,
+    done, noshow, cancelled)."""
+
+    visit: Visit
+    status: str
+    day: date
+
+
 class ScheduleOps(Protocol):
     """The schedule's reference data: vets and appointment types (from the PMS)."""
 
@@ -77,6 +102,10 @@ class ScheduleOps(Protocol):
 
 class VisitOps(Protocol):
     """Visits of every day and the append-only event log."""
+
+    async def visit(self, visit_id: str) -> StoredVisit | None:
+        """One visit of any day, with its status."""
+        ...
 
     async def visits_for_day(self, day: date) -> DayState:
         """The day's vets, their away-until times and every visit not cancelled: what the
@@ -100,6 +129,100 @@ class VisitOps(Protocol):
         """The newest event's sequence number (0 for an empty log)."""
         ...
 
+    async def record_event(self, type: str, at: datetime, appointment: str | None, data: dict[str, Any],
+                           actor: str, now: datetime) -> int:
+        """Append to the event log (in the transaction of the change it describes); its seq."""
+        ...
+
+    async def events_since(self, seq: int) -> list[LoggedEvent]:
+        """Events after `seq`, oldest first, each with its visit's vet."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TextContact:
+    """What a text about a visit needs to know of its client, pet and vet."""
+
+    visit_id: str
+    client: str | None
+    mobile: str | None  # E.164
+    sms_consent: bool
+    language: str
+    pet: str | None
+    pet_sex: str | None
+    vet_name: str
+    # The range the client was told at check-in (kiosk or desk), if any.
+    told_p10: datetime | None
+    told_p90: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToldText:
+    """A text that told a client a range: its outbox row, when it was queued and what it said."""
+
+    id: int
+    visit_id: str | None
+    at: datetime
+    start: datetime
+    p10: datetime
+    p90: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MobileVisit:
+    """A visit not yet started of the client with a given mobile number."""
+
+    visit_id: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextsPaused:
+    """Reception's pauses in force: every text (`clinic`), or these clients' texts."""
+
+    clinic: bool
+    clients: frozenset[str]
+
+
+class TextingOps(Protocol):
+    """What the server's side of delay texts reads and keeps (server/texts.py)."""
+
+    async def waiting_in_car(self, visit_id: str) -> bool:
+        """The client said they wait in the car (texted when called in)."""
+        ...
+
+    async def texts_paused(self) -> TextsPaused:
+        ...
+
+    async def text_contacts(self, visit_ids: list[str]) -> dict[str, TextContact]:
+        """Contact details of these visits' clients (visits with no vet row are left out)."""
+        ...
+
+    async def keep_first_promises(self, promised: dict[str, Estimate], now: datetime) -> None:
+        """The range each visit was told, unless one is kept already (the first range stands)."""
+        ...
+
+    async def texts_told_after(self, row_id: int) -> list[ToldText]:
+        """Texts that told a range (delay texts), queued after outbox row `row_id`, oldest first."""
+        ...
+
+
+class ClientOps(Protocol):
+    """Clients and their pets."""
+
+    async def open_visits_for_mobile(self, mobile: str, day: date) -> list[MobileVisit]:
+        """The day's booked or waiting visits of the clients with this mobile, by scheduled time."""
+        ...
+
+    async def client_language(self, visit_id: str) -> str | None:
+        """The stored language of the visit's client (None: no client known)."""
+        ...
+
+    async def erase_contacts_last_seen_before(self, day: date) -> list[str]:
+        """Blank the mobile, notes and consent of clients whose last visit was before `day`
+        (and who still had any); their ids."""
+        ...
+
 
 class TokenOps(Protocol):
     """API tokens (stored hashed)."""
@@ -120,8 +243,9 @@ class ModelOps(Protocol):
         ...
 
 
-class Tx(ClinicOps, ScheduleOps, VisitOps, TokenOps, ModelOps, Protocol):
-    """One transaction's view of the store: every named operation, by aggregate."""
+class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, TextingOps, TokenOps, ModelOps, NotifierTx, Protocol):
+    """One transaction's view of the store: every named operation, by aggregate (the outbox,
+    inbox, links and recovery offers as the notifier names them: notifier/store.py)."""
 
 
 class Store(Protocol):

@@ -15,12 +15,12 @@ import aiosqlite
 import phonenumbers
 
 from notifier.outbox import SETTLED_CODES
-from notifier.outbox import to_db as outbox_time
 from server.domain import Estimate
 from server.events import undone_seqs
 from server.runtime import ClinicRuntime
 from server.store import fetch
 from server.timeutil import from_db, to_db
+from server.timeutil import to_db as outbox_time
 
 # How far past the promised range a waiting client is, as the console colours it.
 BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))

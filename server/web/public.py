@@ -15,7 +15,6 @@ from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.errors import Conflict
 from server.events import Event
 from server.links import verify_status_token
-from server.store import fetch, token_role
 from server.web import i18n, live
 from server.web.board import Board, load_board
 from server.web.i18n import Lang
@@ -31,7 +30,10 @@ def _html(body: str, status: int = 200) -> web.Response:
 
 async def _display_ok(request: web.Request) -> bool:
     token = request.query.get("token", "")
-    found = await token_role(request.app[STORE].conn, token) if token else None
+    found = None
+    if token:
+        async with request.app[STORE].read() as q:
+            found = await q.token_role(token)
     return found is not None and found[0] in DISPLAY_ROLES
 
 
@@ -94,10 +96,8 @@ async def _client_language(request: web.Request, vid: str | None) -> Lang:
         return asked
     stored = None
     if vid is not None:
-        rows = await fetch(request.app[STORE].conn,
-                           "SELECT c.language FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
-                           "LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
-        stored = rows[0][0] if rows else None
+        async with request.app[STORE].read() as q:
+            stored = await q.client_language(vid)
     return i18n.choose(request, stored)
 
 
@@ -171,8 +171,9 @@ async def in_car(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text=str(i18n.text(lang, "car_refused")))
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
-    rows = await fetch(request.app[STORE].conn, "SELECT 1 FROM waiting_in_car WHERE visit_id = ?", (vid,))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        in_car = await q.waiting_in_car(vid)
+    if not in_car:
         try:
             await rt.post_event(Event("in_car", now, vid, {}), "client", now)
         except Conflict as e:

@@ -1,4 +1,4 @@
-"""Online backup of the clinic database, safe while `waitroom serve` is writing.
+"""Online backup of the SQLite backend's file, safe while `waitroom serve` is writing.
 
 SQLite's backup API copies the database as one consistent snapshot (a read transaction on
 the WAL-mode source: writers go on meanwhile, and the copy holds exactly the transactions
