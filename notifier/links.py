@@ -1,6 +1,7 @@
-"""Reschedule links: signed, expiring, single-use tokens.
+"""Every signed link a client gets, in one module: reschedule links (signed, expiring,
+single use) and status links (signed; `status_token`, at the end).
 
-A token is `<payload>.<mac>`, both base64url: the payload names the visit, the expiry
+A reschedule token is `<payload>.<mac>`, both base64url: the payload names the visit, the expiry
 (minutes since the epoch) and a random nonce; the MAC is HMAC-SHA256 with the server's
 secret, truncated to 96 bits (plenty against forgery online, and the link stays short
 enough for one SMS segment). Verifying needs no state; "single use" is the `link_uses`
@@ -116,3 +117,29 @@ def redact(text: str) -> str:
     """`text` (a path and query, a URL, or a text message) with every link secret replaced by
     `<redacted>`: `/r/<token>` and `/s/<token>/live` keep their shape, `?token=` its name."""
     return _SECRET_QUERY.sub(r"\1" + REDACTED, _SECRET_PATH.sub(r"\1" + REDACTED, text))
+
+
+# -- status links: a client's own status page (no account, nothing guessable, no expiry: the
+# page shows only that visit, and only while it is today's)
+
+
+def _status_sig(secret: str, payload: str) -> str:
+    mac = hmac.new(secret.encode(), f"status:{payload}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode().rstrip("=")
+
+
+def status_token(secret: str, visit_id: str) -> str:
+    """`<visit id, base64>.<signature>`: opens only that visit's status page."""
+    vid = base64.urlsafe_b64encode(visit_id.encode()).decode().rstrip("=")
+    return f"{vid}.{_status_sig(secret, visit_id)}"
+
+
+def verify_status_token(secret: str, token: str) -> str | None:
+    """The visit id a status token was made for, or None when it is forged or malformed."""
+    try:
+        vid_b64, sig = token.split(".", 1)
+        visit_id = base64.urlsafe_b64decode(vid_b64 + "=" * (-len(vid_b64) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters (a 500 on a forged link).
+    return visit_id if hmac.compare_digest(sig.encode(), _status_sig(secret, visit_id).encode()) else None

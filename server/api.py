@@ -8,10 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.app import ACTOR, CLOCK, RUNTIME, STORE, read_json, roles
 from server.domain import Estimate
 from server.errors import AppointmentNotFound
 from server.events import parse_event
+from server.http import read_json, roles
+from server.keys import ACTOR, CLOCK, ESTIMATES_BODY, RUNTIME, STORE
 from server.openapi import openapi_document
 from server.schedule import import_schedule
 from server.timeutil import iso
@@ -60,7 +61,6 @@ async def post_event(request: web.Request) -> web.Response:
 # The last /api/estimates answer, serialised: (estimates object, now to the second, body).
 # Every display and phone polls this; turning ~100 estimates into JSON on each read was the
 # server's main cost under load. It is rebuilt when the estimates change or a second passes.
-ESTIMATES_BODY = web.AppKey("estimates_body", list)
 
 
 @roles("pms", "reception", "display")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
@@ -14,42 +13,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
 
 from notifier.links import redact
-from server.config import Clock, Config
+from server.config import Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
+from server.http import _ROLES_ATTR, Handler, json_error, read_json, roles
+from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, STORE, TOKEN_CACHE
 from server.runtime import ClinicRuntime
 from server.store import SqliteStore, hash_token, open_store
 from server.texts import TextingOptions
 
 log = logging.getLogger("waitroom.http")
 
-CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", SqliteStore)
-RUNTIME = web.AppKey("runtime", ClinicRuntime)
-CLOCK = web.AppKey("clock", Clock)
-# Who made the request, set by the auth middleware: the token's role and "token:<name>".
-ROLE = web.RequestKey("role", str)
-ACTOR = web.RequestKey("actor", str)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Roles a route admits, set by @roles; a route without it is public.
-_ROLES_ATTR = "__waitroom_roles__"
-
-
-def roles(*allowed: str) -> Callable[[Handler], Handler]:
-    """Mark a handler as needing a token of one of these roles (checked by the middleware)."""
-
-    def mark(handler: Handler) -> Handler:
-        setattr(handler, _ROLES_ATTR, allowed)
-        return handler
-
-    return mark
-
-
-def json_error(status: int, message: str, field: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": message}
-    if field:
-        body["field"] = field
-    return web.json_response(body, status=status)
+__all__ = ["ACTOR", "CLOCK", "CONFIG", "ROLE", "RUNTIME", "STORE", "create_app", "json_error", "read_json",
+           "roles"]
 
 
 FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
@@ -100,7 +75,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 # each time (a thread hop in aiosqlite) was most of a busy lobby's cost. Unknown tokens are
 # not cached (a token just created works at once); a revoked one stops within the TTL.
 TOKEN_CACHE_TTL_S = 5.0
-TOKEN_CACHE = web.AppKey("token_cache", dict)
 
 
 async def _cached_token_role(app: web.Application, token: str) -> tuple[str, str] | None:
@@ -176,19 +150,6 @@ class ClinicAccessLogger(AccessLogger):
                 for key, value in super()._format_line(request, response, time)]
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body, or a 400 naming `body`."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest("body: not valid JSON", "body") from e
-    except RecursionError as e:
-        # 200,000 "[": the parser gives up at Python's recursion limit (about 1,000 levels).
-        raise BadRequest("body: nested too deeply", "body") from e
 
 
 def create_app(config: Config) -> web.Application:

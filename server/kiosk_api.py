@@ -19,11 +19,11 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
+from notifier.links import status_token
 from server.api import estimate_json
 from server.app import ACTOR, CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
 from server.errors import BadRequest, NotFound, TooManyRequests
 from server.events import Event, apply_event
-from server.links import status_token
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
 from server.store import fetch

@@ -17,13 +17,12 @@ from notifier.providers import make_provider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
 from notifier.webhooks import make_webhook_routes
 from notifier.worker import Worker
-from server.app import CONFIG, RUNTIME, STORE
 from server.events import Event, apply_event
+from server.keys import CONFIG, RUNTIME, STORE, WORKER
 from server.store import Tx
 
 log = logging.getLogger("waitroom.sms")
 
-WORKER = web.AppKey("notifier_worker", Worker)
 
 
 def setup_sms(app: web.Application) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from notifier.links import status_token
 from server.config import Config, ManualClock
-from server.links import status_token
 from tests.conftest import START, TZ, LiveServer, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_console import HELD_BODY, LUNA_MOBILE, PASSWORD, add_user, leave_held_and_failed

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from notifier.links import make_token, redact
+from notifier.links import make_token, redact, status_token
 from notifier.providers import ConsoleProvider, make_provider
 from server.app import ACCESS_LOG_FORMAT, ClinicAccessLogger, create_app
 from server.cli import _config
 from server.config import Config, ManualClock
-from server.links import status_token
 from server.web.live import CLOSING
 from tests.conftest import START, seed_clinic
 

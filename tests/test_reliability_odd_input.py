@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from notifier.links import make_token
+from notifier.links import make_token, status_token
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.links import status_token
 from tests.conftest import START, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from notifier.links import make_token
+from notifier.links import make_token, status_token
 from notifier.twilio_signature import compute_signature
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.links import status_token
 from server.store import SqliteStore
 from server.web.auth import SESSION_COOKIE
 from tests.conftest import ROLES, START, seed_clinic

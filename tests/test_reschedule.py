@@ -355,7 +355,7 @@ async def test_post_without_the_csrf_token_is_refused(api: Api) -> None:
 
 
 async def test_status_page_offers_the_reschedule_link(api: Api) -> None:
-    from server.links import status_token
+    from notifier.links import status_token
 
     html = await (await api.client.get(f"/s/{status_token('test-secret', A_0800)}")).text()
     m = re.search(r'href="(/r/[^"]+)"', html)

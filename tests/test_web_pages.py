@@ -14,7 +14,7 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-from server.links import status_token
+from notifier.links import status_token
 from server.store import SqliteStore, fetch
 from tests.conftest import Api
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.keys import CLOSING
 from server.web import console, public, reschedule
-from server.web.live import CLOSING
 from server.web.render import TEMPLATES, make_env
 
 STATIC = Path(__file__).parent / "static"

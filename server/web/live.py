@@ -8,16 +8,14 @@ heartbeat, which also finds dead connections.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server.app import STORE
+from server.keys import CLOSING, STORE
 
-CLOSING = web.AppKey("web_closing", asyncio.Event)
 Render = Callable[[], Awaitable[dict[str, str] | None]]
 
 REFRESH_S = 5.0  # re-render this often without a change: the clock moves the estimates

@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from server.app import CLOCK, CONFIG, RUNTIME, STORE
+from notifier.links import verify_status_token
 from server.errors import Conflict
 from server.events import Event
-from server.links import verify_status_token
+from server.keys import CLOCK, CONFIG, RUNTIME, STORE
 from server.web import i18n, live
 from server.web.board import Board, load_board
 from server.web.i18n import Lang
