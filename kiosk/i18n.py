@@ -61,6 +61,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "notfound_title": "Please see the front desk",
         "notfound_body": "We couldn't find a booking for this number today. "
         "The front desk has been told you're here and will help you.",
+        "phone_done": "Thank you. You're checked in: reception has it. Please take a seat and we'll call you.",
+        "phone_done_none": "We couldn't find a booking for this number today. Please see the front desk.",
         "try_again": "Try another number",
         "busy_title": "Please see the front desk",
         "busy_body": "The kiosk is busy right now. The front desk will check you in.",
@@ -164,6 +166,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "notfound_title": "Por favor, pase por recepción",
         "notfound_body": "No encontramos una cita para este número hoy. "
         "Recepción ya sabe que usted está aquí y le ayudará.",
+        "phone_done": "Gracias. Ya está registrado: recepción lo tiene. Tome asiento y le llamaremos.",
+        "phone_done_none": "No encontramos una cita para este número hoy. Por favor, pase por recepción.",
         "try_again": "Probar otro número",
         "busy_title": "Por favor, pase por recepción",
         "busy_body": "El quiosco está ocupado ahora. Recepción le registrará.",

@@ -48,7 +48,10 @@ class Config:
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
     public_url: str = "http://127.0.0.1:8080"
     clock: Clock = field(default_factory=SystemClock)
+    # One budget per kiosk token, shared by lookup, check-in, walk-in and urgent help: this many
+    # requests per `kiosk_budget_window_s` (a lobby kiosk serves a client every minute or so).
     kiosk_lookups_per_minute: int = 20
+    kiosk_budget_window_s: float = 60.0
     # Reverse proxies whose X-Forwarded-For is believed (their own address as the server sees it).
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024

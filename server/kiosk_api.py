@@ -1,8 +1,10 @@
 """Routes for the lobby kiosk: look up by phone, check in, walk in, ask for urgent help.
 
 Privacy: a lookup answers with pet names, times and vet names only, and a number with no
-booking answers in the same shape as one with bookings (an empty list). Lookups are
-rate-limited per kiosk token, so the kiosk cannot be used to probe the client list.
+booking answers in the same shape as one with bookings (an empty list). Every kiosk route that
+takes a number or changes the day (lookup, check-in, walk-in, urgent) spends one shared budget
+per kiosk token, so the kiosk cannot be used to probe the client list; a check-in by phone alone
+(the offline queue's) answers with a count, never with the visits it found.
 """
 
 from __future__ import annotations
@@ -36,14 +38,18 @@ LOOKUP_FLOOR_S = 0.05
 REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": "wellness", "other": "sick"}
 
 
-def _rate_limit(request: web.Request) -> None:
-    per_minute = request.app[CONFIG].kiosk_lookups_per_minute
+def _spend(request: web.Request) -> None:
+    """Charge one request to this kiosk token's budget, shared by lookup, check-in, walk-in and
+    urgent help: whatever mix of routes a stolen token uses, it learns or changes no more than
+    `kiosk_lookups_per_minute` numbers a minute. A refused request costs nothing; the kiosk's
+    offline queue keeps it and tries again (429 holds the queue in order, nothing is dropped)."""
+    config = request.app[CONFIG]
     window: deque[float] = request.app[LOOKUPS].setdefault(request[ACTOR], deque())
     t = time.monotonic()
-    while window and window[0] < t - 60:
+    while window and window[0] <= t - config.kiosk_budget_window_s:
         window.popleft()
-    if len(window) >= per_minute:
-        raise TooManyRequests("too many lookups from this kiosk; please see the front desk", "phone")
+    if len(window) >= config.kiosk_lookups_per_minute:
+        raise TooManyRequests("too many requests from this kiosk; please see the front desk", "kiosk")
     window.append(t)
 
 
@@ -79,7 +85,7 @@ async def _todays(conn: aiosqlite.Connection, mobile: str, day: str) -> list[aio
 @roles("kiosk")
 async def lookup(request: web.Request) -> web.Response:
     started = time.monotonic()
-    _rate_limit(request)
+    _spend(request)
     body = _body(await read_json(request))
     rt = request.app[RUNTIME]
     mobile = _phone(body, rt.clinic.region)
@@ -147,6 +153,7 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
 
 @roles("kiosk")
 async def checkin(request: web.Request) -> web.Response:
+    _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     rt = request.app[RUNTIME]
@@ -163,19 +170,24 @@ async def checkin(request: web.Request) -> web.Response:
     at = now
     if body.get("taken_at") is not None:
         at = min(now, parse_time(body["taken_at"], rt.clinic.tz, "taken_at"))
+    # No appointments named: "check in everything of this number's today", the offline queue's
+    # check-in by phone (nobody saw a list to pick from). Its answer names no visit: a number
+    # typed at the kiosk must not show whose pets, vets and times (or status links) it finds.
+    by_phone = not wanted
     async with store.transaction() as conn:
         done = await _remembered(conn, key)
         if done is None:
             rows = await _todays(conn, mobile, rt.today(now).isoformat())
             mine = {r["id"]: r for r in rows}
-            if not wanted:
-                wanted = list(mine)  # "check in everything of this number's today" (offline kiosk)
+            if by_phone:
+                wanted = list(mine)
             for aid in wanted:
                 if aid not in mine:
                     raise NotFound("appointments: no such appointment for this number today", "appointments")
             for aid in wanted:
                 if mine[aid]["status"] == "booked":
-                    await apply_event(conn, Event("checkin", at, aid), request[ACTOR], rt.clinic.tz, now)
+                    data = {"by_phone": True} if by_phone else {}
+                    await apply_event(conn, Event("checkin", at, aid, data), request[ACTOR], rt.clinic.tz, now)
             if consent is not None:
                 for client in {mine[aid]["client"] for aid in wanted}:
                     await conn.execute("UPDATE clients SET sms_consent = ? WHERE id = ?", (int(consent), client))
@@ -186,11 +198,15 @@ async def checkin(request: web.Request) -> web.Response:
                                   request[ACTOR], rt.clinic.tz, now)
             await _remember(conn, key, wanted, now)
             done = wanted
+    if by_phone:
+        tz = rt.clinic.tz
+        return web.json_response({"now": iso(request.app[CLOCK].now(), tz), "visits": [], "checked_in": len(done)})
     return await _visits_answer(request, rt, done)
 
 
 @roles("kiosk")
 async def walkin(request: web.Request) -> web.Response:
+    _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     rt = request.app[RUNTIME]
@@ -237,6 +253,7 @@ async def _least_busy_vet(rt: ClinicRuntime, now: datetime) -> str:
 
 @roles("kiosk")
 async def urgent(request: web.Request) -> web.Response:
+    _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     note = body.get("note")
@@ -253,11 +270,12 @@ async def urgent(request: web.Request) -> web.Response:
 
 @roles("kiosk")
 async def visit(request: web.Request) -> web.Response:
-    """A visit's live estimate, only for a visit this kiosk itself checked in."""
+    """A visit's live estimate, only for a visit this kiosk itself checked in because someone
+    picked it on screen (or a walk-in): not one checked in by phone alone (ids can be guessed)."""
     aid = request.match_info["id"]
     rows = await fetch(request.app[STORE].conn,
-        "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin')",
-        (aid, request[ACTOR]))
+        "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin') "
+        "AND json_extract(data, '$.by_phone') IS NULL", (aid, request[ACTOR]))
     if not rows:
         raise NotFound("no visit checked in at this kiosk with that id", "id")
     return await _visits_answer(request, request.app[RUNTIME], [aid])

@@ -25,7 +25,7 @@ _REASONS = {
     "404": "Unknown appointment",
     "409": "Impossible transition",
     "413": "Body too large",
-    "429": "Too many lookups",
+    "429": "This kiosk token's budget (shared by lookup, check-in, walk-in and urgent) is spent: retry later",
 }
 _AUTH = ("400", "401", "403", "413")
 
@@ -51,7 +51,7 @@ _ESTIMATE = {
     "properties": {"start": _TIME, "p10": _TIME, "p90": _TIME, "wait_min": {"type": "integer"},
                    "low_min": {"type": "integer"}, "high_min": {"type": "integer"}},
 }
-_VISITS = {
+_VISITS: dict[str, Any] = {
     "type": "object", "required": ["now", "visits"],
     "properties": {"now": _TIME, "visits": {"type": "array", "items": {
         "type": "object", "required": ["appointment", "pet", "vet", "status", "status_url"],
@@ -144,19 +144,21 @@ def openapi_document() -> dict[str, Any]:
                   errors=(*_AUTH, "429")),
             body={"type": "object", "required": ["phone"], "properties": {"phone": _STR}})},
         "/api/kiosk/checkin": {"post": _op(
-            "Check in some (or, with an empty list, all) of a number's appointments today", ["kiosk"],
-            _resp(_VISITS, errors=(*_AUTH, "404", "409")),
+            "Check in some (or, with an empty list, all) of a number's appointments today; an empty list "
+            "answers `visits: []` and `checked_in` (a count), never the visits found", ["kiosk"],
+            _resp({**_VISITS, "properties": {**_VISITS["properties"], "checked_in": {"type": "integer"}}},
+                  errors=(*_AUTH, "404", "409", "429")),
             body={"type": "object", "required": ["phone", "idempotency_key"], "properties": {
                 "phone": _STR, "appointments": {"type": "array", "items": _STR},
                 "sms_consent": {"type": "boolean"}, "idempotency_key": _IDEM, "taken_at": _TIME}})},
         "/api/kiosk/walkin": {"post": _op(
-            "A walk-in joins the queue", ["kiosk"], _resp(_VISITS, errors=_AUTH),
+            "A walk-in joins the queue", ["kiosk"], _resp(_VISITS, errors=(*_AUTH, "429")),
             body={"type": "object", "required": ["name", "pet", "species", "reason", "idempotency_key"],
                   "properties": {"name": _STR, "pet": _STR, "species": _STR, "reason": _STR,
                                  "phone": _STR, "idempotency_key": _IDEM}})},
         "/api/kiosk/urgent": {"post": _op(
             "My pet needs urgent help: alert reception", ["kiosk"],
-            _resp({"type": "object", "required": ["ok"]}, errors=_AUTH),
+            _resp({"type": "object", "required": ["ok"]}, errors=(*_AUTH, "429")),
             body={"type": "object", "required": ["idempotency_key"],
                   "properties": {"idempotency_key": _IDEM, "note": {"type": "string", "maxLength": 500}}})},
         "/api/kiosk/visits/{id}": {"get": _op(

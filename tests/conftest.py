@@ -91,6 +91,7 @@ class LiveServer:
     clock: ManualClock
     port: int = field(default_factory=_free_port)
     runner: web.AppRunner | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # other Config fields, from the next start()
 
     @property
     def base_url(self) -> str:
@@ -98,7 +99,7 @@ class LiveServer:
 
     def config(self) -> Config:
         return Config(db_path=str(self.db), clock=self.clock, secret="test-secret", public_url=self.base_url,
-                      host="127.0.0.1", port=self.port)
+                      host="127.0.0.1", port=self.port, **self.settings)
 
     async def start(self) -> None:
         self.runner = web.AppRunner(create_app(self.config()))

@@ -356,6 +356,43 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
     assert len(events(live_server, "checkin")) == 6 and len(events(live_server, "walkin")) == 1
 
 
+async def test_a_burst_queued_in_an_outage_lands_in_full_paced_by_the_kiosk_budget(
+        live_server: LiveServer, tmp_path: Path) -> None:
+    # Every kiosk route spends one budget per token (here 4 a second): the burst a kiosk's queue
+    # delivers after an outage meets 429s, holds in order, and lands in full on the retries.
+    live_server.settings = {"kiosk_lookups_per_minute": 4, "kiosk_budget_window_s": 1.0}
+    await live_server.stop()
+    app = kiosk(live_server, tmp_path, retry_s=0.2, done_idle_s=120, idle_s=120)
+    async with app.run_test(size=SIZE) as pilot:
+        # Down: Luna's owner types the number, nothing to pick from: a check-in by phone.
+        await pilot.click("#appointment")
+        await type_phone(pilot, LUNA)
+        await wait_for(pilot, DoneScreen)
+        assert "Your check-in is saved" in text(pilot)
+        for i in range(14):
+            await app.send("walkin", {"name": f"Walk {i}", "pet": f"Pet {i}", "species": "dog", "reason": "sick"})
+        await app.send("checkin", {"phone": "+13125550102", "appointments": []})
+        assert app.queued == 16
+        await live_server.start()
+        await until(pilot, lambda: app.queued == 0 and app.online, seconds=60)
+        # Delivered later, the by-phone check-in says "checked in" and names nothing it found:
+        # the person at the kiosk picked no visit, so no pet, vet, time or QR code.
+        await until(pilot, lambda: "You're checked in" in text(pilot))
+        assert "Luna" not in text(pilot) and "Dr." not in text(pilot)
+        assert not list(pilot.app.screen.query(QRCode))
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        states = conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
+        held = conn.execute("SELECT count(*) FROM outbox WHERE last_error LIKE '429%'").fetchone()[0]
+    assert states == [("delivered", 16)] and held > 0  # paced by 429s, none dropped
+    with sqlite3.connect(live_server.db) as conn:
+        theirs = {r[0] for r in conn.execute(
+            "SELECT a.id FROM appointments a JOIN pets p ON p.id = a.pet_id JOIN clients c ON c.id = p.client_id "
+            "WHERE c.mobile IN ('+13125550101', '+13125550102') AND a.day = '2026-03-02' AND a.kind = 'appointment'")}
+    checkins = [a for a, _ in events(live_server, "checkin")]
+    assert LUNAS <= theirs and len(checkins) == len(set(checkins)) and set(checkins) == theirs
+    assert len(events(live_server, "walkin")) == 14
+
+
 LUNAS = {"2026-03-02-v1-0800", "2026-03-02-v1-1240", "2026-03-02-v2-0935", "2026-03-02-v2-1545", "2026-03-02-v3-1230"}
 
 

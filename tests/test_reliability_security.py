@@ -131,6 +131,60 @@ async def test_kiosk_lookups_are_rate_limited_per_kiosk(kiosk: tuple[TestClient[
     assert r.status == 200
 
 
+async def test_one_budget_per_kiosk_covers_lookup_checkin_walkin_and_urgent(
+        kiosk: tuple[TestClient[Any, Any], dict[str, str], Path]) -> None:
+    # A stolen kiosk token walked the phone book through the unlimited check-in route (100 numbers
+    # in a second, 44 absent clients checked in). Every kiosk route now spends one budget.
+    client, tokens, db = kiosk
+    h = {"Authorization": f"Bearer {tokens['kiosk']}"}
+    calls = [("lookup", {"phone": "312-555-0102"}), ("lookup", {"phone": "312-555-0199"})]
+    calls += [("checkin", {"phone": f"312-555-01{i:02d}", "appointments": [], "idempotency_key": f"walk-{i:04d}"})
+              for i in range(4)]
+    calls += [("walkin", {"name": "A", "pet": "B", "species": "dog", "reason": "sick",
+                          "idempotency_key": f"walkin-{i:03d}"}) for i in range(2)]
+    calls += [("urgent", {"idempotency_key": f"urgent-{i:03d}"}) for i in range(2)]
+    assert len(calls) == 10  # the fixture's budget
+    for route, body in calls:
+        r = await client.post(f"/api/kiosk/{route}", json=body, headers=h)
+        assert r.status == 200, (route, await r.text())
+    for route, body in calls:  # spent: each route refuses, whatever the number or key
+        fresh = {**body, "idempotency_key": f"late-{route}-{body.get('phone', '')}"}
+        r = await client.post(f"/api/kiosk/{route}", json=fresh, headers=h)
+        assert r.status == 429, route
+
+
+async def test_a_check_in_by_phone_alone_tells_nothing_about_the_visits_it_found(tmp_path: Path) -> None:
+    # The offline queue's "check in everything of this number's today" answered with pet, vet,
+    # time and status link of visits nobody picked on screen.
+    db = tmp_path / "clinic.db"
+    tokens = await seed_clinic(db, history_days=2)
+    config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test",
+                    kiosk_lookups_per_minute=1000)
+    h = {"Authorization": f"Bearer {tokens['kiosk']}"}
+    async with TestClient(TestServer(create_app(config))) as client:
+        # A visit picked on screen (named in the check-in) gets its details and live estimate.
+        picked = "2026-03-02-v3-0800"
+        r = await client.post("/api/kiosk/checkin", headers=h, json={
+            "phone": "312-555-0102", "appointments": [picked], "idempotency_key": "picked-0001"})
+        assert r.status == 200, await r.text()
+        body = await r.json()
+        assert body["visits"][0]["pet"] == "Bella" and body["visits"][0]["status_url"]
+        assert (await client.get(f"/api/kiosk/visits/{picked}", headers=h)).status == 200
+        answers = []
+        for i in range(100):
+            r = await client.post("/api/kiosk/checkin", headers=h, json={
+                "phone": f"312-555-{100 + i:04d}", "appointments": [], "idempotency_key": f"walk-{i:04d}"})
+            assert r.status in (200, 404), await r.text()
+            answers.append(await r.text())
+        booked = [a for a in answers if '"checked_in": 0' not in a]
+        assert booked and all('"visits": []' in a for a in booked), booked[:2]
+        for word in ("Luna", "Bella", "Dr. ", "status_url", "/s/", "scheduled", "pet"):
+            assert not any(word in a for a in answers), word
+        # Nor can the kiosk ask for one of those visits by (guessable) id afterwards.
+        r = await client.get(f"/api/kiosk/visits/{APPT}", headers=h)
+        assert r.status == 404
+
+
 def _shape(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _shape(x) for k, x in sorted(v.items())}

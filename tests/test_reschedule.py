@@ -354,12 +354,21 @@ async def test_post_without_the_csrf_token_is_refused(api: Api) -> None:
     assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
 
 
-async def test_status_page_offers_the_reschedule_link(api: Api) -> None:
+async def test_the_kiosk_status_link_cannot_cancel_the_visit(api: Api) -> None:
+    # A stranger who typed a client's number at the kiosk scans its QR code: the status page
+    # (and its live stream) must not lead to a page that cancels or moves the visit. That
+    # link is only texted to the client's phone (reply 2), or reception does it.
     from notifier.links import status_token
+    from tests.test_web_pages import read_sse
 
-    html = await (await api.client.get(f"/s/{status_token('test-secret', A_0800)}")).text()
-    m = re.search(r'href="(/r/[^"]+)"', html)
-    assert m and (await api.client.get(m.group(1))).status == 200
+    token = status_token("test-secret", A_0800)
+    html = unescape(await (await api.client.get(f"/s/{token}?lang=en")).text())
+    assert "/r/" not in html and "Reply 2 to one of our texts" in html
+    live = await api.client.get(f"/s/{token}/live?lang=en")
+    first = (await read_sse(live, 5))["status"]
+    live.close()
+    assert "/r/" not in first and "Reply 2" in first
+    assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
 
 
 # -- the client's language ----------------------------------------------------------------------

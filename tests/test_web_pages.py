@@ -79,8 +79,9 @@ async def test_status_page_shows_pet_vet_place_and_range(api: Api) -> None:
     assert "I'm waiting in my car" in html
     assert resp.headers["Referrer-Policy"] == "no-referrer"
     assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
-    # The reschedule page (/r/{token}, server/web/reschedule.py) is offered from the status page.
-    assert 'href="/r/' in html
+    # No reschedule (or cancel) link: the page opens from the kiosk's QR code, which anyone who
+    # typed the number can scan. The way to change the visit goes through the client's phone.
+    assert "/r/" not in html and "Reply 2 to one of our texts" in html
 
 
 async def test_status_page_refuses_forged_links(api: Api) -> None:
@@ -153,7 +154,7 @@ async def test_status_page_speaks_the_clients_spanish_live_region_too(api: Api) 
     assert re.search(r'id="range">(hacia las \d\d:\d\d|\d\d:\d\d – \d\d:\d\d)</p>', html), html
     assert "Estoy esperando en mi auto" in html and "Conectando…" in html and "Saltar al contenido" in html
     assert re.search(r"Actualizado: \d\d:\d\d · esta página se actualiza sola", html)
-    assert "¿Necesita otra hora? Cambiar la cita" in html
+    assert "Responda 2 a uno de nuestros mensajes" in html and "/r/" not in html
     assert not re.search(r"\d[ap]m\b|next|in line|Booked|Updated", html)
     assert switch_link(html) == (f"/s/{token}?lang=en", "English")
     # Still no inline script under the same CSP.
@@ -180,11 +181,8 @@ async def test_status_switch_link_flips_the_language_and_keeps_it(api: Api) -> N
     href, _ = switch_link(await (await api.client.get(f"/s/{token}")).text())
     html = unescape(await (await api.client.get(href)).text())
     assert lang_attr(html) == "en" and "<strong>next</strong> in line" in html and "I'm waiting in my car" in html
-    # The live stream, the car form and the reschedule link keep English.
+    # The live stream and the car form keep English.
     assert f'data-live="/s/{token}/live?lang=en"' in html and f'action="/s/{token}/car?lang=en"' in html
-    reschedule = re.search(r'href="(/r/[^"]+)"', html)
-    assert reschedule and reschedule.group(1).endswith("?lang=en")
-    assert "Change Luna's visit" in unescape(await (await api.client.get(reschedule.group(1))).text())
     live = await api.client.get(f"/s/{token}/live?lang=en")
     assert "<strong>next</strong> in line" in (await read_sse(live, 2))["status"]
     live.close()

@@ -1,7 +1,10 @@
 """Checked in: who, with whom, the wait (updated live), and a QR code to the status page.
 
 Taken offline, it says so (saved, reception will have it) with no estimate, and turns into
-the live screen by itself if the kiosk delivers the check-in while it is still shown.
+the live screen by itself if the kiosk delivers the check-in while it is still shown. A
+check-in by phone alone (no lookup was possible, so nobody picked a visit on screen) comes
+back with a count only: the screen then says "checked in" (or "no booking: see the desk"),
+never whose pets, vets or times the number has, and shows no QR code.
 """
 
 from __future__ import annotations
@@ -31,15 +34,21 @@ class DoneScreen(KioskScreen):
         self.consent = consent
         self.offline = offline
         self.key = key  # the queued request's idempotency key, when taken offline
+        self.by_phone: int | None = None  # delivered check-in by phone: how many visits it checked in
 
     @classmethod
     def after(cls, sent: Submitted, consent: bool = False) -> DoneScreen:
         """The screen for a check-in or walk-in just sent: live, or saved in the queue."""
         if sent.answer is None:
             return cls([], consent=consent, offline=True, key=sent.key)
-        return cls(sent.answer.get("visits", []), now=sent.answer.get("now"), consent=consent)
+        screen = cls(sent.answer.get("visits", []), now=sent.answer.get("now"), consent=consent)
+        if not screen.visits and isinstance(sent.answer.get("checked_in"), int):
+            screen.by_phone = sent.answer["checked_in"]
+        return screen
 
     def message(self) -> str:
+        if self.by_phone is not None:
+            return self.t("phone_done" if self.by_phone else "phone_done_none")
         if self.offline or not self.visits:
             return self.t("offline_done") + "\n" + self.t("offline_hint")
         now = parse(self.now)
@@ -72,7 +81,12 @@ class DoneScreen(KioskScreen):
         if not self.offline or self.key is None:
             return
         state, answer, _ = await self.kiosk.queue.outcome(self.key)
-        if state != "delivered" or not answer or not answer.get("visits"):
+        if state != "delivered" or not answer:
+            return
+        if not answer.get("visits"):
+            if isinstance(answer.get("checked_in"), int):  # by phone: a count, no visit to show
+                self.by_phone, self.offline = answer["checked_in"], False
+                self.query_one("#message", Say).update(self.message())
             return
         self.visits, self.now, self.offline = answer["visits"], answer.get("now"), False
         # Only the body changes, in place: recomposing the whole screen would take the top bar

@@ -118,7 +118,11 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "all_done": "All done. Thank you for visiting!",
         "missed": "We've marked this visit as missed. Please call us if you're on your way.",
         "visit_is": "This visit is {status}.",
-        "reschedule_offer": "Need another time? Reschedule",
+        "reschedule_by_text": "Need another time, or can't come? Text 2 to {number} from your phone and we'll "
+                              "text you a link to change or cancel.",
+        "reschedule_by_reply": "Need another time, or can't come? Reply 2 to one of our texts and we'll text you "
+                               "a link to change or cancel, or call us.",
+        "reschedule_call": "Need another time, or can't come? Please call us or ask at the front desk.",
         "updated": "Updated {t} · this page updates by itself",
         "car_thanks": "Thanks — we'll let you know when it's your turn.",
         "car_refused": "Refused: reload the page and try again.",
@@ -211,7 +215,11 @@ STRINGS: dict[Lang, dict[str, str]] = {
         "all_done": "Listo. ¡Gracias por su visita!",
         "missed": "Marcamos esta cita como perdida. Si viene en camino, llámenos.",
         "visit_is": "Estado de la cita: {status}.",
-        "reschedule_offer": "¿Necesita otra hora? Cambiar la cita",
+        "reschedule_by_text": "¿Necesita otra hora o no puede venir? Envíe 2 por mensaje al {number} desde su "
+                              "teléfono y le enviaremos un enlace para cambiar o cancelar la cita.",
+        "reschedule_by_reply": "¿Necesita otra hora o no puede venir? Responda 2 a uno de nuestros mensajes y le "
+                               "enviaremos un enlace para cambiar o cancelar la cita, o llámenos.",
+        "reschedule_call": "¿Necesita otra hora o no puede venir? Llámenos o pase por recepción.",
         "updated": "Actualizado: {t} · esta página se actualiza sola",
         "car_thanks": "Gracias: le avisaremos cuando sea su turno.",
         "car_refused": "No se pudo: recargue la página e inténtelo de nuevo.",

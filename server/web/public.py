@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -78,17 +78,6 @@ def _car_csrf(request: web.Request) -> str:
     return hmac.new(key, b"car:" + request.match_info["token"].encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _reschedule_url(request: web.Request, visit_id: str) -> str | None:
-    """The notifier's reschedule link, when the app serves /r/{token} (the notifier's route)."""
-    if not any(res.canonical == "/r/{token}" for res in request.app.router.resources()):
-        return None
-    from notifier.links import make_token
-
-    token = make_token(request.app[CONFIG].secret.encode(), visit_id, request.app[CLOCK].now(),
-                       valid_for=timedelta(hours=12))
-    return f"/r/{token}"
-
-
 async def _client_language(request: web.Request, vid: str | None) -> Lang:
     """`?lang=` (the page's switch link), else the visit's client's stored language, else (no
     client known) the browser's."""
@@ -113,11 +102,15 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
         return None
     lane = board.lane(v.vet)
     token = request.match_info["token"]
-    reschedule_url = _reschedule_url(request, vid)
+    config = request.app[CONFIG]
+    # No reschedule (or cancel) link here: this page is opened from the kiosk's QR code, so
+    # anyone who typed the client's number could open it. Changing the visit takes the client's
+    # phone (texting 2 gets a link sent to the number on file) or a call to reception.
+    sms_number = config.twilio_from if config.sms_provider == "twilio" else None
     ctx: dict[str, Any] = {
         **helpers(board), "v": v, "vet_name": lane.name if lane else v.vet, "place": board.place_in_line(vid),
         "token": token, "csrf": _car_csrf(request), "now": board.now, "can_text": bool(v.mobile and v.sms_consent),
-        "reschedule_url": reschedule_url and _keep_lang(request, reschedule_url),
+        "sms_number": sms_number,
         "car_url": _keep_lang(request, f"/s/{token}/car"),
         **i18n.page_ctx(request, lang, switch_query={})}
     if lang != "en":  # English keeps render.py's own helpers, so its output stays as it was
