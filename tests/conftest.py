@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -121,3 +124,17 @@ async def live_server(tmp_path: Path, clock: ManualClock) -> AsyncIterator[LiveS
         yield server
     finally:
         await server.stop()
+
+
+async def eventually(ok: Callable[[], Awaitable[bool]] | Callable[[], bool], what: str, seconds: float = 15) -> None:
+    """Until `ok()` holds, bounded by time (never by a count of short sleeps: on a loaded
+    2-core machine a second's worth of polls can pass before the server has answered once)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = ok()
+        if inspect.isawaitable(got):
+            got = await got
+        if got:
+            return
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.02)

@@ -20,7 +20,7 @@ import pytest
 
 from notifier.links import status_token
 from server.config import Config, ManualClock
-from tests.conftest import START, TZ, LiveServer, seed_clinic
+from tests.conftest import START, TZ, LiveServer, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_console import HELD_BODY, LUNA_MOBILE, PASSWORD, add_user, leave_held_and_failed
 
@@ -267,10 +267,7 @@ async def test_send_a_held_text_again_from_the_console(tmp_path: Path, browser: 
             assert "Sending the text to Maria Lopez again." in await page.locator("#flash").inner_text()
             assert await panel.locator(".count").inner_text() == "1"
             assert await panel.locator(f"#ob-{failed}").count() == 1
-            for _ in range(100):
-                if HELD_BODY in twilio.bodies_to(LUNA_MOBILE):
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: HELD_BODY in twilio.bodies_to(LUNA_MOBILE), "the held text resent")
             await asyncio.sleep(0.2)
             assert twilio.bodies_to(LUNA_MOBILE) == [HELD_BODY]
             assert await page.evaluate("window.__sameDocument") is True

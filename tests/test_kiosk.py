@@ -37,13 +37,15 @@ def kiosk(server: LiveServer, tmp_path: Path, **kw: Any) -> KioskApp:
     return make_kiosk(server.base_url, server.tokens["kiosk"], tmp_path / "queue.db", **kw)
 
 
-async def wait_for(pilot: Pilot[None], screen: type, tries: int = 100) -> None:
-    for _ in range(tries):
-        if isinstance(pilot.app.screen, screen):
-            await pilot.pause()
-            return
+async def wait_for(pilot: Pilot[None], screen: type, seconds: float = 15) -> None:
+    """Until `screen` shows. Bounded by time, not by a count of pauses: on a loaded 2-core
+    machine a lookup (at least 50 ms by design) can take a second or two to come back."""
+    deadline = time.monotonic() + seconds
+    while not isinstance(pilot.app.screen, screen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still on {type(pilot.app.screen).__name__}, wanted {screen.__name__}")
         await pilot.pause(0.02)
-    raise AssertionError(f"still on {type(pilot.app.screen).__name__}, wanted {screen.__name__}")
+    await pilot.pause()
 
 
 async def to_consent(pilot: Pilot[None], phone: str) -> None:
@@ -109,11 +111,7 @@ async def test_household_checks_in_two_pets_and_sees_live_estimate(app: KioskApp
         # The estimate updates while the screen is shown: an hour later the wait has changed.
         before = msg
         live_server.clock.advance(minutes=20)
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if text(pilot) != before:
-                break
-        assert text(pilot) != before
+        await until(pilot, lambda: text(pilot) != before)
 
 
 async def test_typo_number_gets_a_friendly_message(app: KioskApp) -> None:
@@ -134,10 +132,7 @@ async def test_unknown_number_is_sent_to_the_front_desk_and_reception_is_told(
         await wait_for(pilot, NotFoundScreen)
         assert text(pilot, "#title") == "Please see the front desk"
         # The server records it just after answering (so unknown numbers answer as fast as known).
-        for _ in range(50):
-            if events(live_server, "kiosk_unmatched"):
-                break
-            await pilot.pause(0.05)
+        await until(pilot, lambda: bool(events(live_server, "kiosk_unmatched")))
         assert len(events(live_server, "kiosk_unmatched")) == 1
 
 
@@ -349,10 +344,10 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
         conn.execute("UPDATE outbox SET state = 'pending'")
     app2 = kiosk(live_server, tmp_path)
     async with app2.run_test(size=SIZE) as pilot:
-        for _ in range(100):
+        deadline = time.monotonic() + 15
+        while app2.queued or await app2.queue.pending_count():
+            assert time.monotonic() < deadline, "the re-sent queue was not delivered within 15 s"
             await pilot.pause(0.05)
-            if app2.queued == 0 and await app2.queue.pending_count() == 0:
-                break
     assert len(events(live_server, "checkin")) == 6 and len(events(live_server, "walkin")) == 1
 
 
@@ -402,7 +397,7 @@ async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_del
     HTTP timeout. The next clients see their "saved" screen at once, even while the retry loop
     is waiting out its own timeout, and when the network is back each is delivered once, in
     order, without anyone touching the kiosk."""
-    timeout = 2.0
+    timeout = 4.0  # long enough that "did not wait for it" has a margin a loaded machine cannot eat
     net = Network(live_server.port)
     await net.set("up")
     api = HttpClinicClient(net.url, live_server.tokens["kiosk"], timeout_s=timeout)
@@ -455,9 +450,10 @@ async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_del
             walk_in = time.monotonic() - t0
             assert "Your check-in is saved" in text(pilot)
 
-            # Neither waited for a timeout (a ratio to it, not a time).
-            assert by_phone < timeout / 3, by_phone
-            assert walk_in < timeout / 3, walk_in
+            # Neither waited for a timeout (a ratio to it, not a time). Seen under a load of 9 on
+            # 2 cores: 1.06 s, so half the timeout is a bound a waited-out timeout cannot meet.
+            assert by_phone < timeout / 2, by_phone
+            assert walk_in < timeout / 2, walk_in
             assert app.queued == 3 and not app.online
             assert str(app.screen.query_one("#status", Static).render()) == "◆ 3 queued"
             assert events(live_server, "checkin") == [] and events(live_server, "walkin") == []

@@ -16,6 +16,7 @@ from notifier.outbox import NewText
 from notifier.policy import PolicySettings, TextCandidate
 from notifier.providers import ConsoleProvider, SentMessage, TwilioProvider
 from notifier.worker import Worker, WorkerSettings, run_worker
+from tests.conftest import eventually
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, OutboxDb, open_outbox_db, sqlite_transaction
 
 FAST = WorkerSettings(backoff_base=0.01, backoff_max=0.05, poll_interval=0.05, reconcile_grace=0.2,
@@ -376,10 +377,7 @@ async def test_background_worker_sends_as_soon_as_woken(env: Env) -> None:
         await asyncio.sleep(0.05)
         await env.queue(text())
         w.wake()
-        for _ in range(100):
-            if env.twilio.accepted:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: bool(env.twilio.accepted), "the woken worker sent the text")
         assert len(env.twilio.accepted) == 1
     finally:
         task.cancel()

@@ -3,7 +3,6 @@ worker sending to a fake Twilio on loopback, and clients' replies through the si
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from notifier.twilio_signature import compute_signature
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
 from server.store import SqliteStore, fetch
-from tests.conftest import DAY, seed_clinic
+from tests.conftest import DAY, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 PUBLIC = "http://clinic.test"
@@ -48,12 +47,10 @@ class Clinic:
 
     async def settled(self) -> None:
         """Until the worker has sent everything queued (the fake answers at once)."""
-        for _ in range(100):
+        async def drained() -> bool:
             rows = await self.sql("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
-            if rows[0][0] == 0:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the notifier worker did not send its queue")
+            return bool(rows[0][0] == 0)
+        await eventually(drained, "the notifier worker sent its queue")
 
     async def inbound(self, sender: str, body: str, sid: str, *, sign: bool = True) -> int:
         params = {"MessageSid": sid, "From": sender, "To": CLINIC_NUMBER, "Body": body, "AccountSid": ACCOUNT_SID}

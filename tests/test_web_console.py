@@ -23,7 +23,7 @@ from server.config import Config, ManualClock
 from server.sms import WORKER
 from server.store import SqliteStore, fetch
 from server.web.auth import check_password, create_user, hash_password
-from tests.conftest import START, Api, seed_clinic
+from tests.conftest import START, Api, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_pages import read_sse
 
@@ -470,10 +470,7 @@ async def test_kiosk_unmatched_shows_in_the_alerts(desk: Desk) -> None:
     resp = await desk.client.post("/api/kiosk/lookup", json={"phone": "312-555-0199"}, headers=desk.api.h("kiosk"))
     assert resp.status == 200
     # Recorded just after the lookup answers (so an unknown number answers as fast as a known one).
-    for _ in range(50):
-        if await desk.events("kiosk_unmatched"):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: desk.events("kiosk_unmatched"), "the unmatched number recorded")
     assert "phone ending 0199" in await (await desk.client.get("/console")).text()
 
 
@@ -633,6 +630,10 @@ async def leave_held_and_failed(db: Path) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
+async def sent(desk: TextingDesk, row: int) -> bool:
+    return (await desk.outbox_row(row))[0] == "sent"
+
+
 async def panel(desk: Desk) -> str:
     """The "Texts that need you" panel as the console shows it now."""
     page = await (await desk.client.get("/console")).text()
@@ -679,10 +680,7 @@ async def test_send_it_again_sends_a_held_text_exactly_once_and_at_once(texting:
     assert ans["message"] == "Sending the text to Maria Lopez again." and ans["undo"] is None
     # The worker is woken, not left to its next poll.
     assert await texting.received(LUNA_MOBILE, HELD_BODY, within=1.0) < 1.0
-    for _ in range(50):
-        if (await texting.outbox_row(held))[0] == "sent":
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: sent(texting, held), "the resent text marked sent")
     assert await texting.outbox_row(held) == ("sent", None, None)
     shown = await panel(texting)
     assert f'id="ob-{held}"' not in shown and f'id="ob-{failed}"' in shown and '"count hot">1<' in shown
@@ -762,10 +760,7 @@ async def test_unknown_text_id_gets_a_clear_message_not_a_500(texting: TextingDe
     assert one_off["ok"]
     await texting.received(LUNA_MOBILE, "See you soon")
     [row_id] = await texting.sql("SELECT id FROM outbox WHERE body = 'See you soon'")
-    for _ in range(50):
-        if (await texting.outbox_row(row_id[0]))[0] == "sent":
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: sent(texting, row_id[0]), "the one-off text marked sent")
     err = await texting.post(f"/console/outbox/{row_id[0]}/resend", status=409)
     assert err["error"] == "this text was dealt with already (it is sent now): nothing was changed"
     assert texting.twilio.bodies_to(LUNA_MOBILE) == ["See you soon"]
