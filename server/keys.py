@@ -14,6 +14,7 @@ from aiohttp import web
 from notifier.worker import Worker
 from server.config import Clock, Config
 from server.runtime import ClinicRuntime
+from server.speech import CallAudio
 from server.store import SqliteStore
 
 CONFIG = web.AppKey("config", Config)
@@ -28,6 +29,8 @@ WORKER = web.AppKey("notifier_worker", Worker)
 ESTIMATES_BODY = web.AppKey("estimates_body", list)
 # Live pages: the shutdown signal for their streams (server/web/live.py).
 CLOSING = web.AppKey("web_closing", asyncio.Event)
+# The lobby calls' sounds, made once each (server/speech.py).
+CALL_AUDIO = web.AppKey("web_call_audio", CallAudio)
 
 # Who made the request, set by the auth middleware: the token's role and "token:<name>".
 ROLE = web.RequestKey("role", str)

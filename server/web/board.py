@@ -55,6 +55,7 @@ class VisitView:
     past_min: float = 0.0  # minutes past that promise (until now, or until the consult began)
     recovery: str | None = None  # the gesture reception should offer, if owed
     recovery_offered: bool = False
+    language: str | None = None  # the client's, for words said to them (lobby calls)
 
     @property
     def public_name(self) -> str:
@@ -164,7 +165,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     rows = await fetch(conn,
         "SELECT a.id, a.kind, a.status, a.vet_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
         "a.priority, COALESCE(p.name, a.pet_name) AS pet, p.species, p.sex, c.id AS client_id, c.name AS client, "
-        "c.mobile, c.sms_consent, c.notes, t.name AS type_name FROM appointments a "
+        "c.mobile, c.sms_consent, c.notes, c.language, t.name AS type_name FROM appointments a "
         "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
         "LEFT JOIN appointment_types t ON t.id = a.type_id "
         "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id", (day.isoformat(),))
@@ -186,7 +187,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
             type_name=r["type_name"], booked_min=float(r["booked_min"]), scheduled=from_db(r["scheduled"]),
             arrived=from_db(r["arrived"]), started=from_db(r["started"]), ended=from_db(r["ended"]),
             priority=r["priority"], estimate=est.get(r["id"]), in_car=r["id"] in in_car,
-            texts_paused=r["client_id"] in paused if r["client_id"] else False,
+            texts_paused=r["client_id"] in paused if r["client_id"] else False, language=r["language"],
         )
         # A booked client was promised their booked time; a text's range replaces that promise.
         v.promised = promises.get(v.id) or (v.scheduled if v.kind == "appointment" else None)

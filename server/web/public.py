@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from notifier.links import verify_status_token
+from server import speech
 from server.errors import Conflict
 from server.events import Event
-from server.keys import CLOCK, CONFIG, RUNTIME, STORE
-from server.web import i18n, live
+from server.keys import CALL_AUDIO, CLOCK, CONFIG, RUNTIME, STORE
+from server.web import calls, i18n, live
 from server.web.board import Board, load_board
 from server.web.i18n import Lang
 from server.web.render import helpers, render
+
+log = logging.getLogger("waitroom.web")
 
 # Roles whose token opens the lobby display (reception may open it to check what it shows).
 DISPLAY_ROLES = ("display", "reception")
@@ -43,13 +48,20 @@ def _page_error(status: int, text: str, lang: Lang = "en") -> web.Response:
                  f"<main class='status'><h1>{text}</h1></main></body></html>", status)
 
 
+def _display_context(request: web.Request, board: Board) -> dict[str, Any]:
+    """The board, and the names being called (with their sound's token-protected address)."""
+    token = request.query["token"]
+    return {**helpers(board), "calls": calls.current_calls(board), "call_mode": calls.mode(board.settings),
+            "call_audio": lambda c: f"/display/call/{c.id}.wav?{urlencode({'token': token})}"}
+
+
 async def display_page(request: web.Request) -> web.StreamResponse:
     if not await _display_ok(request):
         return _page_error(401, "This display needs a valid display token.")
     board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
     token = request.query["token"]
-    return _html(render(request, "display.html", csrf=None, live_url=f"/display/live?token={token}",
-                        **helpers(board)))
+    return _html(render(request, "display.html", csrf=None, live_url=f"/display/live?{urlencode({'token': token})}",
+                        **_display_context(request, board)))
 
 
 async def display_live(request: web.Request) -> web.StreamResponse:
@@ -60,9 +72,27 @@ async def display_live(request: web.Request) -> web.StreamResponse:
         if not await _display_ok(request):
             return None
         board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
-        return {"display": render(request, "_display.html", **helpers(board))}
+        return {"display": render(request, "_display.html", **_display_context(request, board))}
 
     return await live.stream(request, fragments)
+
+
+async def display_call_audio(request: web.Request) -> web.StreamResponse:
+    """A current call's chime and words as WAV, for a display token only; 404 once it is over."""
+    if not await _display_ok(request):
+        return web.json_response({"error": "unknown or revoked display token"}, status=401)
+    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    if calls.mode(board.settings) != "speak":
+        raise web.HTTPNotFound(text="calls are not spoken at this clinic")
+    call = next((c for c in calls.current_calls(board) if c.id == request.match_info["id"]), None)
+    if call is None:
+        raise web.HTTPNotFound(text="no such call now")
+    try:
+        audio = await request.app[CALL_AUDIO].get(call)
+    except speech.CallAudioError as e:
+        log.warning("lobby call not spoken: %s", e)
+        return web.json_response({"error": "the call could not be spoken"}, status=503)
+    return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 # -- the client's status page -------------------------------------------------------------------
@@ -182,6 +212,7 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/display", display_page)
     r.add_get("/display/live", display_live)
+    r.add_get("/display/call/{id:[0-9a-f]{20}}.wav", display_call_audio)
     r.add_get("/s/{token}", status_page)
     r.add_get("/s/{token}/live", status_live)
     r.add_post("/s/{token}/car", in_car)
