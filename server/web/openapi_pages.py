@@ -59,6 +59,9 @@ def web_paths() -> dict[str, Any]:
             form={}, params=("id", "what"))},
         "/display": {"get": _page("Lobby display (?token=<display token>)", "display token")},
         "/display/live": {"get": _page("Lobby display's live region", "display token", "text/event-stream")},
+        "/display/call/{id}.wav": {"get": _page(
+            "A lobby call's chime and words (espeak-ng), while the call is current; 404 after", "display token",
+            "audio/wav", params=("id",))},
         "/s/{token}": {"get": _page("A client's status page", "signed link", params=("token",))},
         "/s/{token}/live": {"get": _page("Status page's live region", "signed link", "text/event-stream",
                                          params=("token",))},
