@@ -61,6 +61,9 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("POST", "/console/outbox/{id}/{what}"): (frozenset({STAFF}), "/console/outbox/1/dismiss", {}),
     ("GET", "/display"): (frozenset({"display", "reception"}), "/display", {}),
     ("GET", "/display/live"): (frozenset({"display", "reception"}), "/display/live", {}),
+    # No lobby call is current here, so nobody gets a sound (401 without a display token, 404
+    # with one); tests/test_lobby_calls.py checks a display token gets a current call's sound.
+    ("GET", "/display/call/{id}.wav"): (frozenset(), "/display/call/" + "0" * 20 + ".wav", {}),
     ("GET", "/s/{token}"): (frozenset({LINK}), "/s/{token}", {}),
     ("GET", "/s/{token}/live"): (frozenset({LINK}), "/s/{token}/live", {}),
     ("POST", "/s/{token}/car"): (frozenset({LINK}), "/s/{token}/car", {}),
