@@ -42,8 +42,8 @@ def words(pilot: Pilot[None], selector: str) -> str:
 # 1. Time to finish -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("lang", "title", "seconds"), [("en", "Need more time?", "29 seconds"),
-                                                        ("es", "¿Necesita más tiempo?", "29 segundos")])
+@pytest.mark.parametrize(("lang", "title", "seconds"), [("en", "Need more time?", "seconds"),
+                                                        ("es", "¿Necesita más tiempo?", "segundos")])
 async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
         live_server: LiveServer, tmp_path: Path, lang: str, title: str, seconds: str) -> None:
     app = kiosk(live_server, tmp_path, idle_s=60, warn_s=30)
@@ -57,7 +57,9 @@ async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
         await pilot.pause()
         assert isinstance(app.screen, MoreTime)
         assert words(pilot, "#title") == title
-        assert seconds in words(pilot, "#countdown")  # at least 20 s to answer (WCAG 2.2.1)
+        # At least 20 s to answer (WCAG 2.2.1): 29 here, less whatever a busy machine took since.
+        shown = re.search(rf"(\d+) {seconds}", words(pilot, "#countdown"))
+        assert shown is not None and 20 <= int(shown[1]) <= 29, words(pilot, "#countdown")
         assert app.reset_at() - app.clock() >= 20
         # A tap anywhere on the dialog, not only its button, keeps the client's screen as it was.
         await pilot.click("#countdown")
