@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from server.domain import Estimate
-from server.errors import AppointmentNotFound
+from server.errors import AppointmentNotFound, BadRequest
 from server.events import parse_event
 from server.http import read_json, roles
 from server.keys import ACTOR, CLOCK, ESTIMATES_BODY, RUNTIME, STORE
@@ -108,6 +108,50 @@ async def get_appointment(request: web.Request) -> web.Response:
     })
 
 
+# Events that change a booking (who is seen when, by whom): what a practice-management system
+# must hear back about. An undo is one when what it takes back is.
+BOOKING_CHANGES = ("reschedule", "cancel_visit", "reschedule_request", "move", "noshow", "walkin", "emergency")
+CHANGES_MAX = 1000
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise BadRequest(f"{name}: expected a whole number from {lo} to {hi}", name)
+    return int(raw)
+
+
+@roles("pms")
+async def get_changes(request: web.Request) -> web.Response:
+    """Every booking change made here after event `since`, oldest first, from the event log:
+    a client's reschedule or cancel (reschedule page or SMS), a reschedule request, reception's
+    move to another vet, a no-show, a walk-in or emergency, and undos of those. `next` is the
+    `since` for the following call (the log's seq numbers only grow)."""
+    since = _int_param(request, "since", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 200, 1, CHANGES_MAX)
+    tz = request.app[RUNTIME].clinic.tz
+    async with request.app[STORE].read() as q:
+        events = await q.events_since(since, types=(*BOOKING_CHANGES, "undo"), limit=limit)
+    out = []
+    for e in events:
+        if e.type == "undo" and e.data.get("type") not in BOOKING_CHANGES:
+            continue
+        item: dict[str, Any] = {"seq": e.seq, "type": e.type, "at": iso(e.at, tz), "appointment": e.appointment,
+                                "actor": e.actor}
+        for key in ("vet", "from_vet", "new_id", "pet"):
+            if isinstance(e.data.get(key), str):
+                item[key] = e.data[key]
+        for key in ("scheduled", "from_scheduled"):
+            if isinstance(e.data.get(key), str):
+                item[key] = iso(datetime.fromisoformat(e.data[key]), tz)
+        if e.type == "undo":
+            item["undoes"] = {"seq": e.data.get("seq"), "type": e.data.get("type")}
+        out.append(item)
+    return web.json_response({"changes": out, "next": events[-1].seq if events else since})
+
+
 def setup_routes(app: web.Application) -> None:
     app[ESTIMATES_BODY] = []
     app.router.add_get("/api/health", health)
@@ -116,3 +160,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/events", post_event)
     app.router.add_get("/api/estimates", get_estimates)
     app.router.add_get("/api/appointments/{id}", get_appointment)
+    app.router.add_get("/api/changes", get_changes)

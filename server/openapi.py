@@ -138,6 +138,16 @@ def openapi_document() -> dict[str, Any]:
             "One visit and its estimate", ["pms", "reception"],
             _resp({"type": "object", "required": ["id", "status"]}, errors=("401", "403", "404")),
             params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/api/changes": {"get": _op(
+            "Every booking change made here after event `since` (reschedules and cancels by clients, "
+            "reschedule requests, moves to another vet, no-shows, walk-ins, emergencies, and undos of "
+            "those), oldest first; call again with `next`", ["pms"],
+            _resp({"type": "object", "required": ["changes", "next"], "properties": {
+                "changes": {"type": "array", "items": {"type": "object", "required": [
+                    "seq", "type", "at", "appointment", "actor"]}},
+                "next": {"type": "integer"}}}, errors=("400", "401", "403")),
+            params=[{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
         "/api/kiosk/lookup": {"post": _op(
             "Today's appointments for a mobile number (pet names, times, vets only)", ["kiosk"],
             _resp({"type": "object", "required": ["now", "appointments", "sms_consent"]},

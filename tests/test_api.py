@@ -51,6 +51,7 @@ async def test_estimates_need_a_token(api: Api) -> None:
         ("post", "/api/events", {"pms", "reception"}),
         ("post", "/api/schedule", {"pms", "reception"}),
         ("post", "/api/kiosk/lookup", {"kiosk"}),
+        ("get", "/api/changes", {"pms"}),
     ],
 )
 async def test_each_role_reaches_only_its_routes(api: Api, method: str, path: str, allowed: set[str]) -> None:
@@ -235,3 +236,24 @@ def test_create_app_does_no_io_at_build_time(tmp_path: Any) -> None:
     app = create_app(Config(db_path=str(tmp_path / "never.db")))
     assert isinstance(app, web.Application)
     assert not (tmp_path / "never.db").exists()
+
+
+async def test_the_pms_hears_every_booking_change_once_in_order(api: Api) -> None:
+    second = f"{DAY.isoformat()}-v1-0820"
+    await api.event({"type": "checkin", "appointment": FIRST_V1})  # not a booking change
+    await api.event({"type": "noshow", "appointment": second})
+    await api.event({"type": "walkin", "appointment": {"id": "w1", "vet": "v2", "pet": "Rex"}})
+    resp = await api.client.get("/api/changes", headers=api.h("pms"))
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert [(c["type"], c["appointment"]) for c in body["changes"]] == [("noshow", second), ("walkin", "w1")]
+    assert body["changes"][1]["vet"] == "v2" and body["changes"][0]["actor"].startswith("token:")
+    # Page by page with `next`, and nothing twice.
+    first = await (await api.client.get("/api/changes?limit=1", headers=api.h("pms"))).json()
+    assert [c["appointment"] for c in first["changes"]] == [second]
+    rest = await (await api.client.get(f"/api/changes?since={first['next']}", headers=api.h("pms"))).json()
+    assert [c["appointment"] for c in rest["changes"]] == ["w1"]
+    done = await (await api.client.get(f"/api/changes?since={body['next']}", headers=api.h("pms"))).json()
+    assert done == {"changes": [], "next": body["next"]}
+    bad = await api.client.get("/api/changes?since=-1", headers=api.h("pms"))
+    assert bad.status == 400 and (await bad.json())["field"] == "since"

@@ -134,8 +134,10 @@ class VisitOps(Protocol):
         """Append to the event log (in the transaction of the change it describes); its seq."""
         ...
 
-    async def events_since(self, seq: int) -> list[LoggedEvent]:
-        """Events after `seq`, oldest first, each with its visit's vet."""
+    async def events_since(self, seq: int, *, types: tuple[str, ...] | None = None,
+                           limit: int | None = None) -> list[LoggedEvent]:
+        """Events after `seq`, oldest first, each with its visit's vet; only of `types` if given,
+        at most `limit` if given."""
         ...
 
 

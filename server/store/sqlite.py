@@ -208,10 +208,16 @@ class SqliteTx:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    async def events_since(self, seq: int) -> list[LoggedEvent]:
+    async def events_since(self, seq: int, *, types: tuple[str, ...] | None = None,
+                           limit: int | None = None) -> list[LoggedEvent]:
+        where, args = "e.seq > ?", list[Any]([seq])
+        if types is not None:
+            where += f" AND e.type IN ({','.join('?' * len(types))})"
+            args += types
         rows = await self._rows(
             "SELECT e.seq, e.at, e.recorded_at, e.type, e.appointment_id, e.data, e.actor, a.vet_id FROM events e "
-            "LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.seq > ? ORDER BY e.seq", (seq,))
+            f"LEFT JOIN appointments a ON a.id = e.appointment_id WHERE {where} ORDER BY e.seq"
+            + (" LIMIT ?" if limit is not None else ""), (*args, *([limit] if limit is not None else [])))
         return [_logged(r) for r in rows]
 
     # -- texting ---------------------------------------------------------------------------------
