@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
+.PHONY: demo test install screenshots bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP)
 
 test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 	$(BIN)/python -m pytest
+
+# The README's console, display and status-page pictures, from the browser test that walks them.
+screenshots: $(STAMP) /usr/bin/chromium
+	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -k emergency_moves_board
 
 bench-estimate: $(STAMP)
 	$(BIN)/python ../shared/replay/score.py --cmd "$(BIN)/waitroom replay" ../shared/replay/public/*.json

@@ -43,7 +43,9 @@ async def wait_for(pilot: Pilot[None], screen: type, seconds: float = 15) -> Non
     deadline = time.monotonic() + seconds
     while not isinstance(pilot.app.screen, screen):
         if time.monotonic() > deadline:
-            raise AssertionError(f"still on {type(pilot.app.screen).__name__}, wanted {screen.__name__}")
+            shown = [str(w.render()) for w in pilot.app.screen.query(Static) if w.id == "message"]
+            shown += [str(w.value) for w in pilot.app.screen.query("#number") if hasattr(w, "value")]
+            raise AssertionError(f"still on {type(pilot.app.screen).__name__} ({shown!r}), wanted {screen.__name__}")
         await pilot.pause(0.02)
     await pilot.pause()
 
