@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from server.domain import DayState, Visit
-from server.store.interface import ROLES, Clinic, LoggedEvent, Store, TextContact, TextsPaused, Tx
+from server.store.interface import ROLES, Clinic, LoggedEvent, LoginAttempt, Store, TextContact, TextsPaused, Tx
 from server.store.sqlite import SqliteStore, SqliteTx, fetch, hash_token
 
-__all__ = ["ROLES", "Clinic", "LoggedEvent", "SqliteStore", "Store", "TextContact", "TextsPaused", "Tx",
+__all__ = ["ROLES", "Clinic", "LoggedEvent", "LoginAttempt", "SqliteStore", "Store", "TextContact", "TextsPaused", "Tx",
            "fetch", "hash_token", "open_store"]
 
 

@@ -226,6 +226,55 @@ class ClientOps(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StaffSession:
+    user_id: int
+    name: str
+    csrf: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    ok: bool
+    at: datetime
+
+
+class StaffOps(Protocol):
+    """Reception's accounts, sessions and sign-in attempts (server/web/auth.py)."""
+
+    async def staff_name_taken(self, name: str) -> bool:
+        """A user of this name exists (names compare without case)."""
+        ...
+
+    async def add_staff_user(self, name: str, password_hash: str, now: datetime) -> None: ...
+
+    async def staff_password(self, name: str) -> tuple[int, str] | None:
+        """(user id, password hash) of an enabled user of this name."""
+        ...
+
+    async def staff_session(self, token_hash: str) -> StaffSession | None:
+        """The session of an enabled user with this token hash (expired or not)."""
+        ...
+
+    async def open_staff_session(self, token_hash: str, user_id: int, csrf: str, now: datetime,
+                                 expires_at: datetime) -> None: ...
+
+    async def close_staff_session(self, token_hash: str) -> None: ...
+
+    async def login_attempts(self, *, name: str | None, remote: str | None, limit: int) -> list[LoginAttempt]:
+        """The latest sign-in attempts, newest first, for this name and/or address."""
+        ...
+
+    async def reserve_login_attempt(self, name: str, remote: str, now: datetime) -> int:
+        """A new attempt, counted as a failure until `login_attempt_succeeded`; its id."""
+        ...
+
+    async def login_attempt_succeeded(self, attempt_id: int) -> None: ...
+
+    async def forget_login_attempts_before(self, t: datetime) -> None: ...
+
+
 class TokenOps(Protocol):
     """API tokens (stored hashed)."""
 
@@ -245,7 +294,7 @@ class ModelOps(Protocol):
         ...
 
 
-class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, TextingOps, TokenOps, ModelOps, NotifierTx, Protocol):
+class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, TextingOps, StaffOps, TokenOps, ModelOps, NotifierTx, Protocol):
     """One transaction's view of the store: every named operation, by aggregate (the outbox,
     inbox, links and recovery offers as the notifier names them: notifier/store.py)."""
 

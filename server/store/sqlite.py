@@ -31,7 +31,9 @@ from server.store.interface import (
     ROLES,
     Clinic,
     LoggedEvent,
+    LoginAttempt,
     MobileVisit,
+    StaffSession,
     StoredVisit,
     TextContact,
     TextsPaused,
@@ -287,6 +289,65 @@ class SqliteTx:
 
     async def waiting_in_car(self, visit_id: str) -> bool:
         return bool(await self._rows("SELECT 1 FROM waiting_in_car WHERE visit_id = ?", (visit_id,)))
+
+    # -- staff ----------------------------------------------------------------------------------
+
+    async def staff_name_taken(self, name: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM staff_users WHERE name = ?", (name,)))
+
+    async def add_staff_user(self, name: str, password_hash: str, now: datetime) -> None:
+        await self._write("INSERT INTO staff_users (name, password_hash, created_at) VALUES (?, ?, ?)",
+                          (name, password_hash, to_db(now)))
+
+    async def staff_password(self, name: str) -> tuple[int, str] | None:
+        rows = await self._rows("SELECT id, password_hash FROM staff_users WHERE name = ? AND disabled = 0", (name,))
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    async def staff_session(self, token_hash: str) -> StaffSession | None:
+        rows = await self._rows(
+            "SELECT u.id, u.name, s.csrf, s.expires_at FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id "
+            "WHERE s.token_hash = ? AND u.disabled = 0", (token_hash,))
+        if not rows or (expires := from_db(rows[0]["expires_at"])) is None:
+            return None
+        return StaffSession(int(rows[0]["id"]), rows[0]["name"], rows[0]["csrf"], expires)
+
+    async def open_staff_session(self, token_hash: str, user_id: int, csrf: str, now: datetime,
+                                 expires_at: datetime) -> None:
+        await self._write(
+            "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (token_hash, user_id, csrf, to_db(now), to_db(expires_at)))
+
+    async def close_staff_session(self, token_hash: str) -> None:
+        await self._write("DELETE FROM staff_sessions WHERE token_hash = ?", (token_hash,))
+
+    async def login_attempts(self, *, name: str | None, remote: str | None, limit: int) -> list[LoginAttempt]:
+        where, args = [], list[Any]()
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        if remote is not None:
+            where.append("remote = ?")
+            args.append(remote)
+        rows = await self._rows("SELECT ok, at FROM login_attempts" + (" WHERE " + " AND ".join(where) if where else "")
+                                + " ORDER BY id DESC LIMIT ?", (*args, limit))
+        out = []
+        for r in rows:
+            at = from_db(r["at"])
+            if at is not None:
+                out.append(LoginAttempt(bool(r["ok"]), at))
+        return out
+
+    async def reserve_login_attempt(self, name: str, remote: str, now: datetime) -> int:
+        cur = await self._write("INSERT INTO login_attempts (name, remote, at, ok) VALUES (?, ?, ?, 0)",
+                                (name, remote, to_db(now)))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def login_attempt_succeeded(self, attempt_id: int) -> None:
+        await self._write("UPDATE login_attempts SET ok = 1 WHERE id = ?", (attempt_id,))
+
+    async def forget_login_attempts_before(self, t: datetime) -> None:
+        await self._write("DELETE FROM login_attempts WHERE at < ?", (to_db(t),))
 
     # -- tokens ---------------------------------------------------------------------------------
 

@@ -19,12 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiosqlite
 from aiohttp import web
 
 from server.app import CLOCK, CONFIG, STORE
-from server.store import fetch
-from server.timeutil import from_db, to_db
+from server.store import LoginAttempt, Tx
 
 SESSION_COOKIE = "wr_session"
 LOGIN_CSRF_COOKIE = "wr_login_csrf"
@@ -68,18 +66,17 @@ def check_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 
-async def create_user(conn: aiosqlite.Connection, name: str, password: str, now: datetime) -> None:
+async def create_user(tx: Tx, name: str, password: str, now: datetime) -> None:
     """Add a staff account (inside the caller's transaction)."""
     name = name.strip()
     if not name or len(name) > 60 or any(c.isspace() for c in name):
         raise AuthError("the name must be 1 to 60 characters without spaces")
     if len(password) < MIN_PASSWORD:
         raise AuthError(f"the password must be at least {MIN_PASSWORD} characters")
-    if await fetch(conn, "SELECT 1 FROM staff_users WHERE name = ?", (name,)):
+    if await tx.staff_name_taken(name):
         raise AuthError(f"a user named {name!r} exists already")
     pw_hash = await asyncio.to_thread(hash_password, password)
-    await conn.execute("INSERT INTO staff_users (name, password_hash, created_at) VALUES (?, ?, ?)",
-                       (name, pw_hash, to_db(now)))
+    await tx.add_staff_user(name, pw_hash, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +102,14 @@ async def current_staff(request: web.Request) -> Staff | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    rows = await fetch(request.app[STORE].conn,
-        "SELECT u.id, u.name, s.csrf, s.expires_at FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id "
-        "WHERE s.token_hash = ? AND u.disabled = 0", (_digest(token),))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        session = await q.staff_session(_digest(token))
+    if session is None or session.expires_at <= request.app[CLOCK].now():
         return None
-    expires = from_db(rows[0]["expires_at"])
-    if expires is None or expires <= request.app[CLOCK].now():
-        return None
-    return Staff(rows[0]["id"], rows[0]["name"], rows[0]["csrf"])
+    return Staff(session.user_id, session.name, session.csrf)
 
 
-def _locked_until(attempts: list[aiosqlite.Row], now: datetime, limit: int) -> datetime | None:
+def _locked_until(attempts: list[LoginAttempt], now: datetime, limit: int) -> datetime | None:
     """When a lockout ends, if there is one: `limit` failures since the last success, in 15 min.
 
     `attempts` newest first. A reserved attempt (its password still being checked) counts as a
@@ -124,11 +117,10 @@ def _locked_until(attempts: list[aiosqlite.Row], now: datetime, limit: int) -> d
     """
     failures: list[datetime] = []
     for r in attempts:
-        if r["ok"]:
+        if r.ok:
             break
-        t = from_db(r["at"])
-        if t is not None and t > now - LOCKOUT_WINDOW:
-            failures.append(t)
+        if r.at > now - LOCKOUT_WINDOW:
+            failures.append(r.at)
     if len(failures) < limit:
         return None
     return failures[limit - 1] + LOCKOUT_WINDOW
@@ -145,21 +137,18 @@ def client_address(request: web.Request) -> str:
     return remote
 
 
-async def _lockout(conn: aiosqlite.Connection, name: str, remote: str, now: datetime) -> tuple[str, datetime] | None:
+async def _lockout(tx: Tx, name: str, remote: str, now: datetime) -> tuple[str, datetime] | None:
     """Why and until when this name may not be tried from this address now, or None."""
-    checks = (
+    checks: tuple[tuple[str, str | None, str | None, int], ...] = (
         # One name from one address: the stranger's failures lock the name for the stranger only.
-        ("name", "SELECT ok, at FROM login_attempts WHERE name = ? AND remote = ? ORDER BY id DESC LIMIT ?",
-         (name, remote, LOCKOUT_FAILURES), LOCKOUT_FAILURES),
+        ("name", name, remote, LOCKOUT_FAILURES),
         # One address, any names: no faster guessing by spreading guesses over the staff list.
-        ("address", "SELECT ok, at FROM login_attempts WHERE remote = ? ORDER BY id DESC LIMIT ?",
-         (remote, ADDRESS_FAILURES), ADDRESS_FAILURES),
+        ("address", None, remote, ADDRESS_FAILURES),
         # One name from many addresses: a distributed guess locks the name for everyone.
-        ("name", "SELECT ok, at FROM login_attempts WHERE name = ? ORDER BY id DESC LIMIT ?",
-         (name, NAME_FAILURES_ANYWHERE), NAME_FAILURES_ANYWHERE),
+        ("name", name, None, NAME_FAILURES_ANYWHERE),
     )
-    for why, sql, args, limit in checks:
-        until = _locked_until(list(await fetch(conn, sql, args)), now, limit)
+    for why, by_name, by_remote, limit in checks:
+        until = _locked_until(await tx.login_attempts(name=by_name, remote=by_remote, limit=limit), now, limit)
         if until is not None:
             return why, until
     return None
@@ -180,42 +169,37 @@ async def log_in(request: web.Request, name: str, password: str) -> tuple[str, s
     now = request.app[CLOCK].now()
     name = name.strip()[:60]
     remote = client_address(request)
-    async with store.transaction() as conn:
-        locked = await _lockout(conn, name, remote, now)
+    async with store.transaction() as tx:
+        locked = await _lockout(tx, name, remote, now)
         if locked is not None:
             why, until = locked
             return (LoginResult.ADDRESS_LOCKED if why == "address" else LoginResult.LOCKED), None, until
-        cur = await conn.execute("INSERT INTO login_attempts (name, remote, at, ok) VALUES (?, ?, ?, 0)",
-                                 (name, remote, to_db(now)))
-        attempt = cur.lastrowid
+        attempt = await tx.reserve_login_attempt(name, remote, now)
         # Only the last 15 minutes count: older attempts are kept a day, then let go.
-        await conn.execute("DELETE FROM login_attempts WHERE at < ?", (to_db(now - ATTEMPTS_KEPT),))
-        rows = await fetch(conn, "SELECT id, password_hash FROM staff_users WHERE name = ? AND disabled = 0",
-                           (name,))
-    stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
-    ok = await asyncio.to_thread(check_password, password, stored) and bool(rows)
-    if not ok:
+        await tx.forget_login_attempts_before(now - ATTEMPTS_KEPT)
+        user = await tx.staff_password(name)
+    stored = user[1] if user else _DUMMY_HASH
+    ok = await asyncio.to_thread(check_password, password, stored) and user is not None
+    if not ok or user is None:
         # This failure may be the fifth: tell the user now rather than on the next try.
-        async with store.transaction() as conn:
-            locked = await _lockout(conn, name, remote, now)
+        async with store.transaction() as tx:
+            locked = await _lockout(tx, name, remote, now)
         if locked is None:
             return LoginResult.BAD, None, None
         return (LoginResult.ADDRESS_LOCKED if locked[0] == "address" else LoginResult.LOCKED), None, locked[1]
-    async with store.transaction() as conn:
-        await conn.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", (attempt,))
+    async with store.transaction() as tx:
+        await tx.login_attempt_succeeded(attempt)
         token = secrets.token_urlsafe(32)
-        await conn.execute(
-            "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            (_digest(token), rows[0]["id"], secrets.token_urlsafe(32), to_db(now),
-             to_db(now + timedelta(hours=SESSION_HOURS))))
+        await tx.open_staff_session(_digest(token), user[0], secrets.token_urlsafe(32), now,
+                                    now + timedelta(hours=SESSION_HOURS))
     return LoginResult.OK, token, None
 
 
 async def log_out(request: web.Request) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        async with request.app[STORE].transaction() as conn:
-            await conn.execute("DELETE FROM staff_sessions WHERE token_hash = ?", (_digest(token),))
+        async with request.app[STORE].transaction() as tx:
+            await tx.close_staff_session(_digest(token))
 
 
 def is_secure(request: web.Request) -> bool:
