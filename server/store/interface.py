@@ -134,6 +134,9 @@ class VisitOps(Protocol):
         """Append to the event log (in the transaction of the change it describes); its seq."""
         ...
 
+    async def event(self, seq: int) -> LoggedEvent | None:
+        ...
+
     async def events_since(self, seq: int, *, types: tuple[str, ...] | None = None,
                            limit: int | None = None) -> list[LoggedEvent]:
         """Events after `seq`, oldest first, each with its visit's vet; only of `types` if given,
@@ -209,8 +212,32 @@ class TextingOps(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class VisitContact:
+    """A visit with its pet and client, as reception sees it (None where there is no record)."""
+
+    id: str
+    kind: str
+    status: str
+    vet_id: str
+    pet: str | None
+    client_id: str | None
+    client: str | None
+    mobile: str | None
+    sms_consent: bool
+    notes: str | None
+    sex: str | None
+    species: str | None
+
+
 class ClientOps(Protocol):
     """Clients and their pets."""
+
+    async def visit_contact(self, visit_id: str) -> VisitContact | None:
+        ...
+
+    async def vet_name(self, vet_id: str) -> str | None:
+        ...
 
     async def open_visits_for_mobile(self, mobile: str, day: date) -> list[MobileVisit]:
         """The day's booked or waiting visits of the clients with this mobile, by scheduled time."""

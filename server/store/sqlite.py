@@ -38,6 +38,7 @@ from server.store.interface import (
     TextContact,
     TextsPaused,
     ToldText,
+    VisitContact,
 )
 from server.timeutil import from_db, to_db, tz_from
 
@@ -210,6 +211,12 @@ class SqliteTx:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    async def event(self, seq: int) -> LoggedEvent | None:
+        rows = await self._rows(
+            "SELECT e.seq, e.at, e.recorded_at, e.type, e.appointment_id, e.data, e.actor, a.vet_id FROM events e "
+            "LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.seq = ?", (seq,))
+        return _logged(rows[0]) if rows else None
+
     async def events_since(self, seq: int, *, types: tuple[str, ...] | None = None,
                            limit: int | None = None) -> list[LoggedEvent]:
         where, args = "e.seq > ?", list[Any]([seq])
@@ -268,6 +275,22 @@ class SqliteTx:
             "JOIN clients c ON c.id = p.client_id WHERE c.mobile = ? AND a.day = ? "
             "AND a.status IN ('booked', 'waiting') ORDER BY a.scheduled", (mobile, day.isoformat()))
         return [MobileVisit(r[0], r[1] or "en") for r in rows]
+
+    async def visit_contact(self, visit_id: str) -> VisitContact | None:
+        rows = await self._rows(
+            "SELECT a.id, a.kind, a.status, a.vet_id, COALESCE(p.name, a.pet_name) AS pet, c.id AS client_id, "
+            "c.name AS client, c.mobile, c.sms_consent, c.notes, p.sex, p.species FROM appointments a "
+            "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?",
+            (visit_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return VisitContact(r["id"], r["kind"], r["status"], r["vet_id"], r["pet"], r["client_id"], r["client"],
+                            r["mobile"], bool(r["sms_consent"]), r["notes"], r["sex"], r["species"])
+
+    async def vet_name(self, vet_id: str) -> str | None:
+        rows = await self._rows("SELECT name FROM vets WHERE id = ?", (vet_id,))
+        return str(rows[0][0]) if rows else None
 
     async def client_language(self, visit_id: str) -> str | None:
         rows = await self._rows("SELECT c.language FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
@@ -549,6 +572,10 @@ class SqliteTx:
         cur = await self._write("UPDATE inbound_messages SET handled_at = ? WHERE id = ? AND handled_at IS NULL",
                                 (to_db(now), inbound_id))
         return cur.rowcount > 0
+
+    async def inbound_sender(self, inbound_id: int) -> tuple[str, str | None] | None:
+        rows = await self._rows("SELECT from_number, visit_id FROM inbound_messages WHERE id = ?", (inbound_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def link_used_at(self, nonce: str) -> datetime | None:
         rows = await self._rows("SELECT used_at FROM link_uses WHERE nonce = ?", (nonce,))

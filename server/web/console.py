@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,7 +24,6 @@ from aiohttp import web
 from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.events import Event, apply_event
-from server.store import fetch
 from server.timeutil import to_db
 from server.web import live
 from server.web.auth import (
@@ -133,12 +133,13 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     board = await load_board(rt, now)
-    conn = request.app[STORE].conn
     midnight = datetime.combine(rt.today(now), time(0), rt.clinic.tz)
-    ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
-           "alerts": await open_alerts(conn, board.day_start - timedelta(hours=4)),
-           "texts": await texts_for_reception(conn, rt.clinic.region, since=midnight),
-           "inbox": await inbox(conn), "log": await recent_log(conn, board.day_start - timedelta(hours=4))}
+    async with request.app[STORE].read() as reads:
+        q: Any = reads  # transitional: the board's read functions are not typed against the store yet
+        ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
+               "alerts": await open_alerts(q, board.day_start - timedelta(hours=4)),
+               "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
+               "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4))}
     return board, ctx
 
 
@@ -231,10 +232,11 @@ async def _post(request: web.Request, staff: Staff, ev: Event) -> int:
 
 
 async def _vet_name(request: web.Request, vet: str) -> str:
-    rows = await fetch(request.app[STORE].conn, "SELECT name FROM vets WHERE id = ?", (vet,))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        name = await q.vet_name(vet)
+    if name is None:
         raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
-    return str(rows[0][0])
+    return name
 
 
 def _minutes(value: str, field: str, low: int, high: int) -> int:
@@ -294,13 +296,11 @@ async def vet_available(request: web.Request, staff: Staff) -> tuple[str, int | 
 
 
 async def _visit(request: web.Request, vid: str) -> dict[str, Any]:
-    rows = await fetch(request.app[STORE].conn,
-        "SELECT a.id, a.kind, a.status, a.vet_id, COALESCE(p.name, a.pet_name) AS pet, c.id AS client_id, "
-        "c.name AS client, c.mobile, c.sms_consent, c.notes, p.sex, p.species FROM appointments a "
-        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        found = await q.visit_contact(vid)
+    if found is None:
         raise NotFound(f"unknown visit {vid!r}", "appointment")
-    return dict(rows[0])
+    return asdict(found)
 
 
 @action
@@ -393,11 +393,12 @@ async def _send_text(request: web.Request, staff: Staff, v: dict[str, Any], body
         raise Conflict("text: this client has not agreed to texts", "body")
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as conn:
-        outbox_id = await _queue_text(conn, v["mobile"], body, v["id"], now)
-        seq = await apply_event(conn, Event("send_text", now, v["id"], {"client": v["client_id"], "body": body,
-                                                                         "outbox_id": outbox_id}),
+    async with request.app[STORE].transaction() as tx:
+        outbox_id = await _queue_text(tx, v["mobile"], body, v["id"], now)
+        seq = await apply_event(tx, Event("send_text", now, v["id"], {"client": v["client_id"], "body": body,
+                                                                       "outbox_id": outbox_id}),
                                 staff.actor, rt.clinic.tz, now)
+        await rt.after_change(tx)
     return f"Text to {v['client']} queued.", seq
 
 
@@ -410,10 +411,11 @@ async def _recovery(request: web.Request, staff: Staff, v: dict[str, Any]) -> tu
     view = board.visits.get(v["id"])
     if view is None or view.recovery is None:
         raise Conflict("recovery: no gesture is owed to this visit", "appointment")
-    async with request.app[STORE].transaction() as conn:
-        await record_offer(conn, RecoveryOffer(v["id"], view.recovery, view.past_min), now)
-        seq = await apply_event(conn, Event("ack", now, v["id"], {"recovery": v["id"]}), staff.actor,
+    async with request.app[STORE].transaction() as tx:
+        await record_offer(tx, RecoveryOffer(v["id"], view.recovery, view.past_min), now)
+        seq = await apply_event(tx, Event("ack", now, v["id"], {"recovery": v["id"]}), staff.actor,
                                 rt.clinic.tz, now)
+        await rt.after_change(tx)
     return f"Recorded: {view.recovery} offered to {v['client'] or v['pet']}.", seq
 
 
@@ -435,8 +437,9 @@ async def undo(request: web.Request, staff: Staff) -> tuple[str, int | None]:
 @action
 async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None]:
     seq = _url_int(request, "seq", "alert")
-    rows = await fetch(request.app[STORE].conn, "SELECT type FROM events WHERE seq = ?", (seq,))
-    if not rows or rows[0][0] not in ("urgent", "kiosk_unmatched"):
+    async with request.app[STORE].read() as q:
+        alert = await q.event(seq)
+    if alert is None or alert.type not in ("urgent", "kiosk_unmatched"):
         raise NotFound("no such alert", "seq")
     ack = await _post(request, staff, Event("ack", request.app[CLOCK].now(), None, {"seq": seq}))
     return "Alert marked as handled.", ack
@@ -447,10 +450,11 @@ async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | N
     from notifier.replies import mark_handled
 
     mid, what = _url_int(request, "id", "message"), request.match_info["what"]
-    conn = request.app[STORE].conn
-    rows = await fetch(conn, "SELECT from_number, visit_id FROM inbound_messages WHERE id = ?", (mid,))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        sender = await q.inbound_sender(mid)
+    if sender is None:
         raise NotFound("no such message", "id")
+    from_number, visit_id = sender
     body = (await _form(request)).get("body", "") if what == "reply" else ""
     if what == "reply" and (not body or len(body) > 320):
         raise BadRequest("body: write a reply of up to 320 characters", "body")
@@ -459,15 +463,17 @@ async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | N
     async with request.app[STORE].transaction() as tx:
         if what == "reply":
             # They texted us: answering them is expected, so no separate consent check here.
-            outbox_id = await _queue_text(tx, rows[0]["from_number"], body, rows[0]["visit_id"], now)
+            outbox_id = await _queue_text(tx, from_number, body, visit_id, now)
             await mark_handled(tx, mid, now)
-            seq = await apply_event(tx, Event("send_text", now, rows[0]["visit_id"],
+            seq = await apply_event(tx, Event("send_text", now, visit_id,
                                               {"inbound": mid, "body": body, "outbox_id": outbox_id}),
                                     staff.actor, rt.clinic.tz, now)
+            await rt.after_change(tx)
             return "Reply queued.", seq
         await mark_handled(tx, mid, now)
-        seq = await apply_event(tx, Event("ack", now, rows[0]["visit_id"], {"inbound": mid}), staff.actor,
+        seq = await apply_event(tx, Event("ack", now, visit_id, {"inbound": mid}), staff.actor,
                                 rt.clinic.tz, now)
+        await rt.after_change(tx)
     return "Marked as handled.", seq
 
 
@@ -482,13 +488,13 @@ async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | 
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as conn:
-        status = await fetch(conn, "SELECT status FROM outbox WHERE id = ?", (row_id,))
-        if not status:
+        row = await conn.outbox_row(row_id)
+        if row is None:
             raise NotFound(f"no text number {row_id}: reload the page for the current list", "id")
         found = await texts_for_reception(conn, rt.clinic.region, row_id=row_id)
         if not found:
             now_is = {"queued": "queued to send", "sending": "being sent", "failed": "off the list"}
-            raise Conflict(f"this text was dealt with already (it is {now_is.get(status[0][0], status[0][0])} "
+            raise Conflict(f"this text was dealt with already (it is {now_is.get(row.status, row.status)} "
                            f"now): nothing was changed", "id")
         t = found[0]
         who = t.client or t.number
@@ -511,6 +517,7 @@ async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | 
         await apply_event(conn, Event("text_decision", now, None, {
             "outbox": row_id, "decision": decision, "visit": t.visit_id, "status": t.status,
             "reason": t.reason, "detail": t.detail, "to": t.to_number}), staff.actor, rt.clinic.tz, now)
+        await rt.after_change(conn)
     if decision == "resend":
         _wake_notifier(request)
         return (f"Sending the text to {who} again." if t.status == "held"
