@@ -113,3 +113,43 @@ async def test_version_moves_on_a_commit_that_wrote_and_wakes_waiters(store: Sto
         pass  # wrote nothing
     assert store.version == v
     assert await store.wait_for_change(v, 0.01) is False
+
+
+async def test_the_event_log_keeps_order_actor_data_and_undos(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.save_vet("v1", "Dr. One")
+        await tx.add_arrived_visit(Visit("w1", "walkin", "v1", None, 20, arrived=AT, pet="Rex"), DAY)
+        a = await tx.record_event("walkin", AT, "w1", {"vet": "v1"}, "token:kiosk", AT)
+        b = await tx.record_event("noshow", AT + timedelta(minutes=1), "w1", {}, "user:ann", AT)
+        c = await tx.record_event("undo", AT + timedelta(minutes=2), "w1", {"seq": b, "type": "noshow"}, "user:ann", AT)
+    assert a < b < c
+    async with store.read() as q:
+        logged = await q.event(a)
+        assert logged is not None and (logged.type, logged.actor, logged.data, logged.vet) == (
+            "walkin", "token:kiosk", {"vet": "v1"}, "v1")
+        assert logged.at == AT and logged.at.tzinfo is not None
+        assert [e.seq for e in await q.events_since(a)] == [b, c]
+        assert [e.seq for e in await q.events_since(0, types=("noshow", "undo"), limit=1)] == [b]
+        assert await q.undone_seqs() == {b}
+        assert await q.event(c + 1) is None
+
+
+async def test_a_visit_moves_through_its_day_and_back(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.save_vet("v1", "Dr. One")
+        await tx.save_vet("v2", "Dr. Two")
+        await tx.add_arrived_visit(Visit("w1", "walkin", "v1", None, 20, arrived=AT, pet="Rex"), DAY)
+        assert await tx.count_visits(DAY) == 1
+        await tx.record_start("w1", AT + timedelta(minutes=5))
+        await tx.undo_visit_event("w1", "start")
+        await tx.move_visit("w1", "v2", 1.5)
+        await tx.set_vet_unavailable_until("v1", AT + timedelta(minutes=30))
+    async with store.read() as q:
+        found = await q.visit("w1")
+        day = await q.visits_for_day(DAY)
+    assert found is not None and found.status == "waiting" and found.visit.started is None
+    assert (found.visit.vet, found.visit.priority, found.visit.pet) == ("v2", 1.5, "Rex")
+    assert day.vet_unavailable_until == {"v1": AT + timedelta(minutes=30)}
+    async with store.transaction() as tx:
+        await tx.set_visit_status("w1", "cancelled")
+        assert await tx.count_visits(DAY) == 0

@@ -125,6 +125,86 @@ class VisitOps(Protocol):
         unknown types are added with the visit's booked length. Returns rows written."""
         ...
 
+    # -- the changes events make (server/events.py) --
+
+    async def has_vet(self, vet_id: str) -> bool: ...
+
+    async def booked_length(self, type_id: str) -> float | None:
+        """An appointment type's booked minutes (None: no such type)."""
+        ...
+
+    async def vet_unavailable_until(self, vet_id: str) -> datetime | None: ...
+
+    async def set_vet_unavailable_until(self, vet_id: str, until: datetime | None) -> None:
+        """A vet running late or away until `until` (None: available)."""
+        ...
+
+    async def count_visits(self, day: date) -> int:
+        """The day's visits, cancelled ones left out."""
+        ...
+
+    async def add_arrived_visit(self, visit: Visit, day: date) -> None:
+        """A walk-in or emergency, waiting since `visit.arrived`."""
+        ...
+
+    async def book_again(self, visit_id: str, new_id: str, vet_id: str, scheduled: datetime, day: date) -> None:
+        """A new booked appointment `new_id` for the same pet, type and length as `visit_id`."""
+        ...
+
+    async def record_arrival(self, visit_id: str, at: datetime) -> None:
+        """Checked in: waiting since `at`."""
+        ...
+
+    async def record_start(self, visit_id: str, at: datetime) -> None:
+        """Called in at `at` (arrived then too, if it had not checked in)."""
+        ...
+
+    async def record_end(self, visit_id: str, at: datetime) -> None: ...
+
+    async def set_visit_status(self, visit_id: str, status: str) -> None:
+        """A status with no time of its own: noshow, cancelled."""
+        ...
+
+    async def undo_visit_event(self, visit_id: str, event_type: str) -> None:
+        """Put a visit back as it was before a checkin, start, end, noshow, walkin or emergency
+        (emergency_start and emergency_end too)."""
+        ...
+
+    async def move_visit(self, visit_id: str, vet_id: str, priority: float | None) -> None: ...
+
+    async def set_visit_priority(self, visit_id: str, priority: float | None) -> None: ...
+
+    async def texts_paused_for(self, client_id: str | None) -> bool:
+        """Texts paused for this client (None: for the whole clinic)."""
+        ...
+
+    async def pause_texts(self, client_id: str | None, at: datetime, by: str) -> None: ...
+
+    async def resume_texts(self, client_id: str | None) -> None: ...
+
+    async def wait_in_car(self, visit_id: str, since: datetime) -> None: ...
+
+    async def stop_waiting_in_car(self, visit_id: str) -> None: ...
+
+    async def undone_seqs(self) -> set[int]:
+        """Sequence numbers of events taken back by an `undo`."""
+        ...
+
+    async def cancel_queued_text(self, row_id: int, now: datetime, message: str) -> bool:
+        """Fail an outbox row still queued (False: it has gone to the provider already)."""
+        ...
+
+    async def reopen_inbound(self, inbound_id: int) -> None:
+        """Back in reception's inbox (the undo of an acknowledgement)."""
+        ...
+
+    async def forget_recovery_offer(self, visit_id: str) -> None: ...
+
+    async def add_reschedule_request(self, provider_sid: str, number: str, body: str, visit_id: str,
+                                     now: datetime) -> None:
+        """A client's request to move a visit, for reception's inbox."""
+        ...
+
     async def last_event_seq(self) -> int:
         """The newest event's sequence number (0 for an empty log)."""
         ...

@@ -126,6 +126,113 @@ class SqliteTx:
             (clinic.name, clinic.timezone, clinic.region, clinic.phone, clinic.settings_json()),
         )
 
+    # -- visits: the changes events make -----------------------------------------------------------
+
+    async def has_vet(self, vet_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM vets WHERE id = ?", (vet_id,)))
+
+    async def booked_length(self, type_id: str) -> float | None:
+        rows = await self._rows("SELECT booked_min FROM appointment_types WHERE id = ?", (type_id,))
+        return float(rows[0][0]) if rows else None
+
+    async def vet_unavailable_until(self, vet_id: str) -> datetime | None:
+        rows = await self._rows("SELECT unavailable_until FROM vet_status WHERE vet_id = ?", (vet_id,))
+        return from_db(rows[0][0]) if rows else None
+
+    async def set_vet_unavailable_until(self, vet_id: str, until: datetime | None) -> None:
+        await self._write("INSERT INTO vet_status (vet_id, unavailable_until) VALUES (?, ?) ON CONFLICT (vet_id) "
+                          "DO UPDATE SET unavailable_until = excluded.unavailable_until", (vet_id, to_db(until)))
+
+    async def count_visits(self, day: date) -> int:
+        rows = await self._rows("SELECT COUNT(*) FROM appointments WHERE day = ? AND status != 'cancelled'",
+                                (day.isoformat(),))
+        return int(rows[0][0])
+
+    async def add_arrived_visit(self, visit: Visit, day: date) -> None:
+        await self._write(
+            "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_name, booked_min, expected_min, "
+            "status, arrived) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
+            (visit.id, visit.kind, day.isoformat(), visit.vet, visit.type, visit.pet, visit.booked_min,
+             visit.expected_min, to_db(visit.arrived)))
+
+    async def book_again(self, visit_id: str, new_id: str, vet_id: str, scheduled: datetime, day: date) -> None:
+        await self._write(
+            "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min, "
+            "status) SELECT ?, 'appointment', ?, ?, type_id, pet_id, pet_name, ?, booked_min, 'booked' "
+            "FROM appointments WHERE id = ?", (new_id, day.isoformat(), vet_id, to_db(scheduled), visit_id))
+
+    async def record_arrival(self, visit_id: str, at: datetime) -> None:
+        await self._write("UPDATE appointments SET status = 'waiting', arrived = ? WHERE id = ?", (to_db(at), visit_id))
+
+    async def record_start(self, visit_id: str, at: datetime) -> None:
+        await self._write("UPDATE appointments SET status = 'in_consult', started = ?, arrived = COALESCE(arrived, ?) "
+                          "WHERE id = ?", (to_db(at), to_db(at), visit_id))
+
+    async def record_end(self, visit_id: str, at: datetime) -> None:
+        await self._write("UPDATE appointments SET status = 'done', ended = ? WHERE id = ?", (to_db(at), visit_id))
+
+    async def set_visit_status(self, visit_id: str, status: str) -> None:
+        await self._write("UPDATE appointments SET status = ? WHERE id = ?", (status, visit_id))
+
+    async def undo_visit_event(self, visit_id: str, event_type: str) -> None:
+        back = {
+            "checkin": "status = 'booked', arrived = NULL",
+            "start": "status = 'waiting', started = NULL",
+            "emergency_start": "status = 'waiting', started = NULL",
+            "end": "status = 'in_consult', ended = NULL",
+            "emergency_end": "status = 'in_consult', ended = NULL",
+            "noshow": "status = CASE WHEN arrived IS NULL THEN 'booked' ELSE 'waiting' END",
+            "walkin": "status = 'cancelled'",
+            "emergency": "status = 'cancelled'",
+        }[event_type]
+        await self._write(f"UPDATE appointments SET {back} WHERE id = ?", (visit_id,))
+
+    async def move_visit(self, visit_id: str, vet_id: str, priority: float | None) -> None:
+        await self._write("UPDATE appointments SET vet_id = ?, priority = ? WHERE id = ?", (vet_id, priority, visit_id))
+
+    async def set_visit_priority(self, visit_id: str, priority: float | None) -> None:
+        await self._write("UPDATE appointments SET priority = ? WHERE id = ?", (priority, visit_id))
+
+    async def texts_paused_for(self, client_id: str | None) -> bool:
+        scope, cid = ("client", client_id) if client_id else ("clinic", "")
+        return bool(await self._rows("SELECT 1 FROM texts_paused WHERE scope = ? AND client_id = ?", (scope, cid)))
+
+    async def pause_texts(self, client_id: str | None, at: datetime, by: str) -> None:
+        scope, cid = ("client", client_id) if client_id else ("clinic", "")
+        await self._write("INSERT OR IGNORE INTO texts_paused (scope, client_id, paused_at, paused_by) "
+                          "VALUES (?, ?, ?, ?)", (scope, cid, to_db(at), by))
+
+    async def resume_texts(self, client_id: str | None) -> None:
+        scope, cid = ("client", client_id) if client_id else ("clinic", "")
+        await self._write("DELETE FROM texts_paused WHERE scope = ? AND client_id = ?", (scope, cid))
+
+    async def wait_in_car(self, visit_id: str, since: datetime) -> None:
+        await self._write("INSERT OR IGNORE INTO waiting_in_car (visit_id, since) VALUES (?, ?)",
+                          (visit_id, to_db(since)))
+
+    async def stop_waiting_in_car(self, visit_id: str) -> None:
+        await self._write("DELETE FROM waiting_in_car WHERE visit_id = ?", (visit_id,))
+
+    async def undone_seqs(self) -> set[int]:
+        return {int(json.loads(r[0])["seq"]) for r in await self._rows("SELECT data FROM events WHERE type = 'undo'")}
+
+    async def cancel_queued_text(self, row_id: int, now: datetime, message: str) -> bool:
+        cur = await self._write("UPDATE outbox SET status = 'failed', error_message = ?, updated_at = ? "
+                                "WHERE id = ? AND status = 'queued'", (message, to_db(now), row_id))
+        return cur.rowcount > 0
+
+    async def reopen_inbound(self, inbound_id: int) -> None:
+        await self._write("UPDATE inbound_messages SET handled_at = NULL WHERE id = ?", (inbound_id,))
+
+    async def forget_recovery_offer(self, visit_id: str) -> None:
+        await self._write("DELETE FROM recovery_offers WHERE visit_id = ?", (visit_id,))
+
+    async def add_reschedule_request(self, provider_sid: str, number: str, body: str, visit_id: str,
+                                     now: datetime) -> None:
+        await self._write(
+            "INSERT INTO inbound_messages (provider_sid, from_number, body, kind, visit_id, needs_reception, "
+            "received_at) VALUES (?, ?, ?, 'reschedule', ?, 1, ?)", (provider_sid, number, body, visit_id, to_db(now)))
+
     # -- schedule -------------------------------------------------------------------------------
 
     async def save_vet(self, vet_id: str, name: str) -> None:
