@@ -192,6 +192,88 @@ def delay_message(d: TextDecision, clinic: ClinicInfo, link: str | None = None) 
     return make_message(f"{body} {offer}")
 
 
+def _join(items: list[str], lang: str) -> str:
+    word = " y " if lang == "es" else " and "
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + word + items[-1]
+
+
+def _pet_sentence(d: TextDecision, lang: str) -> str:
+    """One pet's line of a household text, kept short (one text carries several): the visit,
+    how late it will likely start, and (not yet arrived) by when to come."""
+    c = d.candidate
+    es = lang == "es"
+    pet = c.pet_name or ("su mascota" if es else "your pet")
+    frm, to = _clock(_floor5(c.p10), c.tz, lang), _clock(_ceil5(c.p90), c.tz, lang)
+    late = minutes_late(c)
+    by_t = _floor5(c.p10 - timedelta(minutes=5))
+    if c.scheduled is not None:
+        by_t = max(by_t, c.scheduled)
+    by = _clock(by_t, c.tz, lang)
+    booked = _clock(c.scheduled, c.tz, lang) if c.scheduled is not None else None
+    if es:
+        visit = f"{pet}, cita de las {booked}" if booked else pet
+        if late is None:
+            when = f"probablemente entre las {frm} y las {to}"
+        elif late[0] == 0 and d.kind == "earlier":
+            when = f"cerca de la hora prevista ({frm}-{to})"
+        else:
+            when = f"unos {late[0]}-{late[1]} min de retraso ({frm}-{to})"
+        tail = "" if c.arrived is not None else (
+            f"; llegue antes de las {by}" if d.kind == "earlier" else f"; puede venir hasta las {by}")
+        return f"{visit}: {'ahora ' if d.kind != 'delay' else ''}{when}{tail}."
+    visit = f"{pet}'s {booked} visit" if booked else f"{pet}'s visit"
+    if late is None:
+        when = f"likely {frm}-{to}"
+    elif late[0] == 0 and d.kind == "earlier":
+        when = f"close to the planned time ({frm}-{to})"
+    else:
+        when = f"about {late[0]}-{late[1]} min late ({frm}-{to})"
+    tail = "" if c.arrived is not None else (
+        f", please come by {by}" if d.kind == "earlier" else f", you can come by {by}")
+    return f"{visit}: {'now ' if d.kind != 'delay' else ''}{when}{tail}."
+
+
+def household_message(ds: list[TextDecision], clinic: ClinicInfo,
+                      links: list[str | None] | None = None) -> Message:
+    """One text for every visit a phone is owed a text about in one round (a household's pets),
+    naming each pet; a single decision reads as `delay_message`. `links[i]` is the reschedule
+    link for `ds[i]` (all of them or none are offered, each beside its pet's name)."""
+    links = links if links is not None else [None] * len(ds)
+    if len(ds) == 1:
+        return delay_message(ds[0], clinic, links[0])
+    lang = _lang(ds[0].candidate.language)
+    es = lang == "es"
+    reasons: list[str] = []
+    for d in ds:
+        r = _REASON[lang].get(d.candidate.reason, _REASON[lang][None]).format(vet=d.candidate.vet_name)
+        if r not in reasons:
+            reasons.append(r)
+    good_news = all(d.kind == "earlier" for d in ds)
+    if good_news:
+        vets = _join(list(dict.fromkeys(d.candidate.vet_name for d in ds)), lang)
+        head = (f"{clinic.name}, buenas noticias: {vets} recuperan el retraso." if es and " y " in vets else
+                f"{clinic.name}, buenas noticias: {vets} va recuperando el retraso." if es else
+                f"{clinic.name} update: good news, {vets} {'are' if ' and ' in vets else 'is'} catching up.")
+    else:
+        head = (f"{clinic.name}: lo sentimos, {_join(reasons, lang)}." if es
+                else f"{clinic.name}: we're sorry, {_join(reasons, lang)}.")
+    lines = [_pet_sentence(d, lang) for d in ds]
+    waiting = any(d.candidate.arrived is not None for d in ds) and not good_news
+    see = (" Los atenderemos lo antes posible." if es else " We'll see them as soon as we can.") if waiting else ""
+    first = any(d.seq == 1 for d in ds)
+    pets = [d.candidate.pet_name or ("su mascota" if es else "your pet") for d in ds]
+    if all(links):
+        taps = " , ".join(f"{p} {link}" for p, link in zip(pets, links, strict=True))
+        offer = (f"Responda 1 para mantener sus turnos, 2 para cambiar una cita, o toque: {taps} ." if es
+                 else f"Reply 1 to keep your places, 2 to reschedule, or tap: {taps} .")
+    else:
+        offer = ("Responda 1 para mantener sus turnos o 2 para cambiar una cita." if es
+                 else "Reply 1 to keep your places or 2 to reschedule.")
+    if first:
+        offer += " STOP para no recibir mensajes." if es else " STOP to opt out."
+    return make_message(f"{head} {' '.join(lines)}{see} {offer}")
+
+
 ReplyText = Literal["keep", "reschedule", "no_visit", "optout", "optin", "help", "other"]
 
 _REPLIES: dict[str, dict[str, str]] = {

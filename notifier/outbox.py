@@ -9,17 +9,28 @@ delivered, or to failed (shown to reception) or held (we could not tell whether 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from notifier.messages import ClinicInfo, delay_message
-from notifier.policy import PolicySettings, SentText, TextCandidate, TextDecision, decide
+from notifier.messages import ClinicInfo, delay_message, household_message
+from notifier.policy import PolicySettings, SentText, TextCandidate, TextDecision, by_number, decide
 from notifier.store import OutboxTx
 
 DELAY_KINDS = ("delay", "later", "earlier")
 STATUSES = ("queued", "sending", "sent", "delivered", "failed", "held")
 # Kinds that may go to a number that has opted out: the one confirmation of the opt-out.
 _ALLOWED_AFTER_OPTOUT = ("optout",)
+
+
+@dataclass(frozen=True, slots=True)
+class AlsoAbout:
+    """Another visit one text is about (a household's second pet), with what it told of it."""
+
+    visit_id: str
+    kind: str
+    start: datetime
+    p10: datetime
+    p90: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,8 @@ class NewText:
     told: tuple[datetime, datetime, datetime] | None = None  # start, p10, p90
     day: date | None = None
     expires_at: datetime | None = None
+    # The other visits this text names (one text per phone per decision): each counts as told.
+    also: tuple[AlsoAbout, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,19 @@ def decision_text(d: TextDecision, clinic: ClinicInfo, link: str | None,
     )
 
 
+def group_text(ds: Sequence[TextDecision], clinic: ClinicInfo, links: Sequence[str | None],
+               expires_after: timedelta | None = timedelta(minutes=30)) -> NewText:
+    """One outbox row for one phone's decisions of a round (see `policy.by_number`): the first
+    visit is the row's own, the others ride along in `also`, each with the range told."""
+    first = decision_text(ds[0], clinic, links[0], expires_after)
+    if len(ds) == 1:
+        return first
+    msg = household_message(list(ds), clinic, list(links))
+    also = tuple(AlsoAbout(d.visit_id, d.kind, d.candidate.start, d.candidate.p10, d.candidate.p90) for d in ds[1:])
+    return replace(first, dedupe_key="+".join(d.dedupe_key for d in ds), body=msg.body, segments=msg.segments,
+                   also=also)
+
+
 async def sent_texts(tx: OutboxTx, visit_ids: Iterable[str] | None = None) -> dict[str, list[SentText]]:
     """The delay texts queued so far per visit (any status: a queued text is a promise made;
     one that went stale unsent is marked as not having reached the client)."""
@@ -120,12 +146,16 @@ async def queue_texts(
     settings: PolicySettings,
     clinic: ClinicInfo,
     link_for: Callable[[TextCandidate], str | None] | None = None,
+    *,
+    one_per_number: bool = True,
 ) -> list[int]:
     """After an event, in its transaction: decide who to text and queue those texts.
 
     Reads what was sent and who opted out from the database (so a candidate's own
     `opted_out` only adds to it), runs the policy, renders each text (with the link
     `link_for` gives, e.g. a signed reschedule URL) and queues it. Returns new row ids.
+    `one_per_number`: one text per phone per round, naming every pet it is about (a household
+    sharing a phone); off for the replay, whose clients all share one made-up number.
     """
     numbers = [c.to_number for c in candidates if c.to_number]
     blocked = await tx.opted_out(numbers)
@@ -133,13 +163,12 @@ async def queue_texts(
         candidates = [_with_opt_out(c) if c.to_number in blocked else c for c in candidates]
     sent = await sent_texts(tx, [c.visit_id for c in candidates])
     decisions = decide(candidates, now, settings, sent)
-    texts = [decision_text(d, clinic, link_for(d.candidate) if link_for else None) for d in decisions]
+    groups = by_number(decisions) if one_per_number else [[d] for d in decisions]
+    texts = [group_text(g, clinic, [link_for(d.candidate) if link_for else None for d in g]) for g in groups]
     return await enqueue(tx, texts, now)
 
 
 def _with_opt_out(c: TextCandidate) -> TextCandidate:
-    from dataclasses import replace
-
     return replace(c, opted_out=True)
 
 

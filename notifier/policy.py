@@ -237,6 +237,18 @@ def decide(
     return out
 
 
+def by_number(decisions: Sequence[TextDecision]) -> list[list[TextDecision]]:
+    """The decisions of one round, one group per phone number (first-decided order kept).
+
+    A household shares a phone: Max and Bella's owner gets one text naming both, not two in
+    the same second. Each visit keeps its own decision (kind, sequence, range told), so the
+    policy's per-visit bookkeeping is unchanged; only the words are shared."""
+    groups: dict[str, list[TextDecision]] = {}
+    for d in decisions:
+        groups.setdefault(d.candidate.to_number or f"\0{d.visit_id}", []).append(d)
+    return list(groups.values())
+
+
 def as_sent(d: TextDecision) -> SentText:
     """What a decision told, for keeping `sent` in memory (the replay texter)."""
     return SentText(at=d.at, start=d.candidate.start, p10=d.candidate.p10, p90=d.candidate.p90, kind=d.kind)

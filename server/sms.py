@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from notifier import links
+from notifier import links, outbox
 from notifier.messages import ClinicInfo
 from notifier.providers import make_provider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
@@ -92,7 +92,11 @@ async def _on_reply(app: web.Application, tx: Any, reply: InboundReply) -> Reply
     visit_id, language = found[0].visit_id, found[0].language
     link = None
     if reply.kind is ReplyKind.KEEP:
-        await apply_event(tx, Event("reply", now, visit_id, {"kind": "keep"}), "sms", rt.clinic.tz, now)
+        # One text may have named every pet of the household: "1" keeps the place of each
+        # visit we texted about (the first open visit when none was texted).
+        texted = await outbox.sent_texts(tx, [v.visit_id for v in found])
+        for vid in [v.visit_id for v in found if v.visit_id in texted] or [visit_id]:
+            await apply_event(tx, Event("reply", now, vid, {"kind": "keep"}), "sms", rt.clinic.tz, now)
     elif reply.kind is ReplyKind.RESCHEDULE:
         token = links.make_token(config.secret.encode(), visit_id, now)
         link = f"{config.public_url.rstrip('/')}/r/{token}"

@@ -117,4 +117,4 @@ async def queue_delay_texts(tx: Tx, state: DayState, est: dict[str, Estimate],
 
     settings = policy_settings(clinic, replay=opts.replay)
     return await outbox.queue_texts(tx, cands, now, settings, ClinicInfo(clinic.name, clinic.phone),
-                                    link_for=link_for)
+                                    link_for=link_for, one_per_number=not opts.replay)

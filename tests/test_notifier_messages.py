@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifier.messages import ClinicInfo, delay_message, encoding_of, reply_message, segment_count
+from notifier.messages import (
+    ClinicInfo,
+    delay_message,
+    encoding_of,
+    household_message,
+    reply_message,
+    segment_count,
+)
 from notifier.policy import TextCandidate, TextDecision
 
 TZ = ZoneInfo("America/Chicago")
@@ -129,3 +136,29 @@ def test_no_promotional_words_in_any_text() -> None:
         low = b.lower()
         for word in ("offer", "discount", "% off", "sale", "promo", "free", "oferta", "descuento", "gratis"):
             assert word not in low, (word, b)
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_household_text_names_every_pet_with_its_own_time_and_link(lang: str) -> None:
+    """One phone, two pets behind in one round: one text, each pet with its booked time, its
+    range and its own reschedule link; the offer speaks of both ("your places")."""
+    max_ = decision(arrived=NOW, pet_name="Max", pet_sex="male", language=lang, visit_id="a1")
+    bella = decision(language=lang, visit_id="a2", scheduled=datetime(2026, 3, 2, 10, 30, tzinfo=TZ),
+                     p10=datetime(2026, 3, 2, 11, 5, tzinfo=TZ), start=datetime(2026, 3, 2, 11, 10, tzinfo=TZ),
+                     p90=datetime(2026, 3, 2, 11, 20, tzinfo=TZ))
+    m = household_message([max_, bella], CLINIC, [LINK + "1", LINK + "2"])
+    body = m.body
+    assert body.count("Oakwood Vets") == 1
+    assert "Max" in body and "Bella" in body
+    assert f"Max {LINK}1" in body and f"Bella {LINK}2" in body
+    if lang == "es":
+        assert "Max, cita de las 10:00: unos 35-50 min de retraso" in body and "Bella, cita de las 10:30" in body
+        assert "Responda 1 para mantener sus turnos" in body and "emergencia" in body
+        assert "puede venir hasta las" in body  # Bella has not arrived yet
+    else:
+        assert "Max's 10:00 AM visit: about 35-50 min late" in body and "Bella's 10:30 AM visit:" in body
+        assert "Reply 1 to keep your places" in body and "emergency" in body
+        assert "you can come by 11:00 AM" in body
+        assert "We'll see them as soon as we can." in body  # Max is in the lobby
+    assert m.encoding == "GSM-7"
+    assert household_message([max_], CLINIC, [LINK]) == delay_message(max_, CLINIC, LINK)

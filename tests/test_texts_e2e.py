@@ -151,3 +151,42 @@ async def test_stop_means_no_more_delay_texts(clinic: Clinic) -> None:
     await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
     await clinic.settled()
     assert not [m for m in clinic.twilio.accepted[before:] if m["to"] in numbers]
+
+
+async def test_one_text_per_phone_per_decision_names_every_pet_of_the_household(clinic: Clinic) -> None:
+    """Max and Bella (James Carter, 312-555-0102) are both behind Dr. Ruiz's emergency: their
+    owner gets one text naming both, not two in the same second; each visit counts as told."""
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
+    await clinic.settled()
+    to_carter = [m for m in clinic.twilio.accepted if m["to"] == "+13125550102"]
+    assert len(to_carter) == 1, [m["body"] for m in to_carter]
+    numbers = [m["to"] for m in clinic.twilio.accepted]
+    assert len(numbers) == len(set(numbers)), "a phone got two texts from one emergency"
+    [(row_id, first_visit, body)] = await clinic.sql(
+        "SELECT id, visit_id, body FROM outbox WHERE to_number = '+13125550102'")
+    covered = [first_visit] + [r[0] for r in await clinic.sql(
+        "SELECT visit_id FROM outbox_visits WHERE row_id = ?", row_id)]
+    pets = {r[0] for r in await clinic.sql(
+        f"SELECT p.name FROM appointments a JOIN pets p ON p.id = a.pet_id "
+        f"WHERE a.id IN ({','.join('?' * len(covered))})", *covered)}
+    assert pets == {"Max", "Bella"}, covered
+    assert "Max" in body and "Bella" in body and body == to_carter[0]["body"]
+    assert body.count(f"{PUBLIC}/r/") == len(covered), "each pet's visit gets its own reschedule link"
+    # Nothing new happened: every visit the household text named counts as told.
+    before = len(clinic.twilio.accepted)
+    assert clinic.client.app is not None
+    await clinic.client.app[RUNTIME].tick(clinic.clock.now())
+    await clinic.settled()
+    assert len(clinic.twilio.accepted) == before
+
+
+async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Clinic) -> None:
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
+    await clinic.settled()
+    [(row_id, first_visit)] = await clinic.sql("SELECT id, visit_id FROM outbox WHERE to_number = '+13125550102'")
+    named = {first_visit} | {r[0] for r in await clinic.sql("SELECT visit_id FROM outbox_visits WHERE row_id = ?",
+                                                             row_id)}
+    assert len(named) >= 2
+    assert await clinic.inbound("+13125550102", "1", "SM" + "4" * 32) == 200
+    keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
+    assert {r[0] for r in keeps} == named

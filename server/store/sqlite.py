@@ -506,8 +506,8 @@ class SqliteTx:
             where.append("status = ?")
             args.append(status)
         if visit_id is not None:
-            where.append("visit_id = ?")
-            args.append(visit_id)
+            where.append("(visit_id = ? OR id IN (SELECT row_id FROM outbox_visits WHERE visit_id = ?))")
+            args.extend([visit_id, visit_id])
         sql = f"SELECT {_OUTBOX_COLS} FROM outbox" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         return [_outbox_row(r) for r in await self._rows(sql, args)]
 
@@ -524,13 +524,23 @@ class SqliteTx:
             )
             if cur.rowcount > 0 and cur.lastrowid is not None:
                 ids.append(cur.lastrowid)
+                for a in t.also:
+                    await self._write(
+                        "INSERT INTO outbox_visits (row_id, visit_id, kind, told_start, told_p10, told_p90) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (cur.lastrowid, a.visit_id, a.kind, to_db(a.start), to_db(a.p10), to_db(a.p90)))
         return ids
 
     async def sent_texts(self, visit_ids: Iterable[str] | None, kinds: Iterable[str]) -> dict[str, list[SentText]]:
         kinds = list(kinds)
-        q = (f"SELECT visit_id, created_at, told_start, told_p10, told_p90, kind, "
-             f"NOT (status = 'failed' AND COALESCE(error_code, '') = 'expired') FROM outbox "
-             f"WHERE kind IN ({','.join('?' * len(kinds))}) AND told_start IS NOT NULL ORDER BY id")
+        marks = ','.join('?' * len(kinds))
+        reached = "NOT (o.status = 'failed' AND COALESCE(o.error_code, '') = 'expired')"
+        # A household's text told each of its visits (outbox_visits): each counts as texted.
+        q = (f"SELECT o.visit_id, o.created_at, o.told_start, o.told_p10, o.told_p90, o.kind, {reached}, o.id "
+             f"FROM outbox o WHERE o.kind IN ({marks}) AND o.told_start IS NOT NULL "
+             f"UNION ALL SELECT v.visit_id, o.created_at, v.told_start, v.told_p10, v.told_p90, v.kind, {reached}, "
+             f"o.id FROM outbox_visits v JOIN outbox o ON o.id = v.row_id WHERE v.kind IN ({marks}) ORDER BY 8")
+        kinds = kinds + kinds
         wanted = None if visit_ids is None else set(visit_ids)
         out: dict[str, list[SentText]] = {}
         for r in await self._rows(q, kinds):
