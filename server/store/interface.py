@@ -310,8 +310,86 @@ class VisitContact:
     species: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class KioskBooking:
+    """One of today's booked (or checked-in) appointments of a mobile number, as the kiosk may
+    show it: pet, vet and time only."""
+
+    id: str
+    status: str
+    scheduled: datetime | None
+    pet: str
+    sex: str | None
+    species: str | None
+    vet_name: str
+    sms_consent: bool
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookingDetail:
+    """A visit as its client's reschedule page needs it."""
+
+    id: str
+    status: str
+    day: date
+    vet: str
+    vet_name: str
+    pet: str | None
+    type_name: str | None
+    booked_min: float
+    scheduled: datetime | None
+    mobile: str | None
+    sms_consent: bool
+    language: str
+
+
 class ClientOps(Protocol):
     """Clients and their pets."""
+
+    async def booking_detail(self, visit_id: str) -> BookingDetail | None:
+        ...
+
+    async def vet_names(self) -> dict[str, str]:
+        """Every vet's name, by id."""
+        ...
+
+    async def booked_times(self, first: date, last: date, statuses: tuple[str, ...]
+                           ) -> list[tuple[str, datetime, float]]:
+        """(vet, scheduled, booked minutes) of the visits of these statuses from `first` to `last`."""
+        ...
+
+    async def vets_away(self) -> dict[str, datetime]:
+        """Each vet's "away until" or "running late until" on record."""
+        ...
+
+    async def kiosk_bookings(self, mobile: str, day: date) -> list[KioskBooking]:
+        """The day's appointments (not walk-ins) of the clients with this mobile, booked or waiting,
+        by scheduled time."""
+        ...
+
+    async def set_sms_consent(self, client_id: str, consent: bool) -> None:
+        ...
+
+    async def add_walkin_client(self, client_id: str, name: str, mobile: str | None, pet_id: str, pet_name: str,
+                                species: str) -> None:
+        """A walk-in's new client (no consent to texts yet) and pet."""
+        ...
+
+    async def link_visit_to_pet(self, visit_id: str, pet_id: str) -> None:
+        ...
+
+    async def checked_in_here(self, visit_id: str, actor: str) -> bool:
+        """The visit was checked in (or walked in) by `actor` picking it on screen, not by
+        phone number alone."""
+        ...
+
+    async def remembered_answer(self, key: str) -> list[str] | None:
+        """The visits an idempotency key was answered with (a kiosk's re-delivered request)."""
+        ...
+
+    async def remember_answer(self, key: str, visits: list[str], now: datetime) -> None:
+        ...
 
     async def visit_contact(self, visit_id: str) -> VisitContact | None:
         ...

@@ -29,7 +29,9 @@ from notifier.recovery import RecoveryOffer
 from server.domain import DayState, Estimate, Visit
 from server.store.interface import (
     ROLES,
+    BookingDetail,
     Clinic,
+    KioskBooking,
     LoggedEvent,
     LoginAttempt,
     MobileVisit,
@@ -382,6 +384,80 @@ class SqliteTx:
             "JOIN clients c ON c.id = p.client_id WHERE c.mobile = ? AND a.day = ? "
             "AND a.status IN ('booked', 'waiting') ORDER BY a.scheduled", (mobile, day.isoformat()))
         return [MobileVisit(r[0], r[1] or "en") for r in rows]
+
+    async def booking_detail(self, visit_id: str) -> BookingDetail | None:
+        rows = await self._rows(
+            "SELECT a.id, a.status, a.day, a.vet_id, v.name AS vet_name, COALESCE(p.name, a.pet_name) AS pet, "
+            "t.name AS type_name, a.booked_min, a.scheduled, c.mobile, c.sms_consent, c.language "
+            "FROM appointments a JOIN vets v ON v.id = a.vet_id LEFT JOIN pets p ON p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN appointment_types t ON t.id = a.type_id "
+            "WHERE a.id = ?", (visit_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return BookingDetail(r["id"], r["status"], date.fromisoformat(r["day"]), r["vet_id"], r["vet_name"], r["pet"],
+                             r["type_name"], float(r["booked_min"]), from_db(r["scheduled"]), r["mobile"],
+                             bool(r["sms_consent"]), r["language"] or "en")
+
+    async def vet_names(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in await self._rows("SELECT id, name FROM vets ORDER BY id")}
+
+    async def booked_times(self, first: date, last: date, statuses: tuple[str, ...]
+                           ) -> list[tuple[str, datetime, float]]:
+        out = []
+        for r in await self._rows(
+                "SELECT vet_id, scheduled, booked_min FROM appointments WHERE day BETWEEN ? AND ? "
+                f"AND scheduled IS NOT NULL AND status IN ({','.join('?' * len(statuses))})",
+                (first.isoformat(), last.isoformat(), *statuses)):
+            start = from_db(r["scheduled"])
+            if start is not None:
+                out.append((r["vet_id"], start, float(r["booked_min"])))
+        return out
+
+    async def vets_away(self) -> dict[str, datetime]:
+        out = {}
+        for r in await self._rows("SELECT vet_id, unavailable_until FROM vet_status "
+                                  "WHERE unavailable_until IS NOT NULL"):
+            until = from_db(r[1])
+            if until is not None:
+                out[r[0]] = until
+        return out
+
+    async def kiosk_bookings(self, mobile: str, day: date) -> list[KioskBooking]:
+        rows = await self._rows(
+            "SELECT a.id, a.status, a.scheduled, p.name AS pet, p.sex, p.species, v.name AS vet, "
+            "c.sms_consent, c.id AS client FROM appointments a JOIN pets p ON p.id = a.pet_id "
+            "JOIN clients c ON c.id = p.client_id JOIN vets v ON v.id = a.vet_id "
+            "WHERE c.mobile = ? AND a.day = ? AND a.kind = 'appointment' AND a.status IN ('booked', 'waiting') "
+            "ORDER BY a.scheduled", (mobile, day.isoformat()))
+        return [KioskBooking(r["id"], r["status"], from_db(r["scheduled"]), r["pet"], r["sex"], r["species"], r["vet"],
+                             bool(r["sms_consent"]), r["client"]) for r in rows]
+
+    async def set_sms_consent(self, client_id: str, consent: bool) -> None:
+        await self._write("UPDATE clients SET sms_consent = ? WHERE id = ?", (int(consent), client_id))
+
+    async def add_walkin_client(self, client_id: str, name: str, mobile: str | None, pet_id: str, pet_name: str,
+                                species: str) -> None:
+        await self._write("INSERT INTO clients (id, name, mobile, sms_consent) VALUES (?, ?, ?, 0)",
+                          (client_id, name, mobile))
+        await self._write("INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, 'unknown')",
+                          (pet_id, client_id, pet_name, species))
+
+    async def link_visit_to_pet(self, visit_id: str, pet_id: str) -> None:
+        await self._write("UPDATE appointments SET pet_id = ? WHERE id = ?", (pet_id, visit_id))
+
+    async def checked_in_here(self, visit_id: str, actor: str) -> bool:
+        return bool(await self._rows(
+            "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin') "
+            "AND json_extract(data, '$.by_phone') IS NULL", (visit_id, actor)))
+
+    async def remembered_answer(self, key: str) -> list[str] | None:
+        rows = await self._rows("SELECT response FROM idempotency WHERE key = ?", (key,))
+        return list(json.loads(rows[0][0])["visits"]) if rows else None
+
+    async def remember_answer(self, key: str, visits: list[str], now: datetime) -> None:
+        await self._write("INSERT INTO idempotency (key, response, created_at) VALUES (?, ?, ?)",
+                          (key, json.dumps({"visits": visits}), to_db(now)))
 
     async def visit_contact(self, visit_id: str) -> VisitContact | None:
         rows = await self._rows(
