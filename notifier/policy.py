@@ -99,6 +99,9 @@ class TextCandidate:
     # when that promise no longer holds, just as for a text.
     kiosk_p10: datetime | None = None
     kiosk_p90: datetime | None = None
+    # False for a number known to take no texts (a landline, a toll-free line): a text would
+    # only fail at the provider, so none is queued; reception sees the number in the console.
+    textable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +177,7 @@ def decide_one(
     c: TextCandidate, now: datetime, settings: PolicySettings, sent: Sequence[SentText]
 ) -> TextDecision | None:
     """The text owed to one visit now, if any (see `decide`)."""
-    if c.kind == "emergency" or not c.consent or c.opted_out or not c.to_number:
+    if c.kind == "emergency" or not c.consent or c.opted_out or not c.to_number or not c.textable:
         return None
     if settings.enforce_hours and not within_hours(now, c.tz, settings):
         return None
@@ -227,7 +230,8 @@ def decide(
     likely to start `threshold_min`+ past their booked time (see `_late_enough`); again only when the told range
     no longer holds (median past its top: "later"; not yet arrived and the whole range
     now well before it: "earlier"); at most `max_per_day` per visit; only inside the
-    texting hours in the client's zone; never without consent or after an opt-out.
+    texting hours in the client's zone; never without consent, after an opt-out, or to a number
+    known to take no texts (`textable`).
     """
     out: list[TextDecision] = []
     for c in candidates:

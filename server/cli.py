@@ -113,28 +113,89 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def _import_summary(name: str, parsed: Any, counts: dict[str, int]) -> list[str]:
+    """What `waitroom import` says: what went in, and each row left out and why."""
+    parts = [_plural(counts.get("vets", 0), "vet"), _plural(counts.get("appointment_types", 0), "type"),
+             _plural(counts.get("clients", 0), "client"), _plural(counts.get("pets", 0), "pet")]
+    if counts.get("blocks"):
+        parts.append(_plural(counts["blocks"], "blocked time", "blocked times"))
+    lines = [f"{name}: imported {_plural(counts.get('appointments', 0), 'appointment')} ({', '.join(parts)})"]
+    if parsed.skipped:
+        unit = "event" if name.lower().endswith(".ics") else "row"
+        lines.append(f"skipped {_plural(len(parsed.skipped), unit)} (fix and import the file again; "
+                     "what was imported is not doubled):")
+        lines += [f"  {e}" for e in parsed.skipped]
+    if parsed.ignored:
+        lines.append(f"left out, not appointments ({len(parsed.ignored)}):")
+        lines += [f"  {n}" for n in parsed.ignored]
+    if parsed.no_texts:
+        lines.append(f"numbers that cannot take texts ({len(parsed.no_texts)}; imported, shown to reception):")
+        lines += [f"  {n}" for n in parsed.no_texts]
+    return lines
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    """Exit 0: all imported; 1: the good rows imported, some skipped; 2: nothing imported."""
+    from datetime import date
+
     from server.errors import WaitroomError
-    from server.importers import ScheduleFileError, parse_schedule_file
+    from server.importers import DATE_ORDERS, ImportOptions, ParsedSchedule, ScheduleFileError, read_schedule_file
     from server.schedule import import_schedule
 
-    async def go(store: Any) -> dict[str, int]:
+    async def go(store: Any) -> tuple[ParsedSchedule, dict[str, int] | None]:
         clinic = await store.clinic()
-        doc = parse_schedule_file(Path(args.file), default_tz=clinic.tz)
+        setting = clinic.settings.get("date_order")
+        order, source = ((args.date_order, f"--date-order {args.date_order}") if args.date_order
+                         else (setting, f"the clinic's date order ({setting})") if setting in DATE_ORDERS
+                         else (None, ""))
+        vet = None
+        if args.vet:
+            async with store.read() as q:
+                vets = await q.vet_names()
+            if args.vet not in vets and not args.vet_name:
+                known = "known: " + ", ".join(f"{k} ({n})" for k, n in list(vets.items())[:20]) if vets else "none yet"
+                raise ScheduleFileError(f"--vet {args.vet!r}: no such vet ({known}); give --vet-name to add one")
+            vet = (args.vet, args.vet_name or vets[args.vet])
+        try:
+            day = date.fromisoformat(args.day) if args.day else None
+        except ValueError as e:
+            raise ScheduleFileError(f"--day {args.day!r}: expected a date such as 2026-11-27") from e
         now = datetime.now(UTC)
+        options = ImportOptions(region=clinic.region, date_order=order, date_order_source=source, vet=vet, day=day,
+                                today=now.astimezone(clinic.tz).date())
+        parsed = read_schedule_file(Path(args.file), default_tz=clinic.tz, options=options)
+        if args.strict and parsed.skipped:
+            return parsed, None
         async with store.transaction() as tx:
-            counts: dict[str, int] = await import_schedule(tx, doc, clinic.tz, clinic.region)
-            await tx.record_event("schedule_import", now, None, {"counts": counts, "file": Path(args.file).name},
-                                  "cli", now)
-            return counts
+            counts: dict[str, int] = await import_schedule(tx, parsed.doc, clinic.tz, clinic.region)
+            await tx.record_event("schedule_import", now, None, {"counts": counts, "file": Path(args.file).name,
+                                                                 "skipped": len(parsed.skipped)}, "cli", now)
+        return parsed, counts
 
     try:
-        counts = asyncio.run(_with_store(args.db, go))
+        parsed, counts = asyncio.run(_with_store(args.db, go))
     except (ScheduleFileError, WaitroomError, OSError) as e:
         print(f"waitroom import: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"imported": counts}))
-    return 0
+    name = Path(args.file).name
+    if counts is None:
+        unit = "event" if name.lower().endswith(".ics") else "row"
+        print(f"waitroom import: {name}: nothing imported (--strict): {_plural(len(parsed.skipped), unit)} "
+              "with problems:", file=sys.stderr)
+        for problem in parsed.skipped:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"imported": counts, "skipped": [str(e) for e in parsed.skipped],
+                          "ignored": [str(n) for n in parsed.ignored],
+                          "no_texts": [str(n) for n in parsed.no_texts]}))
+    else:
+        print("\n".join(_import_summary(name, parsed, counts)))
+    return 1 if parsed.skipped else 0
 
 
 def cmd_clinic(args: argparse.Namespace) -> int:
@@ -143,8 +204,13 @@ def cmd_clinic(args: argparse.Namespace) -> int:
 
     async def go(store: Any) -> None:
         old = await store.clinic()
+        settings = dict(old.settings)
+        if args.date_order == "auto":
+            settings.pop("date_order", None)
+        elif args.date_order:
+            settings["date_order"] = args.date_order
         clinic = Clinic(args.name or old.name, args.timezone or old.timezone, args.region or old.region,
-                        args.phone or old.phone, old.settings)
+                        args.phone or old.phone, settings)
         async with store.transaction() as tx:
             await tx.set_clinic(clinic)
 
@@ -288,9 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimates only: do not decide delay texts (measures the estimator alone)")
     s.set_defaults(fn=cmd_replay)
 
-    s = sub.add_parser("import", help="import a schedule file (.json, .csv, .ics)")
+    s = sub.add_parser("import", help="import a schedule file (.csv, .ics, .json); exit 1 when rows were skipped",
+                       description="Import the good rows of a schedule file and list each row left out and why "
+                                   "(exit 1 when some were skipped, 2 when nothing was imported).")
     s.add_argument("file")
     s.add_argument("--db", default=db_default)
+    s.add_argument("--strict", action="store_true", help="all or nothing: import nothing if any row is bad")
+    s.add_argument("--date-order", choices=["dmy", "mdy", "ymd"],
+                   help="how the file writes dates such as 03/04/2026 (default: the clinic's setting, else what "
+                        "the file proves, else the clinic's region)")
+    s.add_argument("--vet", metavar="ID", help="a calendar that is one vet's: its events are this vet's")
+    s.add_argument("--vet-name", metavar="NAME", help="with --vet, for a vet not yet known")
+    s.add_argument("--day", metavar="YYYY-MM-DD", help="a calendar: import this day only")
+    s.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("clinic", help="set the clinic's name, timezone, phone region")
@@ -299,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timezone")
     s.add_argument("--region")
     s.add_argument("--phone")
+    s.add_argument("--date-order", choices=["dmy", "mdy", "ymd", "auto"],
+                   help="how imported files write dates such as 03/04/2026 (auto: from the file, else the region)")
     s.set_defaults(fn=cmd_clinic)
 
     s = sub.add_parser("token", help="API tokens")

@@ -56,12 +56,15 @@ class DayState:
     """Everything the estimator may know about today at a moment.
 
     `vet_unavailable_until` holds reception's "running late by N min" / "away until"
-    overrides: that vet starts nobody before that time.
+    overrides: that vet starts nobody before that time. `blocks` holds each vet's blocked
+    time of the day (an imported staff meeting, lunch): (start, end) pairs, by start; the vet
+    starts nobody inside one, and goes to it once free.
     """
 
     vets: list[str]
     visits: dict[str, Visit] = field(default_factory=dict)
     vet_unavailable_until: dict[str, datetime] = field(default_factory=dict)
+    blocks: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,10 @@ def openapi_document() -> dict[str, Any]:
                 "type": "object", "required": ["id", "vet", "scheduled"],
                 "properties": {"id": _STR, "vet": _STR, "type": _STR, "pet": _STR, "scheduled": _TIME,
                                "booked_min": _MIN}}},
+            "blocks": {"type": "array", "items": {
+                "type": "object", "required": ["id", "vet", "start", "end"],
+                "properties": {"id": _STR, "vet": _STR, "start": _TIME, "end": _TIME,
+                               "reason": {"type": "string", "maxLength": 200}}}},
         },
     }
     paths: dict[str, Any] = {

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from typing import Any
 
 import aiosqlite
-import phonenumbers
 
 from server.errors import BadRequest
+from server.phones import PhoneError, normalise
 from server.store import fetch
 from server.timeutil import parse_time, to_db
 
@@ -20,12 +20,9 @@ LANGUAGES = ("en", "es")
 def normalise_mobile(raw: str, region: str, field: str = "mobile") -> str:
     """E.164 for a number typed any usual way; BadRequest naming the field when it is no number."""
     try:
-        num = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as e:
-        raise BadRequest(f"{field}: not a phone number: {raw[:30]!r}", field) from e
-    if not phonenumbers.is_valid_number(num):
-        raise BadRequest(f"{field}: not a valid phone number: {raw[:30]!r}", field)
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        return normalise(raw, region)
+    except PhoneError as e:
+        raise BadRequest(f"{field}: {e}", field) from e
 
 
 def _list(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -56,9 +53,12 @@ def _minutes(item: dict[str, Any], key: str, where: str, *, required: bool = Tru
 async def import_schedule(
     conn: aiosqlite.Connection, doc: object, tz: tzinfo, region: str
 ) -> dict[str, int]:
-    """Upsert vets, types, clients, pets and appointments; return how many of each were given.
+    """Upsert vets, types, clients, pets, appointments and vets' blocked time; return how many
+    of each were given.
 
-    Runs inside the caller's transaction, so a document with one bad row changes nothing.
+    Runs inside the caller's transaction, so a document with one bad row changes nothing: the
+    JSON API is all or nothing, its 400 naming the field (`clients[39].mobile`). Files are
+    checked row by row before they get here (server/importers.py).
     """
     if not isinstance(doc, dict):
         raise BadRequest("body: expected a JSON object", "body")
@@ -132,7 +132,31 @@ async def import_schedule(
             "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
             "WHERE appointments.status = 'booked'", rows)
     counts["appointments"] = len(appointments)
+    blocks = _list(doc, "blocks")
+    if blocks:
+        vets = {r[0] for r in await fetch(conn, "SELECT id FROM vets")}
+        await conn.executemany(
+            "INSERT INTO vet_blocks (id, vet_id, day, start_at, end_at, reason) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET vet_id = excluded.vet_id, day = excluded.day, "
+            "start_at = excluded.start_at, end_at = excluded.end_at, reason = excluded.reason",
+            [_block_row(b, f"blocks[{i}]", tz, vets) for i, b in enumerate(blocks)])
+        counts["blocks"] = len(blocks)
     return counts
+
+
+def _block_row(b: dict[str, Any], where: str, tz: tzinfo, vets: set[str]) -> tuple[Any, ...]:
+    bid = _str(b, "id", where)
+    vet = _str(b, "vet", where)
+    if vet not in vets:
+        raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
+    start = parse_time(b.get("start"), tz, f"{where}.start")
+    end = parse_time(b.get("end"), tz, f"{where}.end")
+    if not timedelta(0) < end - start <= timedelta(days=1):
+        raise BadRequest(f"{where}.end: expected after start, within a day of it", f"{where}.end")
+    reason = b.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 200:
+        raise BadRequest(f"{where}.reason: expected a string of at most 200 characters", f"{where}.reason")
+    return (bid, vet, start.astimezone(tz).date().isoformat(), to_db(start), to_db(end), reason.strip())
 
 
 @dataclass(frozen=True, slots=True)

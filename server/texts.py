@@ -12,6 +12,7 @@ from notifier import links, outbox
 from notifier.messages import ClinicInfo
 from notifier.policy import PolicySettings, Reason, TextCandidate
 from server.domain import DayState, Estimate
+from server.phones import line_kind
 from server.store import Clinic, Tx
 
 # The protocol's replay clients: all consent, all English, all in daytime.
@@ -90,6 +91,7 @@ async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: dat
             scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
             to_number=number, language=lang, consent=consent, tz=clinic.tz, reason=why.get(v.vet),
             kiosk_p10=c.told_p10, kiosk_p90=c.told_p90,
+            textable=not number or line_kind(number) is None,
         ))
     return out
 

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import seed_clinic
 
 EXE = str(Path(sys.executable).parent / "waitroom")
+DATA = Path(__file__).parent / "data"
 
 
 def _port() -> int:
@@ -90,9 +91,73 @@ def test_import_from_file(tmp_path: Path, suffix: str) -> None:
         pytest.fail(f"sample file {src} is missing")
     db = tmp_path / "w.db"
     subprocess.run([EXE, "clinic", "--db", str(db), "--name", "Test", "--timezone", "America/Chicago"], check=True)
-    out = subprocess.run([EXE, "import", str(src), "--db", str(db)], capture_output=True, text=True)
+    out = subprocess.run([EXE, "import", str(src), "--db", str(db), "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     counts = json.loads(out.stdout)["imported"]
     assert counts["appointments"] > 0
-    again = subprocess.run([EXE, "import", str(src), "--db", str(db)], capture_output=True, text=True)
+    again = subprocess.run([EXE, "import", str(src), "--db", str(db), "--json"], capture_output=True, text=True)
     assert json.loads(again.stdout) == json.loads(out.stdout)  # re-import: same ids, nothing doubled
+
+
+def _import(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, "import", *args, "--db", str(db)], capture_output=True, text=True, timeout=60)
+
+
+def _clinic(tmp_path: Path, *args: str) -> Path:
+    db = tmp_path / "w.db"
+    subprocess.run([EXE, "clinic", "--db", str(db), "--name", "Test", "--timezone", "America/Chicago", *args],
+                   check=True, timeout=60)
+    return db
+
+
+def test_import_of_excels_csv_imports_the_good_rows_lists_the_bad_and_exits_1(tmp_path: Path) -> None:
+    db = _clinic(tmp_path, "--region", "US")
+    out = _import(db, str(DATA / "excel-us.csv"))
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "excel-us.csv: imported 4 appointments (2 vets, 3 types, 3 clients, 4 pets)"
+    assert lines[1].startswith("skipped 1 row")
+    assert lines[2].startswith("  row 4: Mobile: '1.31256E+10' is how Excel shows a long number")
+    assert "  row 5: Mobile: '1-800-FLOWERS' is a toll-free number: it cannot take texts" in "\n".join(lines)
+    # Fixed in Excel and imported again: the rest is not doubled, the fixed row comes in.
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes((DATA / "excel-us.csv").read_bytes().replace(b"1.31256E+10", b"(312) 555-0155"))
+    again = _import(db, str(fixed), "--json")
+    assert again.returncode == 0, again.stdout
+    assert json.loads(again.stdout)["imported"]["appointments"] == 5
+
+
+def test_import_strict_is_all_or_nothing_and_exits_2(tmp_path: Path) -> None:
+    db = _clinic(tmp_path, "--region", "US")
+    out = _import(db, str(DATA / "excel-us.csv"), "--strict")
+    assert out.returncode == 2
+    assert "nothing imported (--strict): 1 row with problems:\n  row 4: Mobile:" in out.stderr
+    assert json.loads(_import(db, str(DATA / "day.csv"), "--json").stdout)["imported"]["appointments"] == 5
+
+
+def test_import_date_order_from_flag_or_clinic_setting(tmp_path: Path) -> None:
+    src = tmp_path / "day.csv"
+    src.write_text("appointment_id,start,duration_min,vet_id\r\na1,03/04/2026 09:00,15,v1\r\n")
+    db = _clinic(tmp_path, "--region", "CA")  # Canada: no default order
+    refused = _import(db, str(src))
+    assert refused.returncode == 2 and "could be day/month or month/day" in refused.stderr
+    assert _import(db, str(src), "--date-order", "dmy").returncode == 0
+    subprocess.run([EXE, "clinic", "--db", str(db), "--date-order", "mdy"], check=True, timeout=60)
+    assert _import(db, str(src)).returncode == 0
+
+
+def test_import_of_a_calendar_names_its_vet_and_reports_what_it_left_out(tmp_path: Path) -> None:
+    db = _clinic(tmp_path, "--region", "US")
+    unknown = _import(db, str(DATA / "google.ics"), "--vet", "kim")
+    assert unknown.returncode == 2 and "--vet 'kim': no such vet (none yet); give --vet-name" in unknown.stderr
+    out = _import(db, str(DATA / "google.ics"), "--vet", "kim", "--vet-name", "Dr. Kim Lee")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        "google.ics: imported 2 appointments (1 vet, 2 types, 0 clients, 0 pets, 1 blocked time)")
+    assert "left out, not appointments (2):" in out.stdout
+    assert "'Dr. Okafor on vacation': an all-day event" in out.stdout
+    # Known now: --vet alone is enough, and the vet keeps its name.
+    outlook = _import(db, str(DATA / "outlook.ics"), "--vet", "kim", "--json")
+    assert outlook.returncode == 0, outlook.stderr
+    assert json.loads(outlook.stdout)["imported"] == {"vets": 1, "appointment_types": 2, "clients": 0, "pets": 0,
+                                                      "appointments": 2, "blocks": 2}

@@ -254,3 +254,22 @@ def test_one_vets_waiting_clients_start_in_dispatch_order(
     due.sort(key=order)
     starts = [est[v.id].start for v in due]
     assert starts == sorted(starts)
+
+
+def test_blocked_time_starts_nobody_inside_it_and_ends_when_it_ends(model: Model) -> None:
+    # Dr. v1 has a staff meeting 60-90 min from now; one client waits, one is booked inside it.
+    now = DAY
+    visits = {v.id: v for v in [_appt(1, "v1", 50, arrived=now), _appt(2, "v1", 70, arrived=now)]}
+    meeting = (now + timedelta(minutes=60), now + timedelta(minutes=90))
+    for m in (None, model):
+        free = estimate(DayState(vets=["v1"], visits=dict(visits)), now, m)
+        held = estimate(DayState(vets=["v1"], visits=dict(visits), blocks={"v1": [meeting]}), now, m)
+        # Nobody starts inside the meeting, in any sample: its end is the earliest the range allows.
+        assert _mins(held["v1-a2"].p10, now) >= 90 - 1e-9
+        assert _mins(held["v1-a2"].start, now) > _mins(free["v1-a2"].start, now)
+        # A consult begun before the meeting is not cut short by it.
+        assert held["v1-a1"].start == free["v1-a1"].start
+    # A meeting already over changes nothing.
+    past = (now - timedelta(minutes=90), now - timedelta(minutes=60))
+    assert estimate(DayState(vets=["v1"], visits=dict(visits), blocks={"v1": [past]}), now, model) == \
+        estimate(DayState(vets=["v1"], visits=dict(visits)), now, model)

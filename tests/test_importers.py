@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +12,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.importers import ScheduleFileError, parse_csv, parse_ics, parse_schedule_file
+from server.estimator import estimate
+from server.importers import (
+    ImportOptions,
+    ScheduleFileError,
+    parse_csv,
+    parse_ics,
+    parse_schedule_file,
+    read_csv,
+    read_ics,
+    read_schedule_file,
+)
 from server.schedule import import_schedule
-from server.store import SqliteStore
+from server.store import SqliteStore, load_day
+from tests.conftest import Api
 
 TZ = ZoneInfo("America/Chicago")
 DATA = Path(__file__).parent / "data"
@@ -107,7 +119,7 @@ def ics_of(*event_lines: str) -> str:
     return "\r\n".join([*lines, "END:VEVENT", "END:VCALENDAR"]) + "\r\n"
 
 
-GOOD_EVENT = ("UID:a1", "DTSTART:20240501T090000", "DURATION:PT15M", "X-WAITROOM-VET:v1")
+GOOD_EVENT = ("UID:a1", "DTSTART:20240501T090000", "DURATION:PT15M", "X-WAITROOM-VET:v1", "X-WAITROOM-PET-NAME:Bella")
 
 
 def assert_consistent(doc: dict[str, Any]) -> None:
@@ -306,7 +318,6 @@ def test_bad_csv_values_name_their_column(column: str, value: str) -> None:
 @pytest.mark.parametrize(
     ("replace", "message"),
     [
-        ({"DTSTART:20240501T090000": "DTSTART;VALUE=DATE:20240501"}, "line 4: DTSTART: an all-day event"),
         ({"DTSTART:20240501T090000": "DTSTART:tomorrow"}, "line 4: DTSTART: unreadable"),
         (
             {"DTSTART:20240501T090000": "DTSTART;TZID=Mars/Olympus:20240501T090000"},
@@ -319,7 +330,7 @@ def test_bad_csv_values_name_their_column(column: str, value: str) -> None:
         ({"DURATION:PT15M": "DURATION:P2D"}, "line 4: DURATION: the event lasts 2880 minutes"),
         ({"DURATION:PT15M": ""}, "line 4: DTEND or DURATION: needed when the appointment has no type"),
         ({"X-WAITROOM-VET:v1": ""}, "line 4: X-WAITROOM-VET: missing"),
-        ({"X-WAITROOM-VET:v1": "X-WAITROOM-VET:v1\r\nRRULE:FREQ=DAILY"}, "line 4: RRULE: repeating events"),
+        ({"X-WAITROOM-VET:v1": "X-WAITROOM-VET:v1\r\nRRULE:FREQ=DAILY"}, "the calendar has only repeating events"),
         (
             {"X-WAITROOM-VET:v1": "X-WAITROOM-VET:v1\r\nX-WAITROOM-SEX:hermaphrodite"},
             "line 4: X-WAITROOM-SEX: expected",
@@ -353,15 +364,17 @@ def test_ics_conflicts_name_the_later_event() -> None:
     first = ics_of(*GOOD_EVENT, "X-WAITROOM-VET-NAME:Dr A")
     second = first.replace("UID:a1", "UID:a2").replace("Dr A", "Dr B")
     text = first.replace("END:VCALENDAR\r\n", "") + second.split("PRODID:-//test//EN\r\n", 1)[1]
-    with pytest.raises(ScheduleFileError, match=r"^line 11: X-WAITROOM-VET-NAME: 'Dr B' differs from 'Dr A'"):
+    with pytest.raises(ScheduleFileError, match=r"^line 12: X-WAITROOM-VET-NAME: 'Dr B' differs from 'Dr A'"):
         parse_ics(text, default_tz=TZ)
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("day.txt", b"", "day.txt: expected a .csv, .ics or .json file"),
-        ("day.csv", b"appointment_id,start,vet_id\n\xff\xfe", "day.csv: not UTF-8 text"),
+        ("day.xlsx", b"", "day.xlsx: expected a .csv, .ics or .json file"),
+        ("day.csv", b"appointment_id,start,vet_id\n\x81\x8d", "day.csv: neither UTF-8 (byte 28) nor Windows-1252"),
+        ("day.csv", b"a\x00p\x00p\x00", "day.csv: looks like UTF-16 without a byte-order mark"),
+        ("day.json", b'{"vets": "\xe9"}', "day.json: not UTF-8 text (byte 10); JSON must be UTF-8"),
         ("day.json", b"[1, 2]", "expected a JSON object"),
         ("day.json", b"{\n  nope", "line 2: not JSON"),
     ],
@@ -488,3 +501,283 @@ ICS_LINES = st.one_of(
 def test_arbitrary_calendar_lines_only_ever_raise_schedule_file_error(lines: list[str]) -> None:
     text = "\r\n".join(["BEGIN:VCALENDAR", "BEGIN:VEVENT", *lines, "END:VEVENT", "END:VCALENDAR", ""])
     parses_or_refuses(parse_ics, text)
+
+
+# --- files as clinics make them (issue 16) ---------------------------------------------
+
+US = ImportOptions(region="US")
+KIM = ImportOptions(region="US", vet=("kim", "Dr. Kim Lee"))
+
+
+def appointments(doc: dict[str, Any]) -> dict[str, tuple[str, str, str | None, int]]:
+    return {a["id"]: (a["scheduled"], a["vet"], a.get("pet"), a["booked_min"]) for a in doc["appointments"]}
+
+
+def test_us_excel_csv_imports_its_good_rows_and_names_the_bad_one() -> None:
+    # Windows-1252, CRLF, "11/27/2026 2:30 PM", headers as typed, a phone Excel mangled.
+    parsed = read_schedule_file(DATA / "excel-us.csv", default_tz=TZ, options=US)
+    assert appointments(parsed.doc) == {
+        "A-1001": ("2026-11-27T08:30:00-06:00", "ruiz", "C-501/Bella", 15),
+        "A-1002": ("2026-11-27T09:00:00-06:00", "ruiz", "C-501/Max", 30),
+        "A-1004": ("2026-11-27T14:30:00-06:00", "okafor", "C-503/Luna", 20),
+        "A-1005": ("2026-11-27T12:00:00-06:00", "ruiz", "C-504/Coco", 15),
+    }
+    assert [c["name"] for c in parsed.doc["clients"]] == ["José Núñez", "Flower Shop Ltd", "Zoë Brontë"]
+    assert parsed.doc["clients"][1]["notes"] == "Owner's café, calls from work"
+    [bad] = parsed.skipped
+    assert (bad.where, bad.field) == ("row 4", "Mobile")
+    assert "1.31256E+10" in str(bad) and "Format Cells > Text" in str(bad)
+    [toll_free] = parsed.no_texts
+    assert str(toll_free).startswith("row 5: Mobile: '1-800-FLOWERS' is a toll-free number")
+
+
+def test_european_excel_csv_reads_day_first_dates_and_semicolons() -> None:
+    madrid = ZoneInfo("Europe/Madrid")
+    parsed = read_schedule_file(DATA / "excel-eu.csv", default_tz=madrid, options=ImportOptions(region="ES"))
+    assert parsed.skipped == []
+    assert appointments(parsed.doc) == {
+        "E-1": ("2026-11-27T09:00:00+01:00", "garcia", "K-1/Toby", 15),
+        "E-2": ("2026-11-27T09:30:00+01:00", "garcia", "K-2/Nala", 30),
+        "E-3": ("2026-11-27T13:45:00+01:00", "garcia", "K-3/Kira", 20),
+    }
+    assert parsed.doc["vets"] == [{"id": "garcia", "name": "Dra. Lucía García"}]
+    assert [c["sms_consent"] for c in parsed.doc["clients"]] == [True, True, False]  # "sí"
+    [landline] = parsed.no_texts
+    assert (
+        str(landline)
+        == "row 3: Mobile: '912 345 678' is a landline: it cannot take texts (reception sees it in the console)"
+    )
+
+
+def test_excel_unicode_text_is_utf16_tab_separated_and_reads_the_same(tmp_path: Path) -> None:
+    csv_text = (DATA / "excel-us.csv").read_bytes().decode("cp1252")
+    path = tmp_path / "day.txt"
+    path.write_bytes(b"\xff\xfe" + csv_text.replace(",", "\t").replace("\tcalls", ",calls").encode("utf-16-le"))
+    want = read_schedule_file(DATA / "excel-us.csv", default_tz=TZ, options=US)
+    got = read_schedule_file(path, default_tz=TZ, options=US)
+    assert got.doc["appointments"] == want.doc["appointments"]
+    assert [c["name"] for c in got.doc["clients"]] == ["José Núñez", "Flower Shop Ltd", "Zoë Brontë"]
+    assert [str(e) for e in got.skipped] == [str(e) for e in want.skipped]
+
+
+def starts(*cells: str, options: ImportOptions | None = None) -> list[str]:
+    text = csv_of(*(f"a{i},{cell},15,v1,,,,,,," for i, cell in enumerate(cells)))
+    doc = parse_csv(text, default_tz=TZ, options=options or ImportOptions())
+    return [a["scheduled"] for a in doc["appointments"]]
+
+
+@pytest.mark.parametrize(
+    ("cell", "scheduled"),
+    [
+        ("11/27/2026 2:30 PM", "2026-11-27T14:30:00-06:00"),
+        ("11/27/2026 2:30:00 PM", "2026-11-27T14:30:00-06:00"),
+        ("11/27/2026 12:05 AM", "2026-11-27T00:05:00-06:00"),
+        ("11/27/2026 12:05 p.m.", "2026-11-27T12:05:00-06:00"),
+        ("27/11/2026 14:30", "2026-11-27T14:30:00-06:00"),
+        ("27.11.2026 14:30:00", "2026-11-27T14:30:00-06:00"),
+        ("2026/11/27 14:30", "2026-11-27T14:30:00-06:00"),
+        ("2026-11-27 14:30", "2026-11-27T14:30:00-06:00"),
+    ],
+)
+def test_excel_dates_whose_order_the_cell_itself_shows(cell: str, scheduled: str) -> None:
+    assert starts(cell) == [scheduled]
+
+
+def test_ambiguous_dates_follow_the_setting_then_the_file_then_the_region() -> None:
+    with pytest.raises(
+        ScheduleFileError, match=r"'03/04/2026 09:00' \(row 2\) could be day/month or month/day.*--date-order"
+    ):
+        starts("03/04/2026 09:00")
+    assert starts("03/04/2026 09:00", options=US) == ["2026-03-04T09:00:00-06:00"]
+    assert starts("03/04/2026 09:00", options=ImportOptions(region="GB")) == ["2026-04-03T09:00:00-05:00"]
+    # A day past 12 elsewhere in the file settles it, whatever the region...
+    assert starts("03/04/2026 09:00", "27/04/2026 09:00", options=US)[0] == "2026-04-03T09:00:00-05:00"
+    # ...but the clinic's setting (or --date-order) is what the user said: a row against it is bad.
+    day_first = ImportOptions(region="US", date_order="dmy", date_order_source="--date-order dmy")
+    parsed = read_csv(
+        csv_of("a1,03/04/2026 09:00,15,v1,,,,,,,", "a2,11/27/2026 09:00,15,v1,,,,,,,"), default_tz=TZ, options=day_first
+    )
+    assert [a["scheduled"] for a in parsed.doc["appointments"]] == ["2026-04-03T09:00:00-05:00"]
+    assert [str(e) for e in parsed.skipped] == [
+        "row 3: start: not a date/time '11/27/2026 09:00' (no such date read as day/month/year, from --date-order dmy)"
+    ]
+    with pytest.raises(ScheduleFileError, match="mixes day-first dates"):
+        starts("27/04/2026 09:00", "04/27/2026 09:00", options=US)
+
+
+def test_canada_has_no_default_date_order() -> None:
+    with pytest.raises(ScheduleFileError, match="could be day/month or month/day"):
+        starts("03/04/2026 09:00", options=ImportOptions(region="CA"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ("11/27/2026", "a date without a time of day"),
+        ("11/27/26 09:00", "write the year with four digits"),
+        ("11/27/2026 13:00 PM", "is not a time of day"),
+        ("11/27/2026 9:75", "is not a time of day"),
+        ("02/30/2026 09:00", "no such date"),
+    ],
+)
+def test_bad_excel_dates_say_why(cell: str, why: str) -> None:
+    with pytest.raises(ScheduleFileError, match=f"^row 2: start: not a date/time .*{why}"):
+        starts(cell, options=US)
+
+
+def test_one_bad_mobile_in_sixty_rows_skips_only_its_row_and_names_it() -> None:
+    header = "Appointment ID,Start,Duration,Vet ID,Client ID,Client Name,Pet Name,Mobile"
+    rows = [
+        f"a{i},11/27/2026 {8 + i // 10}:{i % 10 * 5:02d},15,v1,c{i},Client {i},Pet {i},(312) 555-{i:04d}"
+        for i in range(60)
+    ]
+    rows[39] = rows[39].replace("(312) 555-0039", "555-01")  # row 41 as the spreadsheet shows it
+    parsed = read_csv("\r\n".join([header, *rows]) + "\r\n", default_tz=TZ, options=US)
+    assert [str(e) for e in parsed.skipped] == ["row 41: Mobile: not a valid phone number: '555-01'"]
+    assert len(parsed.doc["appointments"]) == 59
+    assert "a39" not in appointments(parsed.doc) and "c39" not in {c["id"] for c in parsed.doc["clients"]}
+
+
+def test_of_two_rows_that_disagree_the_later_is_skipped() -> None:
+    parsed = read_csv(
+        csv_of(
+            GOOD_ROW,
+            "a2,2024-05-01 09:30,15,v1,Dr B,vacc,Vaccination,p2,Max,c1,Maria",
+            "a3,2024-05-01 09:45,15,v1,Dr A,vacc,Vaccination,p3,Rex,c1,Maria",
+        ),
+        default_tz=TZ,
+    )
+    assert [a["id"] for a in parsed.doc["appointments"]] == ["a1", "a3"]
+    assert [str(e) for e in parsed.skipped] == ["row 3: vet_name: 'Dr B' differs from 'Dr A' given for 'v1' at row 2"]
+
+
+def test_a_client_named_on_no_row_costs_each_of_its_rows() -> None:
+    parsed = read_csv(
+        csv_of(
+            GOOD_ROW,
+            "a2,2024-05-01 09:30,15,v1,Dr A,vacc,,p2,Max,c2,",
+            "a3,2024-05-01 09:45,15,v1,Dr A,vacc,,p3,Rex,c2,",
+        ),
+        default_tz=TZ,
+    )
+    assert [a["id"] for a in parsed.doc["appointments"]] == ["a1"]
+    assert [str(e) for e in parsed.skipped] == [
+        "row 3: client_name: missing for client 'c2'",
+        "row 4: client_name: missing for client 'c2'",
+    ]
+    assert_consistent(parsed.doc)
+
+
+def test_google_calendar_export_of_one_vets_day() -> None:
+    parsed = read_schedule_file(DATA / "google.ics", default_tz=TZ, options=KIM)
+    assert parsed.skipped == []
+    assert appointments(parsed.doc) == {
+        "3q9v1k0c2m8h7d6s5a4f3g2h1j@google.com": ("2026-11-27T09:00:00-06:00", "kim", "Bella", 15),
+        "6t2b8n4m1x0z9c7v5q3w1e2r4t@google.com": ("2026-11-27T09:30:00-06:00", "kim", "Max", 30),
+    }  # and not the cancelled Rex
+    # The weekly staff meeting (organised by the practice manager) is Dr. Kim's blocked time today.
+    assert parsed.doc["blocks"] == [{
+        "id": "7y6t5r4e3w2q1a0s9d8f7g6h5j@google.com@20261127T180000Z", "vet": "kim",
+        "start": "2026-11-27T12:00:00-06:00", "end": "2026-11-27T12:30:00-06:00", "reason": "Staff meeting",
+    }]  # fmt: skip
+    assert parsed.doc["vets"] == [{"id": "kim", "name": "Dr. Kim Lee"}]
+    assert [str(n) for n in parsed.ignored] == [
+        "line 54: DTSTART: 'Dr. Okafor on vacation': an all-day event is not an appointment: not imported "
+        "(if the vet is away, mark them away in the console)",
+        "line 86: TRANSP: 'Reminder: order vaccines': marked free (show as available): not imported",
+    ]
+
+
+def test_outlook_export_with_a_daily_lunch_and_a_private_event() -> None:
+    parsed = read_schedule_file(DATA / "outlook.ics", default_tz=TZ, options=KIM)
+    assert parsed.skipped == []
+    assert sorted(appointments(parsed.doc).values()) == [
+        ("2026-11-27T09:00:00-06:00", "kim", "Luna", 30),
+        ("2026-11-27T10:00:00-06:00", "kim", "Oscar", 15),
+    ]
+    blocks = sorted((b["start"], b["end"], b["reason"]) for b in parsed.doc["blocks"])
+    assert blocks == [
+        ("2026-11-27T12:30:00-06:00", "2026-11-27T13:30:00-06:00", "Lunch"),
+        # CLASS:PRIVATE "Dentist (me)": busy, but neither a pet called Dentist nor its title shown
+        ("2026-11-27T15:00:00-06:00", "2026-11-27T16:00:00-06:00", ""),
+    ]
+    assert [n.field for n in parsed.ignored] == ["DTSTART", "TRANSP"]
+    # Thanksgiving is an EXDATE of the lunch; a day asked for leaves the other days' events out.
+    thursday = read_schedule_file(
+        DATA / "outlook.ics",
+        default_tz=TZ,
+        options=ImportOptions(region="US", vet=("kim", "Dr. Kim Lee"), day=date(2026, 11, 26)),
+    )
+    assert thursday.doc["appointments"] == [] and "blocks" not in thursday.doc
+    assert "5 events on other days than 2026-11-26: not imported" in [str(n) for n in thursday.ignored]
+
+
+def test_calendar_without_vet_or_organizer_asks_for_vet() -> None:
+    parsed = read_schedule_file(DATA / "outlook.ics", default_tz=TZ, options=US)
+    assert parsed.doc["appointments"] == []
+    assert {e.field for e in parsed.skipped} == {"X-WAITROOM-VET"}
+    assert "--vet ID" in str(parsed.skipped[0])
+
+
+def test_repeating_appointment_with_a_client_is_one_appointment_per_day() -> None:
+    text = ics_of(
+        "UID:physio",
+        "DTSTART:20261102T090000",
+        "DURATION:PT30M",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,FR",
+        "SUMMARY:Rex (Physio)",
+        "X-WAITROOM-CLIENT:c1",
+        "X-WAITROOM-CLIENT-NAME:Maria",
+    )
+    doc = parse_ics(text, default_tz=TZ, options=ImportOptions(vet=("v1", "Dr A"), day=date(2026, 11, 27)))
+    assert appointments(doc) == {"physio@20261127T150000Z": ("2026-11-27T09:00:00-06:00", "v1", "c1/Rex", 30)}
+    monday = parse_ics(text, default_tz=TZ, options=ImportOptions(vet=("v1", "Dr A"), day=date(2026, 11, 24)))
+    assert monday["appointments"] == []  # a Tuesday
+
+
+def test_a_rule_repeating_every_minute_is_refused_not_expanded_forever() -> None:
+    text = ics_of("UID:spam", "DTSTART:20261127T000000", "DURATION:PT1M", "RRULE:FREQ=MINUTELY", "SUMMARY:x")
+    parsed = read_ics(text, default_tz=TZ, options=ImportOptions(vet=("v1", "Dr A"), day=date(2026, 11, 27)))
+    assert [str(e) for e in parsed.skipped] == ["line 4: RRULE: repeats more than 48 times on 2026-11-27"]
+
+
+async def test_imported_blocked_time_holds_up_the_vets_queue() -> None:
+    store = await SqliteStore.open(":memory:")
+    try:
+        doc = parse_schedule_file(DATA / "google.ics", default_tz=TZ, options=KIM)
+        doc["appointments"].append(
+            {"id": "noon", "vet": "kim", "type": "vaccination", "pet": "Coco", "scheduled": "2026-11-27T12:00:00-06:00"}
+        )
+        async with store.transaction() as conn:
+            counts = await import_schedule(conn, doc, TZ, "US")
+            assert counts["blocks"] == 1
+            state = await load_day(conn, date(2026, 11, 27))
+        assert state.blocks == {
+            "kim": [(datetime(2026, 11, 27, 12, tzinfo=TZ), datetime(2026, 11, 27, 12, 30, tzinfo=TZ))]
+        }
+        est = estimate(state, datetime(2026, 11, 27, 11, 0, tzinfo=TZ))
+        assert est["noon"].start == datetime(2026, 11, 27, 12, 30, tzinfo=TZ)  # after the staff meeting
+        # A re-import moves the block rather than doubling it.
+        doc["blocks"][0]["end"] = "2026-11-27T12:45:00-06:00"
+        async with store.transaction() as conn:
+            await import_schedule(conn, doc, TZ, "US")
+            state = await load_day(conn, date(2026, 11, 27))
+        assert estimate(state, datetime(2026, 11, 27, 11, 0, tzinfo=TZ))["noon"].start.minute == 45
+    finally:
+        await store.close()
+
+
+async def test_pms_push_stays_all_or_nothing_and_names_the_field(api: Api) -> None:
+    doc = {"vets": [{"id": "v9", "name": "Dr. New"}],
+           "clients": [{"id": "k1", "name": "Ann", "mobile": "(312) 555-0188"},
+                       {"id": "k2", "name": "Bob", "mobile": "555-01"}],
+           "appointments": [{"id": "x1", "vet": "v9", "scheduled": "2026-03-02T15:00:00-06:00", "booked_min": 20}]}
+    resp = await api.client.post("/api/schedule", json=doc, headers=api.h("pms"))
+    assert resp.status == 400
+    assert await resp.json() == {"error": "clients[1].mobile: not a valid phone number: '555-01'",
+                                 "field": "clients[1].mobile"}
+    assert (await api.client.get("/api/appointments/x1", headers=api.h("pms"))).status == 404
+    bad_block = {"vets": doc["vets"], "blocks": [{"id": "b1", "vet": "v9", "start": "2026-03-02T13:00:00-06:00",
+                                                 "end": "2026-03-02T12:00:00-06:00"}]}
+    resp = await api.client.post("/api/schedule", json=bad_block, headers=api.h("pms"))
+    assert resp.status == 400 and (await resp.json())["field"] == "blocks[0].end"

@@ -79,7 +79,7 @@ def test_not_yet_arrived_client_is_texted_within_the_horizon_only() -> None:
 
 def test_never_without_consent_or_after_opt_out_or_without_a_number() -> None:
     for c in (cand(60, consent=False), cand(60, opted_out=True), cand(60, to_number=None),
-              cand(60, kind="emergency")):
+              cand(60, kind="emergency"), cand(60, to_number="+442079460000", textable=False)):
         assert decide([c], NOW, S, {}) == [], c
 
 

@@ -88,7 +88,9 @@ async def test_the_day_holds_its_vets_their_away_time_and_visits_not_cancelled(s
     async with store.read() as q:
         day = await q.visits_for_day(DAY)
         assert await q.booked_lengths() == {"vax": 20.0}
-    assert day.vets == ["v1", "v2"] and day.visits == {} and day.vet_unavailable_until == {}
+        assert await q.vet_names() == {"v1": "Dr. One", "v2": "Dr. Two"}
+        assert await q.blocked_times(DAY, DAY) == []
+    assert day.vets == ["v1", "v2"] and day.visits == {} and day.vet_unavailable_until == {} and day.blocks == {}
 
 
 async def test_tokens_check_role_and_name(store: Store) -> None:

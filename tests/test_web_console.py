@@ -835,3 +835,27 @@ async def test_no_try_again_for_a_number_that_has_opted_out(texting: TextingDesk
     assert "opted out" in err["error"]
     await asyncio.sleep(0.2)
     assert texting.twilio.accepted == []
+
+
+# -- an imported day: blocked time and numbers that take no texts (issue 16) --------------
+
+
+async def test_console_shows_blocked_time_and_numbers_that_take_no_texts(desk: Desk) -> None:
+    api = desk.api
+    doc = {"clients": [{"id": "k1", "name": "Flower Shop", "mobile": "1-800-FLOWERS", "sms_consent": True}],
+           "pets": [{"id": "k1/Luna", "client": "k1", "name": "Luna"}],
+           "appointments": [{"id": "x1", "vet": "v1", "pet": "k1/Luna", "scheduled": "2026-03-02T13:00:00-06:00",
+                             "booked_min": 20}],
+           "blocks": [{"id": "m1", "vet": "v1", "start": "2026-03-02T12:45:00-06:00",
+                       "end": "2026-03-02T13:30:00-06:00", "reason": "Staff meeting"}]}
+    resp = await api.client.post("/api/schedule", json=doc, headers=api.h("pms"))
+    assert resp.status == 200, await resp.text()
+    page = await (await api.client.get("/console")).text()
+    assert '<p class="blocked">Blocked 12:45pm–1:30pm · Staff meeting</p>' in page
+    await desk.post("/console/visits/x1/checkin")  # a waiting client's card is always shown
+    page = await (await api.client.get("/console")).text()
+    assert "☎ (800) 356-9377 · toll-free number, phone — no texts" in page
+    visit = await desk.appt("x1")
+    assert visit["estimate"]["start"] >= "2026-03-02T13:30:00-06:00"  # not during the meeting
+    refused = await desk.post("/console/visits/x1/text", {"body": "Hello"}, status=409)
+    assert "toll-free number and cannot take texts" in json.dumps(refused)

@@ -108,8 +108,8 @@ class VisitOps(Protocol):
         ...
 
     async def visits_for_day(self, day: date) -> DayState:
-        """The day's vets, their away-until times and every visit not cancelled: what the
-        estimator sees."""
+        """The day's vets, their away-until times, their blocked time (imported calendars) and
+        every visit not cancelled: what the estimator sees."""
         ...
 
     async def finished_visits_before(self, day: date) -> list[Visit]:
@@ -361,6 +361,11 @@ class ClientOps(Protocol):
 
     async def vets_away(self) -> dict[str, datetime]:
         """Each vet's "away until" or "running late until" on record."""
+        ...
+
+    async def blocked_times(self, first: date, last: date) -> list[tuple[str, datetime, datetime, str]]:
+        """(vet, start, end, reason) of the vets' blocked time imported for `first` to `last`
+        (a staff meeting; reason "" for a private event), by start."""
         ...
 
     async def kiosk_bookings(self, mobile: str, day: date) -> list[KioskBooking]:

@@ -267,7 +267,13 @@ class SqliteTx:
             (day.isoformat(),),
         )
         visits = {r["id"]: _visit(r) for r in rows}
-        return DayState(vets=vets, visits=visits, vet_unavailable_until=away)
+        blocks: dict[str, list[tuple[datetime, datetime]]] = {}
+        for r in await self._rows("SELECT vet_id, start_at, end_at FROM vet_blocks WHERE day = ? "
+                                  "ORDER BY start_at, id", (day.isoformat(),)):
+            start, end = from_db(r[1]), from_db(r[2])
+            if start is not None and end is not None:
+                blocks.setdefault(r[0], []).append((start, end))
+        return DayState(vets=vets, visits=visits, vet_unavailable_until=away, blocks=blocks)
 
     async def finished_visits_before(self, day: date) -> list[Visit]:
         rows = await self._rows(
@@ -421,6 +427,15 @@ class SqliteTx:
             until = from_db(r[1])
             if until is not None:
                 out[r[0]] = until
+        return out
+
+    async def blocked_times(self, first: date, last: date) -> list[tuple[str, datetime, datetime, str]]:
+        out = []
+        for r in await self._rows("SELECT vet_id, start_at, end_at, reason FROM vet_blocks WHERE day BETWEEN ? AND ? "
+                                  "ORDER BY start_at, id", (first.isoformat(), last.isoformat())):
+            start, end = from_db(r[1]), from_db(r[2])
+            if start is not None and end is not None:
+                out.append((r[0], start, end, r[3]))
         return out
 
     async def kiosk_bookings(self, mobile: str, day: date) -> list[KioskBooking]:

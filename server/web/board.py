@@ -17,6 +17,7 @@ import phonenumbers
 from notifier.outbox import SETTLED_CODES
 from server.domain import Estimate
 from server.events import undone_seqs
+from server.phones import line_kind
 from server.runtime import ClinicRuntime
 from server.store import fetch
 from server.timeutil import from_db, to_db
@@ -56,6 +57,8 @@ class VisitView:
     recovery: str | None = None  # the gesture reception should offer, if owed
     recovery_offered: bool = False
     language: str | None = None  # the client's, for words said to them (lobby calls)
+    no_text_kind: str | None = None  # "landline", "toll-free number": the number takes no texts
+    phone: str | None = None  # the number as the desk dials it, shown when texts cannot reach it
 
     @property
     def public_name(self) -> str:
@@ -76,6 +79,15 @@ class VisitView:
         return out if self.past_min > 0 else "ontime"
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A vet's blocked time from an imported calendar (staff meeting, lunch)."""
+
+    start: datetime
+    end: datetime
+    reason: str
+
+
 @dataclass(slots=True)
 class Lane:
     vet: str
@@ -90,6 +102,7 @@ class Lane:
     waiting: list[VisitView] = field(default_factory=list)  # in the order the vet will take them
     upcoming: list[VisitView] = field(default_factory=list)
     missed: list[VisitView] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
     @property
     def queue(self) -> list[VisitView]:
@@ -189,6 +202,8 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
             priority=r["priority"], estimate=est.get(r["id"]), in_car=r["id"] in in_car,
             texts_paused=r["client_id"] in paused if r["client_id"] else False, language=r["language"],
         )
+        if v.mobile and (kind := line_kind(v.mobile)) is not None:
+            v.no_text_kind, v.phone = kind, _dial(v.mobile, rt.clinic.region)
         # A booked client was promised their booked time; a text's range replaces that promise.
         v.promised = promises.get(v.id) or (v.scheduled if v.kind == "appointment" else None)
         past_first = 0.0
@@ -205,12 +220,16 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
         visits[v.id] = v
 
     vet_reasons = await _vet_reasons(conn)
+    blocks: dict[str, list[Block]] = {}
+    async with rt.store.read() as q:
+        for vet, start, end, reason in await q.blocked_times(day, day):
+            blocks.setdefault(vet, []).append(Block(start, end, reason or "busy"))
     lanes: list[Lane] = []
     for vet_id in state.vets:
         name = vets.get(vet_id, vet_id)
         away = state.vet_unavailable_until.get(vet_id)
         lane = Lane(vet_id, name, short_vet_name(name), away if away and away > now else None,
-                    vet_reasons.get(vet_id))
+                    vet_reasons.get(vet_id), blocks=blocks.get(vet_id, []))
         mine = [v for v in visits.values() if v.vet == vet_id]
         far = now + timedelta(days=1)
         for v in mine:

@@ -24,6 +24,7 @@ from aiohttp import web
 from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.events import Event, apply_event
+from server.phones import line_kind
 from server.timeutil import to_db
 from server.web import live
 from server.web.auth import (
@@ -391,6 +392,9 @@ async def _send_text(request: web.Request, staff: Staff, v: dict[str, Any], body
         raise Conflict("text: no mobile number on file", "body")
     if not v["sms_consent"]:
         raise Conflict("text: this client has not agreed to texts", "body")
+    kind = line_kind(v["mobile"])
+    if kind is not None:
+        raise Conflict(f"text: the number on file is a {kind} and cannot take texts: phone the client", "body")
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as tx:

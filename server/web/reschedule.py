@@ -160,7 +160,7 @@ async def vet_names(conn: aiosqlite.Connection) -> dict[str, str]:
 async def busy_times(conn: aiosqlite.Connection, first: date, last: date, now: datetime,
                      ) -> dict[str, list[tuple[datetime, datetime]]]:
     """Each vet's taken time from `first` to `last`: booked and waiting visits at their booked
-    times, and a vet's "away until" still in force."""
+    times, blocked time imported from a calendar, and a vet's "away until" still in force."""
     out: dict[str, list[tuple[datetime, datetime]]] = {}
     marks = ",".join("?" * len(_BUSY))
     for r in await fetch(conn,
@@ -169,6 +169,11 @@ async def busy_times(conn: aiosqlite.Connection, first: date, last: date, now: d
         start = from_db(r["scheduled"])
         if start is not None:
             out.setdefault(r["vet_id"], []).append((start, start + timedelta(minutes=float(r["booked_min"]))))
+    for r in await fetch(conn, "SELECT vet_id, start_at, end_at FROM vet_blocks WHERE day BETWEEN ? AND ?",
+                         (first.isoformat(), last.isoformat())):
+        start, end = from_db(r[1]), from_db(r[2])
+        if start is not None and end is not None:
+            out.setdefault(r[0], []).append((start, end))
     for r in await fetch(conn, "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"):
         until = from_db(r[1])
         if until is not None and until > now:
