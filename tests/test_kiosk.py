@@ -51,20 +51,40 @@ async def wait_for(pilot: Pilot[None], screen: type, seconds: float = 15) -> Non
     await pilot.pause()
 
 
+async def tap(pilot: Pilot[None], selector: str, seconds: float = 15) -> None:
+    """Click `selector` once it is laid out where a finger would find it. Right after a screen
+    change, a loaded machine may not have placed the new widgets yet: a click then lands on
+    whatever is at that spot (seen: the first keypad digit lost), so wait for the spot first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = pilot.app.screen.query(selector)
+        if found:
+            widget = found.first()
+            try:
+                there, _ = pilot.app.get_widget_at(*widget.region.offset)
+            except Exception:  # nothing at that spot yet (NoWidget): not laid out
+                there = None
+            if widget.region.area and there is widget:
+                break
+        assert time.monotonic() < deadline, f"{selector} not on {type(pilot.app.screen).__name__} within {seconds} s"
+        await pilot.pause(0.02)
+    assert await pilot.click(widget), f"the tap on {selector} landed elsewhere"
+
+
 async def to_consent(pilot: Pilot[None], phone: str) -> None:
     """A client with a booking: look up `phone`, pick the first pet, reach the consent screen."""
-    await pilot.click("#appointment")
+    await tap(pilot, "#appointment")
     await type_phone(pilot, phone)
     await wait_for(pilot, PetsScreen)
-    await pilot.click("#pet-0")
-    await pilot.click("#continue")
+    await tap(pilot, "#pet-0")
+    await tap(pilot, "#continue")
     await wait_for(pilot, ConsentScreen)
 
 
 async def type_phone(pilot: Pilot[None], digits: str) -> None:
     for d in digits:
-        await pilot.click(f"#key-{d}")
-    await pilot.click("#key-ok")
+        await tap(pilot, f"#key-{d}")
+    await tap(pilot, "#key-ok")
 
 
 async def until(pilot: Pilot[None], ok: Callable[[], bool], seconds: float = 10) -> None:
@@ -91,18 +111,18 @@ async def app(live_server: LiveServer, tmp_path: Path) -> AsyncIterator[KioskApp
 
 async def test_household_checks_in_two_pets_and_sees_live_estimate(app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
         labels = [str(b.label) for b in pilot.app.screen.query(".pet").results()]  # type: ignore[attr-defined]
         assert labels[1].startswith("☐  Max") and "8:20 AM" in labels[1] and "Dr. Ana Ruiz" in labels[1]
         assert all("312" not in label for label in labels)  # pet names, times and vets only
-        await pilot.click("#pet-0")
-        await pilot.click("#pet-1")
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-0")
+        await tap(pilot, "#pet-1")
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
         assert str(pilot.app.screen.query_one("#consent").label).startswith("☑")  # type: ignore[attr-defined]
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         msg = text(pilot)
         assert msg.startswith("Thank you. Bella is checked in with Dr. Chloe Martin. Your wait: about "), msg
@@ -119,18 +139,18 @@ async def test_household_checks_in_two_pets_and_sees_live_estimate(app: KioskApp
 
 async def test_typo_number_gets_a_friendly_message(app: KioskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, "31255")
         assert isinstance(pilot.app.screen, PhoneScreen)
         assert "doesn't look quite right" in text(pilot)
-        await pilot.click("#key-back")
+        await tap(pilot, "#key-back")
         assert pilot.app.screen.query_one("#keypad").value == "3125"  # type: ignore[attr-defined]
 
 
 async def test_unknown_number_is_sent_to_the_front_desk_and_reception_is_told(
         app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, NOBODY)
         await wait_for(pilot, NotFoundScreen)
         assert text(pilot, "#title") == "Please see the front desk"
@@ -141,30 +161,30 @@ async def test_unknown_number_is_sent_to_the_front_desk_and_reception_is_told(
 
 async def test_early_and_late_arrivals_get_fitting_words(app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, LUNA)
         await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-2")  # 12:30, it is 07:50
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-2")  # 12:30, it is 07:50
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert "You're early: Luna's appointment is at 12:30 PM." in text(pilot)
-        await pilot.click("#finish")
+        await tap(pilot, "#finish")
         await wait_for(pilot, WelcomeScreen)
         live_server.clock.advance(minutes=25)  # 08:15: the 08:00 visit is late
         await to_consent(pilot, LUNA)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert "Luna's appointment was at 8:00 AM. We'll fit her in as soon as we can." in text(pilot)
 
 
 async def test_urgent_help_takes_one_confirm_and_reaches_reception(app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#urgent")
+        await tap(pilot, "#urgent")
         await pilot.pause()
         assert events(live_server, "urgent") == []
-        await pilot.click("#urgent-yes")
+        await tap(pilot, "#urgent-yes")
         await wait_for(pilot, UrgentDoneScreen)
         assert text(pilot, "#title") == "A team member is coming"
         assert len(events(live_server, "urgent")) == 1
@@ -172,25 +192,25 @@ async def test_urgent_help_takes_one_confirm_and_reaches_reception(app: KioskApp
 
 async def test_urgent_cancel_sends_nothing(app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#urgent")
+        await tap(pilot, "#urgent")
         await pilot.pause()
-        await pilot.click("#urgent-cancel")
+        await tap(pilot, "#urgent-cancel")
         await wait_for(pilot, WelcomeScreen)
         assert events(live_server, "urgent") == []
 
 
 async def test_walk_in_joins_the_queue(app: KioskApp, live_server: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#walkin")
+        await tap(pilot, "#walkin")
         for key in ["A", "N", "N", "space", "L", "E", "E", "ok"]:
-            await pilot.click(f"#key-{key}")
+            await tap(pilot, f"#key-{key}")
         await pilot.pause()
         for key in ["R", "E", "X", "ok"]:
-            await pilot.click(f"#key-{key}")
+            await tap(pilot, f"#key-{key}")
         await pilot.pause()
-        await pilot.click("#species-dog")
+        await tap(pilot, "#species-dog")
         await pilot.pause()
-        await pilot.click("#reason-injury")
+        await tap(pilot, "#reason-injury")
         await wait_for(pilot, DoneScreen)
         msg = text(pilot)
         assert msg.startswith("Thank you. Rex has joined the walk-in list with Dr. "), msg
@@ -199,11 +219,11 @@ async def test_walk_in_joins_the_queue(app: KioskApp, live_server: LiveServer) -
 
 async def test_spanish_speaker_checks_in(app: KioskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#lang-es")
+        await tap(pilot, "#lang-es")
         await pilot.pause()
         assert text(pilot, "#title") == "¡Bienvenidos! Regístrese aquí."
         await to_consent(pilot, HOUSEHOLD)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         msg = text(pilot)
         assert msg.startswith("Gracias. Bella está registrada con Dr. Chloe Martin. Su espera: unos "), msg
@@ -214,15 +234,15 @@ async def test_consent_choice_is_recorded(app: KioskApp, live_server: LiveServer
     with sqlite3.connect(live_server.db) as conn:
         assert conn.execute("SELECT sms_consent FROM clients WHERE mobile = '+13125550104'").fetchone() == (1,)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, "3125550104")
         await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-0")
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
-        await pilot.click("#consent")
+        await tap(pilot, "#consent")
         assert str(pilot.app.screen.query_one("#consent").label).startswith("☐")  # type: ignore[attr-defined]
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert "Please take a seat" in text(pilot)
     with sqlite3.connect(live_server.db) as conn:
@@ -231,15 +251,15 @@ async def test_consent_choice_is_recorded(app: KioskApp, live_server: LiveServer
 
 async def test_start_over_forgets_what_was_typed(app: KioskApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#lang-es")
+        await tap(pilot, "#lang-es")
         await pilot.pause()
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
-        await pilot.click("#start-over")
+        await tap(pilot, "#start-over")
         await wait_for(pilot, WelcomeScreen)
         assert pilot.app.session.phone == "" and pilot.app.session.lang == "en"  # type: ignore[attr-defined]
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await pilot.pause()
         assert pilot.app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
 
@@ -253,10 +273,10 @@ def _idle_for(app: KioskApp, seconds: float) -> None:
 async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path, idle_s=60, done_idle_s=20)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#lang-es")
-        await pilot.click("#appointment")
-        await pilot.click("#key-3")
-        await pilot.click("#key-1")
+        await tap(pilot, "#lang-es")
+        await tap(pilot, "#appointment")
+        await tap(pilot, "#key-3")
+        await tap(pilot, "#key-1")
         _idle_for(app, 50)
         await pilot.pause()
         assert not isinstance(pilot.app.screen, WelcomeScreen)  # 50 s: still the client's
@@ -267,7 +287,7 @@ async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveSe
         await pilot.pause()
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert app.session.lang == "en" and app.session.phone == ""
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await pilot.pause()
         assert pilot.app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
 
@@ -275,16 +295,16 @@ async def test_idle_returns_to_welcome_and_clears_typed_data(live_server: LiveSe
 async def test_done_screen_resets_sooner_than_the_others(live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path, idle_s=60, done_idle_s=20)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
         _idle_for(app, 21)
         await pilot.pause()
         assert isinstance(pilot.app.screen, PetsScreen)  # 60 s rule: not yet
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-0")
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         _idle_for(app, 21)
         await pilot.pause()
@@ -301,30 +321,30 @@ async def test_offline_check_ins_are_queued_and_delivered_once(live_server: Live
         # Client 1 looks up while the server is up; the server dies before they confirm.
         await to_consent(pilot, HOUSEHOLD)
         await live_server.stop()
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert "Your check-in is saved and will reach reception" in text(pilot)
         assert "Your wait" not in text(pilot)
         assert str(pilot.app.screen.query_one("#status", Static).render()) == "◆ 1 queued"
-        await pilot.click("#finish")
+        await tap(pilot, "#finish")
         await wait_for(pilot, WelcomeScreen)
         # Client 2 arrives while it is down: no lookup possible, checked in by phone.
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, LUNA)
         await wait_for(pilot, DoneScreen)
         assert "Your check-in is saved" in text(pilot)
-        await pilot.click("#finish")
+        await tap(pilot, "#finish")
         # Client 3: a walk-in.
-        await pilot.click("#walkin")
+        await tap(pilot, "#walkin")
         for key in ["J", "O", "ok"]:
-            await pilot.click(f"#key-{key}")
+            await tap(pilot, f"#key-{key}")
         await pilot.pause()
         for key in ["F", "I", "D", "O", "ok"]:
-            await pilot.click(f"#key-{key}")
+            await tap(pilot, f"#key-{key}")
         await pilot.pause()
-        await pilot.click("#species-dog")
+        await tap(pilot, "#species-dog")
         await pilot.pause()
-        await pilot.click("#reason-sick")
+        await tap(pilot, "#reason-sick")
         await wait_for(pilot, DoneScreen)
         assert app.queued == 3 and not app.online
         assert events(live_server, "checkin") == []
@@ -363,7 +383,7 @@ async def test_a_burst_queued_in_an_outage_lands_in_full_paced_by_the_kiosk_budg
     app = kiosk(live_server, tmp_path, retry_s=0.2, done_idle_s=120, idle_s=120)
     async with app.run_test(size=SIZE) as pilot:
         # Down: Luna's owner types the number, nothing to pick from: a check-in by phone.
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, LUNA)
         await wait_for(pilot, DoneScreen)
         assert "Your check-in is saved" in text(pilot)
@@ -420,41 +440,41 @@ async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_del
             await to_consent(pilot, HOUSEHOLD)
             await net.set("blackhole")
             t0 = time.monotonic()
-            await pilot.click("#check-in")
+            await tap(pilot, "#check-in")
             await until(pilot, lambda: isinstance(app.screen, DoneScreen))
             finding_out = time.monotonic() - t0
             assert finding_out >= 0.9 * timeout  # the black hole was real: this one waited it out
             assert "Your check-in is saved" in text(pilot) and "Your wait" not in text(pilot)
             assert not app.online and app.queued == 1
-            await pilot.click("#finish")
+            await tap(pilot, "#finish")
             await wait_for(pilot, WelcomeScreen)
 
             # Client 2 arrives while the retry loop is waiting out a timeout of its own: no
             # lookup (it would only time out), checked in by phone, straight into the queue.
-            await pilot.click("#appointment")
+            await tap(pilot, "#appointment")
             await wait_for(pilot, PhoneScreen)
             for d in LUNA:
-                await pilot.click(f"#key-{d}")
+                await tap(pilot, f"#key-{d}")
             await until(pilot, lambda: app.queue.delivering)
-            await pilot.click("#key-ok")
+            await tap(pilot, "#key-ok")
             await until(pilot, lambda: isinstance(app.screen, DoneScreen))
             assert "Your check-in is saved" in text(pilot) and "Your wait" not in text(pilot)
             assert len(app.screen.query(QRCode)) == 0
-            await pilot.click("#finish")
+            await tap(pilot, "#finish")
             await wait_for(pilot, WelcomeScreen)
 
             # Client 3: a walk-in, the same.
-            await pilot.click("#walkin")
+            await tap(pilot, "#walkin")
             for key in ["J", "O", "ok"]:
-                await pilot.click(f"#key-{key}")
+                await tap(pilot, f"#key-{key}")
             await pilot.pause()
             for key in ["F", "I", "D", "O", "ok"]:
-                await pilot.click(f"#key-{key}")
+                await tap(pilot, f"#key-{key}")
             await pilot.pause()
-            await pilot.click("#species-dog")
+            await tap(pilot, "#species-dog")
             await wait_for(pilot, WalkinScreen)
             await until(pilot, lambda: app.queue.delivering)
-            await pilot.click("#reason-sick")
+            await tap(pilot, "#reason-sick")
             await until(pilot, lambda: isinstance(app.screen, DoneScreen))
             assert "Your check-in is saved" in text(pilot)
 
@@ -473,17 +493,17 @@ async def test_black_holed_kiosk_that_knows_it_is_offline_queues_at_once_and_del
             assert str(app.screen.query_one("#status", Static).render()) == "● online"
             await until(pilot, lambda: "Fido has joined the walk-in list" in text(pilot))
             assert len(app.screen.query(QRCode)) == 1
-            await pilot.click("#finish")
+            await tap(pilot, "#finish")
             await wait_for(pilot, WelcomeScreen)
 
             # Online again: the next client gets the live estimate at once, as before the outage.
-            await pilot.click("#appointment")
+            await tap(pilot, "#appointment")
             await type_phone(pilot, HOUSEHOLD)
             await wait_for(pilot, PetsScreen)
-            await pilot.click("#pet-1")
-            await pilot.click("#continue")
+            await tap(pilot, "#pet-1")
+            await tap(pilot, "#continue")
             await wait_for(pilot, ConsentScreen)
-            await pilot.click("#check-in")
+            await tap(pilot, "#check-in")
             await wait_for(pilot, DoneScreen)
             assert "Max is checked in with Dr. Ana Ruiz" in text(pilot) and "Your wait" in text(pilot)
             assert len(app.screen.query(QRCode)) == 1

@@ -25,7 +25,7 @@ from kiosk.screens.welcome import WelcomeScreen
 from kiosk.speech import Speaker, for_speech
 from kiosk.widgets.bigtext import Say
 from tests.conftest import LiveServer
-from tests.test_kiosk import HOUSEHOLD, kiosk, type_phone, until, wait_for
+from tests.test_kiosk import HOUSEHOLD, kiosk, tap, type_phone, until, wait_for
 
 ESPEAK = "espeak-ng"
 
@@ -49,10 +49,10 @@ async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
     app = kiosk(live_server, tmp_path, idle_s=60, warn_s=30)
     async with app.run_test(size=SIZE) as pilot:
         if lang == "es":
-            await pilot.click("#lang-es")
-        await pilot.click("#appointment")
+            await tap(pilot, "#lang-es")
+        await tap(pilot, "#appointment")
         for d in "312":
-            await pilot.click(f"#key-{d}")
+            await tap(pilot, f"#key-{d}")
         _idle_for(app, 61)
         await pilot.pause()
         assert isinstance(app.screen, MoreTime)
@@ -62,13 +62,13 @@ async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
         assert shown is not None and 20 <= int(shown[1]) <= 29, words(pilot, "#countdown")
         assert app.reset_at() - app.clock() >= 20
         # A tap anywhere on the dialog, not only its button, keeps the client's screen as it was.
-        await pilot.click("#countdown")
+        await tap(pilot, "#countdown")
         await until(pilot, lambda: isinstance(app.screen, PhoneScreen))
         assert app.screen.query_one("#keypad").value == "312"  # type: ignore[attr-defined]
         # The big button does the same; so does a key on a keyboard.
         _idle_for(app, 61)
         await until(pilot, lambda: isinstance(app.screen, MoreTime))
-        await pilot.click("#more-time")
+        await tap(pilot, "#more-time")
         await until(pilot, lambda: isinstance(app.screen, PhoneScreen))
         _idle_for(app, 61)
         await until(pilot, lambda: isinstance(app.screen, MoreTime))
@@ -80,7 +80,7 @@ async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
         _idle_for(app, 30)
         await until(pilot, lambda: isinstance(app.screen, WelcomeScreen))
         assert app.session.lang == "en"
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await pilot.pause()
         assert app.screen.query_one("#keypad").value == ""  # type: ignore[attr-defined]
 
@@ -88,7 +88,7 @@ async def test_time_out_warns_first_and_any_tap_keeps_what_was_typed(
 async def test_the_countdown_counts_down_on_screen(live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path, idle_s=60, warn_s=30)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         _idle_for(app, 61)
         await until(pilot, lambda: isinstance(app.screen, MoreTime))
         shown = lambda: int(re.search(r"\d+", words(pilot, "#countdown"))[0])  # noqa: E731
@@ -126,7 +126,7 @@ async def test_read_aloud_says_the_question_then_the_buttons_in_order(
     app = kiosk(live_server, tmp_path, speaker=speaker)
     async with app.run_test(size=SIZE) as pilot:
         assert speaker.spoken == []  # off unless asked for
-        await pilot.click("#read-aloud")
+        await tap(pilot, "#read-aloud")
         said = speaker.spoken[-1]
         assert said.voice == "en-us"
         order = ["Welcome! Please check in here.", "Tap a button to begin.", "English.", "Español.",
@@ -135,21 +135,21 @@ async def test_read_aloud_says_the_question_then_the_buttons_in_order(
         positions = [said.text.find(p) for p in order]
         assert -1 not in positions and positions == sorted(positions), said.text
         # On: every new screen is read as it opens, and each key is echoed.
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await until(pilot, lambda: speaker.spoken[-1].text.startswith("Your mobile number."))
         assert "The number keys are below" in speaker.spoken[-1].text
         for d in "31":
-            await pilot.click(f"#key-{d}")
-        await pilot.click("#key-back")
+            await tap(pilot, f"#key-{d}")
+        await tap(pilot, "#key-back")
         assert [u.text for u in speaker.spoken[-3:]] == ["3", "1", "deleted 1"]
         await speaker.wait_idle()
         for u in speaker.spoken:
             assert u.wav is not None and wav_seconds(u.wav) > 0.2, u
         assert wav_seconds(speaker.spoken[0].wav) > 5  # the whole welcome screen  # type: ignore[arg-type]
         # Off again: silence, and keys are no longer echoed.
-        await pilot.click("#read-aloud")
+        await tap(pilot, "#read-aloud")
         before = len(speaker.spoken)
-        await pilot.click("#key-5")
+        await tap(pilot, "#key-5")
         assert len(speaker.spoken) == before
 
 
@@ -157,15 +157,15 @@ async def test_spanish_done_screen_is_read_in_spanish_with_the_wait_and_the_vet(
         live_server: LiveServer, tmp_path: Path, speaker: Speaker) -> None:
     app = kiosk(live_server, tmp_path, speaker=speaker)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#lang-es")
-        await pilot.click("#read-aloud")
-        await pilot.click("#appointment")
+        await tap(pilot, "#lang-es")
+        await tap(pilot, "#read-aloud")
+        await tap(pilot, "#appointment")
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-1")
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-1")
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         await until(pilot, lambda: "Dr. Ana Ruiz" in speaker.spoken[-1].text)
         said = speaker.spoken[-1]
@@ -205,8 +205,8 @@ async def test_read_aloud_by_default_is_on_for_every_client(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: bool(speaker.spoken))
         assert speaker.spoken[0].text.startswith("Welcome! Please check in here.")
-        await pilot.click("#read-aloud")  # this client turns it off...
-        await pilot.click("#start-over")  # ...the next one has it again
+        await tap(pilot, "#read-aloud")  # this client turns it off...
+        await tap(pilot, "#start-over")  # ...the next one has it again
         await until(pilot, lambda: app.session.read_aloud and len(speaker.spoken) == 2)
 
 
@@ -216,26 +216,26 @@ async def test_read_aloud_by_default_is_on_for_every_client(
 async def test_large_text_draws_big_and_a_whole_check_in_still_fits(live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#mode-large")
+        await tap(pilot, "#mode-large")
         await until(pilot, lambda: app.screen.has_class("-large"))
         title = app.screen.query_one("#title", Say)
         drawn = str(title.render())
         assert title.region.height >= 5 and ("▌" in drawn or "█" in drawn), drawn
         assert str(app.screen.query_one("#mode-large", Button).label).startswith("☑")
-        await pilot.click("#appointment")
+        await tap(pilot, "#appointment")
         await wait_for(pilot, PhoneScreen)
         # Every key on the screen, big: tappable without scrolling.
         for key in app.screen.query(".key").results(Button):
             assert key.region.bottom <= SIZE[1] and key.region.height >= 5, key
         await type_phone(pilot, HOUSEHOLD)
         await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")
-        await pilot.click("#continue")
+        await tap(pilot, "#pet-0")
+        await tap(pilot, "#continue")
         await wait_for(pilot, ConsentScreen)
-        await pilot.click("#check-in")
+        await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert app.screen.has_class("-large")
-        await pilot.click("#start-over")
+        await tap(pilot, "#start-over")
         await wait_for(pilot, WelcomeScreen)
         assert not app.session.large and not app.screen.has_class("-large")  # the next client's own choice
 
@@ -265,19 +265,19 @@ def text_contrasts(app: KioskApp) -> list[tuple[str, float]]:
 async def test_high_contrast_gives_every_word_at_least_7_to_1(live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#lang-es")
-        await pilot.click("#mode-contrast")
+        await tap(pilot, "#lang-es")
+        await tap(pilot, "#mode-contrast")
         await until(pilot, lambda: app.screen.has_class("-contrast"))
         for screen_step in ("welcome", "phone", "pets"):
             low = [(w, round(c, 1)) for w, c in text_contrasts(app) if c < 7]
             assert not low, f"{screen_step}: {low}"
             if screen_step == "welcome":
-                await pilot.click("#appointment")
+                await tap(pilot, "#appointment")
                 await wait_for(pilot, PhoneScreen)
             elif screen_step == "phone":
                 await type_phone(pilot, HOUSEHOLD)
                 await wait_for(pilot, PetsScreen)
-        await pilot.click("#pet-0")  # chosen: yellow with black words
+        await tap(pilot, "#pet-0")  # chosen: yellow with black words
         await pilot.pause()
         assert app.screen.query_one("#pet-0", Button).styles.background == Color.parse("#ffff00")
         assert all(c >= 7 for _, c in text_contrasts(app))
