@@ -43,7 +43,8 @@ def to_db(t: datetime | None) -> str | None:
         return None
     if t.tzinfo is None:
         raise ValueError("naive datetime: every stored time is aware")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to 4 digits (strftime's %Y does not, for a year before 1000).
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_db(s: str | None) -> datetime | None:

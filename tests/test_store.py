@@ -134,3 +134,15 @@ async def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
         async with store.transaction() as conn:
             await create_token(conn, "admin", "x")
     await store.close()
+
+
+def test_the_stored_time_form_is_fixed_width_for_any_year() -> None:
+    from datetime import timedelta, timezone
+
+    from server.timeutil import from_db, to_db
+
+    for t in (datetime(634, 8, 2, 3, 30, 22, tzinfo=timezone(timedelta(hours=13, minutes=50))),
+              datetime(2026, 3, 2, 14, 0, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)):
+        stored = to_db(t)
+        assert stored is not None and len(stored) == 27 and stored.endswith("Z")
+        assert from_db(stored) == t
