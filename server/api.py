@@ -129,6 +129,9 @@ async def get_changes(request: web.Request) -> web.Response:
     a client's reschedule or cancel (reschedule page or SMS), a reschedule request, reception's
     move to another vet, a no-show, a walk-in or emergency, and undos of those. `next` is the
     `since` for the following call (the log's seq numbers only grow)."""
+    for name in request.query:
+        if name not in ("since", "limit"):
+            raise BadRequest(f"{name[:40]}: unknown parameter (this route takes since and limit)", name[:40])
     since = _int_param(request, "since", 0, 0, 2**62)
     limit = _int_param(request, "limit", 200, 1, CHANGES_MAX)
     tz = request.app[RUNTIME].clinic.tz

@@ -257,3 +257,5 @@ async def test_the_pms_hears_every_booking_change_once_in_order(api: Api) -> Non
     assert done == {"changes": [], "next": body["next"]}
     bad = await api.client.get("/api/changes?since=-1", headers=api.h("pms"))
     assert bad.status == 400 and (await bad.json())["field"] == "since"
+    bad = await api.client.get("/api/changes?sinse=3", headers=api.h("pms"))
+    assert bad.status == 400 and (await bad.json())["field"] == "sinse"
