@@ -60,7 +60,7 @@ class KioskApp(App[None]):
         self.set_interval(min(0.5, self.idle_s / 4, self.done_idle_s / 4), self.idle_tick)
         self.set_interval(self.retry_s, self.deliver)
         self.deliver()  # whatever an earlier run left queued
-        if not self.is_headless:
+        if not self.is_headless and not self.is_web:  # served to a browser (kiosk/web.py): no terminal
             self.set_interval(1.0, self.check_terminal)
 
     def check_terminal(self) -> None:

@@ -7,13 +7,21 @@ attempt is under way. Otherwise the row simply stays and `deliver()` (the retry 
 sends everything pending in the order it was taken, one deliverer at a time. The server
 dedupes by idempotency_key, so a request that reached the server but whose answer was lost
 is sent again harmlessly: nothing lost, nothing doubled.
+
+Several kiosk processes may share one queue file: `waitroom kiosk --web` runs one per tablet
+(kiosk/web.py). Deliveries are then serialised across processes too, by an exclusive `flock`
+on `<queue>.lock` held while sending: whoever holds it reads what is still pending and marks
+each request delivered before letting go, so every request is sent once, in the order taken,
+by exactly one of them (the lock dies with its process, so a crash never leaves it held).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -67,6 +75,7 @@ class OfflineQueue:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = asyncio.Lock()  # one deliverer at a time keeps the order and avoids doubles
+        self.lock_path = self.path.with_name(self.path.name + ".lock")  # the same, across processes
         self._deliverers = 0  # holding or waiting for the lock
         self._ready = False
 
@@ -135,6 +144,30 @@ class OfflineQueue:
         finally:
             self._deliverers -= 1
 
+    def _try_box_lock(self) -> int | None:
+        """The cross-process delivery lock's file descriptor, or None while another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    @contextlib.asynccontextmanager
+    async def _box_lock(self, wait: bool) -> AsyncIterator[bool]:
+        """Hold the queue file's delivery lock; without `wait`, yields False at once if it is taken."""
+        fd = self._try_box_lock()
+        while fd is None and wait:
+            await asyncio.sleep(0.05)  # another kiosk process is delivering (perhaps waiting out a timeout)
+            fd = self._try_box_lock()
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the flock
+
     async def _send(self, api: ClinicClient, item: Item) -> str:
         """Send one pending request; returns its new state, or 'held' when it must wait."""
         try:
@@ -160,7 +193,7 @@ class OfflineQueue:
         auth and rate limits) is set aside as 'rejected' so it does not block the rest;
         reception sees the kiosk's mark and the server has the unmatched event.
         """
-        async with self._delivery():
+        async with self._delivery(), self._box_lock(wait=True):
             while pending := await self.items("pending"):
                 for item in pending:
                     if await self._send(api, item) == "held":
@@ -177,7 +210,9 @@ class OfflineQueue:
         key = await self.enqueue(kind, payload)
         if offline or self.delivering:
             return Submitted(key, None, tried=False)
-        async with self._delivery():  # nobody holds or waits for the lock: taken at once
+        async with self._delivery(), self._box_lock(wait=False) as ours:  # in-process lock: free, taken at once
+            if not ours:  # another kiosk process on this queue is delivering: it or the retry sends this
+                return Submitted(key, None, tried=False)
             pending = await self.items("pending")
             if [i.key for i in pending] != [key]:
                 return Submitted(key, None, tried=False)

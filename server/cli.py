@@ -247,8 +247,21 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
         print("waitroom kiosk: --server and --token (or WAITROOM_SERVER / WAITROOM_TOKEN) are needed",
               file=sys.stderr)
         return 2
+    if args.web:
+        return serve_kiosk_web(args, server, token)
     run_kiosk(server_url=server, token=token, queue_path=args.queue, read_aloud=args.read_aloud or None,
               large=args.large_text or None, contrast=args.high_contrast or None)
+    return 0
+
+
+def serve_kiosk_web(args: argparse.Namespace, server: str, token: str) -> int:
+    """`waitroom kiosk --web`: one kiosk process per browser session, all on this box's queue."""
+    from kiosk.web import KioskCommand, serve
+
+    extra = [flag for flag, on in (("--read-aloud", args.read_aloud), ("--large-text", args.large_text),
+                                   ("--high-contrast", args.high_contrast)) if on]
+    serve(KioskCommand(server, token, str(Path(args.queue).resolve()), extra), args.host, args.port,
+          max_sessions=args.max_sessions)
     return 0
 
 
@@ -408,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--large-text", action="store_true", help="large text by default (or WAITROOM_LARGE_TEXT=1)")
     s.add_argument("--high-contrast", action="store_true",
                    help="high contrast by default (or WAITROOM_HIGH_CONTRAST=1)")
+    s.add_argument("--web", action="store_true",
+                   help="serve the kiosk to tablets' browsers (textual-serve) instead of this terminal")
+    s.add_argument("--host", default="127.0.0.1", help="--web: address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="--web: port (default 8000)")
+    s.add_argument("--max-sessions", type=int, default=8,
+                   help="--web: most browser screens served at once, one kiosk process each (default 8)")
     s.set_defaults(fn=cmd_kiosk)
 
     s = sub.add_parser("notifier", help="run the SMS outbox worker alone")

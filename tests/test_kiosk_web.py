@@ -1,0 +1,274 @@
+"""The kiosk on a tablet (issue 18): `waitroom kiosk --web` in Debian's Chromium with touch.
+
+The real clinic server on loopback, the real kiosk web server (kiosk/web.py: one kiosk
+process per browser session through textual-serve) and a real headless Chromium emulating a
+touchscreen (`has_touch`, every tap a touchscreen tap at the spot where the label is drawn).
+The screen is read back from the page's own terminal (xterm.js's buffer), the QR code from a
+screenshot with zxing-cpp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bench.bench_outage import Network
+from kiosk.web import KioskCommand, KioskWebServer
+from tests.conftest import LiveServer
+
+pytestmark = [
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"),
+                       reason="needs Debian's chromium (make test installs it)"),
+]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SHOTS = (Path(__file__).resolve().parent.parent / "docs" / "screenshots" if os.environ.get("WAITROOM_SCREENSHOTS")
+         else Path(tempfile.gettempdir()) / "waitroom-screenshots")
+HOUSEHOLD = "3125550102"  # Bella 08:00 Dr. Chloe Martin, Max 08:20 Dr. Ana Ruiz
+WAIT_S = 30.0  # a kiosk process starting and answering on a loaded 2-core machine
+
+
+@dataclass
+class Box:
+    """The lobby box: the kiosk web server, in front of the clinic server."""
+
+    server: KioskWebServer
+    clinic: LiveServer
+    queue: Path
+    port: int
+    network: Network | None = None  # between the tablets and the box, when a test cuts it
+
+    @property
+    def url(self) -> str:
+        return self.network.url if self.network is not None else f"http://127.0.0.1:{self.port}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def box(live_server: LiveServer, tmp_path: Path) -> AsyncIterator[Box]:
+    queue = tmp_path / "kiosk-queue.db"
+    kiosk = KioskCommand(live_server.base_url, live_server.tokens["kiosk"], str(queue))
+    server = KioskWebServer(kiosk, grace_s=60)
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield Box(server, live_server, queue, port)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def tablet(browser: Any, width: int = 1280, height: int = 800) -> Any:
+    context = await browser.new_context(viewport={"width": width, "height": height}, has_touch=True,
+                                        is_mobile=True, device_scale_factor=1)
+    return await context.new_page()
+
+
+# Reading and tapping the kiosk's screen ------------------------------------------------------
+
+SCREEN_JS = """() => {
+  const t = (window.textualTerminals || [])[0];
+  if (!t) return null;
+  const b = t.terminal.buffer.active, lines = [];
+  for (let y = 0; y < t.terminal.rows; y++) {
+    const line = b.getLine(b.viewportY + y);
+    lines.push(line ? line.translateToString(true) : "");
+  }
+  const r = t.terminal.element.querySelector(".xterm-screen").getBoundingClientRect();
+  return {lines, cols: t.terminal.cols, rows: t.terminal.rows, x: r.left, y: r.top,
+          w: r.width / t.terminal.cols, h: r.height / t.terminal.rows};
+}"""
+
+
+async def screen(page: Any) -> dict[str, Any]:
+    got = await page.evaluate(SCREEN_JS)
+    assert got is not None, "no terminal on the page"
+    return dict(got)
+
+
+def text_of(s: dict[str, Any]) -> str:
+    return "\n".join(s["lines"])
+
+
+async def wait_text(page: Any, pattern: str, seconds: float = WAIT_S) -> dict[str, Any]:
+    """Until the screen shows `pattern` (a regex), bounded by time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        s = await screen(page)
+        if re.search(pattern, text_of(s)):
+            return s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not on screen within {seconds} s; it shows:\n{text_of(s)}")
+        await asyncio.sleep(0.05)
+
+
+def find(s: dict[str, Any], label: str, nth: int = 0) -> tuple[float, float]:
+    """The page coordinates of the middle of `label` as drawn on screen (its nth occurrence)."""
+    hits = [(y, m.start()) for y, line in enumerate(s["lines"]) for m in re.finditer(re.escape(label), line)]
+    assert len(hits) > nth >= -len(hits), f"{label!r} not on screen:\n{text_of(s)}"
+    y, x = hits[nth]
+    return s["x"] + (x + len(label) / 2) * s["w"], s["y"] + (y + 0.5) * s["h"]
+
+
+async def tap(page: Any, label: str, nth: int = 0, seconds: float = WAIT_S) -> None:
+    """A finger on `label`, once it is drawn."""
+    s = await wait_text(page, re.escape(label), seconds)
+    x, y = find(s, label, nth)
+    await page.touchscreen.tap(x, y)
+
+
+async def open_kiosk(page: Any, box: Box) -> None:
+    await page.goto(box.url + "/")
+    await wait_text(page, "I have an appointment")
+
+
+async def key(page: Any, label: str) -> None:
+    """A keypad key: its label alone in the middle of a wide button (not a digit of the number shown)."""
+    pattern = rf"(?<=\s{{8}}){re.escape(label)}(?=\s{{8}}|$)"
+    s = await wait_text(page, pattern)
+    y, x = next((y, m.start()) for y, line in enumerate(s["lines"]) for m in re.finditer(pattern, line))
+    await page.touchscreen.tap(s["x"] + (x + len(label) / 2) * s["w"], s["y"] + (y + 0.5) * s["h"])
+
+
+async def changed(page: Any, before: str, seconds: float = WAIT_S) -> None:
+    """Until the screen differs from `before` (a tap has been taken and drawn)."""
+    deadline = time.monotonic() + seconds
+    while text_of(await screen(page)) == before:
+        assert time.monotonic() < deadline, f"the screen did not change within {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+async def type_number(page: Any, digits: str) -> None:
+    """Tap each digit, each time waiting for the number shown (big digits) to take it. A tap
+    that registered twice, or not at all, makes another number: the lookup then fails."""
+    for d in digits:
+        before = text_of(await screen(page))
+        await key(page, d)
+        await changed(page, before)
+    await key(page, "OK")
+
+
+def events(server: LiveServer, kind: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(server.db) as conn:
+        return conn.execute("SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", (kind,)).fetchall()
+
+
+class Wire:
+    """Everything the box sent the tablet: pages, scripts and every websocket frame both ways."""
+
+    def __init__(self, page: Any) -> None:
+        self.seen: list[bytes] = []
+        page.on("websocket", self._ws)
+        page.on("response", self._response)
+        self._pending: list[Any] = []
+
+    def _ws(self, ws: Any) -> None:
+        ws.on("framereceived", lambda payload: self.seen.append(_b(payload)))
+        ws.on("framesent", lambda payload: self.seen.append(_b(payload)))
+
+    def _response(self, response: Any) -> None:
+        self._pending.append(response)
+
+    async def everything(self) -> bytes:
+        for r in self._pending:
+            try:
+                self.seen.append(await r.body())
+            except Exception:  # a websocket upgrade has no body
+                pass
+        self._pending.clear()
+        return b"\n".join(self.seen)
+
+
+def _b(payload: str | bytes) -> bytes:
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+async def decode_qr(page: Any) -> list[str]:
+    """Every QR code in a screenshot of the page, as a phone's camera would read it."""
+    import zxingcpp  # dev extra: zxing-cpp
+    from PIL import Image
+
+    shot = await page.screenshot()
+    img = Image.open(io.BytesIO(shot))
+    return [r.text for r in zxingcpp.read_barcodes(img)]
+
+
+async def check_in_household(page: Any) -> None:
+    """From the welcome screen to the done screen: 312-555-0102, Bella at 8:00."""
+    await tap(page, "I have an appointment")
+    await wait_text(page, "Your mobile number")
+    await type_number(page, HOUSEHOLD)
+    await tap(page, "Bella")
+    await wait_text(page, "☑  Bella")
+    await tap(page, "Continue", nth=-1)  # the button, not the hint above the list
+    await wait_text(page, "Text updates")
+    await tap(page, "Check in")
+    await wait_text(page, r"Thank you\. Bella is checked in with Dr\. Chloe Martin")
+
+
+async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_token_in_the_browser(
+        box: Box, browser: Any) -> None:
+    page = await tablet(browser)
+    wire = Wire(page)
+    await open_kiosk(page, box)
+    await check_in_household(page)
+    assert [a for a, _ in events(box.clinic, "checkin")] == ["2026-03-02-v3-0800"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "kiosk-tablet-done.png"))
+    # The QR code on the screen, read off a screenshot, opens this visit's status page.
+    urls: list[str] = []
+    deadline = time.monotonic() + WAIT_S
+    while not urls:
+        urls = await decode_qr(page)
+        assert urls or time.monotonic() < deadline, "no QR code readable on the done screen"
+    assert len(urls) == 1 and urls[0].startswith(box.clinic.base_url + "/s/"), urls
+    status = await (await page.context.new_page()).goto(urls[0])
+    assert status is not None and status.ok
+    body = await status.text()
+    assert "Bella" in body and "Dr. Chloe Martin" in body
+    # The kiosk token never reaches the tablet: not in the page, its scripts, or any frame.
+    token = box.clinic.tokens["kiosk"].encode()
+    seen = await wire.everything()
+    assert b"Thank" in seen or len(seen) > 10_000  # the wire was really recorded
+    assert token not in seen
+    # Nor on the box's process list (the kiosk process has it in its environment only).
+    for session in box.server.sessions.values():
+        process = session.service._process
+        assert process is not None
+        cmdline = await asyncio.to_thread(Path(f"/proc/{process.pid}/cmdline").read_bytes)
+        assert token not in cmdline
