@@ -2,9 +2,20 @@
 
 `estimate` replays the clinic's dispatch rule (see docs/ARCHITECTURE.md) for each vet,
 many times over, with consult lengths, client arrivals, no-shows and the walk-ins and
-emergencies still to come drawn from a learned `Model`. The median of the simulated
-start times is the estimate, the 10th and 90th percentiles its range. Without a model it
-falls back to one deterministic pass with booked lengths (the "first estimator").
+emergencies still to come drawn from a learned `Model`, and with what today has shown so
+far: each vet's pace (their finished consults today against what the model expected) and
+today's count of walk-ins and emergencies. The median of the simulated start times is the
+estimate; the range is read at the sampled quantiles the model's calibration found to hold
+10% and 90% of real starts on the clinic's own past days (`server.calibration`).
+
+Every sample also draws, per vet, how fast that vet runs today, from what we know of it:
+today's consults so far, the vet's history, and how sure the history is (a new clinic or a
+new vet: not very). That is what keeps the range honest over a long queue: one slow day
+moves every consult of that vet, not each on its own.
+
+A clinic with no history at all is told the booked-length answer (one deterministic pass:
+every visit lasts its booked length, clients come on time), with the range of the
+simulation from the booking's own priors. Without a model at all, a rough range.
 
 All times inside the simulation are float minutes relative to `now`.
 """
@@ -20,24 +31,14 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from .domain import DEFAULT_EMERGENCY_MIN, DayState, Estimate, Visit
-from .learning import N_QUANTILES, Model, _erfinv, _local_hour
+from .learning import N_QUANTILES, OPEN_HOURS, Model, _erfinv, _local_hour
 
 EARLY_START_MIN = 5.0  # nobody is started more than this before their scheduled time
 SAMPLES = 256
-# Emergencies sort before everyone; a vet's blocked time (a staff meeting) before clients;
-# reception's priorities before ordinary clients.
+# Emergencies sort before everyone; reception's priorities before ordinary clients.
 EMERGENCY_KEY = -1e7
-BLOCK_KEY = -5e6
 PRIORITY_KEY = -1e6
 PRIORITY_STEP = 1e4
-# The simulated spread misses what the model itself gets wrong (a vet's off day, a
-# wrongly learned mean); widen the sampled range a little to keep ~80% coverage.
-WIDEN_LOW = 1.1
-WIDEN_HIGH = 1.25
-# Clients not yet here: the 5-minute rule already bunches the low end at their booked
-# time, so that side needs no widening.
-WIDEN_LOW_UP = 1.0
-WIDEN_HIGH_UP = 1.1
 FUTURE_BIN_MIN = 10.0
 MAX_FUTURE_SLOTS = 8
 HORIZON_PAD_MIN = 90.0
@@ -56,9 +57,17 @@ class _Queue:
     ready: np.ndarray  # (N, K) earliest start allowed (arrival, 5-min rule); inf = never comes
     key: np.ndarray  # (N, K) dispatch order among the ready (lower first)
     dur: np.ndarray  # (N, K) consult length plus turnaround
-    hold: np.ndarray  # (N, K) the vet is busy at least until then once it starts (blocked time); -inf
     floor: np.ndarray  # (K,) earliest start the rules allow, whatever happens
     ids: list[str | None]  # visit id, or None for simulated future arrivals
+
+
+@dataclass(slots=True)
+class Today:
+    """What today has shown so far, beyond the queue itself (see `today`)."""
+
+    pace: dict[str, tuple[float, float]]  # vet -> (mean, variance) of the day's log offset
+    types: dict[str, float]  # appointment type -> log offset learned today (types with little history)
+    rate_factor: dict[str, float]  # "walkin|vet", "emergency|vet" -> today's rate against the usual
 
 
 def estimate(state: DayState, now: datetime, model: Model | None = None,
@@ -70,9 +79,64 @@ def estimate(state: DayState, now: datetime, model: Model | None = None,
     only those vets' visits are estimated, with exactly the numbers a full run gives them
     (each vet's queue is simulated on its own random stream).
     """
-    n = SAMPLES if model is not None else 1
-    hours = _bin_hours(now, model)
     out: dict[str, Estimate] = {}
+    if model is None:
+        for ids, starts, floor in simulate(state, now, None, vets, n=1):
+            p50 = starts[0]
+            # No model at all: a rough range that grows with the wait.
+            _put(out, ids, now, p50, p50 - 0.1 * p50 - 2.0, p50 + 0.3 * p50 + 5.0, floor)
+        return out
+    need_booked = any(model.point[g][0] > 0 for g in model.point)
+    booked = {vid: p for ids, st, _ in simulate(state, now, None, vets, n=1)
+              for vid, p in zip(ids, st[0], strict=True)} if need_booked else {}
+    for ids, starts, floor in simulate(state, now, model, vets):
+        here = np.array([state.visits[vid].arrived is not None for vid in ids])
+        b = np.array([booked.get(vid, 0.0) for vid in ids])
+        pts = points(starts, b)
+        lo_h, hi_h = model.calibration["here"]
+        lo_c, hi_c = model.calibration["coming"]
+        q = np.quantile(starts[len(starts) // 2:], (lo_h, hi_h, lo_c, hi_c), axis=0)
+        lo = np.where(here, q[0], q[2])
+        hi = np.where(here, q[1], q[3])
+        w_here = np.asarray(model.point["here"])
+        w_coming = np.asarray(model.point["coming"])
+        p50 = np.where(here, w_here @ pts, w_coming @ pts)
+        _put(out, ids, now, p50, lo, hi, floor)
+    return out
+
+
+def points(starts: np.ndarray, booked: np.ndarray) -> np.ndarray:
+    """(3, k) candidate starts: the booked-length answer, the median of the samples where
+    no unannounced emergency walks in before the client, and the median of those where
+    they arrive at the learned rates (the honest predictive distribution, whose quantiles
+    make the range). Which mix is told is chosen per clinic on its own past days
+    (`Model.point`, `server.calibration`)."""
+    half = len(starts) // 2
+    return np.stack([booked, np.median(starts[:half], axis=0), np.median(starts[half:], axis=0)])
+
+
+def _put(out: dict[str, Estimate], ids: list[str], now: datetime, p50: np.ndarray, lo: np.ndarray,
+         hi: np.ndarray, floor: np.ndarray) -> None:
+    p50 = np.maximum(p50, floor)
+    lo = np.minimum(np.maximum(lo, floor), p50)
+    hi = np.maximum(hi, p50)
+    for j, vid in enumerate(ids):
+        out[vid] = Estimate(
+            visit=vid,
+            start=now + timedelta(minutes=float(p50[j])),
+            p10=now + timedelta(minutes=float(lo[j])),
+            p90=now + timedelta(minutes=float(hi[j])),
+        )
+
+
+def simulate(state: DayState, now: datetime, model: Model | None, vets: Collection[str] | None = None,
+             n: int = SAMPLES) -> list[tuple[list[str], np.ndarray, np.ndarray]]:
+    """Per vet with a pending visit: (visit ids, (n, k) simulated starts in minutes from
+    `now`, (k,) earliest start the rules allow). Without a model, one booked-length pass."""
+    if model is None:
+        n = 1
+    hours = _bin_hours(now, model)
+    seen = today(state, now, model) if model is not None else None
     by_vet: dict[str, list[Visit]] = {vet: [] for vet in state.vets}
     for v in state.visits.values():
         by_vet.setdefault(v.vet, []).append(v)
@@ -83,43 +147,70 @@ def estimate(state: DayState, now: datetime, model: Model | None = None,
         # One random stream per vet and day: what happens to one vet's queue cannot shift
         # another's numbers, and consecutive queries reuse the same draws (no jitter).
         rng = np.random.default_rng([now.date().toordinal(), zlib.crc32(vet.encode())])
-        queues.append(_build_queue(vet, visits, state, now, model, n, rng, hours))
+        queues.append(_build_queue(vet, visits, state, now, model, n, rng, hours, seen))
+    out = []
     for q, starts in zip(queues, _dispatch_all(queues), strict=True):
         cols = [c for c, vid in enumerate(q.ids) if vid is not None]
-        s = starts[:, cols]
-        if model is not None:
-            # The range comes from the samples where emergencies may still walk in; the
-            # start of a client already here from those where none does: a rare
-            # emergency should widen what we promise, not move the time we show.
-            calm, risky = s[: n // 2], s[n // 2 :]
-            p10, p50, p90 = np.quantile(risky, (0.1, 0.5, 0.9), axis=0)
-            here = np.array([state.visits[str(q.ids[c])].arrived is not None for c in cols])
-            # (Clients still to come keep the risky median: over hours an emergency is
-            # no longer rare, and measured on replayed days this is the better start.)
-            p50 = np.where(here, np.median(calm, axis=0), p50)
-            wl = np.where(here, WIDEN_LOW, WIDEN_LOW_UP)
-            wh = np.where(here, WIDEN_HIGH, WIDEN_HIGH_UP)
-            lo = p50 - wl * (p50 - p10)
-            hi = p50 + wh * (p90 - p50)
-        else:
-            # Booked-length fallback: no spread to sample, so a rough range that grows with
-            # the wait (the further ahead, the more can go wrong).
-            p50 = s[0]
-            lo = p50 - 0.1 * p50 - 2.0
-            hi = p50 + 0.3 * p50 + 5.0
-        p50 = np.maximum(p50, 0.0)
-        lo = np.minimum(np.maximum(lo, q.floor[cols]), p50)
-        hi = np.maximum(hi, p50)
-        for j, c in enumerate(cols):
-            vid = q.ids[c]
-            assert vid is not None
-            out[vid] = Estimate(
-                visit=vid,
-                start=now + timedelta(minutes=float(p50[j])),
-                p10=now + timedelta(minutes=float(lo[j])),
-                p90=now + timedelta(minutes=float(hi[j])),
-            )
+        out.append(([str(q.ids[c]) for c in cols], starts[:, cols], np.maximum(q.floor[cols], 0.0)))
     return out
+
+
+def today(state: DayState, now: datetime, model: Model) -> Today:
+    """Today's pace per vet and today's walk-in and emergency rates, from what has happened.
+
+    Pace: each finished consult today gives log(actual/expected); a vet's day offset is their
+    sum over (count + `model.pace_k`), the prior count learned from how much this clinic's
+    vets' days differ. Rates: today's count against what the learned hourly rates expected
+    by now, with a Gamma prior worth `model.rate_days` days.
+    """
+    done: list[tuple[str, str | None, float]] = []  # vet, type, log(actual) - expected
+    counts = {(kind, vet): 0.0 for kind in ("walkin", "emergency") for vet in state.vets}
+    for v in state.visits.values():
+        if v.kind != "appointment" and v.arrived is not None and v.arrived <= now:
+            counts[(v.kind, v.vet)] = counts.get((v.kind, v.vet), 0.0) + 1.0
+        if v.kind == "emergency" or v.started is None or v.ended is None or v.ended > now:
+            continue
+        mu, _ = model.duration_mu_sigma(v.vet, v.type, v.booked_min)
+        d = max((v.ended - v.started).total_seconds() / 60.0, 0.5)
+        done.append((v.vet, v.type, math.log(d) - mu))
+    s2 = model.sigma**2
+    # A type the clinic has seldom booked is learned from today's consults of it first,
+    # weighed against how sure its history makes us (a type never seen: not at all sure).
+    by_type: dict[str, list[float]] = {}
+    for _vet, typ, e in done:
+        if typ is not None:
+            by_type.setdefault(typ, []).append(e)
+    types = {}
+    for typ, es in by_type.items():
+        var_t = s2 / (model.type_n.get(typ, 0) + s2 / model.tau_type2)
+        types[typ] = sum(es) / (len(es) + s2 / var_t)
+    sums: dict[str, list[float]] = {}
+    for vet, typ, e in done:
+        sums.setdefault(vet, []).append(e - types.get(typ or "", 0.0))
+    pace = {}
+    for vet in set(state.vets) | set(sums):
+        es = sums.get(vet, [])
+        var_param = model.duration_uncertainty(vet, None)
+        # The vet's usual is itself uncertain (a new vet, a new clinic): that uncertainty
+        # counts as prior weight too, and today's consults correct it just the same.
+        k_total = s2 / (s2 / model.pace_k + var_param)
+        pace[vet] = (sum(es) / (len(es) + k_total), s2 / (len(es) + k_total))
+    # Per vet, as arrivals are assigned: one vet's emergency moves only that vet's queue.
+    factor = {}
+    hour_now = _local_hour(now, model.utc_offset_min) + now.minute / 60.0
+    h = min(int(hour_now), 23)
+    for (kind, vet), c in counts.items():
+        rate = model.rate(kind, vet)
+        daily = sum(rate)
+        beta = model.rate_days.get(kind, 1.0)
+        if daily <= 0:
+            # Never seen at this clinic: today's own count, over the open hours so far.
+            open_so_far = min(max(hour_now - OPEN_HOURS.start, 0.0), len(OPEN_HOURS)) / len(OPEN_HOURS)
+            factor[f"{kind}|{vet}"] = c / (beta + open_so_far)  # per day, spread flat (`_future_arrivals`)
+            continue
+        frac = (sum(rate[:h]) + rate[h] * (hour_now - h)) / daily
+        factor[f"{kind}|{vet}"] = (beta + c / daily) / (beta + frac)
+    return Today(pace=pace, types=types, rate_factor=factor)
 
 
 def _rel(t: datetime, now: datetime) -> float:
@@ -159,30 +250,41 @@ def _sample_gap(model: Model, rng: np.random.Generator, shape: int | tuple[int, 
     return _draw(_table(model.gaps), rng.random(shape))
 
 
-def _mu_sigma(model: Model, v: Visit) -> tuple[float, float]:
+def _mu_sigma(model: Model, v: Visit, seen: Today | None = None) -> tuple[float, float]:
+    """Log-minutes location and spread of this visit's consult, today's pace aside. The
+    spread includes how unsure we are of this vet's figure for this type (a type the clinic
+    has never booked: the whole between-type spread)."""
     if v.kind == "emergency":
-        if v.expected_min:
-            return math.log(v.expected_min) + model.em_ratio_mu, model.em_ratio_sigma
-        return model.em_len_mu, model.em_len_sigma
-    return model.duration_mu_sigma(v.vet, v.type, v.booked_min)
+        return model.emergency_mu_sigma(v.expected_min)
+    mu, sigma = model.duration_mu_sigma(v.vet, v.type, v.booked_min)
+    extra = model.duration_uncertainty(v.vet, v.type) - model.duration_uncertainty(v.vet, None)
+    if seen is not None and v.type in seen.types:
+        mu += seen.types[v.type]
+    return mu, math.sqrt(sigma * sigma + max(extra, 0.0))
 
 
-def _sample_remaining(model: Model, v: Visit, elapsed: float, rng: np.random.Generator, n: int) -> np.ndarray:
+_erfc = np.vectorize(math.erfc, otypes=[float])
+
+
+def _sample_remaining(model: Model, v: Visit, elapsed: float, shift: np.ndarray,
+                      rng: np.random.Generator, seen: Today | None = None) -> np.ndarray:
     """Time left in a consult already `elapsed` minutes long: the learned length
-    distribution truncated at `elapsed`, so a consult that has run long is expected to
-    run on rather than to end at its unconditional mean."""
-    mu, sigma = _mu_sigma(model, v)
+    distribution (moved by `shift`, the sample's pace for this vet) truncated at `elapsed`,
+    so a consult that has run long is expected to run on rather than to end at once."""
+    mu0, sigma = _mu_sigma(model, v, seen)
+    mu = mu0 + shift
+    n = len(shift)
     # Log-normal rather than the empirical residual pool here: the pool ends at the
     # longest consult seen, which would make a long overrun look nearly over.
     z_e = (math.log(max(elapsed, 0.1)) - mu) / sigma
-    tail = 0.5 * math.erfc(z_e / math.sqrt(2.0))  # P(longer than elapsed)
-    if tail < 1e-6:
-        # Beyond anything the model expects: assume a short memoryless overrun.
-        return rng.exponential(max(2.0, 0.15 * math.exp(mu)), n)
+    tail = 0.5 * _erfc(z_e / math.sqrt(2.0))  # P(longer than elapsed)
     u = 1.0 - tail * rng.random(n)  # uniform over the part of the distribution still possible
     z = np.sqrt(2.0) * _erfinv(np.minimum(2.0 * u - 1.0, 1.0 - 1e-12))
     total = np.exp(mu + sigma * np.maximum(z, z_e))
-    return np.asarray(np.maximum(total - elapsed, 0.0))
+    rem = np.maximum(total - elapsed, 0.0)
+    # Beyond anything the model expects: assume a short memoryless overrun.
+    over = rng.exponential(np.maximum(2.0, 0.15 * np.exp(mu)))
+    return np.asarray(np.where(tail < 1e-6, over, rem))
 
 
 def _sample_arrivals(
@@ -212,13 +314,21 @@ def _sample_arrivals(
 
 
 def _future_arrivals(
-    model: Model, kind: str, vet: str, hours: np.ndarray, horizon: float, rng: np.random.Generator, n: int
+    model: Model, kind: str, vet: str, hours: np.ndarray, horizon: float, rng: np.random.Generator, n: int,
+    factor: float,
 ) -> np.ndarray:
-    """(n, slots) arrival times of walk-ins or emergencies still to come; inf = none."""
+    """(n, slots) arrival times of walk-ins or emergencies still to come; inf = none.
+    `factor`: today's rate against the learned one (see `today`)."""
     n_bins = min(len(hours), int(math.ceil(horizon / FUTURE_BIN_MIN)))
     if n_bins == 0:
         return np.empty((n, 0))
-    lam = np.asarray(model.rate(kind, vet))[hours[:n_bins]] * (FUTURE_BIN_MIN / 60.0)
+    rate = np.asarray(model.rate(kind, vet))
+    if not rate.any():
+        # Never seen at this clinic: `factor` is today's own count per day, spread flat.
+        rate = np.array([factor / len(OPEN_HOURS) if h in OPEN_HOURS else 0.0 for h in range(24)])
+    else:
+        rate = rate * factor
+    lam = rate[hours[:n_bins]] * (FUTURE_BIN_MIN / 60.0)
     total = float(lam.sum())
     if total < 1e-3:
         return np.empty((n, 0))
@@ -243,10 +353,11 @@ class _Item:
     mu: float
     sigma: float
     fixed_len: float  # booked-length fallback
-    hold: float = -math.inf  # blocked time: its end (the vet is back then, however late it began)
+    emergency: bool
 
 
-def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None) -> tuple[list[_Item], list[Visit]]:
+def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None,
+           seen: Today | None) -> tuple[list[_Item], list[Visit]]:
     """The visits still to be seen by this vet, and the consults in progress."""
     items: list[_Item] = []
     running: list[Visit] = []
@@ -267,22 +378,11 @@ def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None) ->
             key = sched if v.scheduled is not None else ready
             if v.priority is not None:
                 key += PRIORITY_KEY + PRIORITY_STEP * priorities.index(v.priority)
-        mu, sigma = _mu_sigma(model, v) if model is not None else (0.0, 0.0)
+        mu, sigma = _mu_sigma(model, v, seen) if model is not None else (0.0, 0.0)
         fixed = v.booked_min if v.kind != "emergency" else (v.expected_min or DEFAULT_EMERGENCY_MIN)
-        items.append(_Item(v.id if v.pending else None, ready, sched, key, mu, sigma, float(fixed)))
+        items.append(_Item(v.id if v.pending else None, ready, sched, key, mu, sigma, float(fixed),
+                           v.kind == "emergency"))
     return items, running
-
-
-def _block_items(blocks: list[tuple[datetime, datetime]], now: datetime) -> list[_Item]:
-    """A vet's blocked time still to come or under way, as visits of no length that keep the
-    vet until their end: taken once the vet is free (after a waiting emergency), never
-    interrupting a consult, and nobody started inside them."""
-    out = []
-    for start, end in blocks:
-        if end > now:
-            s = max(_rel(start, now), 0.0)
-            out.append(_Item(None, s, math.nan, BLOCK_KEY + s, 0.0, 0.0, 0.0, _rel(end, now)))
-    return out
 
 
 def _build_queue(
@@ -294,9 +394,9 @@ def _build_queue(
     n: int,
     rng: np.random.Generator,
     hours: np.ndarray,
+    seen: Today | None,
 ) -> _Queue:
-    items, running = _items(vet, visits, now, model)
-    items += _block_items(state.blocks.get(vet, []), now)
+    items, running = _items(vet, visits, now, model, seen)
     k = len(items)
     free = np.zeros(n)
     if vet in state.vet_unavailable_until:
@@ -304,8 +404,6 @@ def _build_queue(
     sched = np.array([it.sched for it in items])
     ready = np.array([it.ready for it in items])
     key = np.array([it.key for it in items])
-    hold = np.array([it.hold for it in items])
-    blocked = np.isfinite(hold)
     if model is None:
         for v in running:
             assert v.started is not None
@@ -316,9 +414,14 @@ def _build_queue(
         dur = np.array([it.fixed_len for it in items])[None, :]
         keys = key[None, :]
     else:
+        assert seen is not None
+        # How fast this vet runs today, in this sample: one draw for all their consults.
+        pace_mean, pace_var = seen.pace.get(vet, (0.0, model.sigma**2 / model.pace_k))
+        shift = pace_mean + math.sqrt(pace_var) * rng.standard_normal(n)
         for v in running:
             assert v.started is not None
-            rem = _sample_remaining(model, v, -_rel(v.started, now), rng, n) + _sample_gap(model, rng, n)
+            sh = shift if v.kind != "emergency" else np.zeros(n)
+            rem = _sample_remaining(model, v, -_rel(v.started, now), sh, rng, seen) + _sample_gap(model, rng, n)
             free = np.maximum(free, rem)
         r = np.broadcast_to(ready, (n, k)).copy()
         todo = np.flatnonzero(np.isnan(ready))
@@ -327,31 +430,33 @@ def _build_queue(
             r[:, todo], ghost[:, todo] = _sample_arrivals(model, sched[todo], rng, n)
         mu = np.array([it.mu for it in items])
         sigma = np.array([it.sigma for it in items])
-        dur = np.exp(mu + sigma * _z(model, rng.random((n, k)))) + _sample_gap(model, rng, (n, k))
+        is_em = np.array([it.emergency for it in items], dtype=bool)
+        sh = np.where(is_em[None, :], 0.0, shift[:, None])
+        dur = np.exp(mu + sh + sigma * _z(model, rng.random((n, k)))) + _sample_gap(model, rng, (n, k))
         # A no-show is kept as a zero-length "ghost": it never holds the vet up, yet its
         # own start is still simulated as if it came (that is what we are asked for).
-        dur = np.where(ghost | blocked, 0.0, dur)
+        dur = np.where(ghost, 0.0, dur)
         keys = np.broadcast_to(key, (n, k))
         # Emergencies are seen in order of arrival; the key was fixed from their arrival.
     r = np.where(np.isnan(sched), r, np.maximum(r, sched - EARLY_START_MIN))
     r = np.maximum(r, 0.0)
-    holds = np.broadcast_to(hold, r.shape)
     ids: list[str | None] = [it.vid for it in items]
     if model is not None and k:
         horizon = float(np.nanmax(np.concatenate([sched, [0.0]]))) + HORIZON_PAD_MIN
         extra_r, extra_k, extra_d = [], [], []
         for kind in ("walkin", "emergency"):
-            t = _future_arrivals(model, kind, vet, hours, horizon, rng, n)
+            assert seen is not None
+            t = _future_arrivals(model, kind, vet, hours, horizon, rng, n, seen.rate_factor.get(f"{kind}|{vet}", 1.0))
             m = t.shape[1]
             if not m:
                 continue
             extra_r.append(t)
             if kind == "walkin":
                 extra_k.append(t)
-                mu_w = model.walkin_len_mu + model.vet_speed.get(vet, 0.0)
+                mu_w = model.walkin_len_mu + model.vet_speed.get(vet, 0.0) + shift[:, None]
                 d = np.exp(mu_w + model.walkin_len_sigma * _z(model, rng.random((n, m))))
             else:
-                # The first half of the samples sees no unannounced emergency: see `estimate`.
+                # The first half of the samples sees no unannounced emergency (see `points`).
                 t[: n // 2] = np.inf
                 extra_k.append(EMERGENCY_KEY + t)
                 d = np.exp(model.em_len_mu + model.em_len_sigma * _z(model, rng.random((n, m))))
@@ -361,15 +466,11 @@ def _build_queue(
             r = np.concatenate([r, *extra_r], axis=1)
             keys = np.concatenate([keys, *extra_k], axis=1)
             dur = np.concatenate([dur, *extra_d], axis=1)
-            holds = np.concatenate([holds, np.full((r.shape[0], r.shape[1] - k), -np.inf)], axis=1)
     floor = np.maximum(np.nan_to_num(np.fmax(ready, sched - EARLY_START_MIN), nan=0.0), 0.0)
     if vet in state.vet_unavailable_until:
         floor = np.maximum(floor, _rel(state.vet_unavailable_until[vet], now))
-    for start, end in sorted(state.blocks.get(vet, [])):
-        # Whoever can start no earlier than inside blocked time can start no earlier than its end.
-        floor = np.where((floor >= _rel(start, now)) & (floor < _rel(end, now)), _rel(end, now), floor)
     floor = np.concatenate([floor, np.zeros(len(ids) - k)])
-    return _Queue(free=free, ready=r, key=keys, dur=dur, hold=holds, floor=floor, ids=ids)
+    return _Queue(free=free, ready=r, key=keys, dur=dur, floor=floor, ids=ids)
 
 
 def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
@@ -387,7 +488,6 @@ def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
         ready=np.concatenate([pad(q.ready, np.inf) for q in queues]),
         key=np.concatenate([pad(q.key, np.inf) for q in queues]),
         dur=np.concatenate([pad(q.dur, 0.0) for q in queues]),
-        hold=np.concatenate([pad(q.hold, -np.inf) for q in queues]),
         floor=np.zeros(width),
         ids=[],
     )
@@ -407,7 +507,7 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
     n, k = q.ready.shape
     rdy = q.ready.copy()  # set to inf once dispatched
-    key, dur, hold = q.key, q.dur, q.hold
+    key, dur = q.key, q.dur
     n_owed = owed.sum(axis=1)  # (N,) visits owed an estimate in each row
     done = np.zeros(n, dtype=np.intp)
     start = np.full((n, k), np.nan)
@@ -423,7 +523,6 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
             alive = np.isfinite(rdy).any(axis=0)
             if not alive.all():
                 rdy, key, dur, owed, cols = rdy[:, alive], key[:, alive], dur[:, alive], owed[:, alive], cols[alive]
-                hold = hold[:, alive]
         nxt = rdy.min(axis=1)
         active = np.isfinite(nxt)
         # An idle vet waits for the next client to become ready; a busy one does not.
@@ -431,7 +530,7 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
         idx = np.where(rdy <= t[:, None], key, np.inf).argmin(axis=1)
         r, c = rows[active], idx[active]
         start[r, cols[c]] = t[active]
-        free = np.where(active, np.maximum(t + dur[rows, idx], hold[rows, idx]), free)
+        free = np.where(active, t + dur[rows, idx], free)
         rdy[r, c] = np.inf
         done += active & owed[rows, idx]
     return start

@@ -3,11 +3,24 @@
 The model is deliberately small and made of plain numbers so it can be stored as JSON,
 shown to a human (`describe`) and sampled quickly by the estimator's Monte Carlo.
 
-Consult lengths are modelled on the log scale as ``log(actual / booked) = mu + sigma * z``,
-where ``mu`` is the vet's figure for that appointment type shrunk toward the type's
-clinic-wide figure (and, for types a vet has rarely done, toward the vet's usual speed),
-and ``z`` is drawn from the clinic's own pool of standardised residuals, so a long right
-tail seen in history is reproduced rather than assumed away by a normal curve.
+Everything starts from what the booking says (a consult lasts its booked length, clients
+come on time, nothing unannounced walks in) and moves away from it only as far as the
+clinic's own history shows, by partial pooling: each learned figure is a weighted mean of
+its own data and the broader figure above it, the weights being how many visits it rests
+on against a prior count. The prior counts are not constants fitted to some clinic: each is
+the ratio of the visit-to-visit spread to the spread *between* the groups it pools (vets,
+appointment types, a vet's days), both measured on this clinic's history (empirical Bayes),
+with a weak hyperprior so that two vets or three days cannot claim more than they show.
+
+Consult lengths are modelled on the log scale as ``log(actual / booked) = mu + sigma * z``:
+``mu`` = clinic figure + appointment type + vet + (vet x type), each shrunk as above, and
+``z`` drawn from the clinic's own pool of standardised residuals. The estimator adds, per
+vet, *today's pace*: a day offset learned online from today's finished consults with the
+prior count learned here from how much a vet's days differ (`pace_k`).
+
+`learn` ends by calibrating the range told: it replays the clinic's own recent days through
+the estimator, each with a model learned without that day, and records which sampled
+quantiles really held 10% and 90% of the starts (`calibration`). See `server.calibration`.
 """
 
 from __future__ import annotations
@@ -23,35 +36,54 @@ import numpy as np
 
 from .domain import DEFAULT_EMERGENCY_MIN, Visit
 
-# Pseudo-counts for shrinkage: how many visits' worth of weight the prior carries.
-# A handful of visits should move a figure, a single odd visit should not.
-K_TYPE = 8.0  # type's clinic-wide mean toward the clinic's overall mean
-K_VET = 10.0  # vet's speed toward "like everyone else"
-K_VET_TYPE = 6.0  # vet x type toward type mean + vet speed
-K_SIGMA = 10.0  # spread of a type toward the clinic's spread
-K_NOSHOW = 30.0
-K_EMERGENCY = 6.0
 N_QUANTILES = 101  # stored quantiles of residuals, lateness and gaps
 
-# Priors used before any history exists (or to anchor thin histories).
+# The spread of one consult around its expected length before any history (log scale).
 PRIOR_SIGMA = 0.35
-PRIOR_NOSHOW = 0.05
-PRIOR_EM_RATIO_SIGMA = 0.35
-PRIOR_EM_LEN_SIGMA = 0.45
+PRIOR_EM_SIGMA = 0.40
 PRIOR_GAP_MIN = 1.0
-# Lateness prior: most clients come a few minutes early, some a little late.
-PRIOR_LATENESS_MEAN = -4.0
-PRIOR_LATENESS_SD = 7.0
-PRIOR_WALKIN_PER_VET_DAY = 0.8
-PRIOR_EMERGENCY_PER_VET_DAY = 0.6
-OPEN_HOURS = range(8, 18)  # where the prior arrival rates are spread
+OPEN_HOURS = range(8, 18)
+# How many unseen visits' worth of weight a residual-shape, lateness or no-show figure
+# from the prior carries against the clinic's own: enough that a first morning cannot
+# redraw the curve, small against a week of history.
+K_SHAPE = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The few choices that are not learned from the clinic itself.
+
+    Each is a statement about clinics in general (how far one clinic's consults may differ
+    from its booked lengths, how much a vet's day may differ from their usual), used only
+    as a weak hyperprior; `bench/replay_eval.py --loro` picks them on three groups of
+    public days and scores the fourth.
+    """
+
+    # Between clinics: sd of a clinic's mean log(actual/booked) around "as booked".
+    tau_clinic: float = 0.25
+    # Hyperpriors for the between-group spreads, each worth `nu` groups of evidence.
+    tau_type: float = 0.15
+    tau_vet: float = 0.15
+    tau_vet_type: float = 0.08
+    tau_day: float = 0.10  # a vet's day against their usual (today's pace)
+    nu: float = 2.0
+    # Rates of walk-ins and emergencies: prior "days" of nothing extra (the booking's view).
+    k_rate_days: float = 1.0
+    # Calibration by replaying the clinic's own days: how many days, and the share of
+    # starts the range leaves out on each side (0.09 + 0.09: a little inside the 80% asked,
+    # so that a new day's surprises keep it above 78%).
+    calibration_days: int = 4
+    tail: float = 0.09
+
+
+DEFAULT_SETTINGS = Settings()
 
 
 def _minutes(a: datetime, b: datetime) -> float:
     return (a - b).total_seconds() / 60.0
 
 
-def _quantiles(values: list[float], n: int = N_QUANTILES) -> list[float]:
+def _quantiles(values: list[float] | np.ndarray, n: int = N_QUANTILES) -> list[float]:
     return [float(x) for x in np.quantile(np.asarray(values, dtype=float), np.linspace(0.0, 1.0, n))]
 
 
@@ -60,6 +92,23 @@ def _normal_quantiles(mean: float, sd: float, n: int = N_QUANTILES) -> list[floa
     u = np.linspace(0.005, 0.995, n)
     z = np.sqrt(2.0) * _erfinv(2.0 * u - 1.0)
     return [float(mean + sd * x) for x in z]
+
+
+def _blend_quantiles(data: list[float], prior: list[float], k: float) -> list[float]:
+    """Quantiles of a mixture: the data's empirical distribution with weight n, the prior's
+    with weight k. A thin history moves the curve a little; a long one replaces it."""
+    n = len(data)
+    if n == 0:
+        return list(prior)
+    if k <= 0:
+        return _quantiles(data)
+    # Represent the prior by its quantile points, weighted to count as k observations.
+    pts = np.concatenate([np.asarray(data, dtype=float), np.asarray(prior, dtype=float)])
+    w = np.concatenate([np.full(n, 1.0), np.full(len(prior), k / len(prior))])
+    order = np.argsort(pts)
+    cw = np.cumsum(w[order])
+    cw = (cw - 0.5 * w[order]) / cw[-1]
+    return [float(x) for x in np.interp(np.linspace(0.0, 1.0, N_QUANTILES), cw, pts[order])]
 
 
 def _erfinv(y: np.ndarray) -> np.ndarray:
@@ -79,6 +128,16 @@ def _erfinv(y: np.ndarray) -> np.ndarray:
     return np.asarray(np.where(small, ps, pl) * y)
 
 
+def _between_variance(means: list[float], counts: list[float], sigma2: float, tau0: float, nu: float) -> float:
+    """Empirical-Bayes spread between groups: the observed variance of the group means less
+    what their own noise explains, pooled with a hyperprior worth `nu` groups at `tau0`
+    (two vets or three days cannot prove there is no difference at all). A group counts by
+    n / (n + 10): one odd visit of a rare type says little about how much types differ."""
+    w = [c / (c + 10.0) for c in counts]
+    excess = sum(wi * (m * m - sigma2 / max(c, 1.0)) for wi, m, c in zip(w, means, counts, strict=True))
+    return max((max(excess, 0.0) + nu * tau0 * tau0) / (sum(w) + nu), 1e-4)
+
+
 @dataclass(slots=True)
 class Model:
     """What the estimator knows about one clinic. Plain numbers only (see `to_json`)."""
@@ -86,46 +145,73 @@ class Model:
     booked: dict[str, float]
     n_visits: int = 0
     n_days: int = 0
-    mean_log_ratio: float = 0.0  # clinic-wide log(actual/booked)
+    # Consult lengths, log(actual/booked). With no history: mean length = booked length.
     sigma: float = PRIOR_SIGMA
-    type_mu: dict[str, float] = field(default_factory=dict)
+    mean_log_ratio: float = -PRIOR_SIGMA**2 / 2.0  # the clinic's figure
+    mean_var: float = DEFAULT_SETTINGS.tau_clinic**2  # how unsure we are of it
+    type_mu: dict[str, float] = field(default_factory=dict)  # offsets from the clinic figure
     type_sigma: dict[str, float] = field(default_factory=dict)
     type_n: dict[str, int] = field(default_factory=dict)
     vet_speed: dict[str, float] = field(default_factory=dict)  # log offset vs the clinic
     vet_n: dict[str, int] = field(default_factory=dict)
-    vet_type_mu: dict[str, float] = field(default_factory=dict)  # key "vet|type"
+    vet_type_mu: dict[str, float] = field(default_factory=dict)  # "vet|type": offset vs type + vet
+    vet_type_n: dict[str, int] = field(default_factory=dict)
+    tau_type2: float = DEFAULT_SETTINGS.tau_type**2  # between-group spreads (empirical Bayes)
+    tau_vet2: float = DEFAULT_SETTINGS.tau_vet**2
+    tau_vt2: float = DEFAULT_SETTINGS.tau_vet_type**2
+    # Today's pace: prior count (in consults) for a vet's day offset: sigma^2 / tau_day^2.
+    pace_k: float = PRIOR_SIGMA**2 / DEFAULT_SETTINGS.tau_day**2
     residuals: list[float] = field(default_factory=lambda: _normal_quantiles(0.0, 1.0))
-    gaps: list[float] = field(default_factory=lambda: [PRIOR_GAP_MIN] * N_QUANTILES)
-    lateness: list[float] = field(
-        default_factory=lambda: _normal_quantiles(PRIOR_LATENESS_MEAN, PRIOR_LATENESS_SD)
-    )
-    noshow_rate: float = PRIOR_NOSHOW
-    em_ratio_mu: float = 0.0  # log(actual / announced) for emergencies with an announcement
-    em_ratio_sigma: float = PRIOR_EM_RATIO_SIGMA
+    gaps: list[float] = field(default_factory=lambda: [0.0] * N_QUANTILES)
+    lateness: list[float] = field(default_factory=lambda: [0.0] * N_QUANTILES)
+    noshow_rate: float = 0.0
+    # Emergencies: log(actual) = em_a + em_b * (log(announced) - log(45)) + em_sigma * z.
+    em_a: float = math.log(DEFAULT_EMERGENCY_MIN)
+    em_b: float = 1.0
+    em_sigma: float = PRIOR_EM_SIGMA
     em_len_mu: float = math.log(DEFAULT_EMERGENCY_MIN)  # log minutes, no announcement
-    em_len_sigma: float = PRIOR_EM_LEN_SIGMA
+    em_len_sigma: float = PRIOR_EM_SIGMA
     walkin_len_mu: float = math.log(20.0)
     walkin_len_sigma: float = PRIOR_SIGMA
     # Arrivals per vet per day in each local clock hour (24 entries); "*" = any vet.
     walkin_rate: dict[str, list[float]] = field(default_factory=dict)
     emergency_rate: dict[str, list[float]] = field(default_factory=dict)
+    # Gamma prior strength, in days, for today's own count of walk-ins / emergencies.
+    rate_days: dict[str, float] = field(default_factory=lambda: {"walkin": 1.0, "emergency": 1.0})
     utc_offset_min: float | None = None  # the clinic's clock, for hour-of-day lookups
+    # Sampled quantiles the range is read at, from replaying the clinic's own days
+    # (`server.calibration`): [low, high] for clients already here and for those to come.
+    calibration: dict[str, list[float]] = field(
+        default_factory=lambda: {"here": [0.1, 0.9], "coming": [0.1, 0.9]})
+    calibrated_on: int = 0  # estimates the calibration rests on (0: not calibrated)
+    # The start told, as weights on (booked-length answer, median without unannounced
+    # emergencies, median with them): see `server.estimator.points`. No history: booked.
+    point: dict[str, list[float]] = field(
+        default_factory=lambda: {"here": [1.0, 0.0, 0.0], "coming": [1.0, 0.0, 0.0]})
 
     # -- durations -------------------------------------------------------------------------
 
     def duration_mu_sigma(self, vet: str, type_id: str | None, booked_min: float) -> tuple[float, float]:
         """Log-minutes location and spread of a consult of this type with this vet."""
         booked_min = max(booked_min, 1.0)
-        speed = self.vet_speed.get(vet, 0.0)
-        if type_id is not None and f"{vet}|{type_id}" in self.vet_type_mu:
-            mu = self.vet_type_mu[f"{vet}|{type_id}"]
-        elif type_id is not None and type_id in self.type_mu:
-            mu = self.type_mu[type_id] + speed
-        else:
-            # Never seen: booked length scaled by this vet's usual speed.
-            mu = self.mean_log_ratio + speed
+        mu = self.mean_log_ratio + self.vet_speed.get(vet, 0.0)
+        if type_id is not None:
+            mu += self.type_mu.get(type_id, 0.0) + self.vet_type_mu.get(f"{vet}|{type_id}", 0.0)
         sigma = self.type_sigma.get(type_id or "", self.sigma)
         return math.log(booked_min) + mu, sigma
+
+    def duration_uncertainty(self, vet: str, type_id: str | None) -> float:
+        """Variance of our estimate of this vet's `mu` for this type (not of one consult):
+        large for a new clinic, a new vet or a type never seen, small after months."""
+        s2 = self.sigma**2
+        var = self.mean_var
+        nv = self.vet_n.get(vet, 0)
+        var += s2 / (nv + s2 / self.tau_vet2)
+        if type_id is not None:
+            nt = self.type_n.get(type_id, 0)
+            nvt = self.vet_type_n.get(f"{vet}|{type_id}", 0)
+            var += s2 / (nt + s2 / self.tau_type2) + s2 / (nvt + s2 / self.tau_vt2)
+        return var
 
     def expected_minutes(self, vet: str, type_id: str | None, booked_min: float) -> float:
         """Mean consult length in minutes (log-normal mean), for summaries and tests."""
@@ -136,6 +222,11 @@ class Model:
         """Typical actual/booked ratio for this vet (1.0 = on booked time)."""
         return math.exp(self.mean_log_ratio + self.vet_speed.get(vet, 0.0))
 
+    def emergency_mu_sigma(self, expected_min: float | None) -> tuple[float, float]:
+        if expected_min:
+            return self.em_a + self.em_b * (math.log(expected_min) - math.log(DEFAULT_EMERGENCY_MIN)), self.em_sigma
+        return self.em_len_mu, self.em_len_sigma
+
     def rate(self, kind: str, vet: str) -> list[float]:
         """Arrivals per day by local hour for this vet (walk-ins or emergencies)."""
         table = self.walkin_rate if kind == "walkin" else self.emergency_rate
@@ -143,8 +234,7 @@ class Model:
             return table[vet]
         if "*" in table:
             return table["*"]
-        per_day = PRIOR_WALKIN_PER_VET_DAY if kind == "walkin" else PRIOR_EMERGENCY_PER_VET_DAY
-        return [per_day / len(OPEN_HOURS) if h in OPEN_HOURS else 0.0 for h in range(24)]
+        return [0.0] * 24
 
     # -- serialisation ---------------------------------------------------------------------
 
@@ -172,17 +262,41 @@ class Model:
         walk = sum(sum(r) for k, r in self.walkin_rate.items() if k != "*")
         em = sum(sum(r) for k, r in self.emergency_rate.items() if k != "*")
         lines.append(f"  per day: {walk:.1f} walk-ins, {em:.1f} emergencies")
+        lines.append(f"  today's pace: a vet's first {self.pace_k:.0f} consults of the day count as much as"
+                     " their history")
+        if self.calibrated_on:
+            h, c = self.calibration["here"], self.calibration["coming"]
+            lines.append(f"  range told: sampled quantiles {h[0]:.2f}-{h[1]:.2f} (waiting), {c[0]:.2f}-{c[1]:.2f}"
+                         f" (to come), from replaying {self.calibrated_on} past estimates")
         return "\n".join(lines)
 
 
-def learn(history: Iterable[Visit], booked: Mapping[str, float]) -> Model:
+def learn(history: Iterable[Visit], booked: Mapping[str, float], settings: Settings | None = None,
+          *, calibrate: bool = True) -> Model:
     """Fit a `Model` from finished visits of earlier days.
 
     `booked` maps appointment type to its booked minutes. Works with no history at all
-    (priors only); every figure is shrunk toward a broader one when its data is thin.
+    (the booking's view, with honest spreads); every figure is shrunk toward a broader one
+    by how much evidence it has. With `calibrate`, the range is then calibrated by
+    replaying the most recent days (see `server.calibration`).
     """
+    s = settings or DEFAULT_SETTINGS
     visits = list(history)
+    model = fit(visits, booked, s)
+    if calibrate and model.n_days >= 2:
+        from .calibration import calibrate_model  # the estimator imports this module
+
+        calibrate_model(model, visits, booked, s)
+    return model
+
+
+def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_SETTINGS) -> Model:
+    """Everything but the range calibration (see `learn`)."""
     model = Model(booked={k: float(v) for k, v in booked.items()})
+    model.mean_var = s.tau_clinic**2
+    model.tau_type2, model.tau_vet2, model.tau_vt2 = s.tau_type**2, s.tau_vet**2, s.tau_vet_type**2
+    model.pace_k = PRIOR_SIGMA**2 / s.tau_day**2
+    model.calibration = {g: [s.tail, 1.0 - s.tail] for g in ("here", "coming")}
     days: set[str] = set()
     offsets: list[float] = []
     for v in visits:
@@ -196,11 +310,15 @@ def learn(history: Iterable[Visit], booked: Mapping[str, float]) -> Model:
     if offsets:
         model.utc_offset_min = float(max(set(offsets), key=offsets.count))
 
-    _learn_durations(model, visits)
+    _learn_durations(model, visits, s)
+    if model.n_visits:
+        # Until the clinic's own days say otherwise (`server.calibration`), the simulation's
+        # median with emergencies at their learned rates.
+        model.point = {g: [0.0, 0.0, 1.0] for g in ("here", "coming")}
     _learn_gaps(model, visits)
     _learn_arrivals(model, visits)
     _learn_emergencies(model, visits)
-    _learn_rates(model, visits)
+    _learn_rates(model, visits, s)
     return model
 
 
@@ -210,8 +328,14 @@ def _consult_minutes(v: Visit) -> float | None:
     return max(_minutes(v.ended, v.started), 0.5)
 
 
-def _learn_durations(model: Model, visits: list[Visit]) -> None:
-    rows: list[tuple[str, str, float]] = []  # vet, type, log(actual/booked)
+def _day(v: Visit) -> str:
+    t = v.started or v.arrived or v.scheduled
+    assert t is not None
+    return t.date().isoformat()
+
+
+def _learn_durations(model: Model, visits: list[Visit], s: Settings) -> None:
+    rows: list[tuple[str, str, str, float]] = []  # vet, type, day, log(actual/booked)
     walk_logs: list[float] = []
     for v in visits:
         if v.kind == "emergency" or v.type is None:
@@ -222,70 +346,82 @@ def _learn_durations(model: Model, visits: list[Visit]) -> None:
         booked = v.booked_min or model.booked.get(v.type, 0.0)
         if booked <= 0:
             continue
-        rows.append((v.vet, v.type, math.log(d / booked)))
+        rows.append((v.vet, v.type, _day(v), math.log(d / booked)))
         if v.kind == "walkin":
             walk_logs.append(math.log(d))
-    model.n_visits = len(rows)
+    model.n_visits = n = len(rows)
     if not rows:
         return
-    lr = np.array([r[2] for r in rows])
-    vets = [r[0] for r in rows]
+    lr = np.array([r[3] for r in rows])
     types = [r[1] for r in rows]
-    m0 = float(lr.mean())
-    model.mean_log_ratio = m0
+    idx: dict[str, dict[Any, list[int]]] = {"type": defaultdict(list), "vet": defaultdict(list),
+                                            "vt": defaultdict(list), "day": defaultdict(list)}
+    for i, (vet, t, day, _) in enumerate(rows):
+        idx["type"][t].append(i)
+        idx["vet"][vet].append(i)
+        idx["vt"][f"{vet}|{t}"].append(i)
+        idx["day"][(vet, day)].append(i)
 
-    by_type: dict[str, list[int]] = defaultdict(list)
-    by_vet: dict[str, list[int]] = defaultdict(list)
-    by_vt: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (vet, t) in enumerate(zip(vets, types, strict=True)):
-        by_type[t].append(i)
-        by_vet[vet].append(i)
-        by_vt[(vet, t)].append(i)
+    # Backfitting of clinic mean, type, vet and vet x type offsets, each a partial-pooling
+    # mean with prior count sigma^2 / tau^2; the taus are re-estimated from the offsets.
+    prior_mu = -PRIOR_SIGMA**2 / 2.0  # "as booked": the mean consult lasts its booked length
+    s2 = float(np.var(lr)) if n > 1 else PRIOR_SIGMA**2
+    tau2 = {"type": s.tau_type**2, "vet": s.tau_vet**2, "vt": s.tau_vet_type**2}
+    tau0 = {"type": s.tau_type, "vet": s.tau_vet, "vt": s.tau_vet_type}
+    groups = ("type", "vet", "vt")
+    keys = {g: list(idx[g]) for g in groups}
+    codes = {g: np.empty(n, dtype=np.intp) for g in groups}
+    for g in groups:
+        for c, key in enumerate(keys[g]):
+            codes[g][idx[g][key]] = c
+    sizes = {g: np.bincount(codes[g], minlength=len(keys[g])).astype(float) for g in groups}
+    values = {g: np.zeros(len(keys[g])) for g in groups}
+    m = prior_mu
+    for _ in range(6):
+        total = sum(values[g][codes[g]] for g in groups)
+        k_c = s2 / s.tau_clinic**2
+        m = float(((lr - total).sum() + k_c * prior_mu) / (n + k_c))
+        for g in groups:
+            part = lr - m - (total - values[g][codes[g]])
+            sums = np.bincount(codes[g], weights=part, minlength=len(keys[g]))
+            new = sums / (sizes[g] + s2 / tau2[g])
+            total = total - values[g][codes[g]] + new[codes[g]]
+            values[g] = new
+            tau2[g] = _between_variance(list(sums / sizes[g]), list(sizes[g]), s2, tau0[g], s.nu)
+        resid = lr - m - total
+        s2 = (float((resid**2).sum()) + K_SHAPE * PRIOR_SIGMA**2) / (n + K_SHAPE)
+    eff = {g: {key: float(values[g][c]) for c, key in enumerate(keys[g])} for g in groups}
 
-    # Alternate type means and vet speeds a few times so a slow vet who happens to do most
-    # of one type does not make that type look long for everyone.
-    speed = dict.fromkeys(by_vet, 0.0)
-    type_mu: dict[str, float] = {}
-    for _ in range(3):
-        adj = lr - np.array([speed[v] for v in vets])
-        type_mu = {t: float((adj[ix].sum() + K_TYPE * m0) / (len(ix) + K_TYPE)) for t, ix in by_type.items()}
-        tm = np.array([type_mu[t] for t in types])
-        speed = {v: float((lr[ix] - tm[ix]).sum() / (len(ix) + K_VET)) for v, ix in by_vet.items()}
-
-    tm = np.array([type_mu[t] for t in types])
-    sp = np.array([speed[v] for v in vets])
-    vt_mu: dict[tuple[str, str], float] = {}
-    for (vet, t), ix in by_vt.items():
-        prior = type_mu[t] + speed[vet]
-        vt_mu[(vet, t)] = float((lr[ix].sum() + K_VET_TYPE * prior) / (len(ix) + K_VET_TYPE))
-    mu_i = np.array([vt_mu[(v, t)] for v, t in zip(vets, types, strict=True)])
-    resid = lr - mu_i
-    sg2 = float(np.mean(resid**2)) if len(resid) > 1 else PRIOR_SIGMA**2
-    # Thin histories understate spread; blend with the prior.
-    n = len(resid)
-    sg2 = (sg2 * n + PRIOR_SIGMA**2 * K_SIGMA) / (n + K_SIGMA)
-    model.sigma = math.sqrt(sg2)
+    model.mean_log_ratio = m
+    model.mean_var = s2 / (n + s2 / s.tau_clinic**2)
+    model.sigma = math.sqrt(s2)
+    model.type_mu, model.vet_speed, model.vet_type_mu = eff["type"], eff["vet"], eff["vt"]
+    model.tau_type2, model.tau_vet2, model.tau_vt2 = tau2["type"], tau2["vet"], tau2["vt"]
+    model.type_n = {t: len(ix) for t, ix in idx["type"].items()}
+    model.vet_n = {v: len(ix) for v, ix in idx["vet"].items()}
+    model.vet_type_n = {k: len(ix) for k, ix in idx["vt"].items()}
     type_sigma = {
-        t: math.sqrt((float((resid[ix] ** 2).sum()) + K_SIGMA * sg2) / (len(ix) + K_SIGMA))
-        for t, ix in by_type.items()
+        t: math.sqrt((float((resid[ix] ** 2).sum()) + K_SHAPE * s2) / (len(ix) + K_SHAPE))
+        for t, ix in idx["type"].items()
     }
-    z = resid / np.array([type_sigma[t] for t in types])
-    if n >= 30:
-        model.residuals = _quantiles([float(x) for x in z])
-    model.type_mu = type_mu
     model.type_sigma = type_sigma
-    model.type_n = {t: len(ix) for t, ix in by_type.items()}
-    model.vet_speed = speed
-    model.vet_n = {v: len(ix) for v, ix in by_vet.items()}
-    model.vet_type_mu = {f"{v}|{t}": m for (v, t), m in vt_mu.items()}
-    del sp, tm
+    z = resid / np.array([type_sigma[t] for t in types])
+    model.residuals = _blend_quantiles([float(x) for x in z], _normal_quantiles(0.0, 1.0), K_SHAPE)
+
+    # How much a vet's day differs from their usual: the spread of (vet, day) mean residuals
+    # beyond what their own noise explains. Its ratio to one consult's spread is the prior
+    # count today's own consults are weighed against.
+    day_means = [float(resid[ix].mean()) for ix in idx["day"].values()]
+    tau_day2 = _between_variance(day_means, [len(ix) for ix in idx["day"].values()], s2, s.tau_day, s.nu)
+    model.pace_k = s2 / tau_day2
+
     if walk_logs:
         k = 5.0
         wl = np.array(walk_logs)
-        prior_mu = math.log(20.0) + m0
+        prior_mu = math.log(20.0) + m
         model.walkin_len_mu = float((wl.sum() + k * prior_mu) / (len(wl) + k))
         var = float(((wl - model.walkin_len_mu) ** 2).sum())
-        model.walkin_len_sigma = math.sqrt((var + k * 0.45**2) / (len(wl) + k))
+        model.walkin_len_sigma = math.sqrt((var + k * PRIOR_SIGMA**2) / (len(wl) + k))
 
 
 def _learn_gaps(model: Model, visits: list[Visit]) -> None:
@@ -306,8 +442,7 @@ def _learn_gaps(model: Model, visits: list[Visit]) -> None:
             g = _minutes(b.started, a.ended)
             if 0.0 <= g <= 15.0:
                 gaps.append(g)
-    if len(gaps) >= 10:
-        model.gaps = _quantiles(gaps)
+    model.gaps = _blend_quantiles(gaps, [0.0] * N_QUANTILES, K_SHAPE / 3.0)
 
 
 def _learn_arrivals(model: Model, visits: list[Visit]) -> None:
@@ -321,13 +456,17 @@ def _learn_arrivals(model: Model, visits: list[Visit]) -> None:
             noshows += 1
         else:
             late.append(_minutes(v.arrived, v.scheduled))
-    model.noshow_rate = (noshows + K_NOSHOW * PRIOR_NOSHOW) / (booked + K_NOSHOW)
-    if len(late) >= 20:
-        model.lateness = _quantiles(late)
+    # The booking's view: everyone comes, on time.
+    model.noshow_rate = noshows / (booked + K_SHAPE)
+    model.lateness = _blend_quantiles(late, [0.0] * N_QUANTILES, K_SHAPE)
 
 
 def _learn_emergencies(model: Model, visits: list[Visit]) -> None:
-    ratios: list[float] = []
+    """Emergency lengths. An announced length is a guess made at the door: regress the real
+    length on it (log scale), starting from "the announcement is right" (slope 1) and moving
+    as far as this clinic's emergencies show; long announcements usually run shorter."""
+    xs: list[float] = []
+    ys: list[float] = []
     lens: list[float] = []
     for v in visits:
         if v.kind != "emergency":
@@ -337,18 +476,24 @@ def _learn_emergencies(model: Model, visits: list[Visit]) -> None:
             continue
         lens.append(math.log(d))
         if v.expected_min:
-            ratios.append(math.log(d / v.expected_min))
-    if ratios:
-        r = np.array(ratios)
-        model.em_ratio_mu = float(r.sum() / (len(r) + K_EMERGENCY))
-        var = float(((r - model.em_ratio_mu) ** 2).sum())
-        model.em_ratio_sigma = math.sqrt((var + K_EMERGENCY * PRIOR_EM_RATIO_SIGMA**2) / (len(r) + K_EMERGENCY))
+            xs.append(math.log(v.expected_min) - math.log(DEFAULT_EMERGENCY_MIN))
+            ys.append(math.log(d))
+    k = 6.0  # the prior line is worth a handful of emergencies
+    if xs:
+        x, y = np.array(xs), np.array(ys)
+        # Ridge toward (a, b) = (log 45, 1): solve (X'X + kI) beta = X'y + k beta0.
+        X = np.column_stack([np.ones_like(x), x])
+        beta0 = np.array([math.log(DEFAULT_EMERGENCY_MIN), 1.0])
+        beta = np.linalg.solve(X.T @ X + k * np.eye(2), X.T @ y + k * beta0)
+        model.em_a, model.em_b = float(beta[0]), float(beta[1])
+        r = y - X @ beta
+        model.em_sigma = math.sqrt((float((r**2).sum()) + k * PRIOR_EM_SIGMA**2) / (len(r) + k))
     if lens:
         ln = np.array(lens)
         prior = math.log(DEFAULT_EMERGENCY_MIN)
-        model.em_len_mu = float((ln.sum() + K_EMERGENCY * prior) / (len(ln) + K_EMERGENCY))
+        model.em_len_mu = float((ln.sum() + k * prior) / (len(ln) + k))
         var = float(((ln - model.em_len_mu) ** 2).sum())
-        model.em_len_sigma = math.sqrt((var + K_EMERGENCY * PRIOR_EM_LEN_SIGMA**2) / (len(ln) + K_EMERGENCY))
+        model.em_len_sigma = math.sqrt((var + k * PRIOR_EM_SIGMA**2) / (len(ln) + k))
 
 
 def _local_hour(t: datetime, offset_min: float | None) -> int:
@@ -359,28 +504,39 @@ def _local_hour(t: datetime, offset_min: float | None) -> int:
     return t.hour
 
 
-def _learn_rates(model: Model, visits: list[Visit]) -> None:
+def _learn_rates(model: Model, visits: list[Visit], s: Settings) -> None:
+    """Walk-ins and emergencies per vet and clock hour. The booking's view is "none", worth
+    `k_rate_days` days; the history's days then speak for themselves. `rate_days` is how
+    many days today's own count is weighed against (Gamma-Poisson: few when the clinic's
+    days differ much more than chance would make them, many when they do not)."""
     days = max(model.n_days, 1)
-    for kind, table, prior_per_day in (
-        ("walkin", model.walkin_rate, PRIOR_WALKIN_PER_VET_DAY),
-        ("emergency", model.emergency_rate, PRIOR_EMERGENCY_PER_VET_DAY),
-    ):
+    day_list = sorted({_day(v) for v in visits if (v.started or v.arrived or v.scheduled)})
+    for kind, table in (("walkin", model.walkin_rate), ("emergency", model.emergency_rate)):
         counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * 24)
+        per_day: dict[str, float] = dict.fromkeys(day_list, 0.0)
         vets: set[str] = set()
         for v in visits:
             vets.add(v.vet)
             if v.kind != kind or v.arrived is None:
                 continue
             counts[v.vet][_local_hour(v.arrived, model.utc_offset_min)] += 1.0
+            per_day[_day(v)] = per_day.get(_day(v), 0.0) + 1.0
         if not vets:
             continue
-        # A prior worth a couple of days keeps a short history from saying "never".
-        k_days = 2.0
-        prior = [prior_per_day / len(OPEN_HOURS) if h in OPEN_HOURS else 0.0 for h in range(24)]
         total = [0.0] * 24
         for vet in vets:
             c = counts[vet]
-            table[vet] = [(c[h] + k_days * prior[h]) / (days + k_days) for h in range(24)]
+            table[vet] = [c[h] / (days + s.k_rate_days) for h in range(24)]
             for h in range(24):
                 total[h] += table[vet][h]
         table["*"] = [x / len(vets) for x in total]
+        # Method of moments for the Gamma prior on a day's clinic-wide rate.
+        c_days = np.array(list(per_day.values()) or [0.0])
+        mean, var = float(c_days.mean()), float(c_days.var(ddof=1)) if len(c_days) > 1 else 0.0
+        if mean <= 0:
+            model.rate_days[kind] = float(days + s.k_rate_days)
+        else:
+            # var = mean + mean^2 / shape; prior days beta = shape / mean. Bounded by the
+            # history itself (no more days than it has) and below by one day.
+            excess = max(var - mean, mean * mean / 50.0)
+            model.rate_days[kind] = float(min(max(mean / excess, 1.0), days + s.k_rate_days))

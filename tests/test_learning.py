@@ -82,11 +82,51 @@ def test_walkin_and_emergency_rates_by_hour() -> None:
     assert rate[14] > 5 * rate[10]
 
 
-def test_empty_history_gives_usable_priors() -> None:
+def test_empty_history_is_the_bookings_view_with_an_honest_spread() -> None:
     model = learn([], BOOKED)
     assert model.n_visits == 0
-    assert model.expected_minutes("v1", "vacc", 15.0) > 10.0
-    assert 0.0 < model.noshow_rate < 0.2
+    # A consult lasts its booked length on average, everyone comes, on time, nothing extra.
+    assert model.expected_minutes("v1", "vacc", 15.0) == pytest.approx(15.0)
+    assert model.noshow_rate == 0.0
+    assert model.lateness[50] == 0.0
+    assert sum(model.rate("emergency", "v1")) == 0.0
+    assert model.point["here"] == [1.0, 0.0, 0.0]  # the booked-length answer is told
+    # ...but nobody pretends to know this clinic's speed yet.
+    assert model.duration_uncertainty("v1", "vacc") > 0.05
+
+
+def test_a_few_days_move_a_vet_only_part_of_the_way() -> None:
+    """Shrinkage by evidence: one day of a slow vet says less than twenty."""
+    one = learn(_history({"slow": 1.5}, days=1), BOOKED, calibrate=False)
+    many = learn(_history({"slow": 1.5}, days=20), BOOKED, calibrate=False)
+    assert 1.0 < one.speed_factor("slow") < many.speed_factor("slow")
+    assert many.speed_factor("slow") == pytest.approx(1.5, rel=0.08)
+    assert one.duration_uncertainty("slow", "sick") > 2 * many.duration_uncertainty("slow", "sick")
+
+
+def test_long_announced_emergencies_are_learned_to_run_shorter() -> None:
+    hist = _history({"a": 1.0}, days=10)
+    for d in range(10):
+        for j, (announced, real) in enumerate(((15, 25), (90, 60), (45, 45))):
+            t = DAY0 + timedelta(days=d, hours=3 + j)
+            hist.append(Visit(id=f"e{d}-{j}", kind="emergency", vet="a", type=None, booked_min=announced,
+                              arrived=t, started=t, ended=t + timedelta(minutes=real), expected_min=announced))
+    model = learn(hist, BOOKED, calibrate=False)
+    assert math.exp(model.emergency_mu_sigma(90)[0]) < 70
+    assert math.exp(model.emergency_mu_sigma(15)[0]) > 20
+
+
+def test_day_to_day_spread_sets_how_fast_todays_pace_is_learned() -> None:
+    """A clinic whose vets have good and bad days weighs today's consults more."""
+    steady = _history({"a": 1.0, "b": 1.0}, days=15)
+    moody = _history({"a": 1.0, "b": 1.0}, days=15)
+    for v in moody:
+        assert v.started is not None and v.ended is not None
+        day = (v.started - DAY0).days
+        v.ended = v.started + (v.ended - v.started) * (1.4 if day % 2 else 0.7)
+    k_steady = learn(steady, BOOKED, calibrate=False).pace_k
+    k_moody = learn(moody, BOOKED, calibrate=False).pace_k
+    assert k_moody < k_steady / 3
 
 
 def test_model_round_trips_through_json() -> None:
