@@ -149,7 +149,7 @@ def loss(r: dict[str, Any]) -> float:
 # The settings that are statements about clinics in general (see `Settings`): how much of
 # the range to leave out on each side (history's days can be calmer than a new one), and how
 # much a vet's day may differ from their usual before any of it is seen.
-GRID: dict[str, tuple[float, ...]] = {"tail": (0.09, 0.065), "tau_day": (0.10, 0.20)}
+GRID: dict[str, tuple[float, ...]] = {"tail": (0.09, 0.065), "tau_off": (0.2, 0.4)}
 
 
 def main() -> int:

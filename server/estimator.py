@@ -65,7 +65,9 @@ class _Queue:
 class Today:
     """What today has shown so far, beyond the queue itself (see `today`)."""
 
-    pace: dict[str, tuple[float, float]]  # vet -> (mean, variance) of the day's log offset
+    # vet -> the day's log offset, a two-part posterior (see `today`): (share of an off day,
+    # mean and variance on an ordinary day, mean and variance on an off day)
+    pace: dict[str, tuple[float, float, float, float, float]]
     types: dict[str, float]  # appointment type -> log offset learned today (types with little history)
     rate_factor: dict[str, float]  # "walkin|vet", "emergency|vet" -> today's rate against the usual
 
@@ -190,11 +192,11 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
     pace = {}
     for vet in set(state.vets) | set(sums):
         es = sums.get(vet, [])
-        var_param = model.duration_uncertainty(vet, None)
         # The vet's usual is itself uncertain (a new vet, a new clinic): that uncertainty
-        # counts as prior weight too, and today's consults correct it just the same.
-        k_total = s2 / (s2 / model.pace_k + var_param)
-        pace[vet] = (sum(es) / (len(es) + k_total), s2 / (len(es) + k_total))
+        # adds to the prior spread of today's offset, and today's consults correct it too.
+        var_param = model.duration_uncertainty(vet, None)
+        pace[vet] = _pace_posterior(sum(es), len(es), s2, s2 / model.pace_k + var_param,
+                                    model.pace_off_var + var_param, model.pace_off_share)
     # Per vet, as arrivals are assigned: one vet's emergency moves only that vet's queue.
     factor = {}
     hour_now = _local_hour(now, model.utc_offset_min) + now.minute / 60.0
@@ -211,6 +213,29 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
         frac = (sum(rate[:h]) + rate[h] * (hour_now - h)) / daily
         factor[f"{kind}|{vet}"] = (beta + c / daily) / (beta + frac)
     return Today(pace=pace, types=types, rate_factor=factor)
+
+
+def _pace_posterior(total: float, n: int, s2: float, var_day: float, var_off: float,
+                    share_off: float) -> tuple[float, float, float, float, float]:
+    """Posterior of a vet's day offset from `n` consults summing to `total` (log residuals
+    of spread `s2`), under a prior that is a mixture: an ordinary day (spread `var_day`,
+    learned from the clinic's history) or, with probability `share_off`, an off day (spread
+    `var_off`). A couple of ordinary consults move little; a run of consults at twice their
+    length is evidence of an off day and is followed at once."""
+    out = []
+    log_like = []
+    for var in (var_day, var_off):
+        k = s2 / var
+        mean = total / (n + k)
+        out.append((mean, s2 / (n + k)))
+        # Marginal likelihood of the observed mean under this prior.
+        v_obs = var + s2 / max(n, 1)
+        ebar = total / max(n, 1)
+        log_like.append(-0.5 * (ebar * ebar / v_obs + math.log(v_obs)) if n else 0.0)
+    a = math.log(1.0 - share_off) + log_like[0]
+    b = math.log(share_off) + log_like[1]
+    w_off = 1.0 / (1.0 + math.exp(min(a - b, 700.0)))
+    return w_off, out[0][0], out[0][1], out[1][0], out[1][1]
 
 
 def _rel(t: datetime, now: datetime) -> float:
@@ -416,8 +441,10 @@ def _build_queue(
     else:
         assert seen is not None
         # How fast this vet runs today, in this sample: one draw for all their consults.
-        pace_mean, pace_var = seen.pace.get(vet, (0.0, model.sigma**2 / model.pace_k))
-        shift = pace_mean + math.sqrt(pace_var) * rng.standard_normal(n)
+        w_off, m_day, v_day, m_off, v_off = seen.pace.get(
+            vet, (model.pace_off_share, 0.0, model.sigma**2 / model.pace_k, 0.0, model.pace_off_var))
+        off = rng.random(n) < w_off
+        shift = np.where(off, m_off, m_day) + np.sqrt(np.where(off, v_off, v_day)) * rng.standard_normal(n)
         for v in running:
             assert v.started is not None
             sh = shift if v.kind != "emergency" else np.zeros(n)

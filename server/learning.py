@@ -66,6 +66,10 @@ class Settings:
     tau_vet: float = 0.15
     tau_vet_type: float = 0.08
     tau_day: float = 0.10  # a vet's day against their usual (today's pace)
+    # An off day (a vet unwell, a difficult case list): how often, and how far off. The
+    # history of a steady clinic cannot rule one out; a run of slow consults reveals it.
+    off_share: float = 0.10
+    tau_off: float = 0.30
     nu: float = 2.0
     # Rates of walk-ins and emergencies: prior "days" of nothing extra (the booking's view).
     k_rate_days: float = 1.0
@@ -161,6 +165,8 @@ class Model:
     tau_vt2: float = DEFAULT_SETTINGS.tau_vet_type**2
     # Today's pace: prior count (in consults) for a vet's day offset: sigma^2 / tau_day^2.
     pace_k: float = PRIOR_SIGMA**2 / DEFAULT_SETTINGS.tau_day**2
+    pace_off_share: float = DEFAULT_SETTINGS.off_share
+    pace_off_var: float = DEFAULT_SETTINGS.tau_off**2
     residuals: list[float] = field(default_factory=lambda: _normal_quantiles(0.0, 1.0))
     gaps: list[float] = field(default_factory=lambda: [0.0] * N_QUANTILES)
     lateness: list[float] = field(default_factory=lambda: [0.0] * N_QUANTILES)
@@ -262,8 +268,9 @@ class Model:
         walk = sum(sum(r) for k, r in self.walkin_rate.items() if k != "*")
         em = sum(sum(r) for k, r in self.emergency_rate.items() if k != "*")
         lines.append(f"  per day: {walk:.1f} walk-ins, {em:.1f} emergencies")
-        lines.append(f"  today's pace: a vet's first {self.pace_k:.0f} consults of the day count as much as"
-                     " their history")
+        lines.append(f"  today's pace: on an ordinary day a vet's first {self.pace_k:.0f} consults count as"
+                     f" much as their history; a run of consults {math.exp(self.pace_off_var ** 0.5):.1f}x"
+                     " off their usual is followed within a few")
         if self.calibrated_on:
             h, c = self.calibration["here"], self.calibration["coming"]
             lines.append(f"  range told: sampled quantiles {h[0]:.2f}-{h[1]:.2f} (waiting), {c[0]:.2f}-{c[1]:.2f}"
@@ -296,6 +303,7 @@ def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_
     model.mean_var = s.tau_clinic**2
     model.tau_type2, model.tau_vet2, model.tau_vt2 = s.tau_type**2, s.tau_vet**2, s.tau_vet_type**2
     model.pace_k = PRIOR_SIGMA**2 / s.tau_day**2
+    model.pace_off_share, model.pace_off_var = s.off_share, s.tau_off**2
     model.calibration = {g: [s.tail, 1.0 - s.tail] for g in ("here", "coming")}
     days: set[str] = set()
     offsets: list[float] = []
@@ -414,6 +422,7 @@ def _learn_durations(model: Model, visits: list[Visit], s: Settings) -> None:
     day_means = [float(resid[ix].mean()) for ix in idx["day"].values()]
     tau_day2 = _between_variance(day_means, [len(ix) for ix in idx["day"].values()], s2, s.tau_day, s.nu)
     model.pace_k = s2 / tau_day2
+    model.pace_off_var = max(s.tau_off**2, tau_day2)
 
     if walk_logs:
         k = 5.0
