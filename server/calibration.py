@@ -4,7 +4,7 @@ A model's simulated spread is only as honest as the model: what it does not know
 consult type behaving differently this season, a rule of the clinic it does not simulate)
 makes the range too narrow or too wide. So `calibrate_model` replays the clinic's most
 recent finished days through the estimator as they happened, each day with a model
-learned *without* that day (as a new day will be met), asks for estimates every 30
+learned *without* that day (as a new day will be met), asks for estimates every 40
 minutes, and notes where each real start fell among the simulated ones (its rank, or
 "PIT"). The sampled quantiles that held 9% of the real starts below and 9% above become
 the levels the range is read at, separately for clients already waiting and clients still
@@ -26,7 +26,7 @@ from .domain import DayState, Visit
 from .estimator import points, simulate
 from .learning import Model, Settings, _day, fit
 
-QUERY_EVERY = timedelta(minutes=30)
+QUERY_EVERY = timedelta(minutes=40)
 NOSHOW_MARKED_AFTER = timedelta(minutes=15)  # when reception is assumed to mark a no-show
 CAL_SAMPLES = 64
 # Up to this many days of history, each replayed day gets a model learned without it (a

@@ -25,6 +25,7 @@ quantiles really held 10% and 90% of the starts (`calibration`). See `server.cal
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -289,12 +290,24 @@ def learn(history: Iterable[Visit], booked: Mapping[str, float], settings: Setti
     """
     s = settings or DEFAULT_SETTINGS
     visits = list(history)
+    key = (tuple((v.id, v.kind, v.vet, v.type, v.booked_min, v.scheduled, v.arrived, v.started, v.ended,
+                       v.noshow, v.expected_min) for v in visits), tuple(sorted(booked.items())), s, calibrate)
+    if key in _LEARNED:
+        # The same history learned again (a restart, a second app in one process): the same
+        # model, without replaying the days again. A copy: models are mutable.
+        return Model.from_json(copy.deepcopy(_LEARNED[key]))
     model = fit(visits, booked, s)
     if calibrate and model.n_days >= 2:
         from .calibration import calibrate_model  # the estimator imports this module
 
         calibrate_model(model, visits, booked, s)
+    if len(_LEARNED) >= 8:
+        _LEARNED.pop(next(iter(_LEARNED)))
+    _LEARNED[key] = copy.deepcopy(model.to_json())
     return model
+
+
+_LEARNED: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_SETTINGS) -> Model:
