@@ -126,11 +126,13 @@ def calibrate_model(model: Model, visits: list[Visit], booked: Mapping[str, floa
         if len(r) < 20:
             continue
         a = np.asarray(r)
-        # The start told: the mix with the smallest mean error on these days.
+        # The start told to a client already here: the mix with the smallest mean error on
+        # these days, away from the plain median only for a clear gain. Not for clients still
+        # to come: hours ahead, a few past days' errors all hang on the same few emergencies,
+        # and the choice measured on them did not carry over to a new day.
         errs = [float(np.abs(a[:, 1:4] @ np.asarray(w) - a[:, 0]).mean()) for w in POINT_MIXES]
         best = int(np.argmin(errs))
-        # Away from the plain median only for a clear gain: a few past days are a small sample.
-        if errs[best] < (1.0 - SWITCH_GAIN) * errs[0]:
+        if g == "here" and errs[best] < (1.0 - SWITCH_GAIN) * errs[0]:
             model.point[g] = list(POINT_MIXES[best])
         lo = float(np.quantile(a[:, 4], s.tail))
         hi = float(np.quantile(a[:, 4], 1.0 - s.tail))

@@ -43,6 +43,7 @@ FUTURE_BIN_MIN = 10.0
 MAX_FUTURE_SLOTS = 8
 HORIZON_PAD_MIN = 90.0
 MAX_HORIZON_MIN = 14 * 60.0
+NEW_TYPE_VISITS = 10  # a type with fewer visits in history is still being learned
 
 _GRID = np.linspace(0.0, 1.0, N_QUANTILES)
 FINE = 1024
@@ -188,6 +189,10 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
         types[typ] = sum(es) / (len(es) + s2 / var_t)
     sums: dict[str, list[float]] = {}
     for vet, typ, e in done:
+        if typ is not None and model.type_n.get(typ, 0) < NEW_TYPE_VISITS:
+            # A type the clinic has hardly booked: its consults teach the type (above), not
+            # the vet's day; a slow first dental is not a vet's off day.
+            continue
         sums.setdefault(vet, []).append(e - types.get(typ or "", 0.0))
     pace = {}
     for vet in set(state.vets) | set(sums):
