@@ -35,8 +35,10 @@ from .learning import N_QUANTILES, OPEN_HOURS, Model, _erfinv, _local_hour
 
 EARLY_START_MIN = 5.0  # nobody is started more than this before their scheduled time
 SAMPLES = 256
-# Emergencies sort before everyone; reception's priorities before ordinary clients.
+# Emergencies sort before everyone; a vet's blocked time (a staff meeting) before clients;
+# reception's priorities before ordinary clients.
 EMERGENCY_KEY = -1e7
+BLOCK_KEY = -5e6
 PRIORITY_KEY = -1e6
 PRIORITY_STEP = 1e4
 FUTURE_BIN_MIN = 10.0
@@ -58,6 +60,7 @@ class _Queue:
     ready: np.ndarray  # (N, K) earliest start allowed (arrival, 5-min rule); inf = never comes
     key: np.ndarray  # (N, K) dispatch order among the ready (lower first)
     dur: np.ndarray  # (N, K) consult length plus turnaround
+    hold: np.ndarray  # (N, K) the vet is busy at least until then once it starts (blocked time); -inf
     floor: np.ndarray  # (K,) earliest start the rules allow, whatever happens
     ids: list[str | None]  # visit id, or None for simulated future arrivals
 
@@ -384,6 +387,7 @@ class _Item:
     sigma: float
     fixed_len: float  # booked-length fallback
     emergency: bool
+    hold: float = -math.inf  # blocked time: its end (the vet is back then, however late it began)
 
 
 def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None,
@@ -415,6 +419,18 @@ def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None,
     return items, running
 
 
+def _block_items(blocks: list[tuple[datetime, datetime]], now: datetime) -> list[_Item]:
+    """A vet's blocked time still to come or under way, as visits of no length that keep the
+    vet until their end: taken once the vet is free (after a waiting emergency), never
+    interrupting a consult, and nobody started inside them."""
+    out = []
+    for start, end in blocks:
+        if end > now:
+            s = max(_rel(start, now), 0.0)
+            out.append(_Item(None, s, math.nan, BLOCK_KEY + s, 0.0, 0.0, 0.0, False, _rel(end, now)))
+    return out
+
+
 def _build_queue(
     vet: str,
     visits: list[Visit],
@@ -427,6 +443,7 @@ def _build_queue(
     seen: Today | None,
 ) -> _Queue:
     items, running = _items(vet, visits, now, model, seen)
+    items += _block_items(state.blocks.get(vet, []), now)
     k = len(items)
     free = np.zeros(n)
     if vet in state.vet_unavailable_until:
@@ -434,6 +451,8 @@ def _build_queue(
     sched = np.array([it.sched for it in items])
     ready = np.array([it.ready for it in items])
     key = np.array([it.key for it in items])
+    hold = np.array([it.hold for it in items])
+    blocked = np.isfinite(hold)
     if model is None:
         for v in running:
             assert v.started is not None
@@ -467,11 +486,12 @@ def _build_queue(
         dur = np.exp(mu + sh + sigma * _z(model, rng.random((n, k)))) + _sample_gap(model, rng, (n, k))
         # A no-show is kept as a zero-length "ghost": it never holds the vet up, yet its
         # own start is still simulated as if it came (that is what we are asked for).
-        dur = np.where(ghost, 0.0, dur)
+        dur = np.where(ghost | blocked, 0.0, dur)
         keys = np.broadcast_to(key, (n, k))
         # Emergencies are seen in order of arrival; the key was fixed from their arrival.
     r = np.where(np.isnan(sched), r, np.maximum(r, sched - EARLY_START_MIN))
     r = np.maximum(r, 0.0)
+    holds = np.broadcast_to(hold, r.shape)
     ids: list[str | None] = [it.vid for it in items]
     if model is not None and k:
         horizon = float(np.nanmax(np.concatenate([sched, [0.0]]))) + HORIZON_PAD_MIN
@@ -498,11 +518,15 @@ def _build_queue(
             r = np.concatenate([r, *extra_r], axis=1)
             keys = np.concatenate([keys, *extra_k], axis=1)
             dur = np.concatenate([dur, *extra_d], axis=1)
+            holds = np.concatenate([holds, np.full((r.shape[0], r.shape[1] - k), -np.inf)], axis=1)
     floor = np.maximum(np.nan_to_num(np.fmax(ready, sched - EARLY_START_MIN), nan=0.0), 0.0)
     if vet in state.vet_unavailable_until:
         floor = np.maximum(floor, _rel(state.vet_unavailable_until[vet], now))
+    for start, end in sorted(state.blocks.get(vet, [])):
+        # Whoever can start no earlier than inside blocked time can start no earlier than its end.
+        floor = np.where((floor >= _rel(start, now)) & (floor < _rel(end, now)), _rel(end, now), floor)
     floor = np.concatenate([floor, np.zeros(len(ids) - k)])
-    return _Queue(free=free, ready=r, key=keys, dur=dur, floor=floor, ids=ids)
+    return _Queue(free=free, ready=r, key=keys, dur=dur, hold=holds, floor=floor, ids=ids)
 
 
 def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
@@ -520,6 +544,7 @@ def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
         ready=np.concatenate([pad(q.ready, np.inf) for q in queues]),
         key=np.concatenate([pad(q.key, np.inf) for q in queues]),
         dur=np.concatenate([pad(q.dur, 0.0) for q in queues]),
+        hold=np.concatenate([pad(q.hold, -np.inf) for q in queues]),
         floor=np.zeros(width),
         ids=[],
     )
@@ -539,7 +564,7 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
     n, k = q.ready.shape
     rdy = q.ready.copy()  # set to inf once dispatched
-    key, dur = q.key, q.dur
+    key, dur, hold = q.key, q.dur, q.hold
     n_owed = owed.sum(axis=1)  # (N,) visits owed an estimate in each row
     done = np.zeros(n, dtype=np.intp)
     start = np.full((n, k), np.nan)
@@ -555,6 +580,7 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
             alive = np.isfinite(rdy).any(axis=0)
             if not alive.all():
                 rdy, key, dur, owed, cols = rdy[:, alive], key[:, alive], dur[:, alive], owed[:, alive], cols[alive]
+                hold = hold[:, alive]
         nxt = rdy.min(axis=1)
         active = np.isfinite(nxt)
         # An idle vet waits for the next client to become ready; a busy one does not.
@@ -562,7 +588,7 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
         idx = np.where(rdy <= t[:, None], key, np.inf).argmin(axis=1)
         r, c = rows[active], idx[active]
         start[r, cols[c]] = t[active]
-        free = np.where(active, t + dur[rows, idx], free)
+        free = np.where(active, np.maximum(t + dur[rows, idx], hold[rows, idx]), free)
         rdy[r, c] = np.inf
         done += active & owed[rows, idx]
     return start
