@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import sqlite3
 import sys
@@ -199,7 +200,7 @@ def form_paths(db: Path) -> tuple[str, ...]:
     from notifier.links import make_token
     from notifier.links import status_token
 
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         [(visit,)] = conn.execute("SELECT id FROM appointments WHERE day = ? ORDER BY id LIMIT 1",
                                   (START.date().isoformat(),)).fetchall()
     return ("/login", f"/r/{make_token(SECRET.encode(), visit, START)}", f"/s/{status_token(SECRET, visit)}/car",

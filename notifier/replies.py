@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,19 +167,31 @@ async def auto_replies_since(tx: NotifierTx, number: str, since: datetime) -> in
     return await tx.texts_to_number_since(number, since, "reply:")
 
 
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A picture (or other file) sent with an MMS reply: Twilio's MediaUrlN and MediaContentTypeN."""
+
+    url: str
+    content_type: str = ""
+
+
 async def handle_inbound(tx: NotifierTx, *, provider_sid: str, from_number: str,
                          to_number: str | None, body: str, now: datetime, clinic: ClinicInfo,
                          on_reply: OnReply, send_optout_confirmation: bool = True,
-                         max_auto_replies: int = MAX_AUTO_REPLIES_PER_DAY) -> HandledReply:
+                         max_auto_replies: int = MAX_AUTO_REPLIES_PER_DAY,
+                         media: Sequence[Media] = ()) -> HandledReply:
     """Handle one inbound text inside the caller's transaction (see module docstring).
 
     At most `max_auto_replies` automatic answers go to one number in 24 hours; past that the
     text is still acted on (an opt-out is recorded, a "keep" kept) but answered by nobody
     but reception, in whose inbox it appears."""
     kind = parse_reply(body)
+    # A picture is for a person to see, whatever the words with it ("1" and a photo of the dog).
     if not await tx.record_inbound(provider_sid, from_number, to_number, body, kind.value,
-                                   kind is ReplyKind.OTHER, now):
+                                   kind is ReplyKind.OTHER or bool(media), now):
         return HandledReply(duplicate=True, kind=kind, outbox_ids=[])
+    if media:
+        await tx.record_inbound_media(provider_sid, [(m.url, m.content_type) for m in media])
     is_opted_out = bool(await tx.opted_out([from_number]))
     if kind is ReplyKind.OPT_IN and not is_opted_out:
         # "Yes" from someone still subscribed answers our question: they keep their place.

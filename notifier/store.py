@@ -7,7 +7,7 @@ store backends (server/store/) provide them. No SQL lives in the notifier.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -106,13 +106,17 @@ class InboxTx(Protocol):
 
     async def set_inbound_visit(self, provider_sid: str, visit_id: str, kind: str) -> None: ...
 
+    async def record_inbound_media(self, provider_sid: str, media: Sequence[tuple[str, str]]) -> None:
+        """An MMS's pictures: (url, content type) each, in the order sent."""
+        ...
+
     async def send_inbound_to_reception(self, provider_sid: str) -> None:
         """Put an inbound text in reception's inbox (nobody answered it automatically)."""
         ...
 
     async def reception_inbox(self, include_handled: bool) -> list[dict[str, object]]:
         """Texts a person must answer, oldest first (id, provider_sid, from_number, body, visit_id,
-        received_at, handled_at)."""
+        received_at, handled_at, media: [(url, content type)])."""
         ...
 
     async def mark_inbound_handled(self, inbound_id: int, now: datetime) -> bool: ...

@@ -3,7 +3,9 @@
 Built by a factory given what the server must provide (its transaction, the clock, what
 to do with a reply), so the notifier needs nothing from the server package. Every request
 must carry a valid X-Twilio-Signature for our *public* URL (behind a proxy the request's
-own URL differs), else 403.
+own URL differs), else 403. Twilio signs the URL configured in Twilio: the public URL must
+be that URL's scheme and host exactly (a default port may differ); a refusal logs the URL
+checked, so a mismatch shows in the log.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from aiohttp import web
 
 from notifier import outbox
 from notifier.messages import ClinicInfo
-from notifier.replies import OnReply, handle_inbound
+from notifier.replies import Media, OnReply, handle_inbound
 from notifier.store import Transaction
-from notifier.twilio_signature import validate_signature
+from notifier.twilio_signature import SETTINGS_HEADER, SIGNATURE_HEADER, signature_algorithm, validate_signature
 from notifier.worker import Clock
 
 log = logging.getLogger("waitroom.notifier")
@@ -28,7 +30,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_base_url: str,
                         on_reply: OnReply, clinic: Callable[[], ClinicInfo], clock: Clock,
                         wake: Callable[[], None] | None = None, prefix: str = "/sms",
-                        send_optout_confirmation: bool = True) -> list[web.RouteDef]:
+                        send_optout_confirmation: bool = True, shared_key: str | None = None) -> list[web.RouteDef]:
     """POST {prefix}/inbound (Twilio's "A message comes in") and POST {prefix}/status
     (StatusCallback; the row id is in the query string, as TwilioProvider sets it)."""
     base = public_base_url.rstrip("/")
@@ -36,11 +38,26 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
     async def checked_form(request: web.Request) -> dict[str, str]:
         form = await request.post()
         params = [(k, v) for k, v in form.items() if isinstance(v, str)]
-        if not validate_signature(auth_token, base + request.path_qs, params,
-                                  request.headers.get("X-Twilio-Signature")):
-            log.warning("webhook %s: bad X-Twilio-Signature from %s", request.path, request.remote)
+        url = base + request.path_qs
+        settings = request.headers.get(SETTINGS_HEADER)
+        if not validate_signature(auth_token, url, params, request.headers.get(SIGNATURE_HEADER),
+                                  settings_header=settings, shared_key=shared_key):
+            log.warning("webhook %s: bad %s from %s (%s); checked against %s (with and without the default "
+                        "port): the URL configured in Twilio must be exactly this - check WAITROOM_PUBLIC_URL%s",
+                        request.path, SIGNATURE_HEADER, request.remote, signature_algorithm(settings), url,
+                        "" if settings is None or shared_key else
+                        "; Twilio signed with a SharedKey: set WAITROOM_TWILIO_SHARED_KEY_SECRET")
             raise web.HTTPForbidden(text="bad signature")
         return dict(params)
+
+    def media(form: dict[str, str]) -> list[Media]:
+        # MediaUrl0..N (NumMedia of them, at most 10 in an MMS), each with its content type.
+        out = []
+        for i in range(10):
+            url = form.get(f"MediaUrl{i}")
+            if url:
+                out.append(Media(url, form.get(f"MediaContentType{i}", "")))
+        return out
 
     async def inbound(request: web.Request) -> web.Response:
         form = await checked_form(request)
@@ -52,7 +69,7 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
             handled = await handle_inbound(
                 tx, provider_sid=sid, from_number=sender, to_number=form.get("To"),
                 body=form.get("Body", ""), now=clock(), clinic=clinic(), on_reply=on_reply,
-                send_optout_confirmation=send_optout_confirmation)
+                send_optout_confirmation=send_optout_confirmation, media=media(form))
         if handled.outbox_ids and wake is not None:
             wake()
         # We answer through the outbox, not TwiML: our answer is then recorded, retried

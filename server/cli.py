@@ -60,7 +60,8 @@ def _config(args: argparse.Namespace) -> Any:
     for env, name in (("WAITROOM_SMS_PROVIDER", "sms_provider"), ("WAITROOM_TWILIO_ACCOUNT_SID", "twilio_account_sid"),
                       ("WAITROOM_TWILIO_AUTH_TOKEN", "twilio_auth_token"), ("WAITROOM_TWILIO_FROM", "twilio_from"),
                       ("WAITROOM_TWILIO_MESSAGING_SERVICE_SID", "twilio_messaging_service_sid"),
-                      ("WAITROOM_TWILIO_BASE_URL", "twilio_base_url")):
+                      ("WAITROOM_TWILIO_BASE_URL", "twilio_base_url"),
+                      ("WAITROOM_TWILIO_SHARED_KEY_SECRET", "twilio_shared_key_secret")):
         if os.environ.get(env):
             kw[name] = os.environ[env]
     # The demo's console provider shows texts' links whole (they are live: redacted otherwise).
@@ -74,9 +75,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import ACCESS_LOG_FORMAT, ClinicAccessLogger, create_app
+    from server.config import sms_config_problem
 
     setup_logging()
     config = _config(args)
+    problem = sms_config_problem(config)
+    if problem:
+        print(f"waitroom serve: {problem}", file=sys.stderr)
+        return 2
     # run_app shuts down cleanly on SIGTERM and SIGINT: requests finish, cleanup_ctx runs.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
                 access_log=logging.getLogger("waitroom.access"), access_log_class=ClinicAccessLogger,

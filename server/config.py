@@ -62,5 +62,23 @@ class Config:
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
+    # The secret of a Twilio SharedKey, when a Webhook Rule signs our webhooks with it (HMAC-SHA256).
+    twilio_shared_key_secret: str | None = None
     run_notifier: bool = True
     text_tick_s: float = 60.0  # re-decide delay texts this often with no new event
+
+
+def sms_config_problem(config: Config) -> str | None:
+    """What is missing for the configured SMS provider, in one line naming the variables;
+    None when it can start."""
+    if config.sms_provider == "console":
+        return None
+    if config.sms_provider != "twilio":
+        return f"WAITROOM_SMS_PROVIDER={config.sms_provider!r} is not a provider: use console or twilio"
+    missing = [env for env, value in (("WAITROOM_TWILIO_ACCOUNT_SID", config.twilio_account_sid),
+                                      ("WAITROOM_TWILIO_AUTH_TOKEN", config.twilio_auth_token)) if not value]
+    if not (config.twilio_from or config.twilio_messaging_service_sid):
+        missing.append("WAITROOM_TWILIO_FROM or WAITROOM_TWILIO_MESSAGING_SERVICE_SID")
+    if missing:
+        return "WAITROOM_SMS_PROVIDER=twilio needs " + ", ".join(missing)
+    return None

@@ -46,7 +46,8 @@ def setup_sms(app: web.Application) -> None:
 
         app.add_routes(make_webhook_routes(
             transaction=transaction, auth_token=config.twilio_auth_token, public_base_url=config.public_url,
-            on_reply=on_reply, clinic=clinic, clock=config.clock.now, wake=wake))
+            on_reply=on_reply, clinic=clinic, clock=config.clock.now, wake=wake,
+            shared_key=config.twilio_shared_key_secret))
     app.cleanup_ctx.append(_notifier_ctx)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -161,3 +162,21 @@ def test_import_of_a_calendar_names_its_vet_and_reports_what_it_left_out(tmp_pat
     assert outlook.returncode == 0, outlook.stderr
     assert json.loads(outlook.stdout)["imported"] == {"vets": 1, "appointment_types": 2, "clients": 0, "pets": 0,
                                                       "appointments": 2, "blocks": 2}
+
+
+@pytest.mark.parametrize(("env", "missing"), [
+    ({"WAITROOM_SMS_PROVIDER": "twilio"},
+     "WAITROOM_TWILIO_ACCOUNT_SID, WAITROOM_TWILIO_AUTH_TOKEN, WAITROOM_TWILIO_FROM or "
+     "WAITROOM_TWILIO_MESSAGING_SERVICE_SID"),
+    ({"WAITROOM_SMS_PROVIDER": "twilio", "WAITROOM_TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+      "WAITROOM_TWILIO_AUTH_TOKEN": "t" * 32}, "WAITROOM_TWILIO_FROM or WAITROOM_TWILIO_MESSAGING_SERVICE_SID"),
+    ({"WAITROOM_SMS_PROVIDER": "twillio"}, "'twillio' is not a provider: use console or twilio"),
+])
+def test_serve_with_an_incomplete_sms_setup_says_what_is_missing_in_one_line(
+        tmp_path: Path, env: dict[str, str], missing: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WAITROOM_")}
+    out = subprocess.run([EXE, "serve", "--db", str(tmp_path / "w.db"), "--port", str(_port())],
+                         capture_output=True, text=True, timeout=60, env={**clean, **env})
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("waitroom serve: ") and line.endswith(missing)

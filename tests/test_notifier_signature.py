@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from notifier.twilio_signature import compute_signature, validate_signature
 
@@ -51,3 +51,55 @@ def test_forged_signatures_fail_ours_and_twilios(forgery: str) -> None:
 
 def test_no_auth_token_validates_nothing() -> None:
     assert not validate_signature("", URL, PARAMS, compute_signature("", URL, PARAMS))
+
+
+# -- issue 11 item 10: what Twilio's own validator accepts, we accept --------------------------
+
+SHARED = "shared-key-secret-0123456789abcdef"
+SETTINGS_256 = "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256"
+
+
+@pytest.mark.parametrize(("configured", "ours"), [
+    ("https://clinic.example.com:443/sms/inbound", "https://clinic.example.com/sms/inbound"),
+    ("http://clinic.example.com:80/sms/status?row=3", "http://clinic.example.com/sms/status?row=3"),
+    ("https://clinic.example.com/sms/inbound", "https://clinic.example.com:443/sms/inbound"),
+])
+def test_a_url_signed_with_or_without_the_default_port_validates_as_twilios_validator_does(
+        configured: str, ours: str) -> None:
+    # Twilio signs the URL as configured in its console; WAITROOM_PUBLIC_URL may spell the port differently.
+    sig = RequestValidator(TOKEN).compute_signature(configured, PARAMS)
+    assert RequestValidator(TOKEN).validate(ours, PARAMS, sig)
+    assert validate_signature(TOKEN, ours, PARAMS, sig)
+
+
+def test_another_port_or_host_is_not_the_same_url() -> None:
+    for configured in ("https://clinic.example.com:8443/sms/inbound", "https://other.example.com/sms/inbound"):
+        sig = RequestValidator(TOKEN).compute_signature(configured, PARAMS)
+        assert not validate_signature(TOKEN, "https://clinic.example.com/sms/inbound", PARAMS, sig)
+
+
+@pytest.mark.parametrize("algorithm", ["HMAC_SHA1", "HMAC_SHA256"])
+def test_our_signature_equals_twilios_for_each_algorithm(algorithm: str) -> None:
+    assert compute_signature(SHARED, URL, PARAMS, algorithm) == RequestValidator(SHARED).compute_signature(
+        URL, PARAMS, algorithm)
+
+
+@pytest.mark.parametrize("secret", [SHARED, TOKEN])
+def test_an_hmac_sha256_signature_with_its_settings_header_validates(secret: str) -> None:
+    # A Webhook Rule signs with its SharedKey secret; Twilio's validator takes either secret.
+    sig = RequestValidator(secret).compute_signature(URL, PARAMS, "HMAC_SHA256")
+    assert RequestValidator(secret).validate(URL, PARAMS, sig, get_signature_algorithm(SETTINGS_256))
+    assert validate_signature(TOKEN, URL, PARAMS, sig, settings_header=SETTINGS_256, shared_key=SHARED)
+
+
+def test_sha256_needs_its_header_the_right_secret_and_a_known_algorithm() -> None:
+    sig = RequestValidator(SHARED).compute_signature(URL, PARAMS, "HMAC_SHA256")
+    assert not validate_signature(TOKEN, URL, PARAMS, sig, shared_key=SHARED)  # no header: SHA-1 is checked
+    assert not validate_signature(TOKEN, URL, PARAMS, sig, settings_header=SETTINGS_256)  # secret not configured
+    assert not validate_signature(TOKEN, URL, PARAMS, sig, settings_header=SETTINGS_256, shared_key="other")
+    odd = "key=k,algorithm=HMAC_MD5"
+    assert not validate_signature(TOKEN, URL, PARAMS, sig, settings_header=odd, shared_key=SHARED)
+    assert not RequestValidator(SHARED).validate(URL, PARAMS, sig, get_signature_algorithm(odd))
+    # The SharedKey never validates a request that carries no settings header.
+    sha1_by_shared = RequestValidator(SHARED).compute_signature(URL, PARAMS)
+    assert not validate_signature(TOKEN, URL, PARAMS, sha1_by_shared, shared_key=SHARED)

@@ -3,6 +3,7 @@ worker sending to a fake Twilio on loopback, and clients' replies through the si
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from twilio.request_validator import RequestValidator
 
 from notifier.twilio_signature import compute_signature
 from server.app import RUNTIME, create_app
@@ -17,6 +19,7 @@ from server.config import Config, ManualClock
 from server.store import SqliteStore, fetch
 from tests.conftest import DAY, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.test_web_console import add_user, log_in
 
 PUBLIC = "http://clinic.test"
 NO_CONSENT = {"+13125550103", "+13125550109"}  # Aiko Tanaka and Noah Williams said no to texts
@@ -190,3 +193,55 @@ async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Cl
     assert await clinic.inbound("+13125550102", "1", "SM" + "4" * 32) == 200
     keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
     assert {r[0] for r in keeps} == named
+
+
+# -- issue 11 item 10: Twilio as it really signs and sends ------------------------------------
+
+async def _signed_post(clinic: Clinic, params: dict[str, str], *, configured: str = f"{PUBLIC}/sms/inbound",
+                       secret: str = AUTH_TOKEN, algorithm: str | None = None) -> int:
+    """A webhook signed by Twilio's own validator code over the URL as configured in Twilio."""
+    headers = {"X-Twilio-Signature": RequestValidator(secret).compute_signature(configured, params, algorithm)}
+    if algorithm:
+        headers["X-Twilio-Webhooks-Signature-Settings"] = f"key=webhooks_sharedkey_1,algorithm={algorithm}"
+    return (await clinic.client.post("/sms/inbound", data=params, headers=headers)).status
+
+
+async def test_webhooks_signed_with_the_default_port_or_hmac_sha256_are_accepted(clinic: Clinic) -> None:
+    base = {"From": "+13125550199", "To": CLINIC_NUMBER, "Body": "hello", "AccountSid": ACCOUNT_SID}
+    assert await _signed_post(clinic, {**base, "MessageSid": "SM" + "a" * 32},
+                              configured="http://clinic.test:80/sms/inbound") == 200
+    assert await _signed_post(clinic, {**base, "MessageSid": "SM" + "b" * 32}, algorithm="HMAC_SHA256") == 200
+    assert await _signed_post(clinic, {**base, "MessageSid": "SM" + "c" * 32},
+                              configured="https://clinic.test/sms/inbound") == 403  # another URL
+    assert len(await clinic.sql("SELECT * FROM inbound_messages")) == 2
+
+
+async def test_a_refused_signature_logs_the_url_it_was_checked_against(
+        clinic: Clinic, caplog: pytest.LogCaptureFixture) -> None:
+    # Behind a proxy Twilio calls https://vets.example.org/... while WAITROOM_PUBLIC_URL says otherwise.
+    params = {"MessageSid": "SM" + "d" * 32, "From": "+13125550199", "Body": "hi", "AccountSid": ACCOUNT_SID}
+    with caplog.at_level(logging.WARNING, logger="waitroom.notifier"):
+        assert await _signed_post(clinic, params, configured="https://vets.example.org/sms/inbound") == 403
+    [line] = [r.getMessage() for r in caplog.records if "X-Twilio-Signature" in r.getMessage()]
+    assert f"checked against {PUBLIC}/sms/inbound " in line and "WAITROOM_PUBLIC_URL" in line
+
+
+async def test_an_mms_reply_keeps_its_pictures_and_reception_sees_them(clinic: Clinic) -> None:
+    media = "https://api.twilio.com/2010-04-01/Accounts/" + ACCOUNT_SID + "/Messages/MM{0}/Media/ME{0}"
+    params = {"MessageSid": "MM" + "e" * 32, "From": "+13125550101", "To": CLINIC_NUMBER, "Body": "",
+              "NumMedia": "2", "AccountSid": ACCOUNT_SID,
+              "MediaUrl0": media.format(1), "MediaContentType0": "image/jpeg",
+              "MediaUrl1": media.format(2), "MediaContentType1": "image/png"}
+    assert await _signed_post(clinic, params) == 200
+    await add_user(clinic.db)
+    assert (await log_in(clinic.client)).status == 303
+    page = await (await clinic.client.get("/console")).text()
+    inbox = page[page.index("<h2>Inbox"):]
+    assert f'href="{media.format(1)}"' in inbox and "Picture 1 (image/jpeg)" in inbox
+    assert f'href="{media.format(2)}"' in inbox and "Picture 2 (image/png)" in inbox
+    # "1" with a photo keeps the place, and the photo is still put in front of reception.
+    params = {**params, "MessageSid": "MM" + "f" * 32, "Body": "1", "NumMedia": "1"}
+    del params["MediaUrl1"], params["MediaContentType1"]
+    assert await _signed_post(clinic, params) == 200
+    page = await (await clinic.client.get("/console")).text()
+    assert page.count(f'href="{media.format(1)}"') == 2

@@ -762,6 +762,24 @@ class SqliteTx:
         await self._write("UPDATE inbound_messages SET visit_id = ?, kind = ? WHERE provider_sid = ?",
                           (visit_id, kind, provider_sid))
 
+    async def record_inbound_media(self, provider_sid: str, media: Sequence[tuple[str, str]]) -> None:
+        rows = await self._rows("SELECT id FROM inbound_messages WHERE provider_sid = ?", (provider_sid,))
+        for n, (url, content_type) in enumerate(media):
+            await self._write("INSERT OR IGNORE INTO inbound_media (inbound_id, n, url, content_type) "
+                              "VALUES (?, ?, ?, ?)", (rows[0][0], n, url, content_type))
+
+    async def inbound_media(self, inbound_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+        """The pictures sent with these inbound texts, by inbound id, in the order sent."""
+        out: dict[int, list[tuple[str, str]]] = {}
+        for start in range(0, len(inbound_ids), 500):  # SQLite's limit on bound parameters
+            chunk = list(inbound_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for inbound_id, url, content_type in await self._rows(
+                    f"SELECT inbound_id, url, content_type FROM inbound_media WHERE inbound_id IN ({marks}) "
+                    "ORDER BY inbound_id, n", tuple(chunk)):
+                out.setdefault(int(inbound_id), []).append((str(url), str(content_type)))
+        return out
+
     async def send_inbound_to_reception(self, provider_sid: str) -> None:
         await self._write("UPDATE inbound_messages SET needs_reception = 1 WHERE provider_sid = ?", (provider_sid,))
 
@@ -774,6 +792,9 @@ class SqliteTx:
             d = dict(zip(keys, r, strict=True))
             d["received_at"], d["handled_at"] = from_db(d["received_at"]), from_db(d["handled_at"])
             out.append(d)
+        media = await self.inbound_media([int(str(d["id"])) for d in out])
+        for d in out:
+            d["media"] = media.get(int(str(d["id"])), [])
         return out
 
     async def mark_inbound_handled(self, inbound_id: int, now: datetime) -> bool:

@@ -369,9 +369,16 @@ async def inbox(conn: aiosqlite.Connection) -> list[dict[str, Any]]:
         "COALESCE(p.name, a.pet_name) AS pet FROM inbound_messages m LEFT JOIN appointments a ON a.id = m.visit_id "
         "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
         "WHERE m.handled_at IS NULL AND (m.needs_reception = 1 OR m.kind = 'reschedule') ORDER BY m.id")
+    # An MMS reply's pictures, as links: http(s) only (they came in a signed webhook, but a
+    # link in a staff page must never be a script).
+    media: dict[int, list[dict[str, str]]] = {}
+    for m in await fetch(conn, "SELECT inbound_id, url, content_type FROM inbound_media WHERE inbound_id IN "
+                               "(SELECT id FROM inbound_messages WHERE handled_at IS NULL) ORDER BY inbound_id, n"):
+        if str(m["url"]).startswith(("https://", "http://")):
+            media.setdefault(int(m["inbound_id"]), []).append({"url": m["url"], "type": m["content_type"]})
     return [{"id": r["id"], "from_number": r["from_number"], "body": r["body"], "kind": r["kind"],
              "visit_id": r["visit_id"], "received": from_db(r["received_at"]), "client": r["client"],
-             "pet": r["pet"]} for r in rows]
+             "pet": r["pet"], "media": media.get(int(r["id"]), [])} for r in rows]
 
 
 # What the text service's refusal means, in words for the desk (Twilio's error codes, and the
