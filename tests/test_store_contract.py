@@ -155,3 +155,16 @@ async def test_a_visit_moves_through_its_day_and_back(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.set_visit_status("w1", "cancelled")
         assert await tx.count_visits(DAY) == 0
+
+
+async def test_an_inbound_texts_pictures_come_back_in_order_with_reception_inbox(store: Store) -> None:
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    async with store.transaction() as tx:
+        assert await tx.record_inbound("MM1", "+13125550101", None, "", "other", True, now)
+        await tx.record_inbound_media("MM1", [("https://api.twilio.com/m/1", "image/jpeg"),
+                                              ("https://api.twilio.com/m/2", "image/png")])
+        assert await tx.record_inbound("SM2", "+13125550102", None, "hello", "other", True, now)
+    async with store.transaction() as tx:
+        first, second = await tx.reception_inbox(False)
+    assert first["media"] == [("https://api.twilio.com/m/1", "image/jpeg"), ("https://api.twilio.com/m/2", "image/png")]
+    assert second["media"] == []
