@@ -54,6 +54,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan": "Scan to follow {pet}'s wait on your phone",
         "minutes": "{n} min",
         "hours": "{h} h {m} min",
+        "hours_only": "{h} h",
         "offline_done": "Thank you. Your check-in is saved and will reach reception as soon as this kiosk "
                         "can get through.",
         "offline_hint": "We can't show your wait right now. Please take a seat, and if nobody has spoken to "
@@ -159,6 +160,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan": "Escanee para seguir la espera de {pet} en su teléfono",
         "minutes": "{n} min",
         "hours": "{h} h {m} min",
+        "hours_only": "{h} h",
         "offline_done": "Gracias. Su registro está guardado y llegará a recepción en cuanto este quiosco "
                         "pueda conectarse.",
         "offline_hint": "Ahora no podemos mostrar su espera. Tome asiento, por favor; si nadie le atiende "

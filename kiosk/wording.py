@@ -16,15 +16,19 @@ def sex_key(sex: object) -> str:
 
 
 def fmt_minutes(lang: str, n: int) -> str:
+    """ "45 min", "1 h 40 min", "2 h": as the server's notifier.formats.duration writes them."""
     if n < 60:
         return t(lang, "minutes", n=n)
+    if n % 60 == 0:
+        return t(lang, "hours_only", h=n // 60)
     return t(lang, "hours", h=n // 60, m=n % 60)
 
 
 def fmt_time(lang: str, when: datetime) -> str:
-    """Clock time in the clinic's own offset (the server sends it that way)."""
+    """Clock time in the clinic's own offset (the server sends it that way): "10:35 AM" /
+    "10:35", as the server's notifier.formats.clock writes them."""
     if lang == "en":
-        return when.strftime("%I:%M %p").lstrip("0")
+        return f"{when.hour % 12 or 12}:{when:%M} {'AM' if when.hour < 12 else 'PM'}"
     return when.strftime("%H:%M")
 
 

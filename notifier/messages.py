@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
+from notifier import formats
 from notifier.policy import TextCandidate, TextDecision, minutes_late
 
 Encoding = Literal["GSM-7", "UCS-2"]
@@ -79,11 +80,7 @@ def _lang(language: str) -> str:
 
 
 def _clock(t: datetime, tz: tzinfo, lang: str) -> str:
-    local = t.astimezone(tz)
-    if lang == "es":
-        return f"{local:%H:%M}"
-    hour = local.hour % 12 or 12
-    return f"{hour}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
+    return formats.clock(t, tz, lang)
 
 
 def _floor5(t: datetime) -> datetime:
@@ -304,9 +301,10 @@ def reply_message(kind: ReplyText, language: str, clinic: ClinicInfo, link: str 
     if kind == "reschedule" and not link:
         kind = "no_visit"
     if clinic.phone:
-        call = f" Llame al {clinic.phone}." if lang == "es" else f" Call us at {clinic.phone}."
-        urgent = (f" Si es urgente, llame al {clinic.phone}." if lang == "es"
-                  else f" If it's urgent, call {clinic.phone}.")
+        phone = formats.national(clinic.phone)
+        call = f" Llame al {phone}." if lang == "es" else f" Call us at {phone}."
+        urgent = (f" Si es urgente, llame al {phone}." if lang == "es"
+                  else f" If it's urgent, call {phone}.")
     else:
         call = urgent = ""
     return make_message(_REPLIES[lang][kind].format(clinic=clinic.name, link=link, call=call,

@@ -170,7 +170,7 @@ async def test_status_page_updates_live(live_server: LiveServer, browser: Any) -
     # Luna's owner reads Spanish; `?lang=en` is the page's own switch to English (kept by the stream and the form).
     await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}?lang=en")
     await page.locator("#live-state.ok").wait_for(timeout=TIMEOUT_MS)
-    assert "Booked for 8:00am" in await page.locator("#status").inner_text()
+    assert "Booked for 8:00 AM" in await page.locator("#status").inner_text()
     await page.evaluate("window.__sameDocument = true")
     await api_event(live_server, {"type": "checkin", "appointment": A_0800})
     await page.locator("#status", has_text="next").wait_for(timeout=TIMEOUT_MS)

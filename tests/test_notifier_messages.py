@@ -121,10 +121,10 @@ def test_reply_texts_in_both_languages(lang: str) -> None:
     for kind in ("keep", "optout", "optin", "help", "other"):
         m = reply_message(kind, lang, CLINIC)  # type: ignore[arg-type]
         assert m.body.startswith("Oakwood Vets") and m.encoding == "GSM-7" and m.segments == 1, m.body
-    assert CLINIC.phone in reply_message("help", lang, CLINIC).body  # type: ignore[operator]
+    assert "(555) 010-0000" in reply_message("help", lang, CLINIC).body  # the national format, not E.164
     assert LINK in reply_message("reschedule", lang, CLINIC, LINK).body
     # No link (no visit found): a way to reach a person instead.
-    assert CLINIC.phone in reply_message("reschedule", lang, CLINIC).body  # type: ignore[operator]
+    assert "(555) 010-0000" in reply_message("reschedule", lang, CLINIC).body
 
 
 def test_no_promotional_words_in_any_text() -> None:

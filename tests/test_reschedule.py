@@ -97,7 +97,7 @@ async def test_valid_link_lists_slots_that_avoid_booked_visits_and_respect_lengt
     page = await api.client.get(url)
     html = await page.text()
     assert page.status == 200
-    assert "Luna" in html and "Dr. Ruiz" in html and "Monday, March 2 at 8:00am" in html
+    assert "Luna" in html and "Dr. Ruiz" in html and "Monday, March 2 at 8:00 AM" in html
     slots = slots_in(html)
     assert slots and all(vet == "v1" for _, _, vet in slots)
     length = timedelta(minutes=await booked_min(api))
@@ -194,7 +194,7 @@ async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api)
     assert len(texts) == 1
     to, body, kind = texts[0]
     assert to == LUNA_MOBILE and kind == "reschedule_booked"
-    assert "Luna" in body and "Tue Mar 3" in body and "Dr. Ruiz" in body and PHONE in body
+    assert "Luna" in body and "Tue Mar 3" in body and "Dr. Ruiz" in body and "(312) 555-0100" in body
     # The link is spent: its page says so (410), and a second post changes nothing.
     again = await api.client.get(url)
     assert again.status == 410 and "already been used" in await again.text() and PHONE in await again.text()
@@ -417,7 +417,7 @@ async def test_switch_link_flips_the_language_and_back_without_javascript(api: A
     assert name == "English" and href.startswith(url)
     english = unescape(await (await api.client.get(href)).text())
     assert lang_attr(english) == "en" and "<h1>Change Luna's visit</h1>" in english
-    assert "Monday, March 2 at 8:00am" in english and "Tuesday, March 3" in english
+    assert "Monday, March 2 at 8:00 AM" in english and "Tuesday, March 3" in english
     # Every link and form on the page keeps the choice...
     assert f'href="{url}?all=1&lang=en"' in english and f'href="{url}?cancel=1&lang=en"' in english
     assert all("&lang=en" in m for m in re.findall(r'class="slot" href="([^"]+)"', english))
@@ -494,7 +494,7 @@ async def test_english_clients_pages_stay_english_whatever_the_browser(api: Api)
     html = unescape(await resp.text())
     assert lang_attr(html) == "en" and "<h1>Change Mochi's visit</h1>" in html and "Tap a new time" in html
     assert switch_link(html) == (f"{url}?lang=es", "Español")
-    assert re.findall(r'class="slot" href="[^"?]+\?slot=[^"&]+">(\d{1,2}:\d\d[ap]m)<', html)
+    assert re.findall(r'class="slot" href="[^"?]+\?slot=[^"&]+">(\d{1,2}:\d\d [AP]M)<', html)
     cancel = unescape(await (await api.client.get(url, params={"cancel": "1"})).text())
     assert "Cancel Mochi's visit?" in cancel and f'<form method="post" action="{url}">' in cancel
 

@@ -420,7 +420,7 @@ async def test_vet_late_and_available_are_undoable(desk: Desk) -> None:
     rows = await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'")
     assert rows and rows[0][0] is not None
     page = await (await desk.client.get("/console")).text()
-    assert "Away until 8:20am" in page
+    assert "Away until 8:20 AM" in page
     await desk.post(f"/console/undo/{late['undo']}")
     assert (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0] is None
     await desk.post("/console/vet-late", {"vet": "v2", "until": "09:15"})
@@ -648,7 +648,7 @@ async def test_held_and_failed_texts_show_for_signed_in_staff_only(texting: Text
     assert "Texts that need you" in shown and '<span class="count hot">2</span>' in shown
     assert f'id="ob-{held}"' in shown and f'id="ob-{failed}"' in shown
     # Who, which visit, the number to phone, the text itself, and what happened in plain words.
-    assert "Luna" in shown and "Maria Lopez" in shown and "(312) 555-0101" in shown and "Visit 8:00am" in shown
+    assert "Luna" in shown and "Maria Lopez" in shown and "(312) 555-0101" in shown and "Visit 8:00 AM" in shown
     assert "May or may not have reached the client — the text service could not confirm." in shown
     assert "Milo" in shown and "Emma Rossi" in shown and "The number is not a valid phone number." in shown
     assert "Code 21211: Invalid &#39;To&#39; Phone Number" in shown

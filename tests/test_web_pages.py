@@ -75,7 +75,7 @@ async def test_status_page_shows_pet_vet_place_and_range(api: Api) -> None:
     assert resp.status == 200
     html = await resp.text()
     assert "<h1>Luna</h1>" in html and "Dr. Ana Ruiz" in html and "<strong>next</strong> in line" in html
-    assert re.search(r'id="range">(around \d+:\d\d[ap]m|\d+:\d\d[ap]m – \d+:\d\d[ap]m)</p>', html), html
+    assert re.search(r'id="range">(around \d+:\d\d [AP]M|\d+:\d\d [AP]M – \d+:\d\d [AP]M)</p>', html), html
     assert "I'm waiting in my car" in html
     assert resp.headers["Referrer-Policy"] == "no-referrer"
     assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
@@ -131,7 +131,7 @@ async def test_status_stream_pushes_a_change_within_a_second(api: Api) -> None:
     resp = await api.client.get(f"/s/{token}/live")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
     first = await read_sse(resp, 2)
-    assert "Booked for 8:00am" in first["status"]
+    assert "Booked for 8:00 AM" in first["status"]
     await api.event({"type": "checkin", "appointment": A_0800})
     await api.event({"type": "start", "appointment": A_0800})
     loop = asyncio.get_running_loop()
@@ -207,7 +207,7 @@ async def test_status_page_for_english_clients_and_forged_links(api: Api) -> Non
     assert rows[0][0] == "en"
     # A stored choice beats the browser's.
     html = await (await api.client.get(f"/s/{milo}", headers={"Accept-Language": "es"})).text()
-    assert lang_attr(html) == "en" and "Booked for 8:00am" in html and "Español" in html
+    assert lang_attr(html) == "en" and "Booked for 8:00 AM" in html and "Español" in html
     for header, lang, words in (("es-ES,es;q=0.9", "es", "no es válido"), ("en-GB", "en", "not valid"),
                                 ("", "en", "not valid")):
         resp = await api.client.get("/s/forged.link", headers={"Accept-Language": header} if header else {})

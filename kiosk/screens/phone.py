@@ -12,9 +12,19 @@ from kiosk.api import ServerUnreachable
 from kiosk.screens.base import KioskScreen, Say
 from kiosk.widgets.keypad import Keypad, echo
 
+_NANP = {"US", "CA", "PR"}
+
 
 def display_number(digits: str, region: str) -> str:
-    """As-you-type formatting, in characters the big Digits widget can draw."""
+    """As-you-type formatting, in characters the big Digits widget can draw.
+
+    North American numbers group 3-3-4 from the first digit ("123-45", "312-555-0100"), with
+    a leading 1 split off only once the number is too long without it ("1-312-555-0100"):
+    phonenumbers' formatter takes a first 1 for the trunk prefix and shows "1-234-5"."""
+    if region.upper() in _NANP:
+        head, rest = ("1-", digits[1:]) if digits.startswith("1") and len(digits) > 10 else ("", digits)
+        groups = [rest[:3], rest[3:6], rest[6:]]
+        return head + "-".join(g for g in groups if g)
     fmt = phonenumbers.AsYouTypeFormatter(region)
     out = ""
     for d in digits:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from aiohttp import web
 from markupsafe import Markup
 
+from notifier import formats
 from server.web import render
 
 Lang = Literal["en", "es"]
@@ -285,12 +286,10 @@ def plain(lang: Lang, key: str, /, **values: Any) -> str:
 
 
 def clock(t: datetime | None, tz: tzinfo, lang: Lang) -> str:
-    """A time of day: "10:05am" (as a US front desk reads it) or "10:05" (24-hour, as in the texts)."""
+    """A time of day: "10:05 AM" or "10:05" (24-hour), as the texts say it (notifier.formats)."""
     if t is None:
         return ""
-    if lang == "es":
-        return f"{t.astimezone(tz):%H:%M}"
-    return render.hm(t, tz)
+    return formats.clock(t, tz, lang)
 
 
 def clock5(t: datetime, tz: tzinfo, lang: Lang, up: bool = False) -> str:

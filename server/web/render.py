@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from notifier import formats
 from server.web.board import Board, Lane, LogEntry, VisitView
 
 TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
@@ -21,11 +22,15 @@ def make_env() -> jinja2.Environment:
 
 
 def hm(t: datetime | None, tz: tzinfo) -> str:
-    """ "10:05am": how a US front desk reads a time."""
+    """ "10:05 AM": the one English time format (notifier.formats.clock), as texts say it."""
     if t is None:
         return ""
-    local = t.astimezone(tz)
-    return f"{local.hour % 12 or 12}:{local.minute:02d}{'am' if local.hour < 12 else 'pm'}"
+    return formats.clock(t, tz, "en")
+
+
+def dur(minutes: float) -> str:
+    """ "45 min", "1 h 40 min": the one duration format (notifier.formats.duration)."""
+    return formats.duration(minutes)
 
 
 def round5(t: datetime, tz: tzinfo, up: bool = False) -> datetime:
@@ -57,7 +62,7 @@ def behind_text(lane: Lane) -> str:
         if lane.behind_reason == "emergency":
             text += " (emergency in progress)"
         return text
-    text = f"about {5 * round(lane.behind_min / 5)} min behind"
+    text = f"about {dur(5 * round(lane.behind_min / 5))} behind"
     return f"{text} ({lane.behind_reason})" if lane.behind_reason else text
 
 
@@ -70,6 +75,8 @@ def eta_text(v: VisitView, now: datetime) -> str:
     lo5, hi5 = 5 * math.floor(low / 5), 5 * math.ceil(high / 5)
     if hi5 <= 5:
         return "next"
+    if hi5 >= 60:  # "about 1 h 40 min–3 h", not "about 100–180 min"
+        return f"about {dur(lo5)}–{dur(hi5)}" if lo5 != hi5 else f"about {dur(hi5)}"
     return f"about {lo5}–{hi5} min" if lo5 != hi5 else f"about {hi5} min"
 
 
@@ -142,6 +149,7 @@ def helpers(board: Board) -> dict[str, Any]:
         h += timedelta(hours=1)
     return {
         "hm": lambda t: hm(t, board.tz),
+        "dur": dur,
         "hm5": lambda t, up=False: hm5(t, board.tz, up),
         "mins": mins,
         "pct": pct,

@@ -20,9 +20,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 import aiosqlite
-import phonenumbers
 from aiohttp import web
 
+from notifier import formats
 from notifier.links import (
     ExpiredLink,
     ForgedLink,
@@ -350,11 +350,7 @@ def phone_label(clinic: Clinic) -> str | None:
     """The clinic's number as people write it locally ("(312) 555-0100"); the tel: link keeps E.164."""
     if not clinic.phone:
         return None
-    try:
-        num = phonenumbers.parse(clinic.phone, clinic.region)
-    except phonenumbers.NumberParseException:
-        return clinic.phone
-    return str(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return formats.national(clinic.phone, clinic.region)
 
 
 def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str],
@@ -504,16 +500,16 @@ _ES_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "a
 def _text_when(t: datetime, tz: tzinfo, lang: str) -> str:
     local = t.astimezone(tz)
     if lang == "es":
-        return f"{_ES_DAYS[local.weekday()]} {local.day} de {_ES_MONTHS[local.month - 1]} a las {local:%H:%M}"
-    ampm = "AM" if local.hour < 12 else "PM"
-    return f"{local:%a} {local:%b} {local.day} at {local.hour % 12 or 12}:{local:%M} {ampm}"
+        day = f"{_ES_DAYS[local.weekday()]} {local.day} de {_ES_MONTHS[local.month - 1]}"
+        return f"{day} a las {formats.clock(t, tz, lang)}"
+    return f"{local:%a} {local:%b} {local.day} at {formats.clock(t, tz, lang)}"
 
 
 def _text(outcome: str, visit: VisitInfo, clinic: ClinicInfo, at: datetime | None, vet_name: str, tz: tzinfo) -> str:
     """The confirmation text in the client's language (English unless Spanish)."""
     lang = "es" if visit.language.lower().startswith("es") else "en"
     when = _text_when(at, tz, lang) if at else ("hoy" if lang == "es" else "today")
-    phone = clinic.phone
+    phone = formats.national(clinic.phone) if clinic.phone else None
     if lang == "es":
         call_change = f" Para cambiarla, llame al {phone}." if phone else ""
         call_book = f" Para pedir otra, llame al {phone}." if phone else ""
