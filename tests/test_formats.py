@@ -50,7 +50,8 @@ def test_lobby_display_wait_over_an_hour_is_not_a_count_of_minutes() -> None:
     assert behind_text(lane) == "about 1 h 40 min behind (emergency)"
 
 
-@pytest.mark.parametrize(("number", "shown"), [("+13125550100", "(312) 555-0100"), ("+1 312 555 0101", "(312) 555-0101"),
+@pytest.mark.parametrize(("number", "shown"), [("+13125550100", "(312) 555-0100"),
+                                               ("+1 312 555 0101", "(312) 555-0101"),
                                                ("not a number", "not a number")])
 def test_phone_numbers_in_the_national_format(number: str, shown: str) -> None:
     assert formats.national(number) == shown

@@ -851,7 +851,7 @@ async def test_console_shows_blocked_time_and_numbers_that_take_no_texts(desk: D
     resp = await api.client.post("/api/schedule", json=doc, headers=api.h("pms"))
     assert resp.status == 200, await resp.text()
     page = await (await api.client.get("/console")).text()
-    assert '<p class="blocked">Blocked 12:45pm–1:30pm · Staff meeting</p>' in page
+    assert '<p class="blocked">Blocked 12:45 PM–1:30 PM · Staff meeting</p>' in page
     await desk.post("/console/visits/x1/checkin")  # a waiting client's card is always shown
     page = await (await api.client.get("/console")).text()
     assert "☎ (800) 356-9377 · toll-free number, phone — no texts" in page
