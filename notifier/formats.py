@@ -25,6 +25,15 @@ def clock(t: datetime, tz: tzinfo, language: str = "en") -> str:
     return f"{local.hour % 12 or 12}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
 
 
+def clock_range(a: datetime, b: datetime, tz: tzinfo, language: str = "en") -> str:
+    """ "9:50 – 10:20 AM" (one AM/PM when both ends share it), "11:50 AM – 12:20 PM";
+    "09:50 – 10:20" in Spanish."""
+    lo, hi = clock(a, tz, language), clock(b, tz, language)
+    if lo[-3:] == hi[-3:] and lo[-3:] in (" AM", " PM"):
+        lo = lo[:-3]
+    return f"{lo} – {hi}"
+
+
 def duration(minutes: float) -> str:
     """A length of time: "45 min" under an hour, "1 h 40 min" or "2 h" from an hour on
     (read the same in English and Spanish)."""

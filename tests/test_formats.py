@@ -62,3 +62,11 @@ def test_phone_numbers_in_the_national_format(number: str, shown: str) -> None:
                                               ("13125550100", "1-312-555-0100")])
 def test_keypad_shows_partial_numbers_as_they_will_be_read(typed: str, shown: str) -> None:
     assert display_number(typed, "US") == shown
+
+
+def test_a_range_says_am_or_pm_once_when_both_ends_share_it() -> None:
+    at = datetime(2026, 3, 2, 9, 50, tzinfo=TZ)
+    assert formats.clock_range(at, at + timedelta(minutes=30), TZ, "en") == "9:50 – 10:20 AM"
+    later = at + timedelta(hours=2)
+    assert formats.clock_range(later, later + timedelta(minutes=30), TZ) == "11:50 AM – 12:20 PM"
+    assert formats.clock_range(at, at + timedelta(minutes=30), TZ, "es") == "09:50 – 10:20"

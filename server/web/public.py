@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from notifier import formats
 from notifier.links import verify_status_token
 from server import speech
 from server.errors import Conflict
@@ -21,7 +22,7 @@ from server.keys import CALL_AUDIO, CLOCK, CONFIG, RUNTIME, STORE
 from server.web import calls, i18n, live
 from server.web.board import Board, load_board
 from server.web.i18n import Lang
-from server.web.render import helpers, render
+from server.web.render import helpers, render, round5
 
 log = logging.getLogger("waitroom.web")
 
@@ -143,6 +144,7 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
         "sms_number": sms_number,
         "car_url": _keep_lang(request, f"/s/{token}/car"),
         **i18n.page_ctx(request, lang, switch_query={})}
+    ctx["range5"] = lambda a, b: formats.clock_range(round5(a, board.tz), round5(b, board.tz, True), board.tz, lang)
     if lang != "en":  # English keeps render.py's own helpers, so its output stays as it was
         tz = board.tz
 
