@@ -161,6 +161,10 @@ class KioskOutcome:
     # phase -> seconds from a tap to the screen it leads to ("done": the last tap, which sends)
     taps: dict[str, list[float]] = field(default_factory=dict)
     done: dict[str, list[float]] = field(default_factory=dict)
+    # phase -> for each check-in or walk-in sent then: did it try the network (False: straight
+    # into the queue, because the kiosk knew it was offline)
+    tried: dict[str, list[bool]] = field(default_factory=dict)
+    phase: str = ""
 
 
 def _letters(i: int) -> str:
@@ -168,12 +172,14 @@ def _letters(i: int) -> str:
     return "K" + chr(65 + i // 26 % 26) + chr(65 + i % 26)
 
 
-async def _until(pilot: Any, ok: Callable[[], bool], tries: int = 2000) -> None:
-    for _ in range(tries):
-        if ok():
-            return
+async def _until(pilot: Any, ok: Callable[[], bool], seconds: float = 30) -> None:
+    """Until `ok()`, bounded by time (a count of short pauses is a few seconds on an idle
+    machine and far less on a loaded one)."""
+    deadline = time.monotonic() + seconds
+    while not ok():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the kiosk did not get there (on {type(pilot.app.screen).__name__})")
         await pilot.pause(0.005)
-    raise AssertionError(f"the kiosk did not get there (on {type(pilot.app.screen).__name__})")
 
 
 async def _tap(pilot: Any, selector: str, then: Callable[[], bool], out: list[float]) -> None:
@@ -204,6 +210,7 @@ async def _walkin_by_pilot(pilot: Any, pet: str, phase: str, res: KioskOutcome) 
         await pilot.click(f"#key-{key}")
     await _tap(pilot, "#key-ok", on_step("species"), taps)
     await _tap(pilot, "#species-dog", on_step("reason"), taps)
+    res.phase = phase
     await _tap(pilot, "#reason-sick", lambda: isinstance(app.screen, DoneScreen), res.done.setdefault(phase, []))
     if app.screen.offline:
         res.offline_done_screens += 1
@@ -233,6 +240,14 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
             original(error)
 
         app.handle_failure = failed  # type: ignore[method-assign]
+        real_send = app.send
+
+        async def send(kind: Any, payload: Any) -> Any:
+            sent = await real_send(kind, payload)
+            res.tried.setdefault(res.phase, []).append(sent.tried)
+            return sent
+
+        app.send = send  # type: ignore[method-assign]
         async with app.run_test(size=SIZE) as pilot:
             # Online first: the same taps give the baseline latency.
             for i in range(2):
@@ -250,6 +265,7 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
                     res.by_pilot += 1
                 else:
                     t0 = time.perf_counter()
+                    res.phase = phase + " (send)"
                     sent = await app.send("walkin", {"name": "Jo", "pet": pet, "species": "dog", "reason": "sick"})
                     res.done.setdefault(phase + " (send)", []).append(time.perf_counter() - t0)
                     if sent.answer is not None:
@@ -262,7 +278,7 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
             net.lose_answers = lose_answers
             t0 = time.perf_counter()
             await net.set("lossy")
-            await _until(pilot, lambda: app.queued == 0 and app.online, tries=6000)
+            await _until(pilot, lambda: app.queued == 0 and app.online, seconds=120)
             res.drain_s = time.perf_counter() - t0
             res.answers_lost = net.answers_lost
             await net.set("up")
@@ -280,7 +296,7 @@ async def kiosk_outage(workdir: Path, *, checkins: int = 100, pilot_every: int =
                 res.want.append(pet)
             t0 = time.perf_counter()
             await net.set("up")
-            await _until(pilot, lambda: app.queued == 0 and app.online, tries=6000)
+            await _until(pilot, lambda: app.queued == 0 and app.online, seconds=120)
             res.drain_again_s = time.perf_counter() - t0
             await _walkin_by_pilot(pilot, "AFZ", "after", res)  # back online by itself
         await net.close()

@@ -15,7 +15,7 @@ async def test_kiosk_takes_100_checkins_through_an_outage_and_delivers_each_once
     """10 minutes of clinic time unreachable (refused, then a black hole), 100 walk-ins (every 20th
     tapped through all screens), then back with the first answers lost on the way; then, online
     again, a black hole out of the blue and 4 walk-ins tapped through it."""
-    timeout = 0.3
+    timeout = 3.0  # a tap that waited for the network would take this long
     res = await kiosk_outage(tmp_path, checkins=100, pilot_every=20, timeout_s=timeout, blackhole_again=4)
     assert res.made == 104 and res.made_again == 4 and res.by_pilot == 9
     assert res.recorded == 104, res
@@ -29,18 +29,21 @@ async def test_kiosk_takes_100_checkins_through_an_outage_and_delivers_each_once
     assert res.queued_peak == 100
     # The answers lost on the way back really were lost (and resent under the same key).
     assert res.answers_lost >= 1
-    # Taps answer as fast while the server is unreachable as when it is up (ratio, not a time):
-    # the network waits happen in workers, never in the tap's handler.
-    online = statistics.median(res.taps["online"] + res.taps["after"])
-    assert statistics.median(res.taps["down"]) < 2 * online, res.taps
-    assert statistics.median(res.taps["blackhole"]) < 2 * online, res.taps
-    # The walk-in that runs into the black hole waits out the timeout; once the kiosk knows,
-    # the next ones are queued as fast as a walk-in is answered online.
+    # Once the kiosk knew it was offline, every client's request went straight into the queue,
+    # never touching the network: the first of the outage tried (refused at once: that is how it
+    # found out), none after it, through the black hole that followed; later, online, only the
+    # walk-in that ran into the second black hole tried (waiting out the timeout).
+    assert res.tried["down (send)"][0] and not any(res.tried["down (send)"][1:]), res.tried
+    for phase in ("down", "blackhole", "blackhole (send)", "blackhole, known"):
+        assert res.tried[phase] and not any(res.tried[phase]), (phase, res.tried)
+    assert res.tried["blackhole, finding out"] == [True]
     assert min(res.done["blackhole, finding out"]) >= 0.9 * timeout, res.done
-    done_online = statistics.median(res.done["online"] + res.done["after"])
-    # One median over both black holes (4 walk-ins): a single sample flaked on a busy machine.
-    known = res.done["blackhole, known"] + res.done["blackhole"]
-    assert len(known) >= 4 and statistics.median(known) < 2 * done_online, res.done
+    # Taps keep answering while the network waits: the waits happen in workers, never in a tap's
+    # handler. Not a ratio to the online taps (that flaked at a load of 12 on 2 cores): a tap
+    # that waited on the network would take the whole timeout, which is long here.
+    for phase in ("down", "blackhole", "blackhole, known"):
+        assert statistics.median(res.taps[phase]) < timeout, (phase, res.taps)
+    # (bench/bench_outage.py prints the latencies: those are figures, not assertions.)
 
 
 async def test_texts_queued_during_a_provider_outage_go_out_once_when_it_recovers(tmp_path: Path) -> None:
