@@ -45,7 +45,10 @@ async def test_backup_taken_under_write_load_restores_every_event_acknowledged_b
     try:
         async with aiohttp.ClientSession() as s:
             tasks = [asyncio.create_task(poster(n, s)) for n in range(4)]
-            await asyncio.sleep(0.5)
+            # Writes under way (bounded wait, not a fixed sleep: a busy machine posts fewer a second).
+            async with asyncio.timeout(60):
+                while len(acked) <= 10:
+                    await asyncio.sleep(0.05)
             before = list(acked)  # acknowledged before the backup started
             events_in_backup = await asyncio.to_thread(backup, db, tmp_path / "backup.db")
             await asyncio.sleep(0.2)
