@@ -15,7 +15,7 @@ from aiohttp.web_log import AccessLogger
 from notifier.links import redact
 from server.config import Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
-from server.http import _ROLES_ATTR, Handler, json_error, read_json, roles
+from server.http import ROLES_ATTR, Handler, json_error, read_json, roles
 from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, STORE, TOKEN_CACHE
 from server.runtime import ClinicRuntime
 from server.store import SqliteStore, hash_token, open_store
@@ -110,7 +110,7 @@ async def reads_yield_middleware(request: web.Request, handler: Handler) -> web.
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    allowed: tuple[str, ...] | None = getattr(handler, _ROLES_ATTR, None)
+    allowed: tuple[str, ...] | None = getattr(handler, ROLES_ATTR, None)
     if allowed is None:
         return await handler(request)
     header = request.headers.get("Authorization", "")

@@ -24,7 +24,7 @@ import numpy as np
 
 from .domain import DayState, Visit
 from .estimator import points, simulate
-from .learning import Model, Settings, _day, fit
+from .learning import Model, Settings, fit, visit_day
 
 QUERY_EVERY = timedelta(minutes=40)
 NOSHOW_MARKED_AFTER = timedelta(minutes=15)  # when reception is assumed to mark a no-show
@@ -104,7 +104,7 @@ def calibrate_model(model: Model, visits: list[Visit], booked: Mapping[str, floa
     by_day: dict[str, list[Visit]] = defaultdict(list)
     for v in visits:
         if v.started or v.arrived or v.scheduled:
-            by_day[_day(v)].append(v)
+            by_day[visit_day(v)].append(v)
     days = sorted(by_day)
     if len(days) < 2:
         return

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from .domain import DEFAULT_EMERGENCY_MIN, DayState, Estimate, Visit
-from .learning import N_QUANTILES, OPEN_HOURS, Model, _erfinv, _local_hour
+from .learning import N_QUANTILES, OPEN_HOURS, Model, erfinv, local_hour
 
 EARLY_START_MIN = 5.0  # nobody is started more than this before their scheduled time
 SAMPLES = 256
@@ -207,7 +207,7 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
                                     model.pace_off_var + var_param, model.pace_off_share)
     # Per vet, as arrivals are assigned: one vet's emergency moves only that vet's queue.
     factor = {}
-    hour_now = _local_hour(now, model.utc_offset_min) + now.minute / 60.0
+    hour_now = local_hour(now, model.utc_offset_min) + now.minute / 60.0
     h = min(int(hour_now), 23)
     for (kind, vet), c in counts.items():
         rate = model.rate(kind, vet)
@@ -256,7 +256,7 @@ def _bin_hours(now: datetime, model: Model | None) -> np.ndarray:
         return np.empty(0, dtype=int)
     n_bins = int(MAX_HORIZON_MIN / FUTURE_BIN_MIN)
     return np.array([
-        _local_hour(now + timedelta(minutes=FUTURE_BIN_MIN * (b + 0.5)), model.utc_offset_min)
+        local_hour(now + timedelta(minutes=FUTURE_BIN_MIN * (b + 0.5)), model.utc_offset_min)
         for b in range(n_bins)
     ])
 
@@ -312,7 +312,7 @@ def _sample_remaining(model: Model, v: Visit, elapsed: float, shift: np.ndarray,
     z_e = (math.log(max(elapsed, 0.1)) - mu) / sigma
     tail = 0.5 * _erfc(z_e / math.sqrt(2.0))  # P(longer than elapsed)
     u = 1.0 - tail * rng.random(n)  # uniform over the part of the distribution still possible
-    z = np.sqrt(2.0) * _erfinv(np.minimum(2.0 * u - 1.0, 1.0 - 1e-12))
+    z = np.sqrt(2.0) * erfinv(np.minimum(2.0 * u - 1.0, 1.0 - 1e-12))
     total = np.exp(mu + sigma * np.maximum(z, z_e))
     rem = np.maximum(total - elapsed, 0.0)
     # Beyond anything the model expects: assume a short memoryless overrun.

@@ -13,14 +13,14 @@ from server.errors import BadRequest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Roles a route admits, set by @roles; a route without it is public.
-_ROLES_ATTR = "__waitroom_roles__"
+ROLES_ATTR = "__waitroom_roles__"
 
 
 def roles(*allowed: str) -> Callable[[Handler], Handler]:
     """Mark a handler as needing a token of one of these roles (checked by the middleware)."""
 
     def mark(handler: Handler) -> Handler:
-        setattr(handler, _ROLES_ATTR, allowed)
+        setattr(handler, ROLES_ATTR, allowed)
         return handler
 
     return mark

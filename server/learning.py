@@ -95,7 +95,7 @@ def _quantiles(values: list[float] | np.ndarray, n: int = N_QUANTILES) -> list[f
 def _normal_quantiles(mean: float, sd: float, n: int = N_QUANTILES) -> list[float]:
     # Clipped normal scores: avoids scipy for one inverse CDF.
     u = np.linspace(0.005, 0.995, n)
-    z = np.sqrt(2.0) * _erfinv(2.0 * u - 1.0)
+    z = np.sqrt(2.0) * erfinv(2.0 * u - 1.0)
     return [float(mean + sd * x) for x in z]
 
 
@@ -116,8 +116,10 @@ def _blend_quantiles(data: list[float], prior: list[float], k: float) -> list[fl
     return [float(x) for x in np.interp(np.linspace(0.0, 1.0, N_QUANTILES), cw, pts[order])]
 
 
-def _erfinv(y: np.ndarray) -> np.ndarray:
-    # Giles' single-precision approximation: plenty for prior quantiles.
+def erfinv(y: np.ndarray) -> np.ndarray:
+    """The inverse error function, elementwise (the estimator draws normal quantiles with it).
+
+    Giles' single-precision approximation: plenty for prior quantiles."""
     w = -np.log((1.0 - y) * (1.0 + y))
     small = w < 5.0
     ws = w - 2.5
@@ -349,7 +351,8 @@ def _consult_minutes(v: Visit) -> float | None:
     return max(_minutes(v.ended, v.started), 0.5)
 
 
-def _day(v: Visit) -> str:
+def visit_day(v: Visit) -> str:
+    """The date a visit belongs to (for grouping history by day)."""
     t = v.started or v.arrived or v.scheduled
     assert t is not None
     return t.date().isoformat()
@@ -367,7 +370,7 @@ def _learn_durations(model: Model, visits: list[Visit], s: Settings) -> None:
         booked = v.booked_min or model.booked.get(v.type, 0.0)
         if booked <= 0:
             continue
-        rows.append((v.vet, v.type, _day(v), math.log(d / booked)))
+        rows.append((v.vet, v.type, visit_day(v), math.log(d / booked)))
         if v.kind == "walkin":
             walk_logs.append(math.log(d))
     model.n_visits = n = len(rows)
@@ -518,7 +521,8 @@ def _learn_emergencies(model: Model, visits: list[Visit]) -> None:
         model.em_len_sigma = math.sqrt((var + k * PRIOR_EM_SIGMA**2) / (len(ln) + k))
 
 
-def _local_hour(t: datetime, offset_min: float | None) -> int:
+def local_hour(t: datetime, offset_min: float | None) -> int:
+    """The clinic-local hour of `t` (`offset_min`: the clinic's UTC offset the model learned)."""
     if offset_min is not None and t.utcoffset() is not None:
         off = t.utcoffset()
         assert off is not None
@@ -532,7 +536,7 @@ def _learn_rates(model: Model, visits: list[Visit], s: Settings) -> None:
     many days today's own count is weighed against (Gamma-Poisson: few when the clinic's
     days differ much more than chance would make them, many when they do not)."""
     days = max(model.n_days, 1)
-    day_list = sorted({_day(v) for v in visits if (v.started or v.arrived or v.scheduled)})
+    day_list = sorted({visit_day(v) for v in visits if (v.started or v.arrived or v.scheduled)})
     for kind, table in (("walkin", model.walkin_rate), ("emergency", model.emergency_rate)):
         counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * 24)
         per_day: dict[str, float] = dict.fromkeys(day_list, 0.0)
@@ -541,8 +545,8 @@ def _learn_rates(model: Model, visits: list[Visit], s: Settings) -> None:
             vets.add(v.vet)
             if v.kind != kind or v.arrived is None:
                 continue
-            counts[v.vet][_local_hour(v.arrived, model.utc_offset_min)] += 1.0
-            per_day[_day(v)] = per_day.get(_day(v), 0.0) + 1.0
+            counts[v.vet][local_hour(v.arrived, model.utc_offset_min)] += 1.0
+            per_day[visit_day(v)] = per_day.get(visit_day(v), 0.0) + 1.0
         if not vets:
             continue
         total = [0.0] * 24

@@ -31,6 +31,7 @@ async def test_backup_taken_under_write_load_restores_every_event_acknowledged_b
     await server.start()
     acked: list[int] = []
     stop = asyncio.Event()
+    under_way = asyncio.Event()
 
     async def poster(n: int, s: aiohttp.ClientSession) -> None:
         for i in range(10_000):
@@ -41,14 +42,15 @@ async def test_backup_taken_under_write_load_restores_every_event_acknowledged_b
                                headers={"Authorization": f"Bearer {tokens['pms']}"}) as r:
                 assert r.status == 201, await r.text()
                 acked.append((await r.json())["seq"])
+                if len(acked) > 10:
+                    under_way.set()
 
     try:
         async with aiohttp.ClientSession() as s:
             tasks = [asyncio.create_task(poster(n, s)) for n in range(4)]
             # Writes under way (bounded wait, not a fixed sleep: a busy machine posts fewer a second).
             async with asyncio.timeout(60):
-                while len(acked) <= 10:
-                    await asyncio.sleep(0.05)
+                await under_way.wait()
             before = list(acked)  # acknowledged before the backup started
             events_in_backup = await asyncio.to_thread(backup, db, tmp_path / "backup.db")
             await asyncio.sleep(0.2)
