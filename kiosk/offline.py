@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,9 +43,58 @@ CREATE TABLE IF NOT EXISTS outbox (
     state TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | rejected
     attempts INTEGER NOT NULL DEFAULT 0,
     response TEXT,
-    last_error TEXT
+    last_error TEXT,
+    taken_mono REAL,  -- time.monotonic() when taken (this boot's clock; see age_s)
+    boot_id TEXT  -- which boot taken_mono belongs to
 );
 """
+# Added after the first kiosks went out: a queue file from then gains them on open.
+_NEW_COLUMNS = (("taken_mono", "REAL"), ("boot_id", "TEXT"))
+# An old row's wall-clock age is believed only up to this (a clock that jumped says more).
+_MAX_LEGACY_AGE_S = 12 * 3600
+
+
+@functools.cache
+def boot_id() -> str:
+    """This boot of the machine: monotonic times of one boot cannot be compared with another's.
+    Linux names each boot; elsewhere the kiosk process stands in for it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or _PROCESS_ID
+    except OSError:
+        return _PROCESS_ID
+
+
+_PROCESS_ID = f"process-{uuid.uuid4().hex}"
+
+
+def age_s(taken_mono: float | None, taken_boot: str | None, payload: JSON, *, now_mono: float | None = None,
+          boot: str | None = None, wall_now: datetime | None = None) -> float | None:
+    """How long ago a queued request was taken, by a clock that cannot be set wrong.
+
+    The server turns this into a time (its own clock minus the age), so the kiosk's wall
+    clock is never believed (a box whose clock booted at year 1 once stalled the server).
+    Same boot: the monotonic difference. Taken before a reboot: at least the time since boot,
+    which is all this box can vouch for. A row queued by an older kiosk (a wall-clock
+    `taken_at` only): the difference of two readings of the same wall clock, if small and not
+    negative; else None (the server then counts it from when it arrives).
+    """
+    now_mono = time.monotonic() if now_mono is None else now_mono
+    if taken_mono is not None:
+        if taken_boot == (boot or boot_id()):
+            return round(max(0.0, now_mono - taken_mono), 1)
+        return round(max(0.0, now_mono), 1)
+    legacy = payload.get("taken_at")
+    if isinstance(legacy, str):
+        try:
+            then = datetime.fromisoformat(legacy)
+            if then.tzinfo is None:
+                then = then.replace(tzinfo=UTC)
+            age = ((wall_now or datetime.now(UTC)) - then).total_seconds()
+        except (ValueError, OverflowError):
+            return None
+        if 0 <= age <= _MAX_LEGACY_AGE_S:
+            return round(age, 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -53,6 +104,18 @@ class Item:
     kind: Kind
     payload: JSON
     state: str
+    taken_mono: float | None = None
+    boot_id: str | None = None
+
+    def to_send(self) -> JSON:
+        """The payload as sent now: a check-in carries its age (`age_s`), never a wall-clock time."""
+        if self.kind != "checkin":
+            return self.payload
+        out = {k: v for k, v in self.payload.items() if k != "taken_at"}
+        age = age_s(self.taken_mono, self.boot_id, self.payload)
+        if age is not None:
+            out["age_s"] = age
+        return out
 
 
 @dataclass(frozen=True)
@@ -86,6 +149,10 @@ class OfflineQueue:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            have = {str(r[1]) for r in conn.execute("PRAGMA table_info(outbox)")}
+            for name, kind in _NEW_COLUMNS:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
             self._ready = True
         return conn
 
@@ -102,22 +169,25 @@ class OfflineQueue:
 
     async def enqueue(self, kind: Kind, payload: JSON) -> str:
         """Store a request; returns its idempotency key (added to the payload if missing)."""
+        # taken_at (wall clock) is kept for people reading the file; what the server is told is
+        # the age by the monotonic clock (`age_s`), worked out when the request is sent.
         taken_at = datetime.now(UTC).isoformat(timespec="seconds")
         payload = {**payload}
         payload.setdefault("idempotency_key", new_key())
-        if kind == "checkin":
-            payload.setdefault("taken_at", taken_at)
         key = str(payload["idempotency_key"])
         await self._q(
-            "INSERT OR IGNORE INTO outbox (key, kind, payload, taken_at) VALUES (?, ?, ?, ?)",
-            (key, kind, json.dumps(payload), taken_at),
+            "INSERT OR IGNORE INTO outbox (key, kind, payload, taken_at, taken_mono, boot_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key, kind, json.dumps(payload), taken_at, time.monotonic(), boot_id()),
         )
         return key
 
     async def items(self, state: str | None = None) -> list[Item]:
         where, args = ("WHERE state = ?", (state,)) if state else ("", ())
-        rows = await self._q(f"SELECT id, key, kind, payload, state FROM outbox {where} ORDER BY id", args)
-        return [Item(int(str(r[0])), str(r[1]), r[2], json.loads(str(r[3])), str(r[4]))  # type: ignore[arg-type]
+        rows = await self._q(
+            f"SELECT id, key, kind, payload, state, taken_mono, boot_id FROM outbox {where} ORDER BY id", args)
+        return [Item(int(str(r[0])), str(r[1]), r[2], json.loads(str(r[3])), str(r[4]),  # type: ignore[arg-type]
+                     None if r[5] is None else float(str(r[5])), None if r[6] is None else str(r[6]))
                 for r in rows]
 
     async def pending_count(self) -> int:
@@ -171,7 +241,7 @@ class OfflineQueue:
     async def _send(self, api: ClinicClient, item: Item) -> str:
         """Send one pending request; returns its new state, or 'held' when it must wait."""
         try:
-            answer = await api.submit(item.kind, item.payload)
+            answer = await api.submit(item.kind, item.to_send())
         except ServerUnreachable as e:
             await self._q("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (str(e), item.id))
             return "held"

@@ -33,6 +33,10 @@ class AlsoAbout:
     p90: datetime
 
 
+# A text held before any send because what it says cannot be right (a delay of days).
+HELD_IMPLAUSIBLE = "implausible"
+
+
 @dataclass(frozen=True, slots=True)
 class NewText:
     dedupe_key: str
@@ -46,6 +50,8 @@ class NewText:
     expires_at: datetime | None = None
     # The other visits this text names (one text per phone per decision): each counts as told.
     also: tuple[AlsoAbout, ...] = ()
+    # Queued `held` (error code HELD_IMPLAUSIBLE) for reception to send or drop, not sent.
+    hold_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,7 @@ async def queue_texts(
     link_for: Callable[[TextCandidate], str | None] | None = None,
     *,
     one_per_number: bool = True,
+    hold_if: Callable[[TextDecision], str | None] | None = None,
 ) -> list[int]:
     """After an event, in its transaction: decide who to text and queue those texts.
 
@@ -156,6 +163,8 @@ async def queue_texts(
     `link_for` gives, e.g. a signed reschedule URL) and queues it. Returns new row ids.
     `one_per_number`: one text per phone per round, naming every pet it is about (a household
     sharing a phone); off for the replay, whose clients all share one made-up number.
+    A decision `hold_if` gives a reason for is queued `held` with that reason, for reception,
+    instead (a text about several pets: held if any of them is).
     """
     numbers = [c.to_number for c in candidates if c.to_number]
     blocked = await tx.opted_out(numbers)
@@ -165,6 +174,11 @@ async def queue_texts(
     decisions = decide(candidates, now, settings, sent)
     groups = by_number(decisions) if one_per_number else [[d] for d in decisions]
     texts = [group_text(g, clinic, [link_for(d.candidate) if link_for else None for d in g]) for g in groups]
+    if hold_if is not None:
+        for n, g in enumerate(groups):
+            why = next((r for d in g if (r := hold_if(d))), None)
+            if why:
+                texts[n] = replace(texts[n], hold_reason=why)
     return await enqueue(tx, texts, now)
 
 

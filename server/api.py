@@ -11,6 +11,7 @@ from aiohttp import web
 from server.domain import Estimate
 from server.errors import AppointmentNotFound, BadRequest
 from server.events import parse_event
+from server.hours import max_visits_per_day
 from server.http import read_json, roles
 from server.keys import ACTOR, CLOCK, ESTIMATES_BODY, RUNTIME, STORE
 from server.openapi import openapi_document
@@ -42,7 +43,8 @@ async def post_schedule(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as tx:
-        counts = await import_schedule(tx, doc, rt.clinic.tz, rt.clinic.region)
+        counts = await import_schedule(tx, doc, rt.clinic.tz, rt.clinic.region,
+                                       max_per_day=max_visits_per_day(rt.clinic.settings))
         await tx.record_event("schedule_import", now, None, {"counts": counts}, request[ACTOR], now)
         await rt.after_change(tx)
     return web.json_response({"imported": counts})

@@ -149,6 +149,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from datetime import date
 
     from server.errors import WaitroomError
+    from server.hours import max_visits_per_day
     from server.importers import DATE_ORDERS, ImportOptions, ParsedSchedule, ScheduleFileError, read_schedule_file
     from server.schedule import import_schedule
 
@@ -177,7 +178,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.strict and parsed.skipped:
             return parsed, None
         async with store.transaction() as tx:
-            counts: dict[str, int] = await import_schedule(tx, parsed.doc, clinic.tz, clinic.region)
+            counts: dict[str, int] = await import_schedule(
+                tx, parsed.doc, clinic.tz, clinic.region, max_per_day=max_visits_per_day(clinic.settings))
             await tx.record_event("schedule_import", now, None, {"counts": counts, "file": Path(args.file).name,
                                                                  "skipped": len(parsed.skipped)}, "cli", now)
         return parsed, counts

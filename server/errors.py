@@ -47,5 +47,11 @@ class Conflict(WaitroomError):
     status = 409
 
 
+class TooLarge(WaitroomError):
+    """More than the clinic takes in one go (a day's visit cap): 413."""
+
+    status = 413
+
+
 class TooManyRequests(WaitroomError):
     status = 429

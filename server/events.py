@@ -13,9 +13,10 @@ from typing import Any
 
 import aiosqlite
 
-from server.errors import AppointmentNotFound, BadRequest, Conflict, NotFound
+from server.errors import AppointmentNotFound, BadRequest, Conflict, NotFound, TooLarge
+from server.hours import EVENT_WINDOW, max_visits_per_day
 from server.store import fetch
-from server.timeutil import from_db, parse_time, to_db
+from server.timeutil import from_db, parse_time, to_db, within
 
 # Events about a visit that already exists, and the statuses each may move from.
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -58,7 +59,9 @@ def parse_event(body: object, tz: tzinfo, now: datetime) -> Event:
     kind = body.get("type")
     if kind not in EVENT_TYPES:
         raise BadRequest(f"type: expected one of {', '.join(EVENT_TYPES)}", "type")
-    at = parse_time(body["at"], tz, "at") if body.get("at") is not None else now
+    # Never trusted beyond a day from the server's clock: an event "at 2100" stretched every
+    # page to a century and stalled the server (issue 11).
+    at = within(parse_time(body["at"], tz, "at"), now, EVENT_WINDOW, "at") if body.get("at") is not None else now
     if kind in ("emergency_start", "emergency_end"):
         ref = body.get("id", body.get("appointment"))
         if not isinstance(ref, str) or not ref:
@@ -90,6 +93,8 @@ def parse_event(body: object, tz: tzinfo, now: datetime) -> Event:
     if kind == "vet_late":
         minutes = _opt_minutes(body, "minutes", "minutes")
         until = parse_time(body["until"], tz, "until") if body.get("until") is not None else None
+        if until is not None:
+            within(until, now, EVENT_WINDOW, "until")
         if (minutes is None) == (until is None):
             raise BadRequest("minutes: give either minutes or until", "minutes")
         if until is None:
@@ -230,10 +235,17 @@ async def _create_visit(conn: aiosqlite.Connection, ev: Event, tz: tzinfo) -> No
             booked = booked or float(rows[0][0])
     if booked is None:
         booked = ev.data.get("expected_min") or (45.0 if ev.type == "emergency" else 20.0)
+    day = ev.at.astimezone(tz).date().isoformat()
+    settings = await fetch(conn, "SELECT settings FROM clinic WHERE id = 1")
+    cap = max_visits_per_day(json.loads(settings[0][0]) if settings and settings[0][0] else {})
+    if (await fetch(conn, "SELECT COUNT(*) FROM appointments WHERE day = ? AND status != 'cancelled'",
+                    (day,)))[0][0] >= cap:
+        raise TooLarge(f"{ev.type}: today already holds {cap} visits, the most this clinic takes "
+                       "(clinic setting max_visits_per_day); see reception", field_name)
     await conn.execute(
         "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_name, booked_min, expected_min, "
         "status, arrived) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?)",
-        (ev.appointment, ev.type, ev.at.astimezone(tz).date().isoformat(), vet, type_id,
+        (ev.appointment, ev.type, day, vet, type_id,
          ev.data.get("pet"), booked, ev.data.get("expected_min"), to_db(ev.at)),
     )
 

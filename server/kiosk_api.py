@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -26,6 +26,7 @@ from server.api import estimate_json
 from server.app import ACTOR, CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
 from server.errors import BadRequest, NotFound, TooManyRequests
 from server.events import Event, apply_event
+from server.hours import check_in_time
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
 from server.store import fetch
@@ -151,6 +152,29 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
     return web.json_response({"now": iso(now, tz), "visits": out})
 
 
+# The oldest offline check-in a kiosk may report: a queue older than this is not today's.
+MAX_AGE_S = 24 * 3600
+
+
+def _taken_at(body: dict[str, Any], now: datetime, rt: ClinicRuntime) -> datetime:
+    """When an (offline) check-in happened. The server never takes a device's wall clock:
+    the kiosk reports `age_s`, how long ago it took the check-in by its monotonic clock,
+    and the time is the server's receipt time minus that age. An older kiosk's `taken_at`
+    is still read, bounded like every time (year 1 or 9999: 400). Either way the result is
+    clamped to today's opening hours and never later than now."""
+    tz = rt.clinic.tz
+    age = body.get("age_s")
+    if age is not None:
+        if isinstance(age, bool) or not isinstance(age, int | float) or not 0 <= age <= MAX_AGE_S:
+            raise BadRequest(f"age_s: expected seconds between 0 and {MAX_AGE_S}", "age_s")
+        taken = now - timedelta(seconds=float(age))
+    elif body.get("taken_at") is not None:
+        taken = parse_time(body["taken_at"], tz, "taken_at")
+    else:
+        return now
+    return check_in_time(rt.clinic.settings, now, tz, taken)
+
+
 @roles("kiosk")
 async def checkin(request: web.Request) -> web.Response:
     _spend(request)
@@ -166,10 +190,7 @@ async def checkin(request: web.Request) -> web.Response:
     if consent is not None and not isinstance(consent, bool):
         raise BadRequest("sms_consent: expected true or false", "sms_consent")
     now = request.app[CLOCK].now()
-    # An offline kiosk may deliver its check-in long after it was taken.
-    at = now
-    if body.get("taken_at") is not None:
-        at = min(now, parse_time(body["taken_at"], rt.clinic.tz, "taken_at"))
+    at = _taken_at(body, now, rt)
     # No appointments named: "check in everything of this number's today", the offline queue's
     # check-in by phone (nobody saw a list to pick from). Its answer names no visit: a number
     # typed at the kiosk must not show whose pets, vets and times (or status links) it finds.

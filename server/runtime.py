@@ -118,7 +118,9 @@ class ClinicRuntime:
             if cached and cached[0] == version and cached[1] == now:
                 return cached[2]
             state = await self.day_state(self.today(now))
-            result = estimate(state, now, self.model)
+            # On a worker thread: numpy lets go of the GIL in its array work, so a big day's
+            # estimate (seconds, at the cap) never stops /api/health or the live pages.
+            result = await asyncio.to_thread(estimate, state, now, self.model)
             # Stamped with the version read before loading: a write meanwhile makes it stale at once.
             self._est_cache = (version, now, result)
             return result
@@ -168,7 +170,9 @@ class ClinicRuntime:
         at = self._round(now)
         day = self.today(at)
         state = await tx.visits_for_day(day)
-        est = estimate(state, at, self.model, vets)
+        # On a worker thread (numpy lets go of the GIL in its array work): a big day's estimate
+        # must not stop /api/health or the live pages while the transaction waits for it.
+        est = await asyncio.to_thread(estimate, state, at, self.model, vets)
         self._fresh = (self.store.version, day, state, at, est, vets)
         await record_promises(tx, state, est, now)
         ids: list[int] = []

@@ -4,14 +4,16 @@ candidates, and queue what its policy decides, inside the transaction that chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from notifier import links, outbox
 from notifier.messages import ClinicInfo
-from notifier.policy import PolicySettings, Reason, TextCandidate
+from notifier.policy import PolicySettings, Reason, TextCandidate, TextDecision
 from server.domain import DayState, Estimate
+from server.hours import max_delay_min
 from server.phones import line_kind
 from server.store import Clinic, Tx
 
@@ -119,4 +121,26 @@ async def queue_delay_texts(tx: Tx, state: DayState, est: dict[str, Estimate],
 
     settings = policy_settings(clinic, replay=opts.replay)
     return await outbox.queue_texts(tx, cands, now, settings, ClinicInfo(clinic.name, clinic.phone),
-                                    link_for=link_for, one_per_number=not opts.replay)
+                                    link_for=link_for, one_per_number=not opts.replay,
+                                    hold_if=implausible(max_delay_min(clinic.settings)))
+
+
+def implausible(limit_min: float) -> Callable[[TextDecision], str | None]:
+    """A check for delay texts no clinic could mean: more than `limit_min` minutes past the
+    booked time (or the arrival, for a walk-in). Such a text is held for reception with the
+    reason (a schedule pushed twice, a time typed wrong), never sent on its own: 10,000 rows
+    in one push once had real clients told "about 34715-35835 min later"."""
+
+    def check(d: TextDecision) -> str | None:
+        c = d.candidate
+        since = c.scheduled or c.arrived
+        if since is None:
+            return None
+        late = (c.p90 - since).total_seconds() / 60
+        if late <= limit_min:
+            return None
+        return (f"Not sent: it would tell the client about {late:.0f} min of delay, more than the "
+                f"{limit_min:.0f} min a clinic day allows (setting texts.max_delay_min). Check the schedule "
+                "and the vet's queue, then send it anyway or phone the client.")
+
+    return check

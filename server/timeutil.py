@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.errors import BadRequest
 
+MIN_YEAR, MAX_YEAR = 1971, 2999
 _OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
 
 
@@ -33,6 +34,23 @@ def parse_time(value: object, tz: tzinfo, field: str) -> datetime:
         raise BadRequest(f"{field}: not an ISO 8601 date-time: {value[:40]!r}", field) from e
     if t.tzinfo is None:
         t = t.replace(tzinfo=tz)
+    # Year 1 or 9999 overflows as soon as it is moved to UTC (a 500, once); no clinic's time is
+    # before 1971 or after 2999, and a clock that says so is broken, not early or late.
+    try:
+        year = t.astimezone(UTC).year
+    except OverflowError:
+        year = t.year
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise BadRequest(f"{field}: {value[:40]!r} is not a plausible time (a clock set wrong?)", field)
+    return t
+
+
+def within(t: datetime, now: datetime, window: timedelta, field: str) -> datetime:
+    """`t` if it is within `window` of the server's `now`, else BadRequest naming `field`."""
+    if abs(t - now) > window:
+        hours = round(window.total_seconds() / 3600)
+        raise BadRequest(f"{field}: {t.isoformat()} is more than {hours} hours from the clinic's clock "
+                         f"({now.isoformat(timespec='seconds')}); a device's clock may be wrong", field)
     return t
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiosqlite
 
-from notifier.outbox import NewText, OutboxRow
+from notifier.outbox import HELD_IMPLAUSIBLE, NewText, OutboxRow
 from notifier.policy import SentText
 from notifier.recovery import RecoveryOffer
 from server.domain import DayState, Estimate, Visit
@@ -606,12 +606,17 @@ class SqliteTx:
         ids: list[int] = []
         for t in texts:
             told = [to_db(x) for x in t.told] if t.told else [None, None, None]
+            # A text held back before any send (NewText.hold_reason) waits for reception, undated.
+            held = t.hold_reason is not None
             cur = await self._write(
                 "INSERT INTO outbox (dedupe_key, visit_id, kind, to_number, body, segments, status, attempts, "
-                "next_attempt_at, expires_at, told_start, told_p10, told_p90, day, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-                (t.dedupe_key, t.visit_id, t.kind, t.to_number, t.body, t.segments, to_db(now),
-                 to_db(t.expires_at), *told, t.day.isoformat() if t.day else None, to_db(now), to_db(now)),
+                "next_attempt_at, expires_at, told_start, told_p10, told_p90, day, created_at, updated_at, "
+                "error_code, error_message) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                (t.dedupe_key, t.visit_id, t.kind, t.to_number, t.body, t.segments, "held" if held else "queued",
+                 to_db(now), None if held else to_db(t.expires_at), *told, t.day.isoformat() if t.day else None,
+                 to_db(now), to_db(now), HELD_IMPLAUSIBLE if held else None,
+                 t.hold_reason[:500] if t.hold_reason else None),
             )
             if cur.rowcount > 0 and cur.lastrowid is not None:
                 ids.append(cur.lastrowid)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import aiosqlite
 import phonenumbers
 
-from notifier.outbox import SETTLED_CODES
+from notifier.outbox import HELD_IMPLAUSIBLE, SETTLED_CODES
 from server.domain import Estimate
 from server.events import undone_seqs
+from server.hours import page_span
 from server.phones import line_kind
 from server.runtime import ClinicRuntime
 from server.store import fetch
@@ -26,6 +27,9 @@ from server.timeutil import to_db as outbox_time
 # How far past the promised range a waiting client is, as the console colours it.
 BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))
 ALERT_TYPES = ("urgent", "kiosk_unmatched")
+# No clinic runs more than this behind; a figure past it says the data is wrong, and the
+# pages say "more than 8 h" rather than "about 38444505 min" (render.behind_text).
+MAX_BEHIND_MIN = 8 * 60
 
 
 @dataclass(slots=True)
@@ -247,14 +251,14 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
         lane.upcoming.sort(key=lambda v: (v.scheduled or far, v.id))
         _behind(lane, now)
         lanes.append(lane)
-    start_t = datetime.combine(day, time(8, 0), tz)
-    end_t = datetime.combine(day, time(17, 0), tz)
+    seen = [now]
     for v in visits.values():
-        for t in (v.scheduled, v.arrived, v.ended, v.estimate.p90 if v.estimate else None):
-            if t is not None:
-                start_t, end_t = min(start_t, t), max(end_t, t)
+        seen += [t for t in (v.scheduled, v.arrived, v.ended, v.estimate.p90 if v.estimate else None) if t]
+    # Bounded by the opening hours whatever the data says (server/hours.py): one absurd time
+    # once made the timeline a century of hourly marks.
+    start_t, end_t = page_span(rt.clinic.settings, day, tz, seen)
     texts_paused = "" in paused
-    return Board(now, tz, rt.clinic.name, lanes, visits, texts_paused, start_t, max(end_t, now), rt.clinic.settings)
+    return Board(now, tz, rt.clinic.name, lanes, visits, texts_paused, start_t, end_t, rt.clinic.settings)
 
 
 def _dispatch_key(v: VisitView, far: datetime) -> tuple[int, int, float, datetime, str]:
@@ -273,7 +277,8 @@ def _behind(lane: Lane, now: datetime) -> None:
     nxt = [v for v in lane.queue if v.scheduled is not None and v.estimate is not None]
     nxt.sort(key=lambda v: v.estimate.start if v.estimate else now)
     if nxt and nxt[0].estimate is not None and nxt[0].scheduled is not None:
-        lane.behind_min = max(0, round((nxt[0].estimate.start - max(nxt[0].scheduled, now)).total_seconds() / 60))
+        behind = (nxt[0].estimate.start - max(nxt[0].scheduled, now)).total_seconds() / 60
+        lane.behind_min = max(0, round(min(behind, MAX_BEHIND_MIN)))
     if any(v.kind == "emergency" for v in lane.current + lane.waiting):
         lane.behind_reason = "emergency"
     elif lane.away_until is not None:
@@ -466,7 +471,9 @@ async def texts_for_reception(conn: aiosqlite.Connection, region: str, *, since:
         (outbox_time(since) if since is not None else "", row_id, row_id, *SETTLED_CODES))
     out = []
     for r in rows:
-        if r["status"] == "held":
+        if r["status"] == "held" and r["error_code"] == HELD_IMPLAUSIBLE:
+            reason, detail = str(r["error_message"]), None  # never sent: the server held it back
+        elif r["status"] == "held":
             reason, detail = HELD_REASON, r["error_message"]
         else:
             reason, detail = _failed_reason(r["error_code"], r["error_message"], bool(r["opted_out"]))

@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from notifier import formats
-from server.web.board import Board, Lane, LogEntry, VisitView
+from server.web.board import MAX_BEHIND_MIN, Board, Lane, LogEntry, VisitView
 
 TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
 
@@ -62,7 +62,10 @@ def behind_text(lane: Lane) -> str:
         if lane.behind_reason == "emergency":
             text += " (emergency in progress)"
         return text
-    text = f"about {dur(5 * round(lane.behind_min / 5))} behind"
+    if lane.behind_min >= MAX_BEHIND_MIN:
+        text = f"more than {dur(MAX_BEHIND_MIN)} behind"
+    else:
+        text = f"about {dur(5 * round(lane.behind_min / 5))} behind"
     return f"{text} ({lane.behind_reason})" if lane.behind_reason else text
 
 
@@ -72,6 +75,9 @@ def eta_text(v: VisitView, now: datetime) -> str:
         return ""
     low = max(0, (v.estimate.p10 - now).total_seconds() / 60)
     high = max(0, (v.estimate.p90 - now).total_seconds() / 60)
+    if low >= MAX_BEHIND_MIN:
+        return "later today"  # never a wait no clinic could have (see board.MAX_BEHIND_MIN)
+    high = min(high, MAX_BEHIND_MIN)
     lo5, hi5 = 5 * math.floor(low / 5), 5 * math.ceil(high / 5)
     if hi5 <= 5:
         return "next"

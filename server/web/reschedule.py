@@ -38,6 +38,8 @@ from notifier.outbox import NewText, enqueue
 from notifier.slots import Slot, open_slots
 from server.app import CLOCK, CONFIG, STORE
 from server.events import Event, apply_event
+from server.hours import DEFAULT_HOURS as _DEFAULT_HOURS
+from server.hours import parse_hours as _hours
 from server.store import Clinic, fetch
 from server.timeutil import from_db, to_db
 from server.web import i18n
@@ -46,8 +48,6 @@ from server.web.i18n import Lang
 from server.web.render import render
 
 Mode = Literal["book", "request"]
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DEFAULT_HOURS = {d: (time(8, 0), time(17, 0)) for d in range(5)}
 STEP = timedelta(minutes=15)
 MIN_NOTICE = timedelta(hours=1)
 # A link is ~60 characters; anything much longer is not one of ours (and not worth an HMAC).
@@ -65,28 +65,6 @@ class RescheduleSettings:
     # weekday (0 = Monday) -> (open, close), clinic-local; a day not listed is closed.
     opening_hours: Mapping[int, tuple[time, time]] = field(default_factory=lambda: dict(_DEFAULT_HOURS))
     days: int = 7
-
-
-def _hours(value: object) -> dict[int, tuple[time, time]] | None:
-    if not isinstance(value, dict):
-        return None
-    out: dict[int, tuple[time, time]] = {}
-    for key, span in value.items():
-        day = str(key).strip().lower()[:3]
-        if day not in _WEEKDAYS:
-            return None
-        if span is None or span == []:
-            continue  # closed that day
-        if not isinstance(span, list | tuple) or len(span) != 2 or not all(isinstance(x, str) for x in span):
-            return None
-        try:
-            start, end = time.fromisoformat(span[0]), time.fromisoformat(span[1])
-        except ValueError:
-            return None
-        if start >= end:
-            return None
-        out[_WEEKDAYS.index(day)] = (start, end)
-    return out
 
 
 def reschedule_settings(settings: Mapping[str, Any]) -> RescheduleSettings:

@@ -1,0 +1,115 @@
+"""What one day can hold (issue 11, item 4): a capped schedule, estimation that never stops the
+server answering, and no delay text no clinic could have."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from server.app import RUNTIME
+from server.store import Store, fetch
+from tests.conftest import DAY, TZ, Api
+from tests.test_web_console import add_user, log_in
+
+
+def _push(n: int, *, prefix: str = "big", vet: str = "v1", step_s: int = 20) -> dict[str, Any]:
+    start = datetime(DAY.year, DAY.month, DAY.day, 8, 0, tzinfo=TZ)
+    return {"appointments": [{"id": f"{prefix}-{i}", "vet": vet, "type": "vacc", "pet": f"Pet {i}",
+                              "scheduled": (start + timedelta(seconds=step_s * i)).isoformat()} for i in range(n)]}
+
+
+async def _count(api: Api, sql: str, args: tuple[Any, ...] = ()) -> int:
+    store = await Store.open(str(api.db))
+    try:
+        return int((await fetch(store.conn, sql, args))[0][0])
+    finally:
+        await store.close()
+
+
+async def _set_settings(api: Api, **settings: Any) -> None:
+    store = await Store.open(str(api.db))
+    try:
+        async with store.transaction() as conn:
+            await conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps(settings),))
+    finally:
+        await store.close()
+    await api.client.server.app[RUNTIME].reload_clinic()
+
+
+async def test_ten_thousand_appointments_in_one_push_are_refused_with_a_413_that_says_why(api: Api) -> None:
+    before = await _count(api, "SELECT COUNT(*) FROM appointments")
+    # 877 KB as the review sent it (as a stream: aiohttp warns about big raw bodies).
+    doc = _push(10_000, step_s=1)
+    for a in doc["appointments"]:
+        del a["pet"]
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    assert 800_000 < len(raw) < 1_000_000
+    body = io.BytesIO(raw)
+    resp = await api.client.post("/api/schedule", data=body,
+                                 headers={**api.h("pms"), "Content-Type": "application/json"})
+    assert resp.status == 413, await resp.text()
+    answer = await resp.json()
+    assert answer["field"] == "appointments"
+    assert "2000" in answer["error"] and "max_visits_per_day" in answer["error"]
+    assert await _count(api, "SELECT COUNT(*) FROM appointments") == before
+
+
+async def test_a_push_that_fills_the_day_past_the_cap_changes_nothing(api: Api) -> None:
+    today = await _count(api, "SELECT COUNT(*) FROM appointments WHERE day = ?", (DAY.isoformat(),))
+    # The cap is a clinic setting; here just above today's bookings.
+    await _set_settings(api, max_visits_per_day=today + 5)
+    ok = await api.client.post("/api/schedule", json=_push(5), headers=api.h("pms"))
+    assert ok.status == 200, await ok.text()
+    over = await api.client.post("/api/schedule", json=_push(3, prefix="more"), headers=api.h("pms"))
+    assert over.status == 413
+    assert f"{today + 8} visits on {DAY.isoformat()}" in (await over.json())["error"]
+    assert await _count(api, "SELECT COUNT(*) FROM appointments WHERE id LIKE 'more-%'") == 0
+    # Walk-ins and emergencies count too.
+    resp = await api.client.post("/api/events", json={"type": "emergency", "id": "e1", "vet": "v1"},
+                                 headers=api.h("reception"))
+    assert resp.status == 413 and (await resp.json())["field"] == "id"
+
+
+async def test_health_answers_while_a_big_day_is_being_estimated(api: Api) -> None:
+    # 1,500 visits for one vet: under the cap, and seconds of estimating.
+    resp = await api.client.post("/api/schedule", json=_push(1500), headers=api.h("pms"))
+    assert resp.status == 200, await resp.text()
+    api.clock.advance(minutes=1)  # past any estimate cached at start
+    slow = asyncio.ensure_future(api.client.get("/api/estimates", headers=api.h("reception")))
+    answered_meanwhile = 0
+    for _ in range(400):
+        health = await api.client.get("/api/health")
+        assert health.status == 200
+        if slow.done():
+            break
+        answered_meanwhile += 1
+        await asyncio.sleep(0.01)
+    est = await slow
+    assert est.status == 200
+    assert len((await est.json())["estimates"]) >= 1500
+    # Blocked, health would answer only after the estimate: none in between.
+    assert answered_meanwhile >= 3, answered_meanwhile
+
+
+async def test_a_delay_no_clinic_could_have_is_held_for_reception_with_the_reason(api: Api) -> None:
+    api.clock.set(datetime(DAY.year, DAY.month, DAY.day, 8, 0, tzinfo=TZ))
+    # A vet "away" until tomorrow morning: every one of her clients would be ~20 h late.
+    await api.event({"type": "vet_late", "vet": "v1", "until": "2026-03-03T04:00:00"})
+    store = await Store.open(str(api.db))
+    try:
+        rows = await fetch(store.conn, "SELECT status, error_code, error_message, body FROM outbox "
+                                       "WHERE kind IN ('delay', 'later')")
+    finally:
+        await store.close()
+    assert rows, "the delay was decided (and held), not ignored"
+    assert all(r["status"] == "held" and r["error_code"] == "implausible" for r in rows), [tuple(r) for r in rows]
+    assert all("more than the 360 min" in r["error_message"] for r in rows)
+    await add_user(api.db)
+    assert (await log_in(api.client)).status in (302, 303)
+    html = await (await api.client.get("/console")).text()
+    panel = html[html.index('id="texts-need-you"'):]
+    assert "Not sent: it would tell the client about" in panel
+    assert rows[0]["body"].split(" will ")[0].replace("'", "&#39;") in panel
