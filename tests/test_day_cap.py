@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.app import RUNTIME
-from server.store import Store, fetch
+from server.store import SqliteStore as Store, fetch
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 

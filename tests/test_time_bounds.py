@@ -21,7 +21,7 @@ except ImportError:
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import Store, fetch
+from server.store import SqliteStore as Store, fetch
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 
