@@ -21,7 +21,7 @@ except ImportError:
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import SqliteStore as Store, fetch
+from server.store import SqliteStore, fetch
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 
@@ -42,7 +42,7 @@ async def _checkin(api: Api, key: str, **extra: Any) -> tuple[int, Any]:
 
 
 async def _arrived(api: Api) -> dict[str, str]:
-    store = await Store.open(str(api.db))
+    store = await SqliteStore.open(str(api.db))
     try:
         rows = await fetch(store.conn, "SELECT id, arrived FROM appointments WHERE arrived IS NOT NULL AND day = ?",
                            (DAY.isoformat(),))
@@ -108,7 +108,7 @@ def test_kiosk_reports_its_age_by_the_monotonic_clock_not_the_wall_clock() -> No
 
 async def _poison(db: Path) -> None:
     """What an absurd time left in the database before it was refused (or a hand edit) does."""
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             await conn.execute("UPDATE appointments SET status = 'in_consult', arrived = ?, started = ? WHERE id = ?",
@@ -144,7 +144,7 @@ async def test_demo_style_checkin_through_the_kiosk_reads_the_demo_time_on_the_c
     check-in must show at the demo's time on the console, not the kiosk box's."""
     day = date.today() + timedelta(days=400)
     db = tmp_path / "demo.db"
-    store = await Store.open(str(db))
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
             tokens = await seed_day(conn, day, "America/Chicago", history_days=3, token_prefix="test")
