@@ -170,4 +170,4 @@ async def test_demo_style_checkin_through_the_kiosk_reads_the_demo_time_on_the_c
         assert (await log_in(client)).status in (302, 303)
         html = await (await client.get("/console")).text()
         card = html[html.index(f'id="v-{max_visit["id"]}"'):][:3000]
-        assert "checked in 10:00am, waiting 7 min" in card, card
+        assert "checked in 10:00 AM, waiting 7 min" in card, card
