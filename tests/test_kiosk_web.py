@@ -157,11 +157,12 @@ async def open_kiosk(page: Any, box: Box) -> None:
     await wait_text(page, "I have an appointment")
 
 
-async def key(page: Any, label: str) -> None:
-    """A keypad key: its label alone in the middle of a wide button (not a digit of the number shown)."""
-    pattern = rf"(?<=\s{{8}}){re.escape(label)}(?=\s{{8}}|$)"
+async def key(page: Any, label: str, space: int = 8) -> None:
+    """A keypad key: its label alone in the middle of its button (not a digit of the number
+    shown, nor a letter of a word): the last such on screen, where the keypad is."""
+    pattern = rf"(?<=\s{{{space}}}){re.escape(label)}(?=\s{{{space}}}|$)"
     s = await wait_text(page, pattern)
-    y, x = next((y, m.start()) for y, line in enumerate(s["lines"]) for m in re.finditer(pattern, line))
+    y, x = [(y, m.start()) for y, line in enumerate(s["lines"]) for m in re.finditer(pattern, line)][-1]
     await page.touchscreen.tap(s["x"] + (x + len(label) / 2) * s["w"], s["y"] + (y + 0.5) * s["h"])
 
 
@@ -173,13 +174,17 @@ async def changed(page: Any, before: str, seconds: float = WAIT_S) -> None:
         await asyncio.sleep(0.05)
 
 
-async def type_number(page: Any, digits: str) -> None:
+async def type_number_only(page: Any, digits: str) -> None:
     """Tap each digit, each time waiting for the number shown (big digits) to take it. A tap
     that registered twice, or not at all, makes another number: the lookup then fails."""
     for d in digits:
         before = text_of(await screen(page))
         await key(page, d)
         await changed(page, before)
+
+
+async def type_number(page: Any, digits: str) -> None:
+    await type_number_only(page, digits)
     await key(page, "OK")
 
 
@@ -228,29 +233,21 @@ async def decode_qr(page: Any) -> list[str]:
     return [r.text for r in zxingcpp.read_barcodes(img)]
 
 
-async def check_in_household(page: Any) -> None:
-    """From the welcome screen to the done screen: 312-555-0102, Bella at 8:00."""
+async def check_in(page: Any, phone: str = HOUSEHOLD, pet: str = "Bella", vet: str = "Dr. Chloe Martin") -> None:
+    """From the welcome screen to the done screen: `phone`, then its first visit (`pet`)."""
     await tap(page, "I have an appointment")
     await wait_text(page, "Your mobile number")
-    await type_number(page, HOUSEHOLD)
-    await tap(page, "Bella")
-    await wait_text(page, "☑  Bella")
+    await type_number(page, phone)
+    await tap(page, pet)
+    await wait_text(page, f"☑  {pet}")
     await tap(page, "Continue", nth=-1)  # the button, not the hint above the list
     await wait_text(page, "Text updates")
     await tap(page, "Check in")
-    await wait_text(page, r"Thank you\. Bella is checked in with Dr\. Chloe Martin")
+    await wait_text(page, rf"Thank you\. {pet} is checked in with {re.escape(vet)}")
 
 
-async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_token_in_the_browser(
-        box: Box, browser: Any) -> None:
-    page = await tablet(browser)
-    wire = Wire(page)
-    await open_kiosk(page, box)
-    await check_in_household(page)
-    assert [a for a, _ in events(box.clinic, "checkin")] == ["2026-03-02-v3-0800"]
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / "kiosk-tablet-done.png"))
-    # The QR code on the screen, read off a screenshot, opens this visit's status page.
+async def status_page_from_qr(page: Any, box: Box) -> str:
+    """Read the done screen's QR code off a screenshot and open the page it points to."""
     urls: list[str] = []
     deadline = time.monotonic() + WAIT_S
     while not urls:
@@ -259,7 +256,20 @@ async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_t
     assert len(urls) == 1 and urls[0].startswith(box.clinic.base_url + "/s/"), urls
     status = await (await page.context.new_page()).goto(urls[0])
     assert status is not None and status.ok
-    body = await status.text()
+    return str(await status.text())
+
+
+async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_token_in_the_browser(
+        box: Box, browser: Any) -> None:
+    page = await tablet(browser)
+    wire = Wire(page)
+    await open_kiosk(page, box)
+    await check_in(page)
+    assert [a for a, _ in events(box.clinic, "checkin")] == ["2026-03-02-v3-0800"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "kiosk-tablet-done.png"))
+    # The QR code on the screen, read off a screenshot, opens this visit's status page.
+    body = await status_page_from_qr(page, box)
     assert "Bella" in body and "Dr. Chloe Martin" in body
     # The kiosk token never reaches the tablet: not in the page, its scripts, or any frame.
     token = box.clinic.tokens["kiosk"].encode()
@@ -272,3 +282,138 @@ async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_t
         assert process is not None
         cmdline = await asyncio.to_thread(Path(f"/proc/{process.pid}/cmdline").read_bytes)
         assert token not in cmdline
+
+
+async def letters(page: Any, word: str) -> None:
+    """Type `word` on the kiosk's letter keypad, each tap drawn before the next."""
+    for ch in word:
+        before = text_of(await screen(page))
+        await key(page, ch, space=2)
+        await changed(page, before)
+    await key(page, "OK", space=2)
+
+
+async def test_walk_in_on_a_tablet_with_the_qr_code_to_the_status_page(box: Box, browser: Any) -> None:
+    page = await tablet(browser)
+    await open_kiosk(page, box)
+    await tap(page, "Walk-in (no appointment)")
+    await wait_text(page, "Your name")
+    await letters(page, "JO")
+    await wait_text(page, "Your pet's name")
+    await letters(page, "REX")
+    await tap(page, "Dog")
+    await tap(page, "Sick")
+    await wait_text(page, r"Thank you\. Rex has joined the walk-in list")
+    body = await status_page_from_qr(page, box)
+    assert "Rex" in body
+    assert len(events(box.clinic, "walkin")) == 1
+
+
+async def test_urgent_help_on_a_tablet(box: Box, browser: Any) -> None:
+    page = await tablet(browser)
+    await open_kiosk(page, box)
+    await tap(page, "My pet needs urgent help")
+    await tap(page, "Yes, get help now")
+    await wait_text(page, "A team member is coming")
+    assert len(events(box.clinic, "urgent")) == 1
+
+
+async def test_a_network_drop_shows_reconnecting_and_loses_nothing(box: Box, browser: Any) -> None:
+    box.network = Network(box.port)
+    await box.network.set("up")
+    try:
+        page = await tablet(browser)
+        await open_kiosk(page, box)
+        await tap(page, "I have an appointment")
+        await wait_text(page, "Your mobile number")
+        await type_number_only(page, HOUSEHOLD[:5])
+        typed = text_of(await screen(page))
+        # The tablet's Wi-Fi drops: its connection breaks and new ones go nowhere.
+        await box.network.set("blackhole")
+        await page.wait_for_function("document.body.classList.contains('-reconnecting')", timeout=WAIT_S * 1000)
+        assert await page.locator("#reconnecting").is_visible()
+        assert "Reconnecting" in await page.locator("#reconnecting").inner_text()
+        await page.screenshot(path=str(SHOTS / "kiosk-tablet-reconnecting.png"))
+        await box.network.set("up")
+        await page.wait_for_function("!document.body.classList.contains('-reconnecting')", timeout=WAIT_S * 1000)
+        # The same session, where it was: the five digits typed before the drop are still there.
+        assert len(box.server.sessions) == 1
+        assert text_of(await screen(page)) == typed
+        await type_number_only(page, HOUSEHOLD[5:])
+        await key(page, "OK")
+        await tap(page, "Bella")
+        await wait_text(page, "☑  Bella")
+        await tap(page, "Continue", nth=-1)
+        await tap(page, "Check in")
+        await wait_text(page, r"Thank you\. Bella is checked in")
+        assert [a for a, _ in events(box.clinic, "checkin")] == ["2026-03-02-v3-0800"]
+    finally:
+        await box.network.close()
+
+
+async def test_two_tablets_each_with_their_own_session_share_the_box_queue(box: Box, browser: Any) -> None:
+    a, b = await tablet(browser), await tablet(browser, 1024, 768)
+    await asyncio.gather(open_kiosk(a, box), open_kiosk(b, box))
+    assert len(box.server.sessions) == 2
+    await asyncio.gather(check_in(a, HOUSEHOLD, "Bella", "Dr. Chloe Martin"),
+                         check_in(b, "3125550101", "Luna", "Dr. Ana Ruiz"))
+    # Each tablet shows only its own client's visit.
+    assert "Luna" not in text_of(await screen(a)) and "Bella" not in text_of(await screen(b))
+    assert sorted(a for a, _ in events(box.clinic, "checkin")) == ["2026-03-02-v1-0800", "2026-03-02-v3-0800"]
+    with sqlite3.connect(box.queue) as conn:
+        assert conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall() == [("delivered", 2)]
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 768), (800, 1280)], ids=["1280x800", "1024x768", "800x1280"])
+async def test_made_for_a_tablet(box: Box, browser: Any, size: tuple[int, int]) -> None:
+    page = await tablet(browser, *size)
+    await open_kiosk(page, box)
+    s = await wait_text(page, "My pet needs urgent help")
+    # The whole welcome screen fits: every button drawn, nothing scrolls, the terminal inside the screen.
+    assert s["cols"] >= 100 and s["rows"] >= 50, (s["cols"], s["rows"])
+    top_bar = [i for i, line in enumerate(s["lines"]) if "Welcome to the clinic" in line]
+    assert top_bar and top_bar[0] < 5, text_of(s)  # drawn from the top, not scrolled
+    fits = await page.evaluate("""() => {
+        const r = document.querySelector('.xterm-screen').getBoundingClientRect();
+        const d = document.scrollingElement;
+        return r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight
+            && d.scrollHeight <= innerHeight && d.scrollWidth <= innerWidth;
+    }""")
+    assert fits
+    x, y = find(s, "My pet needs urgent help")
+    assert y < size[1] - s["h"]  # the last button's label is on screen, with room below
+    # No zoom, no selection or menu on a long press, one tap one click.
+    assert "user-scalable=no" in (await page.get_attribute("meta[name=viewport]", "content") or "")
+    style = await page.evaluate("() => { const c = getComputedStyle(document.body);"
+                                " return [c.userSelect, c.touchAction, c.webkitTouchCallout]; }")
+    assert style[0] == "none" and style[1] == "manipulation"
+    menu = await page.evaluate("() => !document.dispatchEvent(new MouseEvent('contextmenu', {cancelable: true}))")
+    assert menu, "a long press would open the browser's menu"
+    # No soft keyboard: the terminal's one text input asks for none and cannot be typed into by touch.
+    textarea = page.locator(".xterm-helper-textarea")
+    assert await textarea.get_attribute("inputmode") == "none"
+    assert await textarea.get_attribute("readonly") is not None
+    # Full screen on the first tap, where the browser allows it.
+    await page.touchscreen.tap(x, y - 10 * s["h"])  # on the hint text: changes nothing
+    await page.wait_for_function("document.fullscreenElement !== null", timeout=WAIT_S * 1000)
+    await page.screenshot(path=str(SHOTS / f"kiosk-tablet-welcome-{size[0]}x{size[1]}.png"))
+
+
+async def test_turning_the_tablet_refits_the_same_session(box: Box, browser: Any) -> None:
+    page = await tablet(browser, 1280, 800)
+    await open_kiosk(page, box)
+    await tap(page, "I have an appointment")
+    await type_number_only(page, "312")
+    await page.set_viewport_size({"width": 800, "height": 1280})
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        s = await screen(page)
+        top = [i for i, line in enumerate(s["lines"]) if "Welcome to the clinic" in line]
+        if s["cols"] == 100 and top and top[0] < 5 and "Your mobile number" in text_of(s):
+            break
+        assert time.monotonic() < deadline, f"not refitted: {s['cols']}x{s['rows']}\n{text_of(s)}"
+        await asyncio.sleep(0.05)
+    assert len(box.server.sessions) == 1
+    await type_number_only(page, HOUSEHOLD[3:])
+    await key(page, "OK")
+    await wait_text(page, "Who is here today")

@@ -71,9 +71,22 @@
     this._retry = 0;
     this._heard = Date.now();
     var self = this;
-    fitFont();
     noSoftKeyboard();
-    this._connect();
+    // Connect once Roboto Mono has loaded and the font is fitted with its real cells: a
+    // terminal that changes its rows under a drawn screen scrolls it out of place.
+    var started = false;
+    var start = function () {
+      if (started) return;
+      started = true;
+      fitFont();
+      self._connect();
+    };
+    if (document.fonts && document.fonts.load) {
+      document.fonts.load('16px "Roboto Mono"').then(start, start);
+      setTimeout(start, 3000); // a font that never loads: the fallback monospace will do
+    } else {
+      start();
+    }
     setInterval(function () { self._watch(); }, PING_MS);
   }
 
@@ -154,9 +167,9 @@
     if (!this._opened) {
       this._opened = true;
       this._emit("open", {});
-    } else if (t) {
-      this._send(["resize", { width: t.terminal.cols, height: t.terminal.rows }]);
     }
+    // The size now (it may have changed while connecting, or while the tablet was away).
+    if (t) this._send(["resize", { width: t.terminal.cols, height: t.terminal.rows }]);
   };
 
   KioskSocket.prototype._send = function (msg) {
