@@ -33,9 +33,10 @@ demo: $(STAMP)
 test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 	$(BIN)/python -m pytest
 
-# The README's console, display and status-page pictures, from the browser test that walks them.
+# The README's console, display, status-page and tablet pictures, from the browser tests that walk them.
 screenshots: $(STAMP) /usr/bin/chromium
 	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -k emergency_moves_board
+	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_kiosk_web.py -k qr_code_to_the_status_page_and
 
 bench-estimate: $(STAMP)
 	$(BIN)/python ../shared/replay/score.py --cmd "$(BIN)/waitroom replay" ../shared/replay/public/*.json

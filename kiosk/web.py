@@ -335,3 +335,26 @@ def serve(kiosk: KioskCommand, host: str, port: int, *, max_sessions: int = 8, g
     server = KioskWebServer(kiosk, max_sessions=max_sessions, grace_s=grace_s)
     print(f"waitroom kiosk: serving the kiosk to browsers on http://{host}:{port}/", flush=True)
     web.run_app(server.app(), host=host, port=port, print=None)
+
+
+def wait_until_serving(port: int, seconds: float) -> int:
+    """`python -m kiosk.web wait PORT SECONDS`: until the kiosk page answers on this box
+    (kiosk-browser.service starts Chromium only then, so it never shows an error page)."""
+    import socket
+
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return 0
+        except OSError:
+            if time.monotonic() > end:
+                print(f"kiosk page not answering on port {port} after {seconds:.0f} s", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "wait":
+        sys.exit(wait_until_serving(int(sys.argv[2]), float(sys.argv[3])))
+    sys.exit("usage: python -m kiosk.web wait PORT SECONDS")

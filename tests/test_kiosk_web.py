@@ -223,6 +223,21 @@ def _b(payload: str | bytes) -> bytes:
     return payload.encode() if isinstance(payload, str) else payload
 
 
+def in_a_tablet_frame(png: bytes, out: Path) -> None:
+    """The screenshot inside a drawn tablet: a dark rounded bezel with a camera dot."""
+    from PIL import Image, ImageDraw
+
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
+    bezel, radius = 56, 48
+    frame = Image.new("RGB", (shot.width + 2 * bezel, shot.height + 2 * bezel), "white")
+    draw = ImageDraw.Draw(frame)
+    draw.rounded_rectangle((0, 0, frame.width - 1, frame.height - 1), radius=radius, fill="#1c1c1e",
+                           outline="#8e8e93", width=3)
+    draw.ellipse((bezel // 2 - 6, frame.height // 2 - 6, bezel // 2 + 6, frame.height // 2 + 6), fill="#3a3a3c")
+    frame.paste(shot, (bezel, bezel))
+    frame.save(out, optimize=True)
+
+
 async def decode_qr(page: Any) -> list[str]:
     """Every QR code in a screenshot of the page, as a phone's camera would read it."""
     import zxingcpp  # dev extra: zxing-cpp
@@ -267,7 +282,7 @@ async def test_check_in_on_a_tablet_with_the_qr_code_to_the_status_page_and_no_t
     await check_in(page)
     assert [a for a, _ in events(box.clinic, "checkin")] == ["2026-03-02-v3-0800"]
     SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / "kiosk-tablet-done.png"))
+    in_a_tablet_frame(await page.screenshot(), SHOTS / "kiosk-tablet.png")  # the README's picture
     # The QR code on the screen, read off a screenshot, opens this visit's status page.
     body = await status_page_from_qr(page, box)
     assert "Bella" in body and "Dr. Chloe Martin" in body
