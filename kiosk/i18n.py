@@ -143,7 +143,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "thanks": "Gracias.",
         "checked_in_f": "{pet} está registrada con {vet}.",
         "checked_in_m": "{pet} está registrado con {vet}.",
-        "checked_in_u": "{pet} está en la lista de {vet}.",
+        "checked_in_u": "{pet} ya está en la lista, con {vet}.",
         "wait": "Su espera: unos {wait} ({low}–{high}).",
         "wait_now": "Le llamaremos muy pronto.",
         "wait_unknown": "Le llamaremos lo antes posible.",

@@ -72,6 +72,8 @@ def visit_paragraph(lang: str, visit: dict[str, Any], now: datetime | None, firs
     """ "Thank you. Bella is checked in with Dr. Ruiz. Your wait: about 15 min (10–25 min). …" """
     sk = sex_key(visit.get("sex"))
     pet, vet = str(visit.get("pet", "")), str(visit.get("vet", ""))
+    if lang == "es" and visit.get("vet_es"):
+        vet = str(visit["vet_es"])  # "la Dra. Ana Ruiz": the server knows the vet's title
     if visit.get("kind") == "walkin":
         parts = [t(lang, "walkin_done", pet=pet, vet=vet)]
     else:

@@ -8,6 +8,7 @@ the same durations and the same national phone format.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 
 import phonenumbers
@@ -56,3 +57,32 @@ def national(number: str | None, region: str | None = None) -> str:
     if not phonenumbers.is_possible_number(parsed):
         return number
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+
+
+_TITLE = re.compile(r"^\s*(dr|dra|doctor|doctora)\b\.?\s*", re.IGNORECASE)
+TITLES = ("Dr.", "Dra.")
+
+
+def title_of(value: object) -> str | None:
+    """ "Dr." or "Dra." from what an import or the console gave ("dra", "Dra.", "Doctora"); None
+    for anything else."""
+    s = str(value or "").strip().lower().rstrip(".")
+    return {"dr": "Dr.", "doctor": "Dr.", "dra": "Dra.", "doctora": "Dra."}.get(s)
+
+
+def vet_es(name: str, title: str | None) -> str:
+    """A vet as a Spanish sentence names them, with the article: "la Dra. Ana Ruiz", "el Dr. Ben
+    Okafor". Without a title (none given), the name as it is: Spanish has no neutral "Dr."."""
+    if title not in TITLES:
+        return name
+    bare = _TITLE.sub("", name).strip() or name
+    return f"{'la' if title == 'Dra.' else 'el'} {title} {bare}"
+
+
+def de_es(vet: str) -> str:
+    """ "de la Dra. Ruiz", "del Dr. Okafor" (de + el contracts)."""
+    return f"del {vet[3:]}" if vet.startswith("el ") else f"de {vet}"
+
+
+def cap(s: str) -> str:
+    return s[:1].upper() + s[1:]

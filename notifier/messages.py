@@ -97,8 +97,18 @@ _REASON = {
     "en": {"emergency": "{vet} is with an emergency", "running_late": "{vet} is running behind",
            "overrun": "{vet}'s earlier visits are running long", None: "{vet} is running behind"},
     "es": {"emergency": "{vet} atiende una emergencia", "running_late": "{vet} va con retraso",
-           "overrun": "las consultas anteriores de {vet} se alargaron", None: "{vet} va con retraso"},
+           "overrun": "las consultas anteriores {de_vet} se alargaron", None: "{vet} va con retraso"},
 }
+
+
+def _vet(c: TextCandidate, lang: str) -> str:
+    """The vet as the sentence names them: "Dr. Ana Ruiz"; in Spanish with title and article."""
+    return formats.vet_es(c.vet_name, c.vet_title) if lang == "es" else c.vet_name
+
+
+def _reason(c: TextCandidate, lang: str) -> str:
+    vet = _vet(c, lang)
+    return _REASON[lang].get(c.reason, _REASON[lang][None]).format(vet=vet, de_vet=formats.de_es(vet))
 
 
 def _offer(lang: str, link: str | None, first: bool) -> str:
@@ -131,7 +141,7 @@ def delay_message(d: TextDecision, clinic: ClinicInfo, link: str | None = None) 
     es = lang == "es"
     pet = c.pet_name or ("su mascota" if es else "your pet")
     pet_s = f"la consulta de {pet}" if es else (f"{pet}'s" if c.pet_name else "your pet's")
-    reason = _REASON[lang].get(c.reason, _REASON[lang][None]).format(vet=c.vet_name)
+    reason = _reason(c, lang)
     frm, to = _clock(_floor5(c.p10), c.tz, lang), _clock(_ceil5(c.p90), c.tz, lang)
     first = d.seq == 1
     offer = _offer(lang, link, first)
@@ -163,7 +173,7 @@ def delay_message(d: TextDecision, clinic: ClinicInfo, link: str | None = None) 
             tail = "Lo sentimos." if c.arrived is not None else f"Puede venir hasta las {by}."
             body = f"{clinic.name}, novedad: {visit[0].lower() + visit[1:]} ahora {when}. {tail}"
         else:
-            body = f"{clinic.name}, buenas noticias: {c.vet_name} va recuperando el retraso. " \
+            body = f"{clinic.name}, buenas noticias: {_vet(c, lang)} va recuperando el retraso. " \
                    f"{visit} ahora {when}. Por favor, llegue antes de las {by}."
         return make_message(f"{body} {offer}")
 
@@ -242,12 +252,12 @@ def household_message(ds: list[TextDecision], clinic: ClinicInfo,
     es = lang == "es"
     reasons: list[str] = []
     for d in ds:
-        r = _REASON[lang].get(d.candidate.reason, _REASON[lang][None]).format(vet=d.candidate.vet_name)
+        r = _reason(d.candidate, lang)
         if r not in reasons:
             reasons.append(r)
     good_news = all(d.kind == "earlier" for d in ds)
     if good_news:
-        vets = _join(list(dict.fromkeys(d.candidate.vet_name for d in ds)), lang)
+        vets = _join(list(dict.fromkeys(_vet(d.candidate, lang) for d in ds)), lang)
         head = (f"{clinic.name}, buenas noticias: {vets} recuperan el retraso." if es and " y " in vets else
                 f"{clinic.name}, buenas noticias: {vets} va recuperando el retraso." if es else
                 f"{clinic.name} update: good news, {vets} {'are' if ' and ' in vets else 'is'} catching up.")

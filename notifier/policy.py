@@ -99,6 +99,8 @@ class TextCandidate:
     # when that promise no longer holds, just as for a text.
     kiosk_p10: datetime | None = None
     kiosk_p90: datetime | None = None
+    # "Dr." / "Dra." (import or console): Spanish texts say "la Dra. Ana Ruiz".
+    vet_title: str | None = None
     # False for a number known to take no texts (a landline, a toll-free line): a text would
     # only fail at the provider, so none is queued; reception sees the number in the console.
     textable: bool = True

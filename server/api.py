@@ -16,6 +16,7 @@ from server.http import read_json, roles
 from server.keys import ACTOR, CLOCK, ESTIMATES_BODY, RUNTIME, STORE
 from server.openapi import openapi_document
 from server.schedule import import_schedule
+from server.texts import save_imported_vet_titles
 from server.timeutil import iso
 
 
@@ -45,8 +46,10 @@ async def post_schedule(request: web.Request) -> web.Response:
     async with request.app[STORE].transaction() as tx:
         counts = await import_schedule(tx, doc, rt.clinic.tz, rt.clinic.region,
                                        max_per_day=max_visits_per_day(rt.clinic.settings))
+        await save_imported_vet_titles(tx, doc)
         await tx.record_event("schedule_import", now, None, {"counts": counts}, request[ACTOR], now)
         await rt.after_change(tx)
+    await rt.reload_clinic()  # vets' titles live in the clinic's settings
     return web.json_response({"imported": counts})
 
 

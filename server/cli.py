@@ -152,6 +152,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from server.hours import max_visits_per_day
     from server.importers import DATE_ORDERS, ImportOptions, ParsedSchedule, ScheduleFileError, read_schedule_file
     from server.schedule import import_schedule
+    from server.texts import save_imported_vet_titles
 
     async def go(store: Any) -> tuple[ParsedSchedule, dict[str, int] | None]:
         clinic = await store.clinic()
@@ -180,6 +181,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         async with store.transaction() as tx:
             counts: dict[str, int] = await import_schedule(
                 tx, parsed.doc, clinic.tz, clinic.region, max_per_day=max_visits_per_day(clinic.settings))
+            await save_imported_vet_titles(tx, parsed.doc)
             await tx.record_event("schedule_import", now, None, {"counts": counts, "file": Path(args.file).name,
                                                                  "skipped": len(parsed.skipped)}, "cli", now)
         return parsed, counts

@@ -16,6 +16,8 @@ from typing import Any
 from server.domain import Visit
 
 VETS = [("v1", "Dr. Ana Ruiz"), ("v2", "Dr. Ben Okafor"), ("v3", "Dr. Chloe Martin")]
+# Their titles in Spanish sentences ("con la Dra. Ana Ruiz"), as a PMS's vets[].title sends them.
+VET_TITLES = {"v1": "Dra.", "v2": "Dr.", "v3": "Dra."}
 # Each demo vet's true speed against booked lengths: what learning should find.
 SPEED = {"v1": 1.0, "v2": 1.3, "v3": 0.85}
 TYPES = [("vacc", "Vaccination", 15), ("wellness", "Wellness exam", 30), ("sick", "Sick pet", 20),
@@ -88,7 +90,7 @@ def demo_schedule(day: date, tz: tzinfo, *, seed: int = 7, once_a_day: bool = Fa
                           "scheduled": t.isoformat(), "booked_min": booked})
             t += timedelta(minutes=booked + rng.choice([0, 0, 5, 10]))
     return {
-        "vets": [{"id": v, "name": name} for v, name in VETS],
+        "vets": [{"id": v, "name": name, "title": VET_TITLES[v]} for v, name in VETS],
         "appointment_types": [{"id": i, "name": name, "booked_min": b} for i, name, b in TYPES],
         "clients": [{"id": cid, "name": name, "mobile": mobile, "sms_consent": consent, "language": lang,
                      "notes": notes} for cid, name, mobile, consent, lang, notes, _ in clients],
@@ -145,13 +147,16 @@ async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, onc
     and the benchmarks."""
     from server.schedule import import_schedule
     from server.store import ROLES, Clinic
+    from server.texts import save_imported_vet_titles
     from server.timeutil import tz_from
 
     tz = tz_from(zone)
     now = datetime.now(UTC)
     await tx.set_clinic(Clinic("Riverside Animal Clinic", zone, "US", "+13125550100",
                                {"recovery_gesture": "today's exam fee waived"} if once_a_day else {}))
-    await import_schedule(tx, demo_schedule(day, tz, once_a_day=once_a_day), tz, "US")
+    doc = demo_schedule(day, tz, once_a_day=once_a_day)
+    await import_schedule(tx, doc, tz, "US")
+    await save_imported_vet_titles(tx, doc)
     await tx.add_history(demo_history(day, tz, days=history_days), tz)
     return {role: await tx.create_token(role, f"{token_prefix}-{role}", now) for role in ROLES}
 

@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
+from notifier import formats
 from notifier.links import status_token
 from server.api import estimate_json
 from server.app import ACTOR, CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
@@ -30,6 +31,7 @@ from server.hours import check_in_time
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
 from server.store import fetch
+from server.texts import vet_title
 from server.timeutil import from_db, iso, parse_time, to_db
 
 log = logging.getLogger("waitroom.kiosk")
@@ -133,6 +135,10 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
     est = await rt.estimates(now)
     secret = request.app[CONFIG].secret
     base = request.app[CONFIG].public_url.rstrip("/")
+    async with request.app[STORE].read() as q:
+        names = await q.vet_names()
+    # Spanish sentences name a vet with title and article ("con la Dra. Ana Ruiz").
+    vet_es = {name: formats.vet_es(name, vet_title(rt.clinic, vid)) for vid, name in names.items()}
     out = []
     for aid in ids:
         rows = await fetch(request.app[STORE].conn,
@@ -145,7 +151,7 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
         scheduled = from_db(r["scheduled"])
         e = est.get(aid)
         out.append({"appointment": aid, "kind": r["kind"], "pet": r["pet"], "sex": r["sex"] or "unknown",
-                    "vet": r["vet"], "status": r["status"],
+                    "vet": r["vet"], "vet_es": vet_es.get(r["vet"], r["vet"]), "status": r["status"],
                     "scheduled": iso(scheduled, tz) if scheduled else None,
                     "estimate": estimate_json(e, now, tz) if e else None,
                     "status_url": f"{base}/s/{status_token(secret, aid)}"})

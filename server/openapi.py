@@ -104,7 +104,9 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "vets": {"type": "array", "items": {"type": "object", "required": ["id", "name"],
-                                                "properties": {"id": _STR, "name": _STR}}},
+                                                "properties": {"id": _STR, "name": _STR,
+                                                               "title": {"type": "string", "enum": ["Dr.", "Dra."],
+                                                                         "description": "for Spanish sentences"}}}},
             "appointment_types": {"type": "array", "items": {
                 "type": "object", "required": ["id", "name", "booked_min"],
                 "properties": {"id": _STR, "name": _STR, "booked_min": _MIN}}},

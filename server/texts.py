@@ -5,14 +5,15 @@ candidates, and queue what its policy decides, inside the transaction that chang
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from notifier import links, outbox
+from notifier import formats, links, outbox
 from notifier.messages import ClinicInfo
 from notifier.policy import PolicySettings, Reason, TextCandidate, TextDecision
 from server.domain import DayState, Estimate
+from server.errors import BadRequest
 from server.hours import max_delay_min
 from server.phones import line_kind
 from server.store import Clinic, Tx
@@ -65,6 +66,36 @@ def reasons(state: DayState, now: datetime) -> dict[str, Reason]:
     return out
 
 
+def vet_title(clinic: Clinic, vet_id: str) -> str | None:
+    """The vet's title ("Dr." / "Dra.") from the clinic's `vet_titles` setting (import or console)."""
+    titles = clinic.settings.get("vet_titles")
+    return formats.title_of(titles.get(vet_id)) if isinstance(titles, dict) else None
+
+
+async def save_vet_title(tx: Tx, vet_id: str, title: str | None) -> None:
+    """Keep a vet's title ("Dr." / "Dra."; None forgets it) in the clinic's `vet_titles` setting."""
+    clinic = await tx.clinic()
+    titles = dict(clinic.settings.get("vet_titles") or {})
+    if title is None:
+        titles.pop(vet_id, None)
+    else:
+        titles[vet_id] = title
+    await tx.set_clinic(replace(clinic, settings={**clinic.settings, "vet_titles": titles}))
+
+
+async def save_imported_vet_titles(tx: Tx, doc: object) -> None:
+    """`vets[i].title` of a schedule document ("Dr." / "Dra.", optional), kept for the Spanish
+    sentences; anything else is a 400 naming the field."""
+    vets = doc.get("vets") if isinstance(doc, dict) else None
+    for i, v in enumerate(vets if isinstance(vets, list) else []):
+        if not isinstance(v, dict) or v.get("title") in (None, ""):
+            continue
+        title = formats.title_of(v["title"])
+        if title is None:
+            raise BadRequest(f"vets[{i}].title: expected Dr. or Dra.", f"vets[{i}].title")
+        await save_vet_title(tx, str(v.get("id")), title)
+
+
 async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: datetime,
                      clinic: Clinic, opts: TextingOptions) -> list[TextCandidate]:
     """One candidate per pending, non-emergency visit with an estimate; none while texts are paused."""
@@ -92,7 +123,7 @@ async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: dat
             visit_id=vid, kind=v.kind, pet_name=c.pet or v.pet, pet_sex=c.pet_sex, vet_name=c.vet_name,
             scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
             to_number=number, language=lang, consent=consent, tz=clinic.tz, reason=why.get(v.vet),
-            kiosk_p10=c.told_p10, kiosk_p90=c.told_p90,
+            kiosk_p10=c.told_p10, kiosk_p90=c.told_p90, vet_title=vet_title(clinic, v.vet),
             textable=not number or line_kind(number) is None,
         ))
     return out

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server.app import create_app
+from server.app import RUNTIME, create_app
 from server.config import Config
 from tests.conftest import DAY, Api
 
@@ -259,3 +259,15 @@ async def test_the_pms_hears_every_booking_change_once_in_order(api: Api) -> Non
     assert bad.status == 400 and (await bad.json())["field"] == "since"
     bad = await api.client.get("/api/changes?sinse=3", headers=api.h("pms"))
     assert bad.status == 400 and (await bad.json())["field"] == "sinse"
+
+
+async def test_schedule_import_takes_a_vets_spanish_title_and_refuses_others(api: Api) -> None:
+    h = api.h("pms")
+    doc = {"vets": [{"id": "v9", "name": "Dr. Eva Sol", "title": "Doctora"}]}
+    ok = await api.client.post("/api/schedule", json=doc, headers=h)
+    assert ok.status == 200, await ok.text()
+    assert api.client.app is not None
+    assert api.client.app[RUNTIME].clinic.settings["vet_titles"]["v9"] == "Dra."
+    bad = await api.client.post("/api/schedule", json={"vets": [{"id": "v8", "name": "Dr. X", "title": "Prof."}]},
+                                headers=h)
+    assert bad.status == 400 and (await bad.json())["field"] == "vets[0].title"

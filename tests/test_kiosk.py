@@ -226,7 +226,7 @@ async def test_spanish_speaker_checks_in(app: KioskApp) -> None:
         await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         msg = text(pilot)
-        assert msg.startswith("Gracias. Bella está registrada con Dr. Chloe Martin. Su espera: unos "), msg
+        assert msg.startswith("Gracias. Bella está registrada con la Dra. Chloe Martin. Su espera: unos "), msg
         assert "La llamaremos cuando sea su turno." in msg
 
 

@@ -167,10 +167,10 @@ async def test_spanish_done_screen_is_read_in_spanish_with_the_wait_and_the_vet(
         await wait_for(pilot, ConsentScreen)
         await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
-        await until(pilot, lambda: "Dr. Ana Ruiz" in speaker.spoken[-1].text)
+        await until(pilot, lambda: "Dra. Ana Ruiz" in speaker.spoken[-1].text)
         said = speaker.spoken[-1]
         assert said.lang == "es" and said.voice == "es-419"
-        assert said.text.startswith("Gracias. Max está registrado con Dr. Ana Ruiz. Su espera:"), said.text
+        assert said.text.startswith("Gracias. Max está registrado con la Dra. Ana Ruiz. Su espera:"), said.text
         assert "minutos" in said.text and "Terminar." in said.text
         await speaker.wait_idle()
         assert said.wav is not None

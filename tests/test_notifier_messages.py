@@ -162,3 +162,14 @@ def test_household_text_names_every_pet_with_its_own_time_and_link(lang: str) ->
         assert "We'll see them as soon as we can." in body  # Max is in the lobby
     assert m.encoding == "GSM-7"
     assert household_message([max_], CLINIC, [LINK]) == delay_message(max_, CLINIC, LINK)
+
+
+def test_spanish_texts_give_the_vet_title_and_article() -> None:
+    """ "la Dra. Ana Ruiz atiende una emergencia"; "de" + "el" contracts: "del Dr. Okafor"."""
+    her = delay_message(decision(language="es", vet_name="Dr. Ana Ruiz", vet_title="Dra."), CLINIC, LINK).body
+    assert "la Dra. Ana Ruiz atiende una emergencia" in her and "Dr. Ana" not in her.replace("Dra. Ana", "")
+    his = delay_message(decision(language="es", vet_name="Dr. Ben Okafor", vet_title="Dr.", reason="overrun"),
+                        CLINIC).body
+    assert "las consultas anteriores del Dr. Ben Okafor se alargaron" in his
+    english = delay_message(decision(vet_name="Dr. Ana Ruiz", vet_title="Dra."), CLINIC).body
+    assert "Dr. Ana Ruiz is with an emergency" in english

@@ -52,6 +52,7 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("GET", "/console/live"): (frozenset({STAFF}), "/console/live", {}),
     ("POST", "/console/emergency"): (frozenset({STAFF}), "/console/emergency", {"vet": "v3", "minutes": "20"}),
     ("POST", "/console/vet-late"): (frozenset({STAFF}), "/console/vet-late", {"vet": "v2", "minutes": "10"}),
+    ("POST", "/console/vet-title"): (frozenset({STAFF}), "/console/vet-title", {"vet": "v2", "title": "Dr."}),
     ("POST", "/console/vets/{vet}/available"): (frozenset({STAFF}), "/console/vets/v2/available", {}),
     ("POST", "/console/visits/{id}/{action}"): (frozenset({STAFF}), f"/console/visits/{A}/checkin", {}),
     ("POST", "/console/texts/{what}"): (frozenset({STAFF}), "/console/texts/pause", {}),

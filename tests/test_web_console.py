@@ -286,6 +286,7 @@ async def test_next_keeps_a_path_on_this_site(api: Api) -> None:
 ROUTES = [
     ("/console/emergency", {"vet": "v1", "minutes": "40"}),
     ("/console/vet-late", {"vet": "v2", "minutes": "20"}),
+    ("/console/vet-title", {"vet": "v2", "title": "Dr."}),
     ("/console/vets/v1/available", {}),
     (f"/console/visits/{A_0800}/checkin", {}),
     (f"/console/visits/{A_0800}/start", {}),
@@ -859,3 +860,23 @@ async def test_console_shows_blocked_time_and_numbers_that_take_no_texts(desk: D
     assert visit["estimate"]["start"] >= "2026-03-02T13:30:00-06:00"  # not during the meeting
     refused = await desk.post("/console/visits/x1/text", {"body": "Hello"}, status=409)
     assert "toll-free number and cannot take texts" in json.dumps(refused)
+
+
+async def test_a_vets_title_from_the_console_is_what_spanish_pages_say(desk: Desk) -> None:
+    """Luna's owner reads Spanish and Luna is with Dr. Ana Ruiz (v1): "con la Dra. Ana Ruiz",
+    or "con el Dr. ..." once reception says so; the title is kept for every Spanish sentence."""
+    from html import unescape
+
+    from notifier.links import status_token
+    from tests.conftest import DAY
+
+    a_0800 = f"{DAY.isoformat()}-v1-0800"
+    status = f"/s/{status_token('test-secret', a_0800)}"
+    assert "con la Dra. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())  # the import's title
+    ans = await desk.post("/console/vet-title", {"vet": "v1", "title": "Dr."})
+    assert "el Dr. Ana Ruiz" in ans["message"] and ans["undo"] is None
+    assert "con el Dr. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())
+    await desk.post("/console/vet-title", {"vet": "v1", "title": ""})
+    assert "con Dr. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())  # no title: as named
+    bad = await desk.post("/console/vet-title", {"vet": "v1", "title": "Prof."}, status=400)
+    assert bad["field"] == "title"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from notifier import formats
 from server.web.board import Board, VisitView, short_vet_name
 
 WINDOW = timedelta(minutes=3)  # a consult started longer ago than this is no longer called
@@ -48,7 +49,9 @@ def call_text(v: VisitView, vet_name: str, settings: dict[str, Any]) -> tuple[st
     who = v.public_name
     short = short_vet_name(vet_name)
     if lang == "es":
-        where = f"a la sala {room}" if room else f"a la consulta de {short}"
+        titles = settings.get("vet_titles")
+        title = formats.title_of(titles.get(v.vet)) if isinstance(titles, dict) else None
+        where = f"a la sala {room}" if room else f"a la consulta {formats.de_es(formats.vet_es(short, title))}"
         return f"{who}, pase {where}, por favor.", lang
     where = f"room {room}" if room else f"{short}'s room"
     return f"{who}, please come to {where}.", lang

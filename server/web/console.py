@@ -21,10 +21,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
+from notifier import formats
 from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.events import Event, apply_event
 from server.phones import line_kind
+from server.texts import save_vet_title
 from server.timeutil import to_db
 from server.web import live
 from server.web.auth import (
@@ -289,6 +291,24 @@ async def vet_late(request: web.Request, staff: Staff) -> tuple[str, int | None]
 
 
 @action
+async def vet_title_set(request: web.Request, staff: Staff) -> tuple[str, int | None]:
+    """A vet's title for Spanish sentences ("con la Dra. Ana Ruiz"): Dr., Dra. or none."""
+    form = await _form(request)
+    vet = form.get("vet", "")
+    name = await _vet_name(request, vet)
+    title = formats.title_of(form.get("title")) if form.get("title") else None
+    if form.get("title") and title is None:
+        raise BadRequest("title: expected Dr. or Dra.", "title")
+    rt = request.app[RUNTIME]
+    async with request.app[STORE].transaction() as tx:
+        await save_vet_title(tx, vet, title)
+    await rt.reload_clinic()
+    if title is None:
+        return f"{name}: no title in Spanish sentences.", None
+    return f"{name} is {formats.vet_es(name, title)} in Spanish.", None
+
+
+@action
 async def vet_available(request: web.Request, staff: Staff) -> tuple[str, int | None]:
     vet = request.match_info["vet"]
     name = await _vet_name(request, vet)
@@ -540,6 +560,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/console/live", console_live)
     r.add_post("/console/emergency", declare_emergency)
     r.add_post("/console/vet-late", vet_late)
+    r.add_post("/console/vet-title", vet_title_set)
     r.add_post("/console/vets/{vet}/available", vet_available)
     r.add_post("/console/visits/{id}/{action}", visit_action)
     r.add_post("/console/texts/{what:pause|resume}", texts_clinic)

@@ -45,6 +45,8 @@ def web_paths() -> dict[str, Any]:
                                              form={"vet": _S, "minutes": _S, "pet": _S})},
         "/console/vet-late": {"post": _page("Vet running late by N min / away until", STAFF,
                                             form={"vet": _S, "minutes": _S, "until": _S, "reason": _S})},
+        "/console/vet-title": {"post": _page("A vet's title in Spanish sentences: Dr. / Dra. / none", STAFF,
+                                             form={"vet": _S, "title": _S})},
         "/console/vets/{vet}/available": {"post": _page("Vet available again", STAFF, form={}, params=("vet",))},
         "/console/visits/{id}/{action}": {"post": _page(
             "Visit override: checkin, start, end, noshow, up, down, move {vet}, pause-texts, resume-texts, "

@@ -19,6 +19,7 @@ from server import speech
 from server.errors import Conflict
 from server.events import Event
 from server.keys import CALL_AUDIO, CLOCK, CONFIG, RUNTIME, STORE
+from server.texts import vet_title
 from server.web import calls, i18n, live
 from server.web.board import Board, load_board
 from server.web.i18n import Lang
@@ -139,7 +140,8 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
     # phone (texting 2 gets a link sent to the number on file) or a call to reception.
     sms_number = config.twilio_from if config.sms_provider == "twilio" else None
     ctx: dict[str, Any] = {
-        **helpers(board), "v": v, "vet_name": lane.name if lane else v.vet, "place": board.place_in_line(vid),
+        **helpers(board), "v": v, "place": board.place_in_line(vid),
+        "vet_name": _vet_in(lane.name if lane else v.vet, v.vet, board, request, lang),
         "token": token, "csrf": _car_csrf(request), "now": board.now, "can_text": bool(v.mobile and v.sms_consent),
         "sms_number": sms_number,
         "car_url": _keep_lang(request, f"/s/{token}/car"),
@@ -153,6 +155,11 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
 
         ctx |= {"hm": lambda t: i18n.clock(t, tz, lang), "hm5": hm5, "ordinal": lambda n: i18n.ordinal(n, lang)}
     return ctx
+
+
+def _vet_in(name: str, vet_id: str, board: Board, request: web.Request, lang: Lang) -> str:
+    """The vet inside a sentence: Spanish gives the title and article ("con la Dra. Ana Ruiz")."""
+    return formats.vet_es(name, vet_title(request.app[RUNTIME].clinic, vet_id)) if lang == "es" else name
 
 
 async def status_page(request: web.Request) -> web.StreamResponse:

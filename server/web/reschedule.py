@@ -41,6 +41,7 @@ from server.events import Event, apply_event
 from server.hours import DEFAULT_HOURS as _DEFAULT_HOURS
 from server.hours import parse_hours as _hours
 from server.store import Clinic, fetch
+from server.texts import vet_title
 from server.timeutil import from_db, to_db
 from server.web import i18n
 from server.web.board import short_vet_name
@@ -334,8 +335,15 @@ def phone_label(clinic: Clinic) -> str | None:
 def _base_ctx(request: web.Request, clinic: Clinic, visit: VisitInfo, vets: Mapping[str, str],
               lang: Lang) -> dict[str, Any]:
     tz = clinic.tz
+
+    def in_sentence(name: str, vet_id: str) -> str:
+        return formats.vet_es(name, vet_title(clinic, vet_id)) if lang == "es" else name
+
     return {"clinic": clinic.name, "phone": clinic.phone, "phone_label": phone_label(clinic), "v": visit,
             "vet_short": short_vet_name(visit.vet_name),
+            # The vet inside a sentence: in Spanish with title and article ("con la Dra. Ruiz").
+            "vet_in": in_sentence(short_vet_name(visit.vet_name), visit.vet),
+            "vet_in_label": lambda vid: in_sentence(short_vet_name(vets.get(vid, vid)), vid),
             "current": i18n.when(visit.scheduled, tz, lang), "hm": lambda t: i18n.clock(t, tz, lang),
             "day_label": lambda t: i18n.day_label(t, tz, lang),
             "vet_label": lambda vid: short_vet_name(vets.get(vid, vid)), "path": request.path,
@@ -423,7 +431,7 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
         if action == "cancel":
             await apply_event(conn, Event("cancel_visit", now, visit.id, {"link": claim.nonce}), "client", tz, now)
             outcome, slot = "cancelled", None
-            body = _text("cancelled", visit, info, visit.scheduled, visit.vet_name, tz)
+            body = _text("cancelled", visit, info, visit.scheduled, visit.vet_name, tz, vet_title(clinic, visit.vet))
         else:
             slot = await _checked_slot(conn, form.get("slot"), visit, vets, s, tz, now)
             when = _when(slot.start, tz)
@@ -438,7 +446,7 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
                     "vet": slot.vet, "scheduled": to_db(slot.start), "request": claim.nonce, "body": note,
                     "number": visit.mobile}), "client", tz, now)
                 outcome = "requested"
-            body = _text(outcome, visit, info, slot.start, vets[slot.vet], tz)
+            body = _text(outcome, visit, info, slot.start, vets[slot.vet], tz, vet_title(clinic, slot.vet))
         texted = False
         if visit.mobile and visit.sms_consent:
             msg = make_message(body)
@@ -450,7 +458,7 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
     ctx = _base_ctx(request, clinic, visit, vets, lang) | {"switch_url": None}
     return _html(render(request, "reschedule_done.html", outcome=outcome, texted=texted,
                         when=i18n.when(slot.start, tz, lang) if slot else ctx["current"],
-                        new_vet=short_vet_name(vets[slot.vet]) if slot else None, **ctx))
+                        new_vet=ctx["vet_in_label"](slot.vet) if slot else None, **ctx))
 
 
 # -- the confirmation text -----------------------------------------------------------------------
@@ -483,7 +491,8 @@ def _text_when(t: datetime, tz: tzinfo, lang: str) -> str:
     return f"{local:%a} {local:%b} {local.day} at {formats.clock(t, tz, lang)}"
 
 
-def _text(outcome: str, visit: VisitInfo, clinic: ClinicInfo, at: datetime | None, vet_name: str, tz: tzinfo) -> str:
+def _text(outcome: str, visit: VisitInfo, clinic: ClinicInfo, at: datetime | None, vet_name: str, tz: tzinfo,
+          title: str | None = None) -> str:
     """The confirmation text in the client's language (English unless Spanish)."""
     lang = "es" if visit.language.lower().startswith("es") else "en"
     when = _text_when(at, tz, lang) if at else ("hoy" if lang == "es" else "today")
@@ -496,7 +505,9 @@ def _text(outcome: str, visit: VisitInfo, clinic: ClinicInfo, at: datetime | Non
         call_change = f" To change it, call {phone}." if phone else ""
         call_book = f" To book again, call {phone}." if phone else ""
         when_on = f"on {when}" if at else "today"
-    return _TEXTS[lang][outcome].format(clinic=clinic.name, pet=visit.pet, when=when, vet=short_vet_name(vet_name),
+    vet = short_vet_name(vet_name)
+    vet = formats.vet_es(vet, title) if lang == "es" else vet
+    return _TEXTS[lang][outcome].format(clinic=clinic.name, pet=visit.pet, when=when, vet=vet,
                                         call_change=call_change, call_book=call_book, when_on=when_on)
 
 
