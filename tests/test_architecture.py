@@ -35,3 +35,11 @@ def test_server_never_loads_textual() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'kiosk')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_pyproject_license_is_an_spdx_string() -> None:
+    """setuptools deprecates the `{ text = ... }` table and warns on every install (issue 15 item 7)."""
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"
