@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -132,7 +133,10 @@ async def test_emergency_moves_board_and_display_live_and_undo(live_server: Live
     await display.locator("#d-v3", has_text="(emergency)").wait_for(timeout=TIMEOUT_MS)
     assert await console.evaluate("window.__sameDocument") is True
     assert await display.evaluate("window.__sameDocument") is True
-    assert "Emergency declared" in await console.locator("#flash").inner_text()
+    flash = await console.locator("#flash").inner_text()
+    assert "Emergency declared" in flash and re.search(r"(\d+ clients? (is|are) being texted|no client needed)", flash)
+    # Cleared once declared: the form is not ready to declare the same emergency twice.
+    assert await console.get_by_label("Patient (optional)").input_value() == ""
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     await console.screenshot(path=str(SHOTS / "console.png"), full_page=True)

@@ -462,6 +462,8 @@ async def test_kiosk_urgent_help_is_shown_loudly_until_acknowledged(desk: Desk) 
     assert resp.status == 200
     page = await (await desk.client.get("/console")).text()
     assert 'role="alert"' in page and "URGENT HELP" in page and "dog bleeding" in page
+    # Which kiosk (its token's name) and when (the clinic's clock: the test day starts at 07:50).
+    assert re.search(r"URGENT HELP requested at kiosk test-kiosk at \d{1,2}:\d\d [AP]M: dog bleeding", page), page
     [ev] = await desk.events("urgent")
     await desk.post(f"/console/alerts/{ev['seq']}/ack")
     assert "URGENT HELP" not in await (await desk.client.get("/console")).text()
@@ -880,3 +882,12 @@ async def test_a_vets_title_from_the_console_is_what_spanish_pages_say(desk: Des
     assert "con Dr. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())  # no title: as named
     bad = await desk.post("/console/vet-title", {"vet": "v1", "title": "Prof."}, status=400)
     assert bad["field"] == "title"
+
+
+async def test_declared_emergency_says_how_many_clients_are_texted(desk: Desk) -> None:
+    desk.api.clock.advance(minutes=15)  # 08:05: texts are never sent before 08:00
+    ans = await desk.post("/console/emergency", {"vet": "v1", "minutes": "120"})
+    m = re.search(r"Emergency declared for Dr\. Ana Ruiz \(120 min\): (\d+) clients are being texted", ans["message"])
+    assert m, ans["message"]
+    rows = await desk.sql("SELECT COUNT(DISTINCT to_number) FROM outbox WHERE kind = 'delay'")
+    assert int(m.group(1)) == rows[0][0] > 1

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import aiosqlite
 import phonenumbers
 
+from notifier import formats
 from notifier.outbox import HELD_IMPLAUSIBLE, SETTLED_CODES
 from server.domain import Estimate
 from server.events import undone_seqs
@@ -339,7 +340,7 @@ async def recent_log(conn: aiosqlite.Connection, day_start: datetime, limit: int
     return out
 
 
-async def open_alerts(conn: aiosqlite.Connection, since: datetime) -> list[Alert]:
+async def open_alerts(conn: aiosqlite.Connection, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
     """Kiosk urgent-help presses and unmatched check-ins nobody has acknowledged yet."""
     undone = await undone_seqs(conn)
     acked = set()
@@ -349,7 +350,8 @@ async def open_alerts(conn: aiosqlite.Connection, since: datetime) -> list[Alert
             if seq is not None:
                 acked.add(int(seq))
     out = []
-    for r in await fetch(conn, "SELECT seq, at, type, data FROM events WHERE type IN ('urgent', 'kiosk_unmatched') "
+    for r in await fetch(conn, "SELECT seq, at, type, data, actor FROM events "
+                               "WHERE type IN ('urgent', 'kiosk_unmatched') "
                                "AND at >= ? ORDER BY seq DESC", (to_db(since),)):
         if r["seq"] in acked:
             continue
@@ -357,7 +359,11 @@ async def open_alerts(conn: aiosqlite.Connection, since: datetime) -> list[Alert
         at = from_db(r["at"])
         assert at is not None
         if r["type"] == "urgent":
-            text = "URGENT HELP requested at the kiosk" + (f": {data['note']}" if data.get("note") else "")
+            # Which kiosk (its token's name) and when: the desk must know where to run.
+            note = data.get("note") if data.get("note") not in (None, "", "kiosk button") else None
+            kiosk = str(r['actor'] or '').removeprefix('token:') or 'unknown'
+            text = f"URGENT HELP requested at kiosk {kiosk} at {formats.clock(at, tz)}"
+            text += f": {note}" if note else ""
         else:
             text = f"A client could not check in at the kiosk (phone ending {data.get('phone_last4', '????')})"
         out.append(Alert(r["seq"], at, r["type"], text))

@@ -140,7 +140,7 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
     async with request.app[STORE].read() as reads:
         q: Any = reads  # transitional: the board's read functions are not typed against the store yet
         ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
-               "alerts": await open_alerts(q, board.day_start - timedelta(hours=4)),
+               "alerts": await open_alerts(q, board.day_start - timedelta(hours=4), board.tz),
                "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
                "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4))}
     return board, ctx
@@ -261,8 +261,14 @@ async def declare_emergency(request: web.Request, staff: Staff) -> tuple[str, in
     pet = form.get("pet", "")[:60] or None
     now = request.app[CLOCK].now()
     ev = Event("emergency", now, f"e-{secrets.token_hex(4)}", {"vet": vet, "expected_min": float(minutes), "pet": pet})
-    seq = await _post(request, staff, ev)
-    return f"Emergency declared for {name} ({minutes} min).", seq
+    rt = request.app[RUNTIME]
+    async with request.app[STORE].transaction() as tx:
+        seq = await apply_event(tx, ev, staff.actor, rt.clinic.tz, now)
+        texts = await rt.after_change(tx)  # one text per phone: each row is one client told
+    told = ("no client needed a text yet" if not texts else
+            "1 client is being texted about the delay" if len(texts) == 1 else
+            f"{len(texts)} clients are being texted about the delay")
+    return f"Emergency declared for {name} ({minutes} min): {told}.", seq
 
 
 @action
@@ -296,9 +302,10 @@ async def vet_title_set(request: web.Request, staff: Staff) -> tuple[str, int | 
     form = await _form(request)
     vet = form.get("vet", "")
     name = await _vet_name(request, vet)
-    title = formats.title_of(form.get("title")) if form.get("title") else None
-    if form.get("title") and title is None:
-        raise BadRequest("title: expected Dr. or Dra.", "title")
+    given = form.get("title", "")
+    title = None if given in ("", "none") else formats.title_of(given)
+    if given not in ("", "none") and title is None:
+        raise BadRequest("title: expected Dr., Dra. or none", "title")
     rt = request.app[RUNTIME]
     async with request.app[STORE].transaction() as tx:
         await save_vet_title(tx, vet, title)

@@ -127,7 +127,8 @@
         const data = await resp.json();
         if (resp.ok) {
           flash(data.message || "Done.", data.undo, false);
-          if (form.querySelector("textarea")) form.reset();
+          // A declared emergency must not stay in the form, ready to be declared twice.
+          if (form.querySelector("textarea") || form.hasAttribute("data-reset")) form.reset();
         } else {
           flash(data.error || `Refused (${resp.status})`, null, true);
         }
