@@ -15,11 +15,21 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from server.domain import DayState
-from server.store.interface import ROLES, Clinic, LoggedEvent, LoginAttempt, Store, TextContact, TextsPaused, Tx
+from server.store.interface import (
+    ROLES,
+    Clinic,
+    LoggedEvent,
+    LoginAttempt,
+    Store,
+    StoredVisit,
+    TextContact,
+    TextsPaused,
+    Tx,
+)
 from server.store.sqlite import SqliteStore, SqliteTx, fetch, hash_token
 
-__all__ = ["ROLES", "Clinic", "LoggedEvent", "LoginAttempt", "SqliteStore", "Store", "TextContact", "TextsPaused", "Tx",
-           "fetch", "hash_token", "open_store"]
+__all__ = ["ROLES", "Clinic", "LoggedEvent", "LoginAttempt", "SqliteStore", "Store", "StoredVisit", "TextContact",
+           "TextsPaused", "Tx", "fetch", "hash_token", "open_store"]
 
 
 async def open_store(path: str) -> SqliteStore:

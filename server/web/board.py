@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-import aiosqlite
 import phonenumbers
 
 from notifier import formats
@@ -147,11 +146,11 @@ def short_vet_name(name: str) -> str:
     return name
 
 
-async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
+async def _table_exists(conn: Any, name: str) -> bool:
     return bool(await fetch(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
 
-async def _promises(conn: aiosqlite.Connection, ids: list[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
+async def _promises(conn: Any, ids: list[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """Per visit, the first and the latest range end it was told: at check-in (kiosk or desk),
     then by each text (the notifier's outbox)."""
     first: dict[str, datetime] = {}
@@ -286,7 +285,7 @@ def _behind(lane: Lane, now: datetime) -> None:
         lane.behind_reason = lane.away_reason or "running late"
 
 
-async def _vet_reasons(conn: aiosqlite.Connection) -> dict[str, str]:
+async def _vet_reasons(conn: Any) -> dict[str, str]:
     """The reason given with each vet's latest "running late" still in force."""
     undone = await undone_seqs(conn)
     out: dict[str, str] = {}
@@ -322,7 +321,7 @@ class Alert:
     text: str
 
 
-async def recent_log(conn: aiosqlite.Connection, day_start: datetime, limit: int = 12) -> list[LogEntry]:
+async def recent_log(conn: Any, day_start: datetime, limit: int = 12) -> list[LogEntry]:
     """Today's latest events by people (not the demo's or replay's), newest first."""
     from server.events import UNDOABLE
 
@@ -340,7 +339,7 @@ async def recent_log(conn: aiosqlite.Connection, day_start: datetime, limit: int
     return out
 
 
-async def open_alerts(conn: aiosqlite.Connection, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
+async def open_alerts(conn: Any, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
     """Kiosk urgent-help presses and unmatched check-ins nobody has acknowledged yet."""
     undone = await undone_seqs(conn)
     acked = set()
@@ -370,7 +369,7 @@ async def open_alerts(conn: aiosqlite.Connection, since: datetime, tz: tzinfo = 
     return out
 
 
-async def inbox(conn: aiosqlite.Connection) -> list[dict[str, Any]]:
+async def inbox(conn: Any) -> list[dict[str, Any]]:
     """Client replies that need a person, and reschedule requests, from the notifier's inbound
     table; oldest first, until reception marks them done."""
     if not await _table_exists(conn, "inbound_messages"):
@@ -454,7 +453,7 @@ def _failed_reason(code: str | None, message: str | None, opted_out: bool) -> tu
     return reason, detail
 
 
-async def texts_for_reception(conn: aiosqlite.Connection, region: str, *, since: datetime | None = None,
+async def texts_for_reception(conn: Any, region: str, *, since: datetime | None = None,
                               row_id: int | None = None) -> list[TextForReception]:
     """Texts that need a person (written since `since`, or just row `row_id`), oldest first:
     held ones, and failed ones nobody has settled. Not listed: what reception dropped or
