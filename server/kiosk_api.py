@@ -10,7 +10,6 @@ per kiosk token, so the kiosk cannot be used to probe the client list; a check-i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -18,7 +17,6 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiosqlite
 from aiohttp import web
 
 from notifier import formats
@@ -30,9 +28,8 @@ from server.events import Event, apply_event
 from server.hours import check_in_time
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
-from server.store import fetch
 from server.texts import vet_title
-from server.timeutil import from_db, iso, parse_time, to_db
+from server.timeutil import iso, parse_time
 
 log = logging.getLogger("waitroom.kiosk")
 LOOKUPS = web.AppKey("kiosk_lookups", dict)
@@ -76,13 +73,6 @@ def _idem_key(body: dict[str, Any]) -> str:
     return key
 
 
-async def _todays(conn: aiosqlite.Connection, mobile: str, day: str) -> list[aiosqlite.Row]:
-    return list(await fetch(conn,
-        "SELECT a.id, a.status, a.scheduled, p.name AS pet, p.sex, p.species, v.name AS vet, "
-        "c.sms_consent, c.id AS client FROM appointments a JOIN pets p ON p.id = a.pet_id "
-        "JOIN clients c ON c.id = p.client_id JOIN vets v ON v.id = a.vet_id "
-        "WHERE c.mobile = ? AND a.day = ? AND a.kind = 'appointment' AND a.status IN ('booked', 'waiting') "
-        "ORDER BY a.scheduled", (mobile, day)))
 
 
 @roles("kiosk")
@@ -93,7 +83,8 @@ async def lookup(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     mobile = _phone(body, rt.clinic.region)
     now = request.app[CLOCK].now()
-    rows = await _todays(request.app[STORE].conn, mobile, rt.today(now).isoformat())
+    async with request.app[STORE].read() as q:
+        rows = await q.kiosk_bookings(mobile, rt.today(now))
     tz = rt.clinic.tz
     if not rows:
         # Reception hears someone could not be matched; the kiosk shows only "see the desk".
@@ -104,29 +95,18 @@ async def lookup(request: web.Request) -> web.Response:
         task.add_done_callback(request.app[UNMATCHED_TASKS].discard)
     appts = []
     for r in rows:
-        scheduled = from_db(r["scheduled"])
-        appts.append({"id": r["id"], "pet": r["pet"], "sex": r["sex"] or "unknown",
-                      "species": r["species"], "vet": r["vet"],
-                      "scheduled": iso(scheduled, tz) if scheduled else None,
-                      "checked_in": r["status"] == "waiting"})
+        appts.append({"id": r.id, "pet": r.pet, "sex": r.sex or "unknown",
+                      "species": r.species, "vet": r.vet_name,
+                      "scheduled": iso(r.scheduled, tz) if r.scheduled else None,
+                      "checked_in": r.status == "waiting"})
     answer = web.json_response({"now": iso(now, tz), "appointments": appts,
-                                "sms_consent": any(bool(r["sms_consent"]) for r in rows)})
+                                "sms_consent": any(r.sms_consent for r in rows)})
     # Every answer takes at least LOOKUP_FLOOR_S: a booked number's answer costs more work than
     # an unknown one's (its rows, a longer body), and that difference must not tell a stranger
     # at the kiosk whether a number belongs to a client. A person typed the number: 50 ms is
     # nothing to them.
     await asyncio.sleep(max(0.0, LOOKUP_FLOOR_S - (time.monotonic() - started)))
     return answer
-
-
-async def _remembered(conn: aiosqlite.Connection, key: str) -> list[str] | None:
-    rows = await fetch(conn, "SELECT response FROM idempotency WHERE key = ?", (key,))
-    return list(json.loads(rows[0][0])["visits"]) if rows else None
-
-
-async def _remember(conn: aiosqlite.Connection, key: str, visits: list[str], now: datetime) -> None:
-    await conn.execute("INSERT INTO idempotency (key, response, created_at) VALUES (?, ?, ?)",
-                       (key, json.dumps({"visits": visits}), to_db(now)))
 
 
 async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]) -> web.Response:
@@ -136,22 +116,19 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
     secret = request.app[CONFIG].secret
     base = request.app[CONFIG].public_url.rstrip("/")
     async with request.app[STORE].read() as q:
-        names = await q.vet_names()
+        vets = await q.vet_names()
+        found = [(aid, await q.visit_contact(aid), await q.visit(aid)) for aid in ids]
     # Spanish sentences name a vet with title and article ("con la Dra. Ana Ruiz").
-    vet_es = {name: formats.vet_es(name, vet_title(rt.clinic, vid)) for vid, name in names.items()}
+    vet_es = {name: formats.vet_es(name, vet_title(rt.clinic, vid)) for vid, name in vets.items()}
     out = []
-    for aid in ids:
-        rows = await fetch(request.app[STORE].conn,
-            "SELECT a.id, a.kind, a.scheduled, a.status, COALESCE(p.name, a.pet_name) AS pet, p.sex, "
-            "v.name AS vet FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
-            "JOIN vets v ON v.id = a.vet_id WHERE a.id = ?", (aid,))
-        if not rows:
+    for aid, contact, stored in found:
+        if contact is None or stored is None:
             continue
-        r = rows[0]
-        scheduled = from_db(r["scheduled"])
+        scheduled = stored.visit.scheduled
         e = est.get(aid)
-        out.append({"appointment": aid, "kind": r["kind"], "pet": r["pet"], "sex": r["sex"] or "unknown",
-                    "vet": r["vet"], "vet_es": vet_es.get(r["vet"], r["vet"]), "status": r["status"],
+        vet = vets.get(contact.vet_id, contact.vet_id)
+        out.append({"appointment": aid, "kind": contact.kind, "pet": contact.pet, "sex": contact.sex or "unknown",
+                    "vet": vet, "vet_es": vet_es.get(vet, vet), "status": contact.status,
                     "scheduled": iso(scheduled, tz) if scheduled else None,
                     "estimate": estimate_json(e, now, tz) if e else None,
                     "status_url": f"{base}/s/{status_token(secret, aid)}"})
@@ -201,29 +178,29 @@ async def checkin(request: web.Request) -> web.Response:
     # check-in by phone (nobody saw a list to pick from). Its answer names no visit: a number
     # typed at the kiosk must not show whose pets, vets and times (or status links) it finds.
     by_phone = not wanted
-    async with store.transaction() as conn:
-        done = await _remembered(conn, key)
+    async with store.transaction() as tx:
+        done = await tx.remembered_answer(key)
         if done is None:
-            rows = await _todays(conn, mobile, rt.today(now).isoformat())
-            mine = {r["id"]: r for r in rows}
+            mine = {r.id: r for r in await tx.kiosk_bookings(mobile, rt.today(now))}
             if by_phone:
                 wanted = list(mine)
             for aid in wanted:
                 if aid not in mine:
                     raise NotFound("appointments: no such appointment for this number today", "appointments")
             for aid in wanted:
-                if mine[aid]["status"] == "booked":
+                if mine[aid].status == "booked":
                     data = {"by_phone": True} if by_phone else {}
-                    await apply_event(conn, Event("checkin", at, aid, data), request[ACTOR], rt.clinic.tz, now)
+                    await apply_event(tx, Event("checkin", at, aid, data), request[ACTOR], rt.clinic.tz, now)
             if consent is not None:
-                for client in {mine[aid]["client"] for aid in wanted}:
-                    await conn.execute("UPDATE clients SET sms_consent = ? WHERE id = ?", (int(consent), client))
-                    await apply_event(conn, Event("consent", now, None, {"client": client, "sms": consent}),
+                for client in sorted({mine[aid].client for aid in wanted}):
+                    await tx.set_sms_consent(client, consent)
+                    await apply_event(tx, Event("consent", now, None, {"client": client, "sms": consent}),
                                       request[ACTOR], rt.clinic.tz, now)
             if not wanted:
-                await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
+                await apply_event(tx, Event("kiosk_unmatched", now, None, {"phone_last4": mobile[-4:]}),
                                   request[ACTOR], rt.clinic.tz, now)
-            await _remember(conn, key, wanted, now)
+            await tx.remember_answer(key, wanted, now)
+            await rt.after_change(tx)
             done = wanted
     if by_phone:
         tz = rt.clinic.tz
@@ -246,23 +223,24 @@ async def walkin(request: web.Request) -> web.Response:
         fields[name] = v.strip()
     mobile = _phone(body, rt.clinic.region) if body.get("phone") else None
     now = request.app[CLOCK].now()
-    async with store.transaction() as conn:
-        done = await _remembered(conn, key)
+    async with store.transaction() as tx:
+        done = await tx.remembered_answer(key)
         if done is None:
             vet = await _least_busy_vet(rt, now)
-            types = {r[0] for r in await fetch(conn, "SELECT id FROM appointment_types")}
+            types = set(await tx.booked_lengths())
             type_id = REASONS.get(fields["reason"].lower())
             aid = f"w-{secrets.token_hex(4)}"
             client, pet = f"walkin-{aid}", f"walkin-pet-{aid}"
-            await conn.execute("INSERT INTO clients (id, name, mobile, sms_consent) VALUES (?, ?, ?, 0)",
-                               (client, fields["name"], mobile))
-            await conn.execute("INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, 'unknown')",
-                               (pet, client, fields["pet"], fields["species"]))
+            await tx.add_walkin_client(client, fields["name"], mobile, pet, fields["pet"], fields["species"])
+            # The walk-in's event names the new client and pet it made (ids, pet and species: no
+            # name or number in the log), in the same transaction.
             data = {"vet": vet, "type": type_id if type_id in types else None, "booked_min": None,
-                    "pet": fields["pet"], "reason": fields["reason"]}
-            await apply_event(conn, Event("walkin", now, aid, data), request[ACTOR], rt.clinic.tz, now)
-            await conn.execute("UPDATE appointments SET pet_id = ? WHERE id = ?", (pet, aid))
-            await _remember(conn, key, [aid], now)
+                    "pet": fields["pet"], "reason": fields["reason"], "client": client, "pet_id": pet,
+                    "species": fields["species"]}
+            await apply_event(tx, Event("walkin", now, aid, data), request[ACTOR], rt.clinic.tz, now)
+            await tx.link_visit_to_pet(aid, pet)
+            await tx.remember_answer(key, [aid], now)
+            await rt.after_change(tx)
             done = [aid]
     return await _visits_answer(request, rt, done)
 
@@ -288,10 +266,11 @@ async def urgent(request: web.Request) -> web.Response:
         raise BadRequest("note: expected a short text", "note")
     rt = request.app[RUNTIME]
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as conn:
-        if await _remembered(conn, key) is None:
-            await apply_event(conn, Event("urgent", now, None, {"note": note}), request[ACTOR], rt.clinic.tz, now)
-            await _remember(conn, key, [], now)
+    async with request.app[STORE].transaction() as tx:
+        if await tx.remembered_answer(key) is None:
+            await apply_event(tx, Event("urgent", now, None, {"note": note}), request[ACTOR], rt.clinic.tz, now)
+            await tx.remember_answer(key, [], now)
+            await rt.after_change(tx)
     return web.json_response({"ok": True})
 
 
@@ -300,19 +279,19 @@ async def visit(request: web.Request) -> web.Response:
     """A visit's live estimate, only for a visit this kiosk itself checked in because someone
     picked it on screen (or a walk-in): not one checked in by phone alone (ids can be guessed)."""
     aid = request.match_info["id"]
-    rows = await fetch(request.app[STORE].conn,
-        "SELECT 1 FROM events WHERE appointment_id = ? AND actor = ? AND type IN ('checkin', 'walkin') "
-        "AND json_extract(data, '$.by_phone') IS NULL", (aid, request[ACTOR]))
-    if not rows:
+    async with request.app[STORE].read() as q:
+        here = await q.checked_in_here(aid, request[ACTOR])
+    if not here:
         raise NotFound("no visit checked in at this kiosk with that id", "id")
     return await _visits_answer(request, request.app[RUNTIME], [aid])
 
 
 async def _record_unmatched(app: web.Application, last4: str, actor: str, now: datetime) -> None:
     try:
-        async with app[STORE].transaction() as conn:
-            await apply_event(conn, Event("kiosk_unmatched", now, None, {"phone_last4": last4}),
+        async with app[STORE].transaction() as tx:
+            await apply_event(tx, Event("kiosk_unmatched", now, None, {"phone_last4": last4}),
                               actor, app[RUNTIME].clinic.tz, now)
+            await app[RUNTIME].after_change(tx)
     except Exception:
         log.exception("could not record an unmatched kiosk lookup")
 

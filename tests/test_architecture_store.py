@@ -19,7 +19,7 @@ DRIVERS = {"aiosqlite", "sqlite3", "asyncpg", "psycopg", "psycopg2"}
 # Modules still being moved behind named operations while other work on them lands. Each must
 # still break the rule (so the list only shrinks); the list ends empty.
 NOT_YET_MOVED = {
-    "server/kiosk_api.py", "server/schedule.py",
+    "server/schedule.py",
     "server/web/board.py", "server/web/reschedule.py",
 }
 

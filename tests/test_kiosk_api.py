@@ -77,6 +77,18 @@ async def test_walkin_joins_the_queue_with_an_estimate(api: Api) -> None:
     assert visit["kind"] == "walkin" and visit["pet"] == "Rex" and visit["estimate"] is not None
     await _post(api, "/api/kiosk/walkin", body)  # re-delivered by an offline kiosk: not doubled
     assert await _count(api, "SELECT COUNT(*) FROM appointments WHERE kind = 'walkin'") == 1
+    # The new client and pet are in the log, in the walk-in's own event, with the kiosk as actor
+    # (ids, pet and species: the client's name is not copied into the log).
+    store = await SqliteStore.open(str(api.db))
+    try:
+        async with store.read() as q:
+            [walkin] = [e for e in await q.events_since(0) if e.type == "walkin"]
+            contact = await q.visit_contact(visit["appointment"])
+    finally:
+        await store.close()
+    assert walkin.actor.startswith("token:") and walkin.data["pet"] == "Rex" and walkin.data["species"] == "dog"
+    assert contact is not None and walkin.data["client"] == contact.client_id and contact.client == "Ana Gomez"
+    assert "Ana Gomez" not in str(walkin.data)
 
 
 async def test_urgent_help_reaches_the_log_once(api: Api) -> None:
