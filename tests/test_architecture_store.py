@@ -20,7 +20,7 @@ DRIVERS = {"aiosqlite", "sqlite3", "asyncpg", "psycopg", "psycopg2"}
 # still break the rule (so the list only shrinks); the list ends empty.
 NOT_YET_MOVED = {
     "server/schedule.py",
-    "server/web/board.py", "server/web/reschedule.py",
+    "server/web/board.py",
 }
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
-import aiosqlite
 from aiohttp import web
 
 from notifier import formats
@@ -36,13 +35,12 @@ from notifier.links import (
 from notifier.messages import ClinicInfo, make_message
 from notifier.outbox import NewText, enqueue
 from notifier.slots import Slot, open_slots
-from server.app import CLOCK, CONFIG, STORE
 from server.events import Event, apply_event
 from server.hours import DEFAULT_HOURS as _DEFAULT_HOURS
 from server.hours import parse_hours as _hours
-from server.store import Clinic, fetch
+from server.keys import CLOCK, CONFIG, RUNTIME, STORE
+from server.store import Clinic, Tx
 from server.texts import vet_title
-from server.timeutil import from_db, to_db
 from server.web import i18n
 from server.web.board import short_vet_name
 from server.web.i18n import Lang
@@ -116,51 +114,35 @@ class VisitInfo:
         return timedelta(minutes=self.booked_min)
 
 
-async def load_visit(conn: aiosqlite.Connection, visit_id: str) -> VisitInfo | None:
-    rows = await fetch(conn,
-        "SELECT a.id, a.status, a.day, a.vet_id, v.name AS vet_name, COALESCE(p.name, a.pet_name) AS pet, "
-        "t.name AS type_name, a.booked_min, a.scheduled, c.mobile, c.sms_consent, c.language "
-        "FROM appointments a JOIN vets v ON v.id = a.vet_id LEFT JOIN pets p ON p.id = a.pet_id "
-        "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN appointment_types t ON t.id = a.type_id "
-        "WHERE a.id = ?", (visit_id,))
-    if not rows:
+async def load_visit(q: Tx, visit_id: str) -> VisitInfo | None:
+    b = await q.booking_detail(visit_id)
+    if b is None:
         return None
-    r = rows[0]
-    return VisitInfo(id=r["id"], status=r["status"], day=date.fromisoformat(r["day"]), vet=r["vet_id"],
-                     vet_name=r["vet_name"], pet=r["pet"] or "your pet", type_name=r["type_name"],
-                     booked_min=float(r["booked_min"]), scheduled=from_db(r["scheduled"]), mobile=r["mobile"],
-                     sms_consent=bool(r["sms_consent"]), language=r["language"] or "en")
+    return VisitInfo(id=b.id, status=b.status, day=b.day, vet=b.vet, vet_name=b.vet_name, pet=b.pet or "your pet",
+                     type_name=b.type_name, booked_min=b.booked_min, scheduled=b.scheduled, mobile=b.mobile,
+                     sms_consent=b.sms_consent, language=b.language)
 
 
-async def vet_names(conn: aiosqlite.Connection) -> dict[str, str]:
-    return {r[0]: r[1] for r in await fetch(conn, "SELECT id, name FROM vets ORDER BY id")}
+async def vet_names(q: Tx) -> dict[str, str]:
+    return await q.vet_names()
 
 
-async def busy_times(conn: aiosqlite.Connection, first: date, last: date, now: datetime,
+async def busy_times(q: Tx, first: date, last: date, now: datetime,
                      ) -> dict[str, list[tuple[datetime, datetime]]]:
     """Each vet's taken time from `first` to `last`: booked and waiting visits at their booked
     times, blocked time imported from a calendar, and a vet's "away until" still in force."""
     out: dict[str, list[tuple[datetime, datetime]]] = {}
-    marks = ",".join("?" * len(_BUSY))
-    for r in await fetch(conn,
-            f"SELECT vet_id, scheduled, booked_min FROM appointments WHERE day BETWEEN ? AND ? "
-            f"AND scheduled IS NOT NULL AND status IN ({marks})", (first.isoformat(), last.isoformat(), *_BUSY)):
-        start = from_db(r["scheduled"])
-        if start is not None:
-            out.setdefault(r["vet_id"], []).append((start, start + timedelta(minutes=float(r["booked_min"]))))
-    for r in await fetch(conn, "SELECT vet_id, start_at, end_at FROM vet_blocks WHERE day BETWEEN ? AND ?",
-                         (first.isoformat(), last.isoformat())):
-        start, end = from_db(r[1]), from_db(r[2])
-        if start is not None and end is not None:
-            out.setdefault(r[0], []).append((start, end))
-    for r in await fetch(conn, "SELECT vet_id, unavailable_until FROM vet_status WHERE unavailable_until IS NOT NULL"):
-        until = from_db(r[1])
-        if until is not None and until > now:
-            out.setdefault(r[0], []).append((now, until))
+    for vet, start, minutes in await q.booked_times(first, last, _BUSY):
+        out.setdefault(vet, []).append((start, start + timedelta(minutes=minutes)))
+    for vet, start, end, _reason in await q.blocked_times(first, last):
+        out.setdefault(vet, []).append((start, end))
+    for vet, until in (await q.vets_away()).items():
+        if until > now:
+            out.setdefault(vet, []).append((now, until))
     return out
 
 
-async def free_slots(conn: aiosqlite.Connection, visit: VisitInfo, vets: Iterable[str], s: RescheduleSettings,
+async def free_slots(conn: Tx, visit: VisitInfo, vets: Iterable[str], s: RescheduleSettings,
                      tz: tzinfo, now: datetime, *, with_busy: bool = True) -> list[Slot]:
     """Open slots of the visit's booked length with `vets`, earliest first."""
     today = now.astimezone(tz).date()
@@ -228,7 +210,7 @@ async def _claim(request: web.Request, conn: Any, *, consume: bool) -> LinkClaim
         raise _link_refusal(ForgedLink(str(e))) from e
 
 
-async def _changeable(conn: aiosqlite.Connection, claim: LinkClaim, tz: tzinfo, now: datetime) -> VisitInfo:
+async def _changeable(conn: Tx, claim: LinkClaim, tz: tzinfo, now: datetime) -> VisitInfo:
     visit = await load_visit(conn, claim.visit_id)
     if visit is None:
         raise Refusal(404, "no_visit")
@@ -288,16 +270,14 @@ def _signed_visit(request: web.Request) -> str | None:
         return None
 
 
-async def _language(request: web.Request, conn: aiosqlite.Connection) -> Lang:
+async def _language(request: web.Request, conn: Tx) -> Lang:
     """`?lang=`, else the language of the client the link was made for, else the browser's."""
     if (asked := i18n.asked(request)) is not None:
         return asked
     vid = _signed_visit(request)
     stored = None
     if vid is not None:
-        rows = await fetch(conn, "SELECT c.language FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id "
-                                 "LEFT JOIN clients c ON c.id = p.client_id WHERE a.id = ?", (vid,))
-        stored = rows[0][0] if rows else None
+        stored = await conn.client_language(vid)
     return i18n.choose(request, stored)
 
 
@@ -314,7 +294,8 @@ def _lang_ctx(request: web.Request, lang: Lang) -> dict[str, Any]:
 
 async def _refusal_page(request: web.Request, r: Refusal) -> web.Response:
     clinic = await _clinic(request)
-    lang = await _language(request, request.app[STORE].conn)
+    async with request.app[STORE].read() as q:
+        lang = await _language(request, q)
     values = dict(r.values)
     if "said" in values:
         values["said"] = i18n.plain(lang, f"said.{values['said']}")
@@ -368,32 +349,32 @@ def _refusals_as_pages(handler: Handler) -> Handler:
 
 @_refusals_as_pages
 async def reschedule_page(request: web.Request) -> web.StreamResponse:
-    conn = request.app[STORE].conn
-    clinic = await _clinic(request)
-    tz, now = clinic.tz, request.app[CLOCK].now()
-    claim = await _claim(request, conn, consume=False)
-    visit = await _changeable(conn, claim, tz, now)
-    s = reschedule_settings(clinic.settings)
-    vets = await vet_names(conn)
-    lang = await _language(request, conn)
-    any_vet = request.query.get("all") == "1"
-    ctx = _base_ctx(request, clinic, visit, vets, lang) | {"mode": s.mode, "any_vet": any_vet, "days": s.days}
-    if request.query.get("cancel") == "1":
-        return _html(render(request, "reschedule_confirm.html", action="cancel", slot=None, **ctx))
-    if "slot" in request.query:
-        slot = await _checked_slot(conn, request.query["slot"], visit, vets, s, tz, now)
-        return _html(render(request, "reschedule_confirm.html", action="book", slot=slot,
-                            slot_param=_slot_param(slot), when=i18n.when(slot.start, tz, lang), **ctx))
-    slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
-    if any_vet:
-        slots = one_per_time(slots, visit.vet)
-    groups: dict[date, list[Slot]] = {}
-    for sl in slots:
-        groups.setdefault(sl.start.astimezone(tz).date(), []).append(sl)
-    return _html(render(request, "reschedule.html", groups=list(groups.values()), slot_param=_slot_param, **ctx))
+    async with request.app[STORE].read() as conn:
+        clinic = await _clinic(request)
+        tz, now = clinic.tz, request.app[CLOCK].now()
+        claim = await _claim(request, conn, consume=False)
+        visit = await _changeable(conn, claim, tz, now)
+        s = reschedule_settings(clinic.settings)
+        vets = await vet_names(conn)
+        lang = await _language(request, conn)
+        any_vet = request.query.get("all") == "1"
+        ctx = _base_ctx(request, clinic, visit, vets, lang) | {"mode": s.mode, "any_vet": any_vet, "days": s.days}
+        if request.query.get("cancel") == "1":
+            return _html(render(request, "reschedule_confirm.html", action="cancel", slot=None, **ctx))
+        if "slot" in request.query:
+            slot = await _checked_slot(conn, request.query["slot"], visit, vets, s, tz, now)
+            return _html(render(request, "reschedule_confirm.html", action="book", slot=slot,
+                                slot_param=_slot_param(slot), when=i18n.when(slot.start, tz, lang), **ctx))
+        slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
+        if any_vet:
+            slots = one_per_time(slots, visit.vet)
+        groups: dict[date, list[Slot]] = {}
+        for sl in slots:
+            groups.setdefault(sl.start.astimezone(tz).date(), []).append(sl)
+        return _html(render(request, "reschedule.html", groups=list(groups.values()), slot_param=_slot_param, **ctx))
 
 
-async def _checked_slot(conn: aiosqlite.Connection, value: object, visit: VisitInfo, vets: Mapping[str, str],
+async def _checked_slot(conn: Tx, value: object, visit: VisitInfo, vets: Mapping[str, str],
                         s: RescheduleSettings, tz: tzinfo, now: datetime) -> Slot:
     """The slot a form names, if it is one we offer and still free: 400 if we never offered it,
     409 if someone took it meanwhile."""
@@ -413,7 +394,8 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
     clinic = await _clinic(request)
     tz, now = clinic.tz, request.app[CLOCK].now()
     # The link first, so a used or expired one says so even from a stale form.
-    await _claim(request, store.conn, consume=False)
+    async with store.read() as q:
+        await _claim(request, q, consume=False)
     form = await request.post()
     sent = form.get("csrf")
     want = csrf_token(_secret(request), request.match_info["token"])
@@ -437,13 +419,13 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
             when = _when(slot.start, tz)
             if s.mode == "book":
                 await apply_event(conn, Event("reschedule", now, visit.id, {
-                    "vet": slot.vet, "scheduled": to_db(slot.start), "link": claim.nonce}), "client", tz, now)
+                    "vet": slot.vet, "scheduled": slot.start.isoformat(), "link": claim.nonce}), "client", tz, now)
                 outcome = "booked"
             else:
                 note = (f"Asks to move {visit.pet}'s visit ({_when(visit.scheduled, tz)} with {visit.vet_name}) "
                         f"to {when} with {vets[slot.vet]}. Nothing is changed until you do it.")
                 await apply_event(conn, Event("reschedule_request", now, visit.id, {
-                    "vet": slot.vet, "scheduled": to_db(slot.start), "request": claim.nonce, "body": note,
+                    "vet": slot.vet, "scheduled": slot.start.isoformat(), "request": claim.nonce, "body": note,
                     "number": visit.mobile}), "client", tz, now)
                 outcome = "requested"
             body = _text(outcome, visit, info, slot.start, vets[slot.vet], tz, vet_title(clinic, slot.vet))
@@ -453,7 +435,9 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
             texted = bool(await enqueue(conn, [NewText(
                 dedupe_key=f"reschedule-link:{claim.nonce}", to_number=visit.mobile, body=msg.body,
                 kind=f"reschedule_{outcome}", visit_id=visit.id, segments=msg.segments)], now))
-    lang = await _language(request, store.conn)
+        await request.app[RUNTIME].after_change(conn)
+    async with store.read() as q:
+        lang = await _language(request, q)
     # No switch link here: the link is used up, so it would only lead to the "already used" page.
     ctx = _base_ctx(request, clinic, visit, vets, lang) | {"switch_url": None}
     return _html(render(request, "reschedule_done.html", outcome=outcome, texted=texted,
