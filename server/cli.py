@@ -307,8 +307,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             return 2
 
     async def go(store: Any) -> None:
-        async with store.transaction() as conn:
-            await create_user(conn, args.name, password, datetime.now(UTC))
+        async with store.transaction() as tx:
+            await create_user(tx, args.name, password, datetime.now(UTC))
 
     try:
         asyncio.run(_with_store(args.db, go))

@@ -1,10 +1,10 @@
 """The running clinic: the store, the learned model and today's estimates, kept in step.
 
-Every write transaction that appends to the event log is followed, before it commits, by
-one evaluation: today's state is reloaded, estimated, the check-in promises are kept and
-the notifier's policy queues the delay texts it decides, all in that same transaction. The
-API, kiosk, console and replay all write through the store, so all are covered, and what
-the scorer measures is what clients are told.
+Every writer ends its transaction with `after_change(tx)`, an explicit call in the write path
+(docs/ARCHITECTURE.md): today's state is reloaded, estimated, the check-in promises are kept
+and the notifier's policy queues the delay texts it decides, all in that same transaction.
+The API, kiosk, console, reschedule page, SMS replies and replay all do, so what the scorer
+measures is what clients are told.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ class ClinicRuntime:
         # Set by the replay while it applies an event that is followed by another line at the
         # very same moment: the decision is taken once, for all of them, by that next line.
         self.defer = False
-        store.before_commit.append(self._unannounced)
         store.after_commit.append(self._after_commit)
 
     @classmethod
@@ -154,11 +153,6 @@ class ClinicRuntime:
         if vets is not None and not vets:
             return []  # an urgent-help press, an unmatched lookup: no queue moved
         return await self.evaluate(tx, events[-1].recorded_at, vets)
-
-    async def _unannounced(self, tx: Tx) -> None:
-        # Transitional safety net for writers not yet calling after_change themselves: each
-        # call above leaves nothing for this one to do but one read.
-        await self.after_change(tx)
 
     async def evaluate(self, tx: Tx, now: datetime, vets: set[str] | None = None) -> list[int]:
         """Re-estimate today at `now` and queue the texts the policy decides (in `tx`).

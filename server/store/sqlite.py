@@ -908,9 +908,6 @@ class SqliteStore:
         self._writes = 0
         self._no_writes = asyncio.Event()
         self._no_writes.set()
-        # Run inside every write transaction just before COMMIT. Transitional: the runtime's
-        # text decisions move to an explicit call in the write path.
-        self.before_commit: list[Callable[[Any], Any]] = []
         # Run just after each COMMIT or ROLLBACK (wake the notifier, keep derived caches).
         self.after_commit: list[Callable[[], None]] = []
 
@@ -972,8 +969,6 @@ class SqliteStore:
                 tx = SqliteTx(self._conn, writable=True)
                 try:
                     yield tx
-                    for hook in self.before_commit:
-                        await hook(tx)
                 except BaseException:
                     await self._conn.execute("ROLLBACK")
                     self._ended(changed=None)
