@@ -533,3 +533,22 @@ async def test_phone_opens_the_link_picks_a_slot_and_sees_the_confirmation(live_
             assert not errors, errors
         finally:
             await browser.close()
+
+
+async def test_a_checked_in_client_who_cancels_by_link_shows_at_the_desk_and_in_recent_actions(api: Api) -> None:
+    await set_language(api, "en")
+    await api.event({"type": "checkin", "appointment": A_0800})  # Luna's owner is in the lobby
+    url = link()
+    confirm = await api.client.get(url, params={"cancel": "1"})
+    resp = await api.client.post(url, data={"csrf": csrf_of(unescape(await confirm.text())), "action": "cancel"})
+    assert resp.status == 200
+    await add_user(api.db)
+    assert (await log_in(api.client)).status in (302, 303)
+    desk = unescape(await (await api.client.get("/console")).text())
+    # A notice at the desk: she may still be sitting there for a visit that is gone ...
+    assert "Luna's owner had checked in, then cancelled their visit by text link" in desk
+    # ... and the change is in Recent actions, by the pet's name, from the log alone.
+    assert "Luna cancelled by the client" in desk
+    changes = await (await api.client.get("/api/changes", headers=api.h("pms"))).json()
+    assert [(c["type"], c["appointment"], c.get("pet"), c["actor"]) for c in changes["changes"]] == [
+        ("cancel_visit", A_0800, "Luna", "client")]

@@ -26,7 +26,10 @@ from server.timeutil import to_db as outbox_time
 
 # How far past the promised range a waiting client is, as the console colours it.
 BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))
-ALERT_TYPES = ("urgent", "kiosk_unmatched")
+# A client's own change to a visit they had checked in for: reception should know they may be
+# sitting in the lobby for a visit that is no longer there.
+MOVED_AWAY: tuple[str, ...] = ("reschedule", "cancel_visit")
+ALERT_TYPES: tuple[str, ...] = ("urgent", "kiosk_unmatched", *MOVED_AWAY)
 # No clinic runs more than this behind; a figure past it says the data is wrong, and the
 # pages say "more than 8 h" rather than "about 38444505 min" (render.behind_text).
 MAX_BEHIND_MIN = 8 * 60
@@ -322,13 +325,15 @@ class Alert:
 
 
 async def recent_log(conn: Any, day_start: datetime, limit: int = 12) -> list[LogEntry]:
-    """Today's latest events by people (not the demo's or replay's), newest first."""
+    """Today's latest events by people (not the demo's or replay's), newest first: reception's,
+    the kiosk's and the PMS's, and clients' own reschedules and cancels (with the pet's name)."""
     from server.events import UNDOABLE
 
     undone = await undone_seqs(conn)
     rows = await fetch(conn,
         "SELECT seq, at, type, appointment_id, data, actor FROM events WHERE recorded_at >= ? "
-        "AND (actor LIKE 'user:%' OR actor LIKE 'token:%') ORDER BY seq DESC LIMIT ?",
+        "AND (actor LIKE 'user:%' OR actor LIKE 'token:%' OR type IN ('reschedule', 'cancel_visit', "
+        "'reschedule_request')) ORDER BY seq DESC LIMIT ?",
         (to_db(day_start), limit))
     out = []
     for r in rows:
@@ -340,7 +345,8 @@ async def recent_log(conn: Any, day_start: datetime, limit: int = 12) -> list[Lo
 
 
 async def open_alerts(conn: Any, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
-    """Kiosk urgent-help presses and unmatched check-ins nobody has acknowledged yet."""
+    """Kiosk urgent-help presses, unmatched check-ins, and clients who moved or cancelled a visit
+    they had already checked in for (they may still be in the lobby), nobody has acknowledged yet."""
     undone = await undone_seqs(conn)
     acked = set()
     for r in await fetch(conn, "SELECT seq, data FROM events WHERE type = 'ack'"):
@@ -350,11 +356,13 @@ async def open_alerts(conn: Any, since: datetime, tz: tzinfo = UTC) -> list[Aler
                 acked.add(int(seq))
     out = []
     for r in await fetch(conn, "SELECT seq, at, type, data, actor FROM events "
-                               "WHERE type IN ('urgent', 'kiosk_unmatched') "
+                               "WHERE type IN ('urgent', 'kiosk_unmatched', 'reschedule', 'cancel_visit') "
                                "AND at >= ? ORDER BY seq DESC", (to_db(since),)):
         if r["seq"] in acked:
             continue
         data = json.loads(r["data"])
+        if r["type"] in MOVED_AWAY and data.get("from_status") != "waiting":
+            continue  # moved before arriving: nobody is in the lobby for it
         at = from_db(r["at"])
         assert at is not None
         if r["type"] == "urgent":
@@ -363,6 +371,10 @@ async def open_alerts(conn: Any, since: datetime, tz: tzinfo = UTC) -> list[Aler
             kiosk = str(r['actor'] or '').removeprefix('token:') or 'unknown'
             text = f"URGENT HELP requested at kiosk {kiosk} at {formats.clock(at, tz)}"
             text += f": {note}" if note else ""
+        elif r["type"] in MOVED_AWAY:
+            did = "moved their visit to another time" if r["type"] == "reschedule" else "cancelled their visit"
+            text = (f"{data.get('pet') or 'A client'}'s owner had checked in, then {did} by text link: "
+                    "they may still be in the lobby")
         else:
             text = f"A client could not check in at the kiosk (phone ending {data.get('phone_last4', '????')})"
         out.append(Alert(r["seq"], at, r["type"], text))

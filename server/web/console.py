@@ -44,7 +44,7 @@ from server.web.auth import (
     staff_post,
     wants_json,
 )
-from server.web.board import Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
+from server.web.board import ALERT_TYPES, Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
 from server.web.render import helpers, hm, render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -470,7 +470,7 @@ async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None
     seq = _url_int(request, "seq", "alert")
     async with request.app[STORE].read() as q:
         alert = await q.event(seq)
-    if alert is None or alert.type not in ("urgent", "kiosk_unmatched"):
+    if alert is None or alert.type not in ALERT_TYPES:
         raise NotFound("no such alert", "seq")
     ack = await _post(request, staff, Event("ack", request.app[CLOCK].now(), None, {"seq": seq}))
     return "Alert marked as handled.", ack

@@ -124,6 +124,14 @@ def describe(e: LogEntry, board: Board) -> str:
         return "Alert handled" if "seq" in e.data else ("Recovery offered" if "recovery" in e.data else "Reply handled")
     if t == "in_car":
         return f"{who} waiting in the car"
+    if t == "reschedule":
+        when = e.data.get("scheduled")
+        at = f" to {hm(datetime.fromisoformat(when), board.tz)}" if isinstance(when, str) else ""
+        return f"{who or 'A client'} moved by the client{at}" + (f" with {vet_name}" if vet_name else "")
+    if t == "cancel_visit":
+        return f"{who or 'A visit'} cancelled by the client"
+    if t == "reschedule_request":
+        return f"{who or 'A client'}: the client asks to move the visit"
     labels = {"checkin": "checked in", "start": "consult started", "end": "consult ended", "noshow": "no-show",
               "emergency_start": "emergency started", "emergency_end": "emergency ended", "walkin": "walk-in",
               "urgent": "urgent help pressed", "consent": "text consent", "kiosk_unmatched": "unmatched at kiosk"}
