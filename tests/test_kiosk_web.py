@@ -174,6 +174,21 @@ async def changed(page: Any, before: str, seconds: float = WAIT_S) -> None:
         await asyncio.sleep(0.05)
 
 
+async def settled(page: Any, quiet: float = 0.3, seconds: float = WAIT_S) -> None:
+    """Until the screen has stopped changing for `quiet` seconds. After the tablet turns, the
+    kiosk redraws at the new size in several frames; a key found on a frame that is about to be
+    replaced is tapped where it no longer is (seen: a digit lost, 'no booking for this number')."""
+    deadline = time.monotonic() + seconds
+    last = text_of(await screen(page))
+    while True:
+        await asyncio.sleep(quiet)
+        now = text_of(await screen(page))
+        if now == last:
+            return
+        assert time.monotonic() < deadline, f"the screen kept changing for {seconds} s"
+        last = now
+
+
 async def type_number_only(page: Any, digits: str) -> None:
     """Tap each digit, each time waiting for the number shown (big digits) to take it. A tap
     that registered twice, or not at all, makes another number: the lookup then fails."""
@@ -428,6 +443,7 @@ async def test_turning_the_tablet_refits_the_same_session(box: Box, browser: Any
             break
         assert time.monotonic() < deadline, f"not refitted: {s['cols']}x{s['rows']}\n{text_of(s)}"
         await asyncio.sleep(0.05)
+    await settled(page)
     assert len(box.server.sessions) == 1
     await type_number_only(page, HOUSEHOLD[3:])
     await key(page, "OK")
