@@ -33,13 +33,15 @@ EVENT_TYPES = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OTHER)
 # Reception's overrides from the console (server/web/console.py builds these Events; the JSON
 # API does not take them). Every override but `undo` itself can be undone by an `undo` event
 # naming its seq, so a slip at the desk is one click to take back and stays in the log.
-OVERRIDES = ("move", "reorder", "pause_texts", "resume_texts", "send_text", "in_car", "ack", "undo")
+# report_note: reception's note on a row of the service-defect log (server/web/reports.py).
+OVERRIDES = ("move", "reorder", "pause_texts", "resume_texts", "send_text", "in_car", "ack", "report_note", "undo")
 UNDOABLE = (*TRANSITIONS, *CREATING, *VET_EVENTS, *OVERRIDES[:-1])
 # A client's own changes through the signed reschedule link (server/web/reschedule.py builds
 # these; not in the JSON API): move the booking, cancel it, or ask reception to move it.
 CLIENT_CHANGES = ("reschedule", "cancel_visit", "reschedule_request")
 # Events that change no visit's state: they never stop an earlier event being undone.
-_STATELESS = ("send_text", "in_car", "ack", "undo", "pause_texts", "resume_texts", "consent", "kiosk_unmatched",
+_STATELESS = ("send_text", "in_car", "ack", "report_note", "undo", "pause_texts", "resume_texts", "consent",
+              "kiosk_unmatched",
               "reschedule_request")
 
 
@@ -312,6 +314,8 @@ async def _override(tx: Tx, ev: Event, actor: str, now: datetime) -> None:
     elif ev.type == "ack":
         if "seq" in ev.data and ((seq := _seq(ev.data["seq"])) is None or await tx.event(seq) is None):
             raise NotFound(f"no event {ev.data['seq']}", "seq")
+    elif ev.type == "report_note":
+        await _visit_row(conn, ev.appointment)  # a note on a visit that exists
     elif ev.type == "undo":
         await _undo(tx, ev)
     # send_text: the caller queued the text (notifier.outbox) in this same transaction.

@@ -42,6 +42,7 @@ from server.store.interface import (
     ToldText,
     VisitContact,
 )
+from server.store.sqlite_reports import SqliteReportQueries
 from server.timeutil import from_db, to_db, tz_from
 
 
@@ -74,7 +75,7 @@ class ReadOnly(RuntimeError):
     """A write attempted through `Store.read()`."""
 
 
-class SqliteTx:
+class SqliteTx(SqliteReportQueries):
     """One transaction (or a read) on the store's connection: the named operations."""
 
     def __init__(self, conn: aiosqlite.Connection, *, writable: bool) -> None:

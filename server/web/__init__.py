@@ -13,7 +13,7 @@ from aiohttp import web
 
 from server.keys import CALL_AUDIO, CLOSING
 from server.speech import CallAudio
-from server.web import console, public, reschedule
+from server.web import console, public, reports, reschedule
 from server.web.render import TEMPLATES, make_env
 
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +54,7 @@ def setup_web(app: web.Application) -> None:
     app.on_shutdown.append(on_shutdown)
     app.on_response_prepare.append(_security_headers)
     console.setup_routes(app)
+    reports.setup_routes(app)
     public.setup_routes(app)
     reschedule.setup_routes(app)
     if not any(res.canonical == "/" for res in app.router.resources()):
