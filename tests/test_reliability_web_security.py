@@ -60,6 +60,11 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("POST", "/console/alerts/{seq}/ack"): (frozenset({STAFF}), "/console/alerts/1/ack", {}),
     ("POST", "/console/inbox/{id}/{what}"): (frozenset({STAFF}), "/console/inbox/1/done", {}),
     ("POST", "/console/outbox/{id}/{what}"): (frozenset({STAFF}), "/console/outbox/1/dismiss", {}),
+    ("GET", "/console/reports"): (frozenset({STAFF}), "/console/reports", {}),
+    ("GET", "/console/reports/{name}.csv"): (frozenset({STAFF}), "/console/reports/defects.csv", {}),
+    ("GET", "/console/reports/{name}.svg"): (frozenset({STAFF}), "/console/reports/waits.svg", {}),
+    ("POST", "/console/reports/notes"): (frozenset({STAFF}), "/console/reports/notes",
+                                         {"visit": A, "note": "phoned"}),
     ("GET", "/display"): (frozenset({"display", "reception"}), "/display", {}),
     ("GET", "/display/live"): (frozenset({"display", "reception"}), "/display/live", {}),
     # No lobby call is current here, so nobody gets a sound (401 without a display token, 404

@@ -59,6 +59,14 @@ def web_paths() -> dict[str, Any]:
         "/console/outbox/{id}/{what}": {"post": _page(
             "Reception's decision on a held or failed text: resend, drop (held) or dismiss (failed)", STAFF,
             form={}, params=("id", "what"))},
+        "/console/reports": {"get": _page(
+            "Practice manager's reports (?period=day|week|month|year|custom&date=&to=&vet=&page=)", STAFF)},
+        "/console/reports/{name}.csv": {"get": _page("One report table as CSV (same query as the page)", STAFF,
+                                                     "text/csv", params=("name",))},
+        "/console/reports/{name}.svg": {"get": _page("One report chart as SVG (same query; &download=1)", STAFF,
+                                                     "image/svg+xml", params=("name",))},
+        "/console/reports/notes": {"post": _page("Reception's note on a service-defect row", STAFF,
+                                                 form={"visit": _S, "note": _S, "back": _S})},
         "/display": {"get": _page("Lobby display (?token=<display token>)", "display token")},
         "/display/live": {"get": _page("Lobby display's live region", "display token", "text/event-stream")},
         "/display/call/{id}.wav": {"get": _page(
