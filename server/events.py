@@ -315,7 +315,7 @@ async def _override(tx: Tx, ev: Event, actor: str, now: datetime) -> None:
         if "seq" in ev.data and ((seq := _seq(ev.data["seq"])) is None or await tx.event(seq) is None):
             raise NotFound(f"no event {ev.data['seq']}", "seq")
     elif ev.type == "report_note":
-        await _visit_row(conn, ev.appointment)  # a note on a visit that exists
+        await _visit(tx, ev.appointment)  # a note on a visit that exists
     elif ev.type == "undo":
         await _undo(tx, ev)
     # send_text: the caller queued the text (notifier.outbox) in this same transaction.
