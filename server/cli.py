@@ -354,6 +354,49 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 2 if "error" in out else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The practice manager's reports for a range of days, as CSV, JSON or one HTML file."""
+    from datetime import date
+
+    from server.errors import WaitroomError
+    from server.report_export import report_csv, report_html, report_json, table_csv
+    from server.reports import build_report, load_report_data, make_period
+
+    try:
+        period = make_period("custom", date.fromisoformat(args.date_from), date.fromisoformat(args.date_to))
+    except ValueError as e:
+        print(f"waitroom report: --from/--to: expected dates as YYYY-MM-DD ({e})", file=sys.stderr)
+        return 2
+    except WaitroomError as e:
+        print(f"waitroom report: {e.message}", file=sys.stderr)
+        return 2
+    if not Path(args.db).exists():
+        print(f"waitroom report: no database at {args.db}", file=sys.stderr)
+        return 2
+
+    async def go(store: Any) -> str:
+        clinic = await store.clinic()
+        async with store.read() as q:
+            if args.vet is not None and await q.vet_name(args.vet) is None:
+                raise SystemExit(f"waitroom report: --vet: unknown vet {args.vet!r}")
+            data = await load_report_data(q, period, args.vet, clinic.tz)
+        rep = build_report(data, period, vet=args.vet, settings=clinic.settings)
+        if args.table is not None and args.table not in rep.tables:
+            raise SystemExit(f"waitroom report: --table: one of {', '.join(rep.tables)}")
+        if args.format == "json":
+            return report_json(rep, clinic.name)
+        if args.format == "html":
+            return report_html(rep, clinic.name)
+        return table_csv(rep, args.table) if args.table else report_csv(rep)
+
+    text = asyncio.run(_with_store(args.db, go))
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -438,6 +481,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-sessions", type=int, default=8,
                    help="--web: most browser screens served at once, one kiosk process each (default 8)")
     s.set_defaults(fn=cmd_kiosk)
+
+    s = sub.add_parser("report", help="the practice manager's reports for a range of days (csv, json, html)")
+    s.add_argument("--db", default=db_default)
+    s.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    s.add_argument("--to", dest="date_to", required=True, help="last day (included), YYYY-MM-DD")
+    s.add_argument("--format", choices=("csv", "json", "html"), default="csv")
+    s.add_argument("--vet", help="one vet's id (default: all vets)")
+    s.add_argument("--table", help="csv: only this table (waits_by_vet, defects, ...)")
+    s.add_argument("--out", help="write to this file instead of standard output")
+    s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("notifier", help="run the SMS outbox worker alone")
     s.add_argument("--db", default=db_default)

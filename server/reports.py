@@ -31,6 +31,7 @@ Every figure is in minutes. The definitions (docs/REPORTS.md says the same for t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -340,7 +341,12 @@ def _baseline_starts(visits: list[ReportVisit]) -> dict[str, datetime]:
 
 def _group_key(p: Period, d: date) -> str:
     """Per day, or per ISO week when the period is longer than two months (a readable chart)."""
-    if p.days > 62:
+    return _group_of(p.days > 62, d)
+
+
+@functools.lru_cache(maxsize=1024)
+def _group_of(weekly: bool, d: date) -> str:
+    if weekly:
         monday = d - timedelta(days=d.weekday())
         return f"week of {monday.isoformat()}"
     return d.isoformat()

@@ -201,3 +201,33 @@ async def test_reception_adds_a_note_to_a_defect_row(desk: Desk) -> None:
                                      data={"visit": "no-such-visit", "note": "x", "csrf": desk.csrf},
                                      allow_redirects=False)
     assert unknown.status == 404
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+
+def test_waitroom_report_writes_csv_json_and_one_html_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import json
+
+    from server.cli import main
+    from tests.conftest import seed_clinic
+
+    db = tmp_path / "clinic.db"
+    asyncio.run(seed_clinic(db))
+    span = ["--db", str(db), "--from", (DAY - timedelta(days=14)).isoformat(), "--to", DAY.isoformat()]
+    assert main(["report", *span, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tables"]["waits_by_vet"]["rows"] and doc["tables"]["defects"]["rows"]
+    assert main(["report", *span, "--format", "csv", "--table", "attendance"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["by"] for r in rows} == {"vet", "weekday", "type"}
+    out = tmp_path / "report.html"
+    assert main(["report", *span, "--format", "html", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("<svg") == 4 and "Service-defect log" in page
+    import re
+
+    assert not re.search(r'(src|href)="(?!#|data:)', page)  # self-contained: nothing fetched
+    assert main(["report", "--db", str(db), "--from", "2026-03-10", "--to", "2026-03-01"]) == 2
+    assert "before the start" in capsys.readouterr().err

@@ -13,8 +13,6 @@ it once. The page shows at most ROWS_SHOWN rows of a table and pages the defect 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections import OrderedDict
 from datetime import date
 from typing import Any
@@ -25,6 +23,7 @@ from aiohttp import web
 from server.app import CLOCK, RUNTIME, STORE
 from server.errors import BadRequest, NotFound
 from server.events import Event
+from server.report_export import table_csv
 from server.report_plots import PLOTS, plot
 from server.reports import NOTE_MAX, PERIODS, Period, Report, build_report, load_report_data, make_period
 from server.web.auth import STAFF, staff_page, staff_post
@@ -121,16 +120,6 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     return web.Response(text=html, content_type="text/html")
 
 
-def table_csv(rows: list[list[Any]], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    for r in rows:
-        # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
-        w.writerow(["'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in r])
-    return buf.getvalue()
-
-
 @staff_page
 async def report_csv(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
@@ -138,9 +127,8 @@ async def report_csv(request: web.Request) -> web.StreamResponse:
     rep = await report_for(request, period, vet)
     if name not in rep.tables:
         raise NotFound(f"no report named {name!r}: one of {', '.join(rep.tables)}", "name")
-    t = rep.tables[name]
     fname = f"{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
-    return web.Response(text=table_csv(t.rows, t.columns), content_type="text/csv",
+    return web.Response(text=table_csv(rep, name), content_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{fname}"'})
 
 
