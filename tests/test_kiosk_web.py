@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,17 +25,12 @@ from aiohttp import web
 from bench.bench_outage import Network
 from kiosk.web import KioskCommand, KioskWebServer
 from tests.conftest import LiveServer
+from tests.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.test_browser import pytestmark as browser_marks
 
-pytestmark = [
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"),
-                       reason="needs Debian's chromium (make test installs it)"),
-]
+# One set of Chromium flags and one screenshot folder for every browser test (test_browser.py).
+pytestmark = [*browser_marks]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-SHOTS = (Path(__file__).resolve().parent.parent / "docs" / "screenshots" if os.environ.get("WAITROOM_SCREENSHOTS")
-         else Path(tempfile.gettempdir()) / "waitroom-screenshots")
 HOUSEHOLD = "3125550102"  # Bella 08:00 Dr. Chloe Martin, Max 08:20 Dr. Ana Ruiz
 WAIT_S = 30.0  # a kiosk process starting and answering on a loaded 2-core machine
 
