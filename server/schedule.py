@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from typing import Any
-
-import aiosqlite
 
 from server.errors import BadRequest, TooLarge
 from server.phones import PhoneError, normalise
-from server.store import fetch
-from server.timeutil import parse_time, to_db
+from server.store.interface import BookedVisit, Tx, VetBlock
+from server.timeutil import parse_time
 
 SEXES = {"f": "female", "female": "female", "m": "male", "male": "male", "u": "unknown", "unknown": "unknown"}
 LANGUAGES = ("en", "es")
@@ -41,6 +39,13 @@ def _str(item: dict[str, Any], key: str, where: str, *, required: bool = True) -
     return value.strip()
 
 
+def _req(item: dict[str, Any], key: str, where: str) -> str:
+    """A required string field (BadRequest naming it otherwise)."""
+    value = _str(item, key, where)
+    assert value is not None
+    return value
+
+
 def _minutes(item: dict[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
     value = item.get(key)
     if value is None and not required:
@@ -51,7 +56,7 @@ def _minutes(item: dict[str, Any], key: str, where: str, *, required: bool = Tru
 
 
 async def import_schedule(
-    conn: aiosqlite.Connection, doc: object, tz: tzinfo, region: str, *, max_per_day: int | None = None
+    tx: Tx, doc: object, tz: tzinfo, region: str, *, max_per_day: int | None = None
 ) -> dict[str, int]:
     """Upsert vets, types, clients, pets, appointments and vets' blocked time; return how many
     of each were given.
@@ -65,18 +70,13 @@ async def import_schedule(
     counts: dict[str, int] = {}
     for i, v in enumerate(_list(doc, "vets")):
         where = f"vets[{i}]"
-        await conn.execute(
-            "INSERT INTO vets (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-            (_str(v, "id", where), _str(v, "name", where)),
-        )
+        await tx.save_vet(_req(v, "id", where), _req(v, "name", where))
     counts["vets"] = len(doc.get("vets", []))
     for i, t in enumerate(_list(doc, "appointment_types")):
         where = f"appointment_types[{i}]"
-        await conn.execute(
-            "INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?) ON CONFLICT (id) "
-            "DO UPDATE SET name = excluded.name, booked_min = excluded.booked_min",
-            (_str(t, "id", where), _str(t, "name", where), _minutes(t, "booked_min", where)),
-        )
+        booked = _minutes(t, "booked_min", where)
+        assert booked is not None
+        await tx.save_appointment_type(_req(t, "id", where), _req(t, "name", where), booked)
     counts["appointment_types"] = len(doc.get("appointment_types", []))
     for i, c in enumerate(_list(doc, "clients")):
         where = f"clients[{i}]"
@@ -91,12 +91,7 @@ async def import_schedule(
         notes = c.get("notes", "")
         if not isinstance(notes, str):
             raise BadRequest(f"{where}.notes: expected a string", f"{where}.notes")
-        await conn.execute(
-            "INSERT INTO clients (id, name, mobile, sms_consent, language, notes) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, mobile = excluded.mobile, "
-            "sms_consent = excluded.sms_consent, language = excluded.language, notes = excluded.notes",
-            (_str(c, "id", where), _str(c, "name", where), e164, int(consent), lang, notes),
-        )
+        await tx.save_client(_req(c, "id", where), _req(c, "name", where), e164, consent, lang, notes)
     counts["clients"] = len(doc.get("clients", []))
     for i, p in enumerate(_list(doc, "pets")):
         where = f"pets[{i}]"
@@ -105,15 +100,10 @@ async def import_schedule(
         if sex is None:
             raise BadRequest(f"{where}.sex: expected female, male or unknown", f"{where}.sex")
         client = _str(p, "client", where, required=False)
-        if client is not None and not await _exists(conn, "clients", client):
+        if client is not None and not await tx.has_client(client):
             raise BadRequest(f"{where}.client: unknown client {client!r}", f"{where}.client")
-        await conn.execute(
-            "INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name, "
-            "species = excluded.species, sex = excluded.sex",
-            (_str(p, "id", where), client, _str(p, "name", where),
-             _str(p, "species", where, required=False), sex),
-        )
+        await tx.save_pet(_req(p, "id", where), client, _req(p, "name", where),
+                          _str(p, "species", where, required=False), sex)
     counts["pets"] = len(doc.get("pets", []))
     appointments = _list(doc, "appointments")
     if max_per_day is not None and len(appointments) > max_per_day:
@@ -121,37 +111,29 @@ async def import_schedule(
         raise _too_many(len(appointments), max_per_day, "in one push")
     if appointments:
         # What the rows may refer to, read once: a day is a few hundred rows, one statement.
+        pets = [a.get("pet") for a in appointments]
         known = _Known(
-            vets={r[0] for r in await fetch(conn, "SELECT id FROM vets")},
-            types={r[0]: float(r[1]) for r in await fetch(conn, "SELECT id, booked_min FROM appointment_types")},
-            pets={r[0] for r in await fetch(conn, "SELECT id FROM pets")},
+            vets=set(await tx.vet_names()),
+            types=await tx.booked_lengths(),
+            pets=await tx.known_pets(p.strip() for p in pets if isinstance(p, str)),
         )
         rows = [_appointment_row(a, f"appointments[{i}]", tz, known) for i, a in enumerate(appointments)]
         # A re-push moves a booking that has not happened yet; it never rewrites what happened.
-        await conn.executemany(
-            "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min) "
-            "VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
-            "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
-            "WHERE appointments.status = 'booked'", rows)
+        await tx.save_bookings(rows)
         if max_per_day is not None:
-            await check_day_cap(conn, {r[1] for r in rows}, max_per_day)
+            await check_day_cap(tx, {r.day for r in rows}, max_per_day)
     counts["appointments"] = len(appointments)
     blocks = _list(doc, "blocks")
     if blocks:
-        vets = {r[0] for r in await fetch(conn, "SELECT id FROM vets")}
-        await conn.executemany(
-            "INSERT INTO vet_blocks (id, vet_id, day, start_at, end_at, reason) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET vet_id = excluded.vet_id, day = excluded.day, "
-            "start_at = excluded.start_at, end_at = excluded.end_at, reason = excluded.reason",
-            [_block_row(b, f"blocks[{i}]", tz, vets) for i, b in enumerate(blocks)])
+        vets = set(await tx.vet_names())
+        await tx.save_vet_blocks([_block_row(b, f"blocks[{i}]", tz, vets) for i, b in enumerate(blocks)])
         counts["blocks"] = len(blocks)
     return counts
 
 
-def _block_row(b: dict[str, Any], where: str, tz: tzinfo, vets: set[str]) -> tuple[Any, ...]:
-    bid = _str(b, "id", where)
-    vet = _str(b, "vet", where)
+def _block_row(b: dict[str, Any], where: str, tz: tzinfo, vets: set[str]) -> VetBlock:
+    bid = _req(b, "id", where)
+    vet = _req(b, "vet", where)
     if vet not in vets:
         raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
     start = parse_time(b.get("start"), tz, f"{where}.start")
@@ -161,7 +143,7 @@ def _block_row(b: dict[str, Any], where: str, tz: tzinfo, vets: set[str]) -> tup
     reason = b.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 200:
         raise BadRequest(f"{where}.reason: expected a string of at most 200 characters", f"{where}.reason")
-    return (bid, vet, start.astimezone(tz).date().isoformat(), to_db(start), to_db(end), reason.strip())
+    return VetBlock(bid, vet, start.astimezone(tz).date(), start, end, reason.strip())
 
 
 def _too_many(n: int, cap: int, where: str) -> TooLarge:
@@ -169,14 +151,13 @@ def _too_many(n: int, cap: int, where: str) -> TooLarge:
                     "(clinic setting max_visits_per_day)", "appointments")
 
 
-async def check_day_cap(conn: aiosqlite.Connection, days: set[str], cap: int) -> None:
+async def check_day_cap(tx: Tx, days: set[date], cap: int) -> None:
     """TooLarge (413) when any of `days` now holds more than `cap` visits (the caller's
     transaction then rolls back, so nothing of the push is kept)."""
     for day in sorted(days):
-        n = (await fetch(conn, "SELECT COUNT(*) FROM appointments WHERE day = ? AND status != 'cancelled'",
-                         (day,)))[0][0]
+        n = await tx.count_visits(day)
         if n > cap:
-            raise _too_many(int(n), cap, f"on {day}")
+            raise _too_many(n, cap, f"on {day.isoformat()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +167,12 @@ class _Known:
     pets: set[str]
 
 
-async def _exists(conn: aiosqlite.Connection, table: str, key: str) -> bool:
-    rows = await fetch(conn, f"SELECT 1 FROM {table} WHERE id = ?", (key,))
-    return bool(rows)
-
-
-def _appointment_row(a: dict[str, Any], where: str, tz: tzinfo, known: _Known) -> tuple[Any, ...]:
-    aid = _str(a, "id", where)
-    vet = _str(a, "vet", where)
+def _appointment_row(a: dict[str, Any], where: str, tz: tzinfo, known: _Known) -> BookedVisit:
+    aid = _req(a, "id", where)
+    vet = _req(a, "vet", where)
     type_id = _str(a, "type", where, required=False)
     pet = _str(a, "pet", where, required=False)
     scheduled = parse_time(a.get("scheduled"), tz, f"{where}.scheduled")
-    assert vet is not None and aid is not None
     if vet not in known.vets:
         raise BadRequest(f"{where}.vet: unknown vet {vet!r}", f"{where}.vet")
     booked = _minutes(a, "booked_min", where, required=False)
@@ -213,5 +188,4 @@ def _appointment_row(a: dict[str, Any], where: str, tz: tzinfo, known: _Known) -
             pet_id = pet
         else:
             pet_name = pet  # a bare pet name (replay, simple PMS exports)
-    day = scheduled.astimezone(tz).date().isoformat()
-    return (aid, day, vet, type_id, pet_id, pet_name, to_db(scheduled), booked)
+    return BookedVisit(aid, scheduled.astimezone(tz).date(), vet, type_id, pet_id, pet_name, scheduled, booked)

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.domain import Visit
+from notifier.outbox import NewText
+from server.domain import Estimate, Visit
 from server.errors import BadRequest
-from server.store import Clinic, SqliteStore, Store
+from server.store import Clinic, SqliteStore, Store, Tx
+from server.store.interface import BookedVisit, VetBlock
 
 TZ = ZoneInfo("America/Chicago")
 DAY = date(2026, 3, 2)
@@ -168,3 +170,90 @@ async def test_an_inbound_texts_pictures_come_back_in_order_with_reception_inbox
         first, second = await tx.reception_inbox(False)
     assert first["media"] == [("https://api.twilio.com/m/1", "image/jpeg"), ("https://api.twilio.com/m/2", "image/png")]
     assert second["media"] == []
+
+
+async def _schedule(tx: Tx) -> None:
+    """Two vets, a client with a pet, one booking by pet id and one by a bare pet name."""
+    await tx.save_vet("v1", "Dr. One")
+    await tx.save_vet("v2", "Dr. Two")
+    await tx.save_appointment_type("vax", "Vaccination", 15)
+    await tx.save_client("c1", "Ann Lee", "+13125550101", True, "es", "bites")
+    await tx.save_pet("p1", "c1", "Luna", "dog", "female")
+    await tx.save_bookings([
+        BookedVisit("a1", DAY, "v1", "vax", "p1", None, AT + timedelta(hours=1), 15),
+        BookedVisit("a2", DAY, "v2", None, None, "Rex", AT + timedelta(hours=2), 30),
+    ])
+
+
+async def test_a_schedule_push_upserts_by_id_and_never_rewrites_what_happened(store: Store) -> None:
+    async with store.transaction() as tx:
+        await _schedule(tx)
+        assert await tx.has_client("c1") and not await tx.has_client("c2")
+        assert await tx.known_pets(["p1", "p9", "p1"]) == {"p1"}
+        assert await tx.known_pets(f"p{i}" for i in range(1200)) == {"p1"}  # more ids than one statement binds
+        await tx.record_arrival("a2", AT)
+        await tx.save_vet_blocks([VetBlock("b1", "v1", DAY, AT + timedelta(hours=3), AT + timedelta(hours=4), "")])
+    async with store.transaction() as tx:
+        # The PMS pushes again: the client changed their mobile, a1 moved an hour, a2 (arrived) too.
+        await tx.save_client("c1", "Ann Lee", None, False, "en", "")
+        await tx.save_pet("p1", "c1", "Luna", None, "unknown")
+        await tx.save_bookings([
+            BookedVisit("a1", DAY, "v2", "vax", "p1", None, AT + timedelta(hours=2), 20),
+            BookedVisit("a2", DAY, "v1", None, None, "Rex", AT + timedelta(hours=5), 30),
+        ])
+        await tx.save_vet_blocks([VetBlock("b1", "v1", DAY, AT + timedelta(hours=3), AT + timedelta(hours=5),
+                                           "meeting")])
+    async with store.read() as q:
+        a1, a2 = await q.board_visits(DAY)
+        assert await q.blocked_times(DAY, DAY) == [("v1", AT + timedelta(hours=3), AT + timedelta(hours=5),
+                                                    "meeting")]
+    assert (a1.id, a1.vet, a1.scheduled, a1.booked_min, a1.pet, a1.client, a1.mobile, a1.sms_consent,
+            a1.language, a1.type_name, a1.species) == ("a1", "v2", AT + timedelta(hours=2), 20.0, "Luna", "Ann Lee",
+                                                      None, False, "en", "Vaccination", None)
+    # What happened stays: a2 had arrived, so the re-push did not move it.
+    assert (a2.id, a2.status, a2.vet, a2.scheduled, a2.arrived, a2.pet, a2.client_id) == (
+        "a2", "waiting", "v2", AT + timedelta(hours=2), AT, "Rex", None)
+
+
+async def test_the_board_reads_promises_people_events_alerts_inbox_and_unsettled_texts(store: Store) -> None:
+    later = AT + timedelta(hours=1)
+    async with store.transaction() as tx:
+        await _schedule(tx)
+        await tx.keep_first_promises({"a1": Estimate("a1", later, later, later + timedelta(minutes=10))}, AT)
+        ids = await tx.insert_texts([
+            NewText("k1", "+13125550101", "late", "delay", "a1", told=(later, later, later + timedelta(minutes=30))),
+            NewText("k2", "+13125550101", "later", "delay", "a1", told=(later, later, later + timedelta(minutes=50))),
+            NewText("k3", "+13125550101", "later still", "delay", "a1",
+                    told=(later, later, later + timedelta(minutes=70))),
+            NewText("k4", "+13125559999", "hello", "console"),
+        ], AT)
+        await tx.mark_text_failed(ids[1], AT, "30003", "unreachable")  # a failed text told nothing
+        await tx.mark_text_held(ids[2], AT, "timed out")
+        await tx.mark_text_failed(ids[3], AT, None, "cancelled by reception")
+        await tx.wait_in_car("a1", AT)
+        people = await tx.record_event("checkin", AT, "a1", {}, "token:lobby", AT)
+        await tx.record_event("estimate", AT, None, {}, "system", AT)
+        moved = await tx.record_event("reschedule", AT, "a2", {"from_status": "waiting"}, "client", AT)
+        old = await tx.record_event("urgent", AT - timedelta(days=1), None, {}, "token:lobby", AT)
+        assert await tx.record_inbound("SM1", "+13125550101", None, "running late?", "other", True, AT)
+        await tx.set_inbound_visit("SM1", "a1", "other")
+        await tx.record_inbound_media("SM1", [("https://x/1", "image/png")])
+        assert await tx.record_inbound("SM2", "+13125550102", None, "STOP", "other", False, AT)
+        await tx.add_reschedule_request("link:1", "+13125550103", "move me", "a2", AT)
+    async with store.read() as q:
+        assert await q.visits_waiting_in_car() == {"a1"}
+        assert await q.told_range_ends(["a1", "a2"]) == [("a1", later + timedelta(minutes=m)) for m in (10, 30, 70)]
+        assert [e.seq for e in await q.events_by_people(AT, ("reschedule",), 10)] == [old, moved, people]
+        assert [e.seq for e in await q.events_by_people(AT, ("reschedule",), 1)] == [old]
+        assert [e.seq for e in await q.events_by_people(AT + timedelta(seconds=1), ("reschedule",), 10)] == []
+        assert [(e.seq, e.vet) for e in await q.events_at_or_after(AT, ("urgent", "reschedule"))] == [(moved, "v2")]
+        first, second = await q.inbox_messages()
+        unsettled = await q.unsettled_texts(AT, None, ("dropped", "dismissed"), "cancelled by reception")
+        assert await q.unsettled_texts(AT + timedelta(seconds=1), None, (), "x") == []
+        assert [t.id for t in await q.unsettled_texts(None, ids[2], (), "x")] == [ids[2]]
+    assert (first.body, first.client, first.pet, first.media, first.received) == (
+        "running late?", "Ann Lee", "Luna", [("https://x/1", "image/png")], AT)
+    assert (second.kind, second.pet, second.client) == ("reschedule", "Rex", None)
+    assert [(t.id, t.status, t.error_code, t.vet, t.client, t.pet, t.scheduled, t.opted_out) for t in unsettled] == [
+        (ids[1], "failed", "30003", "Dr. One", "Ann Lee", "Luna", AT + timedelta(hours=1), False),
+        (ids[2], "held", "unknown_if_sent", "Dr. One", "Ann Lee", "Luna", AT + timedelta(hours=1), False)]

@@ -89,8 +89,36 @@ class StoredVisit:
     day: date
 
 
+@dataclass(frozen=True, slots=True)
+class BookedVisit:
+    """A booking as a schedule import gives it (server/schedule.py): the pet is either a known
+    pet's id (`pet_id`) or a bare name (`pet_name`), never both."""
+
+    id: str
+    day: date
+    vet: str
+    type: str | None
+    pet_id: str | None
+    pet_name: str | None
+    scheduled: datetime
+    booked_min: float
+
+
+@dataclass(frozen=True, slots=True)
+class VetBlock:
+    """A vet's blocked time from an imported calendar (a staff meeting; reason "" if private)."""
+
+    id: str
+    vet: str
+    day: date
+    start: datetime
+    end: datetime
+    reason: str
+
+
 class ScheduleOps(Protocol):
-    """The schedule's reference data: vets and appointment types (from the PMS)."""
+    """The schedule as a practice-management system pushes it (server/schedule.py): vets,
+    appointment types, clients, pets, bookings and blocked time, each upserted by its id."""
 
     async def save_vet(self, vet_id: str, name: str) -> None:
         """Add a vet, or rename one."""
@@ -98,6 +126,30 @@ class ScheduleOps(Protocol):
 
     async def save_appointment_type(self, type_id: str, name: str, booked_min: float) -> None:
         """Add an appointment type, or change its name and booked length."""
+        ...
+
+    async def save_client(self, client_id: str, name: str, mobile: str | None, sms_consent: bool, language: str,
+                          notes: str) -> None:
+        """Add a client, or replace their name, mobile (E.164), consent, language and notes."""
+        ...
+
+    async def has_client(self, client_id: str) -> bool: ...
+
+    async def save_pet(self, pet_id: str, client_id: str | None, name: str, species: str | None, sex: str) -> None:
+        """Add a pet, or replace its owner, name, species and sex."""
+        ...
+
+    async def known_pets(self, pet_ids: Iterable[str]) -> set[str]:
+        """Those of `pet_ids` that are pets on record (any number of ids)."""
+        ...
+
+    async def save_bookings(self, bookings: Iterable[BookedVisit]) -> None:
+        """Add appointments, or move ones still booked. A booking that has happened (checked in,
+        seen, missed, cancelled) is never rewritten by a re-push."""
+        ...
+
+    async def save_vet_blocks(self, blocks: Iterable[VetBlock]) -> None:
+        """Add blocked time, or replace a block of the same id."""
         ...
 
 
@@ -345,6 +397,106 @@ class BookingDetail:
     language: str
 
 
+@dataclass(frozen=True, slots=True)
+class BoardVisit:
+    """A visit of the day with everything reception's board shows of it (server/web/board.py)."""
+
+    id: str
+    kind: str
+    status: str
+    vet: str
+    booked_min: float
+    scheduled: datetime | None
+    arrived: datetime | None
+    started: datetime | None
+    ended: datetime | None
+    priority: float | None
+    pet: str | None
+    species: str | None
+    sex: str | None
+    client_id: str | None
+    client: str | None
+    mobile: str | None
+    sms_consent: bool
+    notes: str | None
+    language: str | None
+    type_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A client's text that needs a person, or a reschedule request, as reception's inbox shows it."""
+
+    id: int
+    from_number: str
+    body: str
+    kind: str
+    visit_id: str | None
+    received: datetime
+    client: str | None
+    pet: str | None
+    media: list[tuple[str, str]]  # (url, content type), in the order sent
+
+
+@dataclass(frozen=True, slots=True)
+class UnsettledText:
+    """An outbox row held (unknown if sent) or failed, with who it was for, for reception."""
+
+    id: int
+    status: str
+    kind: str
+    to_number: str
+    body: str
+    error_code: str | None
+    error_message: str | None
+    written: datetime
+    at: datetime  # last changed: when it was held or failed
+    visit_id: str | None
+    pet: str | None
+    client: str | None  # the visit's client, else the first client with that mobile
+    vet: str | None  # the vet's name
+    scheduled: datetime | None
+    opted_out: bool  # the number is on the opt-out list now
+
+
+class BoardOps(Protocol):
+    """What reception's board, alerts, log and inbox read (server/web/board.py)."""
+
+    async def board_visits(self, day: date) -> list[BoardVisit]:
+        """The day's visits not cancelled, with pet, client and type, by scheduled time, arrival, id."""
+        ...
+
+    async def visits_waiting_in_car(self) -> set[str]:
+        """Visits whose client said they wait in the car."""
+        ...
+
+    async def told_range_ends(self, visit_ids: list[str]) -> list[tuple[str, datetime]]:
+        """(visit, latest time of the range it was told), oldest first: the range kept at
+        check-in, then each text that told one and did not fail."""
+        ...
+
+    async def events_by_people(self, recorded_since: datetime, also_types: tuple[str, ...],
+                               limit: int) -> list[LoggedEvent]:
+        """Events recorded since `recorded_since` by reception users (`user:`) or tokens
+        (`token:`), or of `also_types` by anyone; newest first, at most `limit`."""
+        ...
+
+    async def events_at_or_after(self, at: datetime, types: tuple[str, ...]) -> list[LoggedEvent]:
+        """Events of `types` that happened at `at` or later, newest first."""
+        ...
+
+    async def inbox_messages(self) -> list[InboxMessage]:
+        """Client texts that need a person and reschedule requests, not yet handled; oldest first."""
+        ...
+
+    async def unsettled_texts(self, since: datetime | None, row_id: int | None, settled_codes: Iterable[str],
+                              cancelled_message: str) -> list[UnsettledText]:
+        """Outbox rows written since `since` (or just row `row_id`) that are held, or failed with
+        a code not in `settled_codes` (nor `opted_out`) and not cancelled by reception (failed
+        with `cancelled_message`); oldest first."""
+        ...
+
+
 class ClientOps(Protocol):
     """Clients and their pets."""
 
@@ -485,8 +637,8 @@ class ModelOps(Protocol):
         ...
 
 
-class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, TextingOps, StaffOps, TokenOps, ModelOps, NotifierTx, ReportOps,
-         Protocol):
+class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, BoardOps, TextingOps, StaffOps, TokenOps, ModelOps, NotifierTx,
+         ReportOps, Protocol):
     """One transaction's view of the store: every named operation, by aggregate (the outbox,
     inbox, links and recovery offers as the notifier names them: notifier/store.py)."""
 

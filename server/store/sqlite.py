@@ -29,8 +29,11 @@ from notifier.recovery import RecoveryOffer
 from server.domain import DayState, Estimate, Visit
 from server.store.interface import (
     ROLES,
+    BoardVisit,
+    BookedVisit,
     BookingDetail,
     Clinic,
+    InboxMessage,
     KioskBooking,
     LoggedEvent,
     LoginAttempt,
@@ -40,6 +43,8 @@ from server.store.interface import (
     TextContact,
     TextsPaused,
     ToldText,
+    UnsettledText,
+    VetBlock,
     VisitContact,
 )
 from server.store.sqlite_reports import SqliteReportQueries
@@ -246,6 +251,154 @@ class SqliteTx(SqliteReportQueries):
         await self._write(
             "INSERT INTO appointment_types (id, name, booked_min) VALUES (?, ?, ?) ON CONFLICT (id) "
             "DO UPDATE SET name = excluded.name, booked_min = excluded.booked_min", (type_id, name, booked_min))
+
+    async def save_client(self, client_id: str, name: str, mobile: str | None, sms_consent: bool, language: str,
+                          notes: str) -> None:
+        await self._write(
+            "INSERT INTO clients (id, name, mobile, sms_consent, language, notes) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, mobile = excluded.mobile, "
+            "sms_consent = excluded.sms_consent, language = excluded.language, notes = excluded.notes",
+            (client_id, name, mobile, int(sms_consent), language, notes))
+
+    async def has_client(self, client_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM clients WHERE id = ?", (client_id,)))
+
+    async def save_pet(self, pet_id: str, client_id: str | None, name: str, species: str | None, sex: str) -> None:
+        await self._write(
+            "INSERT INTO pets (id, client_id, name, species, sex) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name, "
+            "species = excluded.species, sex = excluded.sex", (pet_id, client_id, name, species, sex))
+
+    async def known_pets(self, pet_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(pet_ids))
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):  # SQLite's host-parameter limit
+            chunk = ids[i:i + 500]
+            out |= {str(r[0]) for r in await self._rows(
+                f"SELECT id FROM pets WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+        return out
+
+    async def save_bookings(self, bookings: Iterable[BookedVisit]) -> None:
+        self._need_write()
+        # One statement for the whole push (a day is a few hundred rows). A re-push moves a
+        # booking that has not happened yet; it never rewrites what happened.
+        await self._db.executemany(
+            "INSERT INTO appointments (id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, booked_min) "
+            "VALUES (?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
+            "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
+            "WHERE appointments.status = 'booked'",
+            [(b.id, b.day.isoformat(), b.vet, b.type, b.pet_id, b.pet_name, to_db(b.scheduled), b.booked_min)
+             for b in bookings])
+
+    async def save_vet_blocks(self, blocks: Iterable[VetBlock]) -> None:
+        self._need_write()
+        await self._db.executemany(
+            "INSERT INTO vet_blocks (id, vet_id, day, start_at, end_at, reason) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET vet_id = excluded.vet_id, day = excluded.day, "
+            "start_at = excluded.start_at, end_at = excluded.end_at, reason = excluded.reason",
+            [(b.id, b.vet, b.day.isoformat(), to_db(b.start), to_db(b.end), b.reason) for b in blocks])
+
+    # -- the board (server/web/board.py) ----------------------------------------------------------
+
+    async def board_visits(self, day: date) -> list[BoardVisit]:
+        rows = await self._rows(
+            "SELECT a.id, a.kind, a.status, a.vet_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
+            "a.priority, COALESCE(p.name, a.pet_name) AS pet, p.species, p.sex, c.id AS client_id, "
+            "c.name AS client, c.mobile, c.sms_consent, c.notes, c.language, t.name AS type_name "
+            "FROM appointments a LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
+            "LEFT JOIN appointment_types t ON t.id = a.type_id "
+            "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id", (day.isoformat(),))
+        return [BoardVisit(
+            id=r["id"], kind=r["kind"], status=r["status"], vet=r["vet_id"], booked_min=float(r["booked_min"]),
+            scheduled=from_db(r["scheduled"]), arrived=from_db(r["arrived"]), started=from_db(r["started"]),
+            ended=from_db(r["ended"]), priority=r["priority"], pet=r["pet"], species=r["species"], sex=r["sex"],
+            client_id=r["client_id"], client=r["client"], mobile=r["mobile"], sms_consent=bool(r["sms_consent"]),
+            notes=r["notes"], language=r["language"], type_name=r["type_name"]) for r in rows]
+
+    async def visits_waiting_in_car(self) -> set[str]:
+        return {str(r[0]) for r in await self._rows("SELECT visit_id FROM waiting_in_car")}
+
+    async def told_range_ends(self, visit_ids: list[str]) -> list[tuple[str, datetime]]:
+        kept: list[tuple[str, datetime | None]] = []
+        texted: list[tuple[int, str, datetime | None]] = []
+        for i in range(0, len(visit_ids), 500):  # SQLite's host-parameter limit
+            chunk = visit_ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            kept += [(r[0], from_db(r[1])) for r in await self._rows(
+                f"SELECT visit_id, p90 FROM promises WHERE visit_id IN ({marks})", chunk)]
+            texted += [(int(r[0]), r[1], from_db(r[2])) for r in await self._rows(
+                f"SELECT id, visit_id, told_p90 FROM outbox WHERE told_p90 IS NOT NULL AND status != 'failed' "
+                f"AND visit_id IN ({marks})", chunk)]
+        told = kept + [(vid, t) for _, vid, t in sorted(texted)]
+        return [(vid, t) for vid, t in told if t is not None]
+
+    async def events_by_people(self, recorded_since: datetime, also_types: tuple[str, ...],
+                               limit: int) -> list[LoggedEvent]:
+        rows = await self._rows(
+            "SELECT e.seq, e.at, e.recorded_at, e.type, e.appointment_id, e.data, e.actor, a.vet_id FROM events e "
+            "LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.recorded_at >= ? "
+            "AND (e.actor LIKE 'user:%' OR e.actor LIKE 'token:%' "
+            f"OR e.type IN ({','.join('?' * len(also_types)) or 'NULL'})) ORDER BY e.seq DESC LIMIT ?",
+            (to_db(recorded_since), *also_types, limit))
+        return [_logged(r) for r in rows]
+
+    async def events_at_or_after(self, at: datetime, types: tuple[str, ...]) -> list[LoggedEvent]:
+        if not types:
+            return []
+        rows = await self._rows(
+            "SELECT e.seq, e.at, e.recorded_at, e.type, e.appointment_id, e.data, e.actor, a.vet_id FROM events e "
+            f"LEFT JOIN appointments a ON a.id = e.appointment_id WHERE e.type IN ({','.join('?' * len(types))}) "
+            "AND e.at >= ? ORDER BY e.seq DESC", (*types, to_db(at)))
+        return [_logged(r) for r in rows]
+
+    async def inbox_messages(self) -> list[InboxMessage]:
+        rows = await self._rows(
+            "SELECT m.id, m.from_number, m.body, m.kind, m.visit_id, m.received_at, c.name AS client, "
+            "COALESCE(p.name, a.pet_name) AS pet FROM inbound_messages m "
+            "LEFT JOIN appointments a ON a.id = m.visit_id LEFT JOIN pets p ON p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.id = p.client_id "
+            "WHERE m.handled_at IS NULL AND (m.needs_reception = 1 OR m.kind = 'reschedule') ORDER BY m.id")
+        media = await self.inbound_media([int(r["id"]) for r in rows])
+        out = []
+        for r in rows:
+            received = from_db(r["received_at"])
+            assert received is not None
+            out.append(InboxMessage(int(r["id"]), r["from_number"], r["body"], r["kind"], r["visit_id"], received,
+                                    r["client"], r["pet"], media.get(int(r["id"]), [])))
+        return out
+
+    async def unsettled_texts(self, since: datetime | None, row_id: int | None, settled_codes: Iterable[str],
+                              cancelled_message: str) -> list[UnsettledText]:
+        codes = [*settled_codes, "opted_out"]
+        where, args = "", list[Any]()
+        if since is not None:
+            where += " AND o.created_at >= ?"
+            args.append(to_db(since))
+        if row_id is not None:
+            where += " AND o.id = ?"
+            args.append(row_id)
+        rows = await self._rows(
+            "SELECT o.id, o.status, o.kind, o.to_number, o.body, o.error_code, o.error_message, o.created_at, "
+            "o.updated_at, o.visit_id, COALESCE(p.name, a.pet_name) AS pet, "
+            "COALESCE(c.name, (SELECT name FROM clients WHERE mobile = o.to_number ORDER BY id LIMIT 1)) AS client, "
+            "v.name AS vet, a.scheduled, "
+            "CASE WHEN EXISTS (SELECT 1 FROM opt_outs x WHERE x.number = o.to_number) THEN 1 ELSE 0 END AS opted_out "
+            "FROM outbox o LEFT JOIN appointments a ON a.id = o.visit_id LEFT JOIN pets p ON p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN vets v ON v.id = a.vet_id "
+            f"WHERE o.status IN ('held', 'failed'){where} "
+            f"AND (o.status = 'held' OR (COALESCE(o.error_code, '') NOT IN ({','.join('?' * len(codes))}) "
+            "AND COALESCE(o.error_message, '') != ?)) ORDER BY o.id", (*args, *codes, cancelled_message))
+        out = []
+        for r in rows:
+            written, at = from_db(r["created_at"]), from_db(r["updated_at"])
+            assert written is not None and at is not None
+            out.append(UnsettledText(
+                id=int(r["id"]), status=r["status"], kind=r["kind"], to_number=r["to_number"], body=r["body"],
+                error_code=r["error_code"], error_message=r["error_message"], written=written, at=at,
+                visit_id=r["visit_id"], pet=r["pet"], client=r["client"], vet=r["vet"],
+                scheduled=from_db(r["scheduled"]), opted_out=bool(r["opted_out"])))
+        return out
 
     # -- visits ---------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ display and the client status page, so the three never disagree.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -16,13 +15,10 @@ import phonenumbers
 from notifier import formats
 from notifier.outbox import HELD_IMPLAUSIBLE, SETTLED_CODES
 from server.domain import Estimate
-from server.events import undone_seqs
 from server.hours import page_span
 from server.phones import line_kind
 from server.runtime import ClinicRuntime
-from server.store import fetch
-from server.timeutil import from_db, to_db
-from server.timeutil import to_db as outbox_time
+from server.store import Tx
 
 # How far past the promised range a waiting client is, as the console colours it.
 BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))
@@ -30,6 +26,8 @@ BANDS = ((0.0, "ontime"), (0.001, "past"), (15.0, "late"), (30.0, "verylate"))
 # sitting in the lobby for a visit that is no longer there.
 MOVED_AWAY: tuple[str, ...] = ("reschedule", "cancel_visit")
 ALERT_TYPES: tuple[str, ...] = ("urgent", "kiosk_unmatched", *MOVED_AWAY)
+# A client's own changes by text link: Recent actions shows them beside reception's.
+CLIENTS_OWN: tuple[str, ...] = (*MOVED_AWAY, "reschedule_request")
 # No clinic runs more than this behind; a figure past it says the data is wrong, and the
 # pages say "more than 8 h" rather than "about 38444505 min" (render.behind_text).
 MAX_BEHIND_MIN = 8 * 60
@@ -149,65 +147,47 @@ def short_vet_name(name: str) -> str:
     return name
 
 
-async def _table_exists(conn: Any, name: str) -> bool:
-    return bool(await fetch(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
-
-
-async def _promises(conn: Any, ids: list[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
+async def _promises(q: Tx, ids: list[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """Per visit, the first and the latest range end it was told: at check-in (kiosk or desk),
     then by each text (the notifier's outbox)."""
     first: dict[str, datetime] = {}
     latest: dict[str, datetime] = {}
     if not ids:
         return first, latest
-    marks = ",".join("?" * len(ids))
-    told = [(r[0], from_db(r[1])) for r in await fetch(
-        conn, f"SELECT visit_id, p90 FROM promises WHERE visit_id IN ({marks})", ids)]
-    if await _table_exists(conn, "outbox"):
-        told += [(r[0], from_db(r[1])) for r in await fetch(
-            conn, f"SELECT visit_id, told_p90 FROM outbox WHERE told_p90 IS NOT NULL AND status != 'failed' "
-                  f"AND visit_id IN ({marks}) ORDER BY id", ids)]
-    for vid, t in told:
-        if t is not None:
-            first.setdefault(vid, t)
-            latest[vid] = t
+    for vid, t in await q.told_range_ends(ids):
+        first.setdefault(vid, t)
+        latest[vid] = t
     return first, latest
 
 
 async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     """Everything the pages show about today at `now`."""
-    conn = rt.store.conn
     tz = rt.clinic.tz
     day = rt.today(now)
     state = await rt.day_state(day)
     est = await rt.estimates(now)
-    vets = {r[0]: r[1] for r in await fetch(conn, "SELECT id, name FROM vets ORDER BY id")}
-    rows = await fetch(conn,
-        "SELECT a.id, a.kind, a.status, a.vet_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
-        "a.priority, COALESCE(p.name, a.pet_name) AS pet, p.species, p.sex, c.id AS client_id, c.name AS client, "
-        "c.mobile, c.sms_consent, c.notes, c.language, t.name AS type_name FROM appointments a "
-        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
-        "LEFT JOIN appointment_types t ON t.id = a.type_id "
-        "WHERE a.day = ? AND a.status != 'cancelled' ORDER BY a.scheduled, a.arrived, a.id", (day.isoformat(),))
-    paused = {r[0] for r in await fetch(conn, "SELECT client_id FROM texts_paused")}
-    in_car = {r[0] for r in await fetch(conn, "SELECT visit_id FROM waiting_in_car")}
-    first_promise, promises = await _promises(conn, [r["id"] for r in rows])
-    offered: set[str] = set()
-    if await _table_exists(conn, "recovery_offers"):
-        offered = {r[0] for r in await fetch(conn, "SELECT visit_id FROM recovery_offers")}
+    async with rt.store.read() as q:
+        vets = await q.vet_names()
+        rows = await q.board_visits(day)
+        paused = await q.texts_paused()
+        in_car = await q.visits_waiting_in_car()
+        first_promise, promises = await _promises(q, [r.id for r in rows])
+        offered = set(await q.recovery_offers([r.id for r in rows]))
+        vet_reasons = await _vet_reasons(q)
+        blocked = await q.blocked_times(day, day)
     gesture = rt.clinic.settings.get("recovery_gesture")
     threshold = float(rt.clinic.settings.get("recovery_threshold_min", 20))
 
     visits: dict[str, VisitView] = {}
     for r in rows:
         v = VisitView(
-            id=r["id"], kind=r["kind"], status=r["status"], vet=r["vet_id"], pet=r["pet"] or "(no name)",
-            species=r["species"], sex=r["sex"], client_id=r["client_id"], client_name=r["client"],
-            mobile=r["mobile"], sms_consent=bool(r["sms_consent"]), notes=r["notes"] or "",
-            type_name=r["type_name"], booked_min=float(r["booked_min"]), scheduled=from_db(r["scheduled"]),
-            arrived=from_db(r["arrived"]), started=from_db(r["started"]), ended=from_db(r["ended"]),
-            priority=r["priority"], estimate=est.get(r["id"]), in_car=r["id"] in in_car,
-            texts_paused=r["client_id"] in paused if r["client_id"] else False, language=r["language"],
+            id=r.id, kind=r.kind, status=r.status, vet=r.vet, pet=r.pet or "(no name)",
+            species=r.species, sex=r.sex, client_id=r.client_id, client_name=r.client,
+            mobile=r.mobile, sms_consent=r.sms_consent, notes=r.notes or "",
+            type_name=r.type_name, booked_min=r.booked_min, scheduled=r.scheduled,
+            arrived=r.arrived, started=r.started, ended=r.ended,
+            priority=r.priority, estimate=est.get(r.id), in_car=r.id in in_car,
+            texts_paused=r.client_id in paused.clients if r.client_id else False, language=r.language,
         )
         if v.mobile and (kind := line_kind(v.mobile)) is not None:
             v.no_text_kind, v.phone = kind, _dial(v.mobile, rt.clinic.region)
@@ -226,11 +206,9 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
             v.recovery, v.recovery_offered = str(gesture), v.id in offered
         visits[v.id] = v
 
-    vet_reasons = await _vet_reasons(conn)
     blocks: dict[str, list[Block]] = {}
-    async with rt.store.read() as q:
-        for vet, start, end, reason in await q.blocked_times(day, day):
-            blocks.setdefault(vet, []).append(Block(start, end, reason or "busy"))
+    for vet, start, end, reason in blocked:
+        blocks.setdefault(vet, []).append(Block(start, end, reason or "busy"))
     lanes: list[Lane] = []
     for vet_id in state.vets:
         name = vets.get(vet_id, vet_id)
@@ -260,8 +238,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     # Bounded by the opening hours whatever the data says (server/hours.py): one absurd time
     # once made the timeline a century of hourly marks.
     start_t, end_t = page_span(rt.clinic.settings, day, tz, seen)
-    texts_paused = "" in paused
-    return Board(now, tz, rt.clinic.name, lanes, visits, texts_paused, start_t, end_t, rt.clinic.settings)
+    return Board(now, tz, rt.clinic.name, lanes, visits, paused.clinic, start_t, end_t, rt.clinic.settings)
 
 
 def _dispatch_key(v: VisitView, far: datetime) -> tuple[int, int, float, datetime, str]:
@@ -288,19 +265,17 @@ def _behind(lane: Lane, now: datetime) -> None:
         lane.behind_reason = lane.away_reason or "running late"
 
 
-async def _vet_reasons(conn: Any) -> dict[str, str]:
+async def _vet_reasons(q: Tx) -> dict[str, str]:
     """The reason given with each vet's latest "running late" still in force."""
-    undone = await undone_seqs(conn)
+    undone = await q.undone_seqs()
     out: dict[str, str] = {}
-    for r in await fetch(conn, "SELECT seq, type, data FROM events WHERE type IN ('vet_late', 'vet_available') "
-                               "ORDER BY seq"):
-        if r["seq"] in undone:
+    for e in await q.events_since(0, types=("vet_late", "vet_available")):
+        if e.seq in undone:
             continue
-        data = json.loads(r["data"])
-        if r["type"] == "vet_available":
-            out.pop(data["vet"], None)
-        elif data.get("reason"):
-            out[data["vet"]] = str(data["reason"])
+        if e.type == "vet_available":
+            out.pop(e.data["vet"], None)
+        elif e.data.get("reason"):
+            out[e.data["vet"]] = str(e.data["reason"])
     return out
 
 
@@ -324,83 +299,59 @@ class Alert:
     text: str
 
 
-async def recent_log(conn: Any, day_start: datetime, limit: int = 12) -> list[LogEntry]:
+async def recent_log(q: Tx, day_start: datetime, limit: int = 12) -> list[LogEntry]:
     """Today's latest events by people (not the demo's or replay's), newest first: reception's,
     the kiosk's and the PMS's, and clients' own reschedules and cancels (with the pet's name)."""
     from server.events import UNDOABLE
 
-    undone = await undone_seqs(conn)
-    rows = await fetch(conn,
-        "SELECT seq, at, type, appointment_id, data, actor FROM events WHERE recorded_at >= ? "
-        "AND (actor LIKE 'user:%' OR actor LIKE 'token:%' OR type IN ('reschedule', 'cancel_visit', "
-        "'reschedule_request')) ORDER BY seq DESC LIMIT ?",
-        (to_db(day_start), limit))
-    out = []
-    for r in rows:
-        at = from_db(r["at"])
-        assert at is not None
-        out.append(LogEntry(r["seq"], at, r["type"], r["appointment_id"], json.loads(r["data"]), r["actor"],
-                            r["seq"] in undone, r["type"] in UNDOABLE and r["seq"] not in undone))
-    return out
+    undone = await q.undone_seqs()
+    return [LogEntry(e.seq, e.at, e.type, e.appointment, e.data, e.actor, e.seq in undone,
+                     e.type in UNDOABLE and e.seq not in undone)
+            for e in await q.events_by_people(day_start, CLIENTS_OWN, limit)]
 
 
-async def open_alerts(conn: Any, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
+async def open_alerts(q: Tx, since: datetime, tz: tzinfo = UTC) -> list[Alert]:
     """Kiosk urgent-help presses, unmatched check-ins, and clients who moved or cancelled a visit
     they had already checked in for (they may still be in the lobby), nobody has acknowledged yet."""
-    undone = await undone_seqs(conn)
+    undone = await q.undone_seqs()
     acked = set()
-    for r in await fetch(conn, "SELECT seq, data FROM events WHERE type = 'ack'"):
-        if r["seq"] not in undone:
-            seq = json.loads(r["data"]).get("seq")
+    for e in await q.events_since(0, types=("ack",)):
+        if e.seq not in undone:
+            seq = e.data.get("seq")
             if seq is not None:
                 acked.add(int(seq))
     out = []
-    for r in await fetch(conn, "SELECT seq, at, type, data, actor FROM events "
-                               "WHERE type IN ('urgent', 'kiosk_unmatched', 'reschedule', 'cancel_visit') "
-                               "AND at >= ? ORDER BY seq DESC", (to_db(since),)):
-        if r["seq"] in acked:
+    for e in await q.events_at_or_after(since, ALERT_TYPES):
+        if e.seq in acked:
             continue
-        data = json.loads(r["data"])
-        if r["type"] in MOVED_AWAY and data.get("from_status") != "waiting":
+        data, at = e.data, e.at
+        if e.type in MOVED_AWAY and data.get("from_status") != "waiting":
             continue  # moved before arriving: nobody is in the lobby for it
-        at = from_db(r["at"])
-        assert at is not None
-        if r["type"] == "urgent":
+        if e.type == "urgent":
             # Which kiosk (its token's name) and when: the desk must know where to run.
             note = data.get("note") if data.get("note") not in (None, "", "kiosk button") else None
-            kiosk = str(r['actor'] or '').removeprefix('token:') or 'unknown'
+            kiosk = str(e.actor or '').removeprefix('token:') or 'unknown'
             text = f"URGENT HELP requested at kiosk {kiosk} at {formats.clock(at, tz)}"
             text += f": {note}" if note else ""
-        elif r["type"] in MOVED_AWAY:
-            did = "moved their visit to another time" if r["type"] == "reschedule" else "cancelled their visit"
+        elif e.type in MOVED_AWAY:
+            did = "moved their visit to another time" if e.type == "reschedule" else "cancelled their visit"
             text = (f"{data.get('pet') or 'A client'}'s owner had checked in, then {did} by text link: "
                     "they may still be in the lobby")
         else:
             text = f"A client could not check in at the kiosk (phone ending {data.get('phone_last4', '????')})"
-        out.append(Alert(r["seq"], at, r["type"], text))
+        out.append(Alert(e.seq, at, e.type, text))
     return out
 
 
-async def inbox(conn: Any) -> list[dict[str, Any]]:
+async def inbox(q: Tx) -> list[dict[str, Any]]:
     """Client replies that need a person, and reschedule requests, from the notifier's inbound
     table; oldest first, until reception marks them done."""
-    if not await _table_exists(conn, "inbound_messages"):
-        return []
-    rows = await fetch(conn,
-        "SELECT m.id, m.from_number, m.body, m.kind, m.visit_id, m.received_at, c.name AS client, "
-        "COALESCE(p.name, a.pet_name) AS pet FROM inbound_messages m LEFT JOIN appointments a ON a.id = m.visit_id "
-        "LEFT JOIN pets p ON p.id = a.pet_id LEFT JOIN clients c ON c.id = p.client_id "
-        "WHERE m.handled_at IS NULL AND (m.needs_reception = 1 OR m.kind = 'reschedule') ORDER BY m.id")
     # An MMS reply's pictures, as links: http(s) only (they came in a signed webhook, but a
     # link in a staff page must never be a script).
-    media: dict[int, list[dict[str, str]]] = {}
-    for m in await fetch(conn, "SELECT inbound_id, url, content_type FROM inbound_media WHERE inbound_id IN "
-                               "(SELECT id FROM inbound_messages WHERE handled_at IS NULL) ORDER BY inbound_id, n"):
-        if str(m["url"]).startswith(("https://", "http://")):
-            media.setdefault(int(m["inbound_id"]), []).append({"url": m["url"], "type": m["content_type"]})
-    return [{"id": r["id"], "from_number": r["from_number"], "body": r["body"], "kind": r["kind"],
-             "visit_id": r["visit_id"], "received": from_db(r["received_at"]), "client": r["client"],
-             "pet": r["pet"], "media": media.get(int(r["id"]), [])} for r in rows]
+    return [{"id": m.id, "from_number": m.from_number, "body": m.body, "kind": m.kind, "visit_id": m.visit_id,
+             "received": m.received, "client": m.client, "pet": m.pet,
+             "media": [{"url": url, "type": kind} for url, kind in m.media if url.startswith(("https://", "http://"))]}
+            for m in await q.inbox_messages()]
 
 
 # What the text service's refusal means, in words for the desk (Twilio's error codes, and the
@@ -465,41 +416,25 @@ def _failed_reason(code: str | None, message: str | None, opted_out: bool) -> tu
     return reason, detail
 
 
-async def texts_for_reception(conn: Any, region: str, *, since: datetime | None = None,
+async def texts_for_reception(q: Tx, region: str, *, since: datetime | None = None,
                               row_id: int | None = None) -> list[TextForReception]:
     """Texts that need a person (written since `since`, or just row `row_id`), oldest first:
     held ones, and failed ones nobody has settled. Not listed: what reception dropped or
     dismissed, texts to a number that opted out before they went, and a console text
     reception itself cancelled (undo)."""
-    if not await _table_exists(conn, "outbox"):
-        return []
-    settled = ",".join("?" * len(SETTLED_CODES))
-    rows = await fetch(conn,
-        "SELECT o.id, o.status, o.kind, o.to_number, o.body, o.error_code, o.error_message, o.created_at, "
-        "o.updated_at, o.visit_id, COALESCE(p.name, a.pet_name) AS pet, "
-        "COALESCE(c.name, (SELECT name FROM clients WHERE mobile = o.to_number ORDER BY id LIMIT 1)) AS client, "
-        "v.name AS vet, a.scheduled, EXISTS (SELECT 1 FROM opt_outs x WHERE x.number = o.to_number) AS opted_out "
-        "FROM outbox o LEFT JOIN appointments a ON a.id = o.visit_id LEFT JOIN pets p ON p.id = a.pet_id "
-        "LEFT JOIN clients c ON c.id = p.client_id LEFT JOIN vets v ON v.id = a.vet_id "
-        "WHERE o.status IN ('held', 'failed') AND o.created_at >= ? AND (? IS NULL OR o.id = ?) "
-        f"AND (o.status = 'held' OR (COALESCE(o.error_code, '') NOT IN ({settled}, 'opted_out') "
-        # An undone console text (server/events.py) is failed with this message: reception's own choice.
-        "AND COALESCE(o.error_message, '') != 'cancelled by reception')) ORDER BY o.id",
-        (outbox_time(since) if since is not None else "", row_id, row_id, *SETTLED_CODES))
     out = []
-    for r in rows:
-        if r["status"] == "held" and r["error_code"] == HELD_IMPLAUSIBLE:
-            reason, detail = str(r["error_message"]), None  # never sent: the server held it back
-        elif r["status"] == "held":
-            reason, detail = HELD_REASON, r["error_message"]
+    # An undone console text (server/events.py) is failed with this message: reception's own choice.
+    for r in await q.unsettled_texts(since, row_id, SETTLED_CODES, "cancelled by reception"):
+        if r.status == "held" and r.error_code == HELD_IMPLAUSIBLE:
+            reason, detail = str(r.error_message), None  # never sent: the server held it back
+        elif r.status == "held":
+            reason, detail = HELD_REASON, r.error_message
         else:
-            reason, detail = _failed_reason(r["error_code"], r["error_message"], bool(r["opted_out"]))
-        written, at = from_db(r["created_at"]), from_db(r["updated_at"])
-        assert written is not None and at is not None
+            reason, detail = _failed_reason(r.error_code, r.error_message, r.opted_out)
         out.append(TextForReception(
-            id=r["id"], status=r["status"], kind=r["kind"], to_number=r["to_number"],
-            number=_dial(r["to_number"], region), body=r["body"], reason=reason, detail=detail, written=written,
-            at=at, visit_id=r["visit_id"], pet=r["pet"], client=r["client"],
-            vet=short_vet_name(r["vet"]) if r["vet"] else None, scheduled=from_db(r["scheduled"]),
-            can_resend=not r["opted_out"]))
+            id=r.id, status=r.status, kind=r.kind, to_number=r.to_number,
+            number=_dial(r.to_number, region), body=r.body, reason=reason, detail=detail, written=r.written,
+            at=r.at, visit_id=r.visit_id, pet=r.pet, client=r.client,
+            vet=short_vet_name(r.vet) if r.vet else None, scheduled=r.scheduled,
+            can_resend=not r.opted_out))
     return out

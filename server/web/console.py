@@ -137,8 +137,7 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
     now = request.app[CLOCK].now()
     board = await load_board(rt, now)
     midnight = datetime.combine(rt.today(now), time(0), rt.clinic.tz)
-    async with request.app[STORE].read() as reads:
-        q: Any = reads  # transitional: the board's read functions are not typed against the store yet
+    async with request.app[STORE].read() as q:
         ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
                "alerts": await open_alerts(q, board.day_start - timedelta(hours=4), board.tz),
                "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
