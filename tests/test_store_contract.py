@@ -257,3 +257,40 @@ async def test_the_board_reads_promises_people_events_alerts_inbox_and_unsettled
     assert [(t.id, t.status, t.error_code, t.vet, t.client, t.pet, t.scheduled, t.opted_out) for t in unsettled] == [
         (ids[1], "failed", "30003", "Dr. One", "Ann Lee", "Luna", AT + timedelta(hours=1), False),
         (ids[2], "held", "unknown_if_sent", "Dr. One", "Ann Lee", "Luna", AT + timedelta(hours=1), False)]
+
+
+async def test_a_connectors_state_and_write_backs_round_trip_once_each(store: Store) -> None:
+    from server.store.pms import NewPmsWrite
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    async with store.transaction() as tx:
+        state = await tx.pms_state("ezyvet")
+        assert (state.cursor, state.events_seen, state.last_ok_at) == (None, 0, None)
+        state.cursor, state.events_seen, state.last_ok_at, state.progress = "1800000000", 7, now, {"imported": 3}
+        await tx.save_pms_state(state)
+        rows = [NewPmsWrite("ezyvet", "ezyvet:8:arrived", "ezyvet:101", "arrived", {"pet": "Bella"}),
+                NewPmsWrite("ezyvet", "ezyvet:9:rescheduled", "ezyvet:102", "rescheduled", {}, status="task")]
+        assert await tx.queue_pms_writes(rows, now) == 2
+        assert await tx.queue_pms_writes(rows[:1], now) == 0  # the same event never queues twice
+        await tx.save_vet("ezyvet:vet-7", "Dr. Seven")
+        await tx.add_arrived_visit(Visit("ezyvet:101", "appointment", "ezyvet:vet-7", None, 20, arrived=AT), DAY)
+        await tx.add_arrived_visit(Visit("other:5", "appointment", "ezyvet:vet-7", None, 20, arrived=AT), DAY)
+    async with store.read() as q:
+        got = await q.pms_state("ezyvet")
+        assert (got.cursor, got.events_seen, got.last_ok_at, got.progress) == ("1800000000", 7, now, {"imported": 3})
+        assert [s.pms for s in await q.pms_states()] == ["ezyvet"]
+        due = await q.due_pms_writes("ezyvet", now, 10)
+        assert [(d.visit_id, d.action, d.data, d.attempts) for d in due] == [("ezyvet:101", "arrived", {"pet": "Bella"},
+                                                                              0)]
+        assert await q.pms_booked_visits("ezyvet:", DAY, DAY) == {"ezyvet:101": "waiting"}
+        assert [t.action for t in await q.pms_writes(("task",), 10)] == ["rescheduled"]
+    async with store.transaction() as tx:
+        await tx.finish_pms_write(due[0].id, "queued", now, error="500", next_at=now + timedelta(seconds=10))
+    async with store.read() as q:
+        assert await q.due_pms_writes("ezyvet", now, 10) == []  # backing off
+        (later,) = await q.due_pms_writes("ezyvet", now + timedelta(seconds=10), 10)
+    assert (later.attempts, later.last_error) == (1, "500")
+    async with store.transaction() as tx:
+        await tx.finish_pms_write(later.id, "sent", now)
+    async with store.read() as q:
+        assert [(w.status, w.attempts) for w in await q.pms_writes(("sent",), 10)] == [("sent", 2)]

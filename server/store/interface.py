@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from notifier.store import NotifierTx
 from server.domain import DayState, Estimate, Visit
+from server.store.pms import PmsOps
 from server.store.reports import ReportOps
 from server.timeutil import tz_from
 
@@ -638,7 +639,7 @@ class ModelOps(Protocol):
 
 
 class Tx(ClinicOps, ScheduleOps, VisitOps, ClientOps, BoardOps, TextingOps, StaffOps, TokenOps, ModelOps, NotifierTx,
-         ReportOps, Protocol):
+         ReportOps, PmsOps, Protocol):
     """One transaction's view of the store: every named operation, by aggregate (the outbox,
     inbox, links and recovery offers as the notifier names them: notifier/store.py)."""
 

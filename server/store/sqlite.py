@@ -47,6 +47,7 @@ from server.store.interface import (
     VetBlock,
     VisitContact,
 )
+from server.store.sqlite_pms import SqlitePmsOps
 from server.store.sqlite_reports import SqliteReportQueries
 from server.timeutil import from_db, to_db, tz_from
 
@@ -80,7 +81,7 @@ class ReadOnly(RuntimeError):
     """A write attempted through `Store.read()`."""
 
 
-class SqliteTx(SqliteReportQueries):
+class SqliteTx(SqliteReportQueries, SqlitePmsOps):
     """One transaction (or a read) on the store's connection: the named operations."""
 
     def __init__(self, conn: aiosqlite.Connection, *, writable: bool) -> None:
