@@ -27,11 +27,18 @@ install: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core >/dev/null; \
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core >/dev/null; fi
 
+# The PostgreSQL tests (store contract, several server processes) start a throwaway cluster
+# with Debian's postgresql (15): initdb/pg_ctl under /usr/lib/postgresql/15/bin.
+/usr/lib/postgresql/15/bin/initdb:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+
 demo: $(STAMP)
 	$(BIN)/waitroom demo
 
-test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-	$(BIN)/python -m pytest
+# WAITROOM_REQUIRE_PG=1: a PostgreSQL test that cannot get its cluster fails here, never skips.
+test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/lib/postgresql/15/bin/initdb
+	WAITROOM_REQUIRE_PG=1 $(BIN)/python -m pytest
 
 # The README's console, display, status-page and tablet pictures, from the browser tests that walk them.
 screenshots: $(STAMP) /usr/bin/chromium

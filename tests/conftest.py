@@ -4,15 +4,19 @@
 - `api`: an aiohttp TestClient on `create_app` with tokens for every role (`api.h("kiosk")`).
 - `live_server`: the real app on a loopback port (for the kiosk and browser tests), which can
   be stopped and started again on the same port to simulate an outage.
+- `pg_url`: a PostgreSQL URL whose tables live in a schema of this test's own, on the session's
+  throwaway cluster (tests/pg_cluster.py) or on WAITROOM_TEST_DATABASE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
+import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -27,6 +31,7 @@ from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
 from server.store import SqliteStore
+from tests import pg_cluster
 
 TZ = ZoneInfo("America/Chicago")
 DAY = date(2026, 3, 2)
@@ -138,3 +143,50 @@ async def eventually(ok: Callable[[], Awaitable[bool]] | Callable[[], bool], wha
             return
         assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for this session: WAITROOM_TEST_DATABASE, or a throwaway
+    cluster started now and stopped at the end. Skips (fails under make test / CI) without one."""
+    given = os.environ.get("WAITROOM_TEST_DATABASE")
+    if given:
+        yield given
+        return
+    try:
+        cluster = pg_cluster.start_cluster()
+    except pg_cluster.NoPostgres as e:
+        if pg_cluster.required():
+            pytest.fail(f"PostgreSQL is required under make test and CI: {e}")
+        pytest.skip(f"no PostgreSQL here ({e}); make test installs it, or set WAITROOM_TEST_DATABASE")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _pg_run(url: str, sql: str) -> None:
+    """One statement on a fresh connection, in a thread of its own (callable from inside a
+    running event loop: the contract tests' async `store` fixture asks for `pg_url` by name)."""
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result(timeout=60)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A PostgreSQL URL whose tables go into an empty schema of this test's own (dropped after)."""
+    schema = pg_cluster.new_schema_name()
+    _pg_run(pg_server, f"CREATE SCHEMA {schema}")
+    try:
+        yield pg_cluster.with_params(pg_server, search_path=schema)
+    finally:
+        _pg_run(pg_server, f"DROP SCHEMA {schema} CASCADE")

@@ -16,16 +16,20 @@ from server.domain import Estimate, Visit
 from server.errors import BadRequest
 from server.store import Clinic, SqliteStore, Store, Tx
 from server.store.interface import BookedVisit, VetBlock
+from server.store.postgres import PgStore
 
 TZ = ZoneInfo("America/Chicago")
 DAY = date(2026, 3, 2)
 AT = datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    path = str(tmp_path / "c.db") if request.param == "sqlite-file" else ":memory:"
-    s = await SqliteStore.open(path)
+    s: Store
+    if request.param == "postgresql":
+        s = await PgStore.open(request.getfixturevalue("pg_url"))
+    else:
+        s = await SqliteStore.open(str(tmp_path / "c.db") if request.param == "sqlite-file" else ":memory:")
     try:
         yield s
     finally:

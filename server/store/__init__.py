@@ -32,8 +32,16 @@ __all__ = ["ROLES", "Clinic", "LoggedEvent", "LoginAttempt", "SqliteStore", "Sto
            "TextsPaused", "Tx", "fetch", "hash_token", "open_store"]
 
 
-async def open_store(path: str) -> SqliteStore:
-    """Open (and migrate) the clinic's database: a SQLite file, or ":memory:"."""
+async def open_store(path: str) -> Store:
+    """Open (and migrate) the clinic's database: `postgresql://...` (server/store/postgres.py, one
+    clinic of a group's database: `?clinic=ID`), else a SQLite file (`sqlite:PATH`, a plain path,
+    or ":memory:")."""
+    from server.store.postgres import PgStore, is_postgres_url
+
+    if is_postgres_url(path):
+        return await PgStore.open(path)
+    if path.startswith("sqlite:"):
+        path = path.removeprefix("sqlite:")
     return await SqliteStore.open(path)
 
 
