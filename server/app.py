@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -18,7 +18,7 @@ from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.http import ROLES_ATTR, Handler, json_error, read_json, roles
 from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, STORE, TOKEN_CACHE
 from server.runtime import ClinicRuntime
-from server.store import SqliteStore, Store, hash_token, open_store
+from server.store import Store, hash_token, open_store
 from server.texts import TextingOptions
 
 log = logging.getLogger("waitroom.http")
@@ -189,14 +189,12 @@ async def _apply_retention(store: Store, settings: dict[str, Any], today: date, 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = await open_store(config.db_path)
-    # Typed as the SQLite store while server/schedule.py and server/web/board.py still reach its
-    # raw connection (transitional); every other route runs on either backend (issue 13).
-    app[STORE] = sqlite_typed = cast(SqliteStore, store)
+    app[STORE] = store
     now = config.clock.now()
     clinic = await store.clinic()
     await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date(), now)
     texting = TextingOptions(public_url=config.public_url, secret=config.secret.encode())
-    app[RUNTIME] = await ClinicRuntime.start(sqlite_typed, now.astimezone(clinic.tz).date(), texting=texting,
+    app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date(), texting=texting,
                                              clock=config.clock.now)
     try:
         yield

@@ -322,9 +322,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     """An online backup (safe while serving); restore = stop the server, copy the file back."""
     from server.store.backup import BackupError, backup
+    from server.store.postgres import is_postgres_url
 
+    if is_postgres_url(args.db):
+        print("waitroom backup: this copies a SQLite file; back up a PostgreSQL database with pg_dump "
+              "(or the server's point-in-time recovery)", file=sys.stderr)
+        return 2
     try:
-        events = backup(args.db, args.path)
+        events = backup(args.db.removeprefix("sqlite:"), args.path)
     except BackupError as e:
         print(f"waitroom backup: {e}", file=sys.stderr)
         return 2

@@ -15,10 +15,10 @@ from notifier.worker import Worker
 from server.config import Clock, Config
 from server.runtime import ClinicRuntime
 from server.speech import CallAudio
-from server.store import SqliteStore
+from server.store import Store
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", SqliteStore)
+STORE: web.AppKey[Store] = web.AppKey("store")
 RUNTIME = web.AppKey("runtime", ClinicRuntime)
 CLOCK = web.AppKey("clock", Clock)
 # Valid tokens seen lately, by hash (server/app.py: _cached_token_role).

@@ -19,7 +19,7 @@ from server.domain import DayState, Estimate
 from server.estimator import estimate
 from server.events import Event, apply_event
 from server.learning import Model, learn
-from server.store import Clinic, LoggedEvent, SqliteStore, Tx
+from server.store import Clinic, LoggedEvent, Store, Tx
 from server.texts import TextingOptions, queue_delay_texts, record_promises
 
 log = logging.getLogger("waitroom.runtime")
@@ -28,7 +28,7 @@ log = logging.getLogger("waitroom.runtime")
 class ClinicRuntime:
     """Holds what is derived from the store, recomputed only when the store changed."""
 
-    def __init__(self, store: SqliteStore, clinic: Clinic, *, estimate_granularity_s: float = 10.0,
+    def __init__(self, store: Store, clinic: Clinic, *, estimate_granularity_s: float = 10.0,
                  texting: TextingOptions | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.clinic = clinic
@@ -53,7 +53,7 @@ class ClinicRuntime:
         store.after_commit.append(self._after_commit)
 
     @classmethod
-    async def start(cls, store: SqliteStore, today: date, **kw: object) -> ClinicRuntime:
+    async def start(cls, store: Store, today: date, **kw: object) -> ClinicRuntime:
         rt = cls(store, await store.clinic(), **kw)  # type: ignore[arg-type]
         async with store.read() as q:
             rt._seen_seq = await q.last_event_seq()

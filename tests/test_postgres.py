@@ -145,3 +145,9 @@ def test_serve_with_a_postgresql_url_takes_a_walk_in_and_estimates_it(pg_url: st
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_backup_of_a_postgresql_database_points_to_pg_dump() -> None:
+    out = subprocess.run([EXE, "backup", "--db", "postgresql://nobody@127.0.0.1:1/none", "/tmp/x.db"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "pg_dump" in out.stderr

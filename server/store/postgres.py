@@ -49,8 +49,11 @@ from notifier.recovery import RecoveryOffer
 from server.domain import DayState, Estimate, Visit
 from server.store.interface import (
     ROLES,
+    BoardVisit,
+    BookedVisit,
     BookingDetail,
     Clinic,
+    InboxMessage,
     KioskBooking,
     LoggedEvent,
     LoginAttempt,
@@ -60,6 +63,8 @@ from server.store.interface import (
     TextContact,
     TextsPaused,
     ToldText,
+    UnsettledText,
+    VetBlock,
     VisitContact,
 )
 from server.store.reports import ReportRecovery, ReportReply, ReportText, ReportVisit, ToldRange
@@ -316,6 +321,137 @@ class PgTx:
             "INSERT INTO appointment_types (clinic_id, id, name, booked_min) VALUES (@c, ?, ?, ?) "
             "ON CONFLICT (clinic_id, id) DO UPDATE SET name = excluded.name, booked_min = excluded.booked_min",
             (type_id, name, booked_min))
+
+    async def save_client(self, client_id: str, name: str, mobile: str | None, sms_consent: bool, language: str,
+                          notes: str) -> None:
+        await self._write(
+            "INSERT INTO clients (clinic_id, id, name, mobile, sms_consent, language, notes) "
+            "VALUES (@c, ?, ?, ?, ?, ?, ?) ON CONFLICT (clinic_id, id) DO UPDATE SET name = excluded.name, "
+            "mobile = excluded.mobile, sms_consent = excluded.sms_consent, language = excluded.language, "
+            "notes = excluded.notes", (client_id, name, mobile, sms_consent, language, notes))
+
+    async def has_client(self, client_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM clients WHERE clinic_id = @c AND id = ?", (client_id,)))
+
+    async def save_pet(self, pet_id: str, client_id: str | None, name: str, species: str | None, sex: str) -> None:
+        await self._write(
+            "INSERT INTO pets (clinic_id, id, client_id, name, species, sex) VALUES (@c, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (clinic_id, id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name, "
+            "species = excluded.species, sex = excluded.sex", (pet_id, client_id, name, species, sex))
+
+    async def known_pets(self, pet_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(pet_ids))
+        if not ids:
+            return set()
+        return {str(r[0]) for r in await self._rows("SELECT id FROM pets WHERE clinic_id = @c AND id = ANY(?::text[])",
+                                                    (ids,))}
+
+    async def save_bookings(self, bookings: Iterable[BookedVisit]) -> None:
+        # A re-push moves a booking that has not happened yet; it never rewrites what happened.
+        await self._write_many(
+            "INSERT INTO appointments (clinic_id, id, kind, day, vet_id, type_id, pet_id, pet_name, scheduled, "
+            "booked_min) VALUES (@c, ?, 'appointment', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clinic_id, id) DO UPDATE SET "
+            "day = excluded.day, vet_id = excluded.vet_id, type_id = excluded.type_id, pet_id = excluded.pet_id, "
+            "pet_name = excluded.pet_name, scheduled = excluded.scheduled, booked_min = excluded.booked_min "
+            "WHERE appointments.status = 'booked'",
+            [(b.id, b.day, b.vet, b.type, b.pet_id, b.pet_name, b.scheduled, b.booked_min) for b in bookings])
+
+    async def save_vet_blocks(self, blocks: Iterable[VetBlock]) -> None:
+        await self._write_many(
+            "INSERT INTO vet_blocks (clinic_id, id, vet_id, day, start_at, end_at, reason) "
+            "VALUES (@c, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (clinic_id, id) DO UPDATE SET vet_id = excluded.vet_id, day = excluded.day, "
+            "start_at = excluded.start_at, end_at = excluded.end_at, reason = excluded.reason",
+            [(b.id, b.vet, b.day, b.start, b.end, b.reason) for b in blocks])
+
+    # -- the board (server/web/board.py) ----------------------------------------------------------
+
+    async def board_visits(self, day: date) -> list[BoardVisit]:
+        rows = await self._rows(
+            "SELECT a.id, a.kind, a.status, a.vet_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
+            "a.priority, COALESCE(p.name, a.pet_name) AS pet, p.species, p.sex, c.id AS client_id, "
+            "c.name AS client, c.mobile, c.sms_consent, c.notes, c.language, t.name AS type_name FROM appointments a "
+            "LEFT JOIN pets p ON p.clinic_id = a.clinic_id AND p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.clinic_id = p.clinic_id AND c.id = p.client_id "
+            "LEFT JOIN appointment_types t ON t.clinic_id = a.clinic_id AND t.id = a.type_id "
+            "WHERE a.clinic_id = @c AND a.day = ? AND a.status <> 'cancelled' "
+            'ORDER BY a.scheduled NULLS FIRST, a.arrived NULLS FIRST, a.id COLLATE "C"', (day,))
+        return [BoardVisit(
+            id=r["id"], kind=r["kind"], status=r["status"], vet=r["vet_id"], booked_min=float(r["booked_min"]),
+            scheduled=_utc(r["scheduled"]), arrived=_utc(r["arrived"]), started=_utc(r["started"]),
+            ended=_utc(r["ended"]), priority=r["priority"], pet=r["pet"], species=r["species"], sex=r["sex"],
+            client_id=r["client_id"], client=r["client"], mobile=r["mobile"], sms_consent=bool(r["sms_consent"]),
+            notes=r["notes"], language=r["language"], type_name=r["type_name"]) for r in rows]
+
+    async def visits_waiting_in_car(self) -> set[str]:
+        return {str(r[0]) for r in await self._rows("SELECT visit_id FROM waiting_in_car WHERE clinic_id = @c")}
+
+    async def told_range_ends(self, visit_ids: list[str]) -> list[tuple[str, datetime]]:
+        if not visit_ids:
+            return []
+        kept = [(str(r[0]), r[1]) for r in await self._rows(
+            "SELECT visit_id, p90 FROM promises WHERE clinic_id = @c AND visit_id = ANY(?::text[])", (visit_ids,))]
+        texted = [(str(r[0]), r[1]) for r in await self._rows(
+            "SELECT visit_id, told_p90 FROM outbox WHERE clinic_id = @c AND told_p90 IS NOT NULL "
+            "AND status <> 'failed' AND visit_id = ANY(?::text[]) ORDER BY id", (visit_ids,))]
+        return kept + texted
+
+    async def events_by_people(self, recorded_since: datetime, also_types: tuple[str, ...],
+                               limit: int) -> list[LoggedEvent]:
+        rows = await self._rows(
+            f"{_EVENT_SELECT} WHERE e.clinic_id = @c AND e.recorded_at >= ? AND (e.actor LIKE 'user:%' "
+            "OR e.actor LIKE 'token:%' OR e.type = ANY(?::text[])) ORDER BY e.seq DESC LIMIT ?",
+            (recorded_since, list(also_types), limit))
+        return [_logged(r) for r in rows]
+
+    async def events_at_or_after(self, at: datetime, types: tuple[str, ...]) -> list[LoggedEvent]:
+        if not types:
+            return []
+        rows = await self._rows(f"{_EVENT_SELECT} WHERE e.clinic_id = @c AND e.type = ANY(?::text[]) AND e.at >= ? "
+                                "ORDER BY e.seq DESC", (list(types), at))
+        return [_logged(r) for r in rows]
+
+    async def inbox_messages(self) -> list[InboxMessage]:
+        rows = await self._rows(
+            "SELECT m.id, m.from_number, m.body, m.kind, m.visit_id, m.received_at, c.name AS client, "
+            "COALESCE(p.name, a.pet_name) AS pet FROM inbound_messages m "
+            "LEFT JOIN appointments a ON a.clinic_id = m.clinic_id AND a.id = m.visit_id "
+            "LEFT JOIN pets p ON p.clinic_id = a.clinic_id AND p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.clinic_id = p.clinic_id AND c.id = p.client_id "
+            "WHERE m.clinic_id = @c AND m.handled_at IS NULL AND (m.needs_reception OR m.kind = 'reschedule') "
+            "ORDER BY m.id")
+        media = await self.inbound_media([int(r["id"]) for r in rows])
+        return [InboxMessage(int(r["id"]), r["from_number"], r["body"], r["kind"], r["visit_id"], r["received_at"],
+                             r["client"], r["pet"], media.get(int(r["id"]), [])) for r in rows]
+
+    async def unsettled_texts(self, since: datetime | None, row_id: int | None, settled_codes: Iterable[str],
+                              cancelled_message: str) -> list[UnsettledText]:
+        codes = [*settled_codes, "opted_out"]
+        where, args = "", list[Any]()
+        if since is not None:
+            where += " AND o.created_at >= ?"
+            args.append(since)
+        if row_id is not None:
+            where += " AND o.id = ?"
+            args.append(row_id)
+        rows = await self._rows(
+            "SELECT o.id, o.status, o.kind, o.to_number, o.body, o.error_code, o.error_message, o.created_at, "
+            "o.updated_at, o.visit_id, COALESCE(p.name, a.pet_name) AS pet, "
+            "COALESCE(c.name, (SELECT name FROM clients WHERE clinic_id = @c AND mobile = o.to_number "
+            'ORDER BY id COLLATE "C" LIMIT 1)) AS client, v.name AS vet, a.scheduled, '
+            "EXISTS (SELECT 1 FROM opt_outs x WHERE x.clinic_id = @c AND x.number = o.to_number) AS opted_out "
+            "FROM outbox o LEFT JOIN appointments a ON a.clinic_id = o.clinic_id AND a.id = o.visit_id "
+            "LEFT JOIN pets p ON p.clinic_id = a.clinic_id AND p.id = a.pet_id "
+            "LEFT JOIN clients c ON c.clinic_id = p.clinic_id AND c.id = p.client_id "
+            "LEFT JOIN vets v ON v.clinic_id = a.clinic_id AND v.id = a.vet_id "
+            f"WHERE o.clinic_id = @c AND o.status IN ('held', 'failed'){where} "
+            "AND (o.status = 'held' OR (NOT (COALESCE(o.error_code, '') = ANY(?::text[])) "
+            "AND COALESCE(o.error_message, '') <> ?)) ORDER BY o.id", (*args, codes, cancelled_message))
+        return [UnsettledText(
+            id=int(r["id"]), status=r["status"], kind=r["kind"], to_number=r["to_number"], body=r["body"],
+            error_code=r["error_code"], error_message=r["error_message"], written=r["created_at"], at=r["updated_at"],
+            visit_id=r["visit_id"], pet=r["pet"], client=r["client"], vet=r["vet"], scheduled=_utc(r["scheduled"]),
+            opted_out=bool(r["opted_out"])) for r in rows]
 
     # -- visits ---------------------------------------------------------------------------------
 
