@@ -163,6 +163,21 @@ def simulate(state: DayState, now: datetime, model: Model | None, vets: Collecti
     return out
 
 
+def dispatch_order(state: DayState, now: datetime) -> dict[str, list[str]]:
+    """Per vet, the visits still to be seen in the order the dispatch rule takes them at `now`,
+    as the booked-length pass plays it (every consult its booked length, everyone booked on
+    time): emergencies by arrival, a vet's blocked time, reception's priorities, then booked
+    time or arrival, each only once it may start (arrived, and at most EARLY_START_MIN before
+    its booking). The order reception's board and the lobby show, so they never disagree with
+    the estimator's own rule. Visits past a vet's MAX_QUEUE cut are left out."""
+    out: dict[str, list[str]] = {}
+    for ids, starts, _ in simulate(state, now, None, n=1):
+        ranked = sorted(range(len(ids)), key=lambda j: (math.isnan(starts[0, j]), float(starts[0, j]), j))
+        for j in ranked:
+            out.setdefault(state.visits[ids[j]].vet, []).append(ids[j])
+    return out
+
+
 def today(state: DayState, now: datetime, model: Model) -> Today:
     """Today's pace per vet and today's walk-in and emergency rates, from what has happened.
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.domain import DayState, Visit
-from server.estimator import estimate
+from server.estimator import dispatch_order, estimate
 from server.learning import Model, learn
 from tests.test_learning import BOOKED, _history
 
@@ -254,6 +254,21 @@ def test_one_vets_waiting_clients_start_in_dispatch_order(
     due.sort(key=order)
     starts = [est[v.id].start for v in due]
     assert starts == sorted(starts)
+
+
+@FAST
+@given(day=day_states())
+def test_dispatch_order_is_the_order_of_the_booked_length_estimates(day: tuple[DayState, datetime]) -> None:
+    # The board's line (server/web/board.py) is this order: it must list each vet's pending
+    # visits, and never put one before a visit the estimator starts earlier.
+    state, now = day
+    order = dispatch_order(state, now)
+    est = estimate(state, now, None)
+    assert sorted(vid for ids in order.values() for vid in ids) == sorted(est)
+    for vet, ids in order.items():
+        assert all(state.visits[vid].vet == vet for vid in ids)
+        starts = [est[vid].start for vid in ids]
+        assert starts == sorted(starts)
 
 
 def test_blocked_time_starts_nobody_inside_it_and_ends_when_it_ends(model: Model) -> None:

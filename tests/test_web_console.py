@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -20,9 +21,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from notifier import outbox
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
+from server.keys import CLOCK
 from server.sms import WORKER
-from server.store import SqliteStore, fetch
+from server.store import Clinic, SqliteStore, fetch
 from server.web.auth import check_password, create_user, hash_password
+from server.web.board import load_board
 from tests.conftest import START, Api, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_pages import read_sse
@@ -396,6 +399,12 @@ async def test_move_up_and_down_pin_the_waiting_order(desk: Desk) -> None:
     first, second = day[0][0], day[1][0]
     for aid in (first, second):
         await desk.post(f"/console/visits/{aid}/checkin")
+    # At 7:50 the vet can take Max (8:20) no sooner than 8:15, Luna (8:00) from 7:55: moving Max
+    # up would change neither the line nor any estimate, and the desk is told why.
+    refused = await desk.post(f"/console/visits/{second}/up", status=409)
+    assert "booked for 8:20 AM" in refused["error"] and "from 8:15 AM" in refused["error"]
+    assert await desk.sql("SELECT seq FROM events WHERE type = 'reorder'") == []
+    desk.api.clock.set(START.replace(hour=8, minute=16))  # both may start now
     up = await desk.post(f"/console/visits/{second}/up")
     prio = dict(await desk.sql("SELECT id, priority FROM appointments WHERE id IN (?, ?)", (first, second)))
     assert prio[second] < prio[first]
@@ -891,3 +900,84 @@ async def test_declared_emergency_says_how_many_clients_are_texted(desk: Desk) -
     assert m, ans["message"]
     rows = await desk.sql("SELECT COUNT(DISTINCT to_number) FROM outbox WHERE kind = 'delay'")
     assert int(m.group(1)) == rows[0][0] > 1
+
+
+# -- the line the board shows is the estimator's dispatch order ---------------------------------
+
+
+@asynccontextmanager
+async def _one_vet_clinic(tmp_path: Path, clock: ManualClock) -> AsyncIterator[tuple[TestClient[Any, Any],
+                                                                                      dict[str, str]]]:
+    """A clinic of one vet and three bookings (a1 and a2 at 9:00, a3 at 10:00), nothing learned yet."""
+    db = tmp_path / "one.db"
+    store = await SqliteStore.open(str(db))
+    try:
+        async with store.transaction() as tx:
+            await tx.set_clinic(Clinic("One Vet Clinic", "America/Chicago"))
+            tokens = {role: await tx.create_token(role, role, START) for role in ("pms", "reception")}
+            await create_user(tx, "ana", PASSWORD, START)
+    finally:
+        await store.close()
+    async with TestClient(TestServer(create_app(Config(db_path=str(db), clock=clock, secret="s")))) as client:
+        pms = {"Authorization": f"Bearer {tokens['pms']}"}
+        resp = await client.post("/api/schedule", headers=pms, json={
+            "vets": [{"id": "v1", "name": "Dr. Ana Ruiz"}],
+            "appointment_types": [{"id": "exam", "name": "Exam", "booked_min": 20}],
+            "appointments": [{"id": f"a{i}", "vet": "v1", "type": "exam", "pet": pet, "scheduled": at}
+                             for i, (pet, at) in enumerate((("Luna", "2026-03-02T09:00:00"),
+                                                            ("Rex", "2026-03-02T09:00:00"),
+                                                            ("Coco", "2026-03-02T10:00:00")), start=1)]})
+        assert resp.status == 200, await resp.text()
+        yield client, {"Authorization": f"Bearer {tokens['reception']}"}
+
+
+async def _line_and_estimates(client: TestClient[Any, Any]) -> tuple[list[str], list[str]]:
+    """Dr. Ruiz's waiting line as the board orders it, and the same visits by estimated start."""
+    rt = client.server.app[RUNTIME]
+    board = await load_board(rt, client.server.app[CLOCK].now())
+    lane = board.lane("v1")
+    assert lane is not None
+    line = [v.id for v in lane.waiting]
+    est = await rt.estimates(board.now, exact=True)
+    return line, sorted(line, key=lambda vid: (est[vid].start, line.index(vid)))
+
+
+async def test_the_board_line_follows_the_estimator_when_two_share_a_booked_time(
+        tmp_path: Path, clock: ManualClock) -> None:
+    async with _one_vet_clinic(tmp_path, clock) as (client, reception):
+        for vid, t in (("a2", "08:40"), ("a1", "08:50")):  # Rex, booked at the same time, came first
+            resp = await client.post("/api/events", headers=reception,
+                                     json={"type": "checkin", "appointment": vid, "at": f"2026-03-02T{t}:00"})
+            assert resp.status == 201, await resp.text()
+        clock.set(datetime(2026, 3, 2, 8, 58, tzinfo=START.tzinfo))
+        line, by_estimate = await _line_and_estimates(client)
+        # The old board put a1 first (by id); the estimator takes whoever came first.
+        assert line == by_estimate == ["a2", "a1"]
+
+
+async def test_moving_up_someone_booked_later_is_refused_until_the_vet_may_take_them(
+        tmp_path: Path, clock: ManualClock) -> None:
+    async with _one_vet_clinic(tmp_path, clock) as (client, reception):
+        # Coco (booked at 10:00) is here at 8:30, long before her time; Luna (9:00) comes at 8:50.
+        for vid, t in (("a3", "08:30"), ("a1", "08:50")):
+            resp = await client.post("/api/events", headers=reception,
+                                     json={"type": "checkin", "appointment": vid, "at": f"2026-03-02T{t}:00"})
+            assert resp.status == 201, await resp.text()
+        clock.set(datetime(2026, 3, 2, 8, 55, tzinfo=START.tzinfo))
+        assert await _line_and_estimates(client) == (["a1", "a3"], ["a1", "a3"])
+        # Reception tries to move Coco up. Nobody is started more than 5 minutes before their
+        # booking, so the estimator would still have Dr. Ruiz see Luna first: the old board took
+        # the move and showed Coco first while every estimate (and text) said Luna. Now the desk
+        # is told why, and the line stays the estimator's.
+        assert (await log_in(client)).status == 303
+        page = await client.get("/console")
+        m = re.search(r'<meta name="csrf-token" content="([^"]+)"', await page.text())
+        assert m
+        resp = await client.post("/console/visits/a3/up", data={"csrf": m.group(1)}, headers=FETCH)
+        assert resp.status == 409
+        assert "Coco is booked for 10:00 AM" in (await resp.json())["error"]
+        assert await _line_and_estimates(client) == (["a1", "a3"], ["a1", "a3"])
+        clock.set(datetime(2026, 3, 2, 9, 56, tzinfo=START.tzinfo))  # now Coco may start: the move is taken
+        resp = await client.post("/console/visits/a3/up", data={"csrf": m.group(1)}, headers=FETCH)
+        assert resp.status == 200, await resp.text()
+        assert await _line_and_estimates(client) == (["a3", "a1"], ["a3", "a1"])

@@ -15,6 +15,7 @@ import phonenumbers
 from notifier import formats
 from notifier.outbox import HELD_IMPLAUSIBLE, SETTLED_CODES
 from server.domain import Estimate
+from server.estimator import dispatch_order
 from server.hours import page_span
 from server.phones import line_kind
 from server.runtime import ClinicRuntime
@@ -209,6 +210,9 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     blocks: dict[str, list[Block]] = {}
     for vet, start, end, reason in blocked:
         blocks.setdefault(vet, []).append(Block(start, end, reason or "busy"))
+    # The estimator's dispatch rule orders each queue (one rule: the board never shows a line
+    # the estimates disagree with).
+    order = dispatch_order(state, now)
     lanes: list[Lane] = []
     for vet_id in state.vets:
         name = vets.get(vet_id, vet_id)
@@ -228,8 +232,10 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
                 lane.upcoming.append(v)
             elif v.status == "noshow":
                 lane.missed.append(v)
-        lane.waiting.sort(key=lambda v: _dispatch_key(v, far))
-        lane.upcoming.sort(key=lambda v: (v.scheduled or far, v.id))
+        rank = {vid: i for i, vid in enumerate(order.get(vet_id, []))}
+        # Past the estimator's queue cut (MAX_QUEUE), in booked or arrival order after the rest.
+        lane.waiting.sort(key=lambda v: (rank.get(v.id, len(rank)), v.scheduled or v.arrived or far, v.id))
+        lane.upcoming.sort(key=lambda v: (rank.get(v.id, len(rank)), v.scheduled or far, v.id))
         _behind(lane, now)
         lanes.append(lane)
     seen = [now]
@@ -239,17 +245,6 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     # once made the timeline a century of hourly marks.
     start_t, end_t = page_span(rt.clinic.settings, day, tz, seen)
     return Board(now, tz, rt.clinic.name, lanes, visits, paused.clinic, start_t, end_t, rt.clinic.settings)
-
-
-def _dispatch_key(v: VisitView, far: datetime) -> tuple[int, int, float, datetime, str]:
-    """The estimator's dispatch order (ARCHITECTURE.md): emergencies first, then reception's
-    priorities (lower first), then booked time, walk-ins by check-in time."""
-    when = v.scheduled or v.arrived or far
-    if v.kind == "emergency":
-        return (0, 0, 0.0, v.arrived or far, v.id)
-    if v.priority is not None:
-        return (1, 0, v.priority, when, v.id)
-    return (1, 1, 0.0, when, v.id)
 
 
 def _behind(lane: Lane, now: datetime) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,7 +23,9 @@ from aiohttp import web
 
 from notifier import formats
 from server.app import CLOCK, CONFIG, RUNTIME, STORE
+from server.domain import DayState
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
+from server.estimator import EARLY_START_MIN, dispatch_order
 from server.events import Event, apply_event
 from server.phones import line_kind
 from server.texts import save_vet_title
@@ -385,11 +387,37 @@ async def _reorder(request: web.Request, staff: Staff, v: dict[str, Any], up: bo
     j = i - 1 if up else i + 1
     if not 0 <= j < len(line):
         raise Conflict(f"move: {v['pet']} is already {'first' if up else 'last'} in line", "appointment")
+    before = list(line)
     line[i], line[j] = line[j], line[i]
-    data = {"vet": v["vet_id"], "direction": "up" if up else "down",
-            "priorities": {w: float(k + 1) for k, w in enumerate(line)}}
+    priorities = {w: float(k + 1) for k, w in enumerate(line)}
+    await _refuse_a_move_the_rule_ignores(request, board, v["vet_id"], before, priorities)
+    data = {"vet": v["vet_id"], "direction": "up" if up else "down", "priorities": priorities}
     seq = await _post(request, staff, Event("reorder", request.app[CLOCK].now(), v["id"], data))
     return f"{v['pet']} moved {'up' if up else 'down'}.", seq
+
+
+async def _refuse_a_move_the_rule_ignores(request: web.Request, board: Board, vet: str, before: list[str],
+                                          priorities: dict[str, float]) -> None:
+    """Conflict when the new priorities would not change who the vet takes first: the
+    estimator's dispatch rule (the board's line) starts nobody more than EARLY_START_MIN before
+    their booking, so a client booked later cannot be put before one due now. Saying "moved up"
+    while the line and every estimate stay as they were would mislead the desk."""
+    rt = request.app[RUNTIME]
+    state = await rt.day_state(rt.today(board.now))
+    trial = DayState(vets=state.vets, visits={vid: replace(x, priority=priorities.get(vid, x.priority))
+                                              for vid, x in state.visits.items()},
+                     vet_unavailable_until=state.vet_unavailable_until, blocks=state.blocks)
+    after = [vid for vid in dispatch_order(trial, board.now).get(vet, []) if vid in priorities]
+    if after != before:
+        return
+    # The client who was to go ahead, and why they cannot yet.
+    ahead = next(vid for vid in before if priorities[vid] - 1 < before.index(vid))
+    x = board.visits[ahead]
+    if x.scheduled is not None and x.scheduled - timedelta(minutes=EARLY_START_MIN) > board.now:
+        raise Conflict(f"move: {x.pet} is booked for {formats.clock(x.scheduled, board.tz)}, and the vet takes "
+                       f"nobody more than {EARLY_START_MIN:g} minutes early: they go ahead from "
+                       f"{formats.clock(x.scheduled - timedelta(minutes=EARLY_START_MIN), board.tz)}", "appointment")
+    raise Conflict(f"move: {x.pet} cannot be taken sooner: the line stays as it is", "appointment")
 
 
 def _wake_notifier(request: web.Request) -> None:
