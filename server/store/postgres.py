@@ -67,6 +67,7 @@ from server.store.interface import (
     VetBlock,
     VisitContact,
 )
+from server.store.pms import NewPmsWrite, PmsSyncState, PmsWrite
 from server.store.reports import ReportRecovery, ReportReply, ReportText, ReportVisit, ToldRange
 from server.store.sqlite import ReadOnly, hash_token
 from server.timeutil import tz_from
@@ -1066,6 +1067,65 @@ class PgTx:
         return [ReportRecovery(r[0], r[1], r[2]) for r in rows]
 
 
+    # -- practice-management connectors (server/store/pms.py: PmsOps) --------------------------------
+
+    async def pms_state(self, pms: str) -> PmsSyncState:
+        rows = await self._rows(f"SELECT {_PMS_STATE_COLS} FROM pms_sync WHERE clinic_id = @c AND pms = ?", (pms,))
+        return _pms_state(rows[0]) if rows else PmsSyncState(pms)
+
+    async def pms_states(self) -> list[PmsSyncState]:
+        return [_pms_state(r) for r in await self._rows(
+            f'SELECT {_PMS_STATE_COLS} FROM pms_sync WHERE clinic_id = @c ORDER BY pms COLLATE "C"')]
+
+    async def save_pms_state(self, state: PmsSyncState) -> None:
+        await self._write(
+            "INSERT INTO pms_sync (clinic_id, pms, cursor, events_seen, last_attempt_at, last_ok_at, last_full_at, "
+            "last_error, progress) VALUES (@c, ?, ?, ?, ?, ?, ?, ?, ?::jsonb) ON CONFLICT (clinic_id, pms) DO UPDATE "
+            "SET cursor = excluded.cursor, events_seen = excluded.events_seen, "
+            "last_attempt_at = excluded.last_attempt_at, last_ok_at = excluded.last_ok_at, "
+            "last_full_at = excluded.last_full_at, last_error = excluded.last_error, progress = excluded.progress",
+            (state.pms, state.cursor, state.events_seen, state.last_attempt_at, state.last_ok_at, state.last_full_at,
+             state.last_error, json.dumps(state.progress)))
+
+    async def pms_booked_visits(self, prefix: str, first: date, last: date) -> dict[str, str]:
+        rows = await self._rows(
+            "SELECT id, status FROM appointments WHERE clinic_id = @c AND kind = 'appointment' "
+            "AND starts_with(id, ?) AND day >= ? AND day <= ?", (prefix, first, last))
+        return {r["id"]: r["status"] for r in rows}
+
+    async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
+        n = 0
+        for row in rows:
+            n += await self._write(
+                "INSERT INTO pms_outbox (clinic_id, pms, dedupe, visit_id, action, data, status, next_at, created_at) "
+                "VALUES (@c, ?, ?, ?, ?, ?::jsonb, ?, ?, ?) ON CONFLICT (clinic_id, dedupe) DO NOTHING",
+                (row.pms, row.dedupe, row.visit_id, row.action, json.dumps(row.data), row.status, now, now))
+        return n
+
+    async def due_pms_writes(self, pms: str, now: datetime, limit: int) -> list[PmsWrite]:
+        rows = await self._rows(
+            f"SELECT {_PMS_WRITE_COLS} FROM pms_outbox WHERE clinic_id = @c AND pms = ? AND status = 'queued' "
+            "AND next_at <= ? ORDER BY id LIMIT ?" + (" FOR UPDATE SKIP LOCKED" if self._writable else ""),
+            (pms, now, limit))
+        return [_pms_write(r) for r in rows]
+
+    async def finish_pms_write(self, row_id: int, status: str, now: datetime, *, error: str | None = None,
+                               next_at: datetime | None = None) -> None:
+        if status == "queued":
+            await self._write("UPDATE pms_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
+                              "WHERE clinic_id = @c AND id = ?", (next_at or now, error, row_id))
+            return
+        attempted = 1 if status in ("sent", "failed") else 0
+        await self._write(
+            "UPDATE pms_outbox SET status = ?, attempts = attempts + ?, done_at = ?, "
+            "last_error = COALESCE(?, last_error) WHERE clinic_id = @c AND id = ?",
+            (status, attempted, now, error, row_id))
+
+    async def pms_writes(self, statuses: tuple[str, ...], limit: int) -> list[PmsWrite]:
+        rows = await self._rows(f"SELECT {_PMS_WRITE_COLS} FROM pms_outbox WHERE clinic_id = @c "
+                                "AND status = ANY(?::text[]) ORDER BY id DESC LIMIT ?", (list(statuses), limit))
+        return [_pms_write(r) for r in rows]
+
 _VISIT_COLUMNS = (
     "a.id, a.kind, a.vet_id, a.type_id, a.booked_min, a.scheduled, a.arrived, a.started, a.ended, "
     "a.status, a.expected_min, a.priority, COALESCE(p.name, a.pet_name) AS pet"
@@ -1102,6 +1162,20 @@ def _outbox_row(r: asyncpg.Record) -> OutboxRow:
         sending_at=r["sending_at"], provider_sid=r["provider_sid"], provider_status=r["provider_status"],
         error_code=r["error_code"], error_message=r["error_message"], created_at=r["created_at"],
     )
+
+
+_PMS_STATE_COLS = "pms, cursor, events_seen, last_attempt_at, last_ok_at, last_full_at, last_error, progress"
+_PMS_WRITE_COLS = "id, pms, visit_id, action, data, status, attempts, next_at, created_at, last_error"
+
+
+def _pms_state(r: asyncpg.Record) -> PmsSyncState:
+    return PmsSyncState(r["pms"], r["cursor"], int(r["events_seen"]), r["last_attempt_at"], r["last_ok_at"],
+                        r["last_full_at"], r["last_error"], json.loads(r["progress"]))
+
+
+def _pms_write(r: asyncpg.Record) -> PmsWrite:
+    return PmsWrite(int(r["id"]), r["pms"], r["visit_id"], r["action"], json.loads(r["data"]), r["status"],
+                    int(r["attempts"]), r["next_at"], r["created_at"], r["last_error"])
 
 
 class PgStore:
