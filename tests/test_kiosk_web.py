@@ -98,8 +98,12 @@ SCREEN_JS = """() => {
   if (!t) return null;
   const b = t.terminal.buffer.active, lines = [];
   for (let y = 0; y < t.terminal.rows; y++) {
+    // Up to the terminal's width: after the terminal narrows, xterm.js keeps each line's old
+    // cells past the new width until an idle moment trims them (never drawn, but a read of the
+    // whole line returns them: on a busy machine, the landscape layout's right half, keys and
+    // all, where a tap lands on nothing).
     const line = b.getLine(b.viewportY + y);
-    lines.push(line ? line.translateToString(true) : "");
+    lines.push(line ? line.translateToString(true, 0, t.terminal.cols) : "");
   }
   const r = t.terminal.element.querySelector(".xterm-screen").getBoundingClientRect();
   return {lines, cols: t.terminal.cols, rows: t.terminal.rows, x: r.left, y: r.top,
