@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import logging
@@ -184,8 +185,8 @@ class PoliteClient:
                         creds.token_url, json={**body, "client_id": creds.client_id,
                                                "client_secret": creds.client_secret})
                 else:
-                    resp_cm = self.session.post(creds.token_url, data=body,
-                                                auth=aiohttp.BasicAuth(creds.client_id, creds.client_secret))
+                    basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+                    resp_cm = self.session.post(creds.token_url, data=body, headers={"Authorization": f"Basic {basic}"})
                 async with resp_cm as resp:
                     status = resp.status
                     text = await resp.text(errors="replace") if status < 500 else ""
