@@ -1,4 +1,4 @@
-"""The `waitroom` command: serve, replay, import, token, learn, kiosk, notifier, demo."""
+"""The `waitroom` command: serve, replay, import, sync, token, learn, kiosk, notifier, demo."""
 
 from __future__ import annotations
 
@@ -206,6 +206,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_import_summary(name, parsed, counts)))
     return 1 if parsed.skipped else 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Keep the day in step with ezyVet or Provet Cloud (issue 19): exit 0 ok, 2 error or not set up."""
+    from server.connectors.cli import run_sync
+
+    return run_sync(args)
 
 
 def cmd_clinic(args: argparse.Namespace) -> int:
@@ -439,6 +446,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--day", metavar="YYYY-MM-DD", help="a calendar: import this day only")
     s.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("sync", help="keep the day in step with the practice system (ezyVet, Provet Cloud)",
+                       description="Read today's and the next days' appointments from ezyVet or Provet Cloud and "
+                                   "write kiosk arrivals back; runs until stopped (--once: one round). "
+                                   "Secrets come from the environment (README: Practice-management systems).")
+    s.add_argument("--pms", required=True, choices=["ezyvet", "provet"])
+    s.add_argument("--db", default=db_default)
+    s.add_argument("--once", action="store_true", help="one round, print what it did, exit")
+    s.add_argument("--status", action="store_true", help="print the last sync and what needs reception, exit")
+    s.add_argument("--configure", metavar="KEY=VALUE", action="append", default=[],
+                   help="save a setting (partner_id=..., statuses='{\"arrived\": \"In Waiting Room\"}'), exit")
+    s.add_argument("--listen", metavar="HOST:PORT",
+                   help="receive the system's webhooks here (Provet Cloud: POST /pms/provet/webhook/<secret>)")
+    s.set_defaults(fn=cmd_sync)
 
     s = sub.add_parser("clinic", help="set the clinic's name, timezone, phone region")
     s.add_argument("--db", default=db_default)

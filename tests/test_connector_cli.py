@@ -1,0 +1,79 @@
+"""`waitroom sync` as clinic staff run it: set up, one round against a fake ezyVet on loopback,
+status, one loop per clinic, and secrets kept out of the database and the output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from server.connectors.cli import sync_lock
+from server.store import Clinic, SqliteStore
+from tests.fake_ezyvet import CLIENT_ID, CLIENT_SECRET, PARTNER_ID, FakeEzyVet
+
+TZ = ZoneInfo("America/Chicago")
+
+
+async def waitroom(*args: str, secret: str | None = CLIENT_SECRET) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAITROOM_")}
+    if secret is not None:
+        env["WAITROOM_EZYVET_CLIENT_SECRET"] = secret
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "server.cli", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def make_db(tmp_path: Path) -> str:
+    db = str(tmp_path / "clinic.db")
+    store = await SqliteStore.open(db)
+    async with store.transaction() as tx:
+        await tx.set_clinic(Clinic("Test Vets", "America/Chicago", "US"))
+    await store.close()
+    return db
+
+
+async def test_set_up_sync_once_and_status(tmp_path: Path) -> None:
+    db = await make_db(tmp_path)
+    async with FakeEzyVet() as fake:
+        fake.add_client("9", "Maria", "Lopez", "+1 312 555 0101")
+        fake.add_pet("55", "Bella", "9")
+        soon = datetime.now(TZ) + timedelta(hours=1)
+        fake.add_appointment("101", soon, animal="55", contact="9")
+        fake.add_appointment("102", soon + timedelta(minutes=20), animal="55", contact="9")
+
+        code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--configure",
+                                      f"client_secret={CLIENT_SECRET}")
+        assert code == 2 and "secrets are not kept in the database" in err
+        code, out, _ = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--configure",
+                                      f"base_url={fake.base_url}", "--configure", f"partner_id={PARTNER_ID}",
+                                      "--configure", f"client_id={CLIENT_ID}", "--configure", "days=1")
+        assert code == 0 and json.loads(out)["partner_id"] == PARTNER_ID
+
+        code, out, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once")
+        assert code == 0, err
+        assert "ezyVet: 2 fetched, 2 imported, 0 cancelled" in out
+        assert CLIENT_SECRET not in out + err
+
+        code, out, _ = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--status")
+        status = json.loads(out)
+        assert code == 0 and status["last_error"] is None and status["progress"]["imported"] == 2
+
+        with sync_lock(db):  # a sync loop already runs for this clinic
+            code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once")
+        assert code == 2 and "another `waitroom sync` is running" in err
+    stored = await asyncio.to_thread(Path(db).read_bytes)
+    assert CLIENT_SECRET.encode() not in stored
+
+
+async def test_not_set_up_says_what_is_missing(tmp_path: Path) -> None:
+    db = await make_db(tmp_path)
+    code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once", secret=None)
+    assert code == 2 and "partner_id, client_id, WAITROOM_EZYVET_CLIENT_SECRET missing" in err
+    code, _, err = await waitroom("sync", "--pms", "provet", "--db", db, "--once", secret=None)
+    assert code == 2 and "provet_id (or base_url) missing" in err
