@@ -60,6 +60,7 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("POST", "/console/alerts/{seq}/ack"): (frozenset({STAFF}), "/console/alerts/1/ack", {}),
     ("POST", "/console/inbox/{id}/{what}"): (frozenset({STAFF}), "/console/inbox/1/done", {}),
     ("POST", "/console/outbox/{id}/{what}"): (frozenset({STAFF}), "/console/outbox/1/dismiss", {}),
+    ("POST", "/console/pms/{id}/{what}"): (frozenset({STAFF}), "/console/pms/1/done", {}),
     ("GET", "/console/reports"): (frozenset({STAFF}), "/console/reports", {}),
     ("GET", "/console/reports/{name}.csv"): (frozenset({STAFF}), "/console/reports/defects.csv", {}),
     ("GET", "/console/reports/{name}.svg"): (frozenset({STAFF}), "/console/reports/waits.svg", {}),

@@ -78,7 +78,8 @@ class PmsOps(Protocol):
 
     async def finish_pms_write(self, row_id: int, status: str, now: datetime, *, error: str | None = None,
                                next_at: datetime | None = None) -> None:
-        """Record an attempt: `status` sent / failed / task / done, or queued again at `next_at`."""
+        """Record an attempt: `status` sent / failed / task / done, or queued (again) at `next_at`
+        (a failed try backing off, or reception's "try again" on a failed row)."""
         ...
 
     async def pms_writes(self, statuses: tuple[str, ...], limit: int) -> list[PmsWrite]:

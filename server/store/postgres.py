@@ -1112,8 +1112,9 @@ class PgTx:
     async def finish_pms_write(self, row_id: int, status: str, now: datetime, *, error: str | None = None,
                                next_at: datetime | None = None) -> None:
         if status == "queued":
-            await self._write("UPDATE pms_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
-                              "WHERE clinic_id = @c AND id = ?", (next_at or now, error, row_id))
+            await self._write("UPDATE pms_outbox SET status = 'queued', attempts = attempts + 1, next_at = ?, "
+                              "last_error = COALESCE(?, last_error) WHERE clinic_id = @c AND id = ?",
+                              (next_at or now, error, row_id))
             return
         attempted = 1 if status in ("sent", "failed") else 0
         await self._write(

@@ -86,7 +86,8 @@ class SqlitePmsOps:
                                next_at: datetime | None = None) -> None:
         if status == "queued":
             await self._write(
-                "UPDATE pms_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+                "UPDATE pms_outbox SET status = 'queued', attempts = attempts + 1, next_at = ?, "
+                "last_error = COALESCE(?, last_error) WHERE id = ?",
                 (to_db(next_at or now), error, row_id))
             return
         attempted = 1 if status in ("sent", "failed") else 0
