@@ -409,6 +409,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """Copy a clinic's SQLite file into a PostgreSQL database; exit 2 when it cannot or does not check out."""
+    from server.store.copy import CopyError, copy_sqlite_to_postgres
+    from server.store.postgres import is_postgres_url
+
+    if not is_postgres_url(args.to):
+        print("waitroom db copy: --to must be a postgresql:// URL (add ?clinic=ID to name the clinic)",
+              file=sys.stderr)
+        return 2
+    source = args.source.removeprefix("sqlite:")
+    if source != ":memory:" and not Path(source).is_file():
+        print(f"waitroom db copy: --from {args.source}: no such SQLite file", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        report = asyncio.run(copy_sqlite_to_postgres(source, args.to))
+    except (CopyError, OSError, ValueError) as e:
+        print(f"waitroom db copy: {e} (nothing was copied)", file=sys.stderr)
+        return 2
+    for table, (a, b) in report.counts.items():
+        print(f"{table:18} {a:8} -> {b:8}")
+    print(f"copied into clinic {report.clinic!r} in {time.perf_counter() - t0:.1f} s: row counts equal, "
+          f"{report.events_checked} events and {report.days_checked} days read the same on both sides")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -532,6 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save", action="store_true", help="keep --days as the clinic's setting, applied at start-up")
     s.add_argument("--db", default=db_default)
     s.set_defaults(fn=cmd_retention)
+
+    s = sub.add_parser("db", help="move a clinic between stores")
+    dsub = s.add_subparsers(dest="db_command", required=True)
+    d = dsub.add_parser("copy", help="copy a clinic's SQLite file into PostgreSQL (one transaction, then checked)")
+    d.add_argument("--from", dest="source", required=True, help="the SQLite file (PATH or sqlite:PATH)")
+    d.add_argument("--to", required=True, help="postgresql://user@host/db?clinic=ID")
+    d.set_defaults(fn=cmd_db_copy)
 
     s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")
     s.add_argument("--dir", default="demo-data")
