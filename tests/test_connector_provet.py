@@ -176,3 +176,13 @@ async def test_a_gateway_storm_is_a_clear_error_and_the_next_round_recovers(rig:
         assert await q.count_visits(TODAY) == 3
     result = await rig.loop.sync_full()
     assert result.cancelled == 0
+
+
+async def test_a_page_of_hundreds_is_read_whole(rig: Rig) -> None:
+    # A 1,000-result page is a few hundred kilobytes: it arrives in many reads, all of them kept.
+    rig.fake.page_size = 1000
+    for i in range(600):
+        start = NOW.replace(hour=11) + timedelta(seconds=i)
+        rig.fake.add_appointment(1000 + i, start, start + timedelta(minutes=15), client=9, patient=55)
+    result = await rig.loop.round()
+    assert result.imported == 603
