@@ -230,3 +230,25 @@ async def test_db_copy_moves_a_clinic_and_checks_counts_log_and_days(tmp_path: P
     finally:
         await src.close()
         await dst.close()
+
+
+async def test_the_postgresql_schema_has_every_sqlite_table_and_column_and_the_copy_knows_them(
+        pg_url: str) -> None:
+    """A migration added to one backend only fails here (and `db copy` would refuse the file)."""
+    from server.store.copy import TABLES, sqlite_tables
+
+    src, dst = await SqliteStore.open(":memory:"), await PgStore.open(pg_url)
+    try:
+        tables = await sqlite_tables(src)
+        assert sorted(tables) == sorted(t for t, _ in TABLES)
+        async with dst.read() as q:
+            conn = q._db
+            for table in tables:
+                want = {str(r[1]) for r in await src.conn.execute_fetchall(f"PRAGMA table_info({table})")}
+                have = {r[0] for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
+                    "AND table_schema = current_schema()", table)}
+                assert have == want | {"clinic_id"}, table
+    finally:
+        await src.close()
+        await dst.close()

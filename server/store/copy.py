@@ -96,6 +96,10 @@ async def copy_sqlite_to_postgres(src_path: str, dst_url: str) -> CopyReport:
     dst = await PgStore.open(dst_url)
     try:
         report = CopyReport(dst.clinic_id)
+        unknown = set(await sqlite_tables(src)) - {t for t, _ in TABLES}
+        if unknown:
+            raise CopyError(f"this file has tables the copy does not know: {', '.join(sorted(unknown))} "
+                            "(a newer waitroom made it?)")
         clinic = await src.clinic()
         async with dst._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_CLASS, dst.clinic_id)
@@ -161,6 +165,12 @@ async def _copy_table(src: SqliteStore, conn: asyncpg.Connection, clinic_id: str
     overriding = " OVERRIDING SYSTEM VALUE" if id_col else ""
     await conn.executemany(f"INSERT INTO {table} (clinic_id, {', '.join(cols)}){overriding} VALUES ({marks})", out)
     return len(rows)
+
+
+async def sqlite_tables(src: SqliteStore) -> list[str]:
+    """The clinic's tables in a SQLite file (not the clinic row, the migrations or SQLite's own)."""
+    rows = await src.conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    return [str(r[0]) for r in rows if r[0] not in ("clinic", "schema_migrations", "sqlite_sequence")]
 
 
 def _seen(old: int, seqs: dict[int, int]) -> int:
