@@ -72,8 +72,8 @@ async def test_a_status_link_opens_its_own_clinics_visit_only(two_clinics: tuple
     (a, tokens_a), (b, _) = two_clinics
     resp = await a.post("/api/kiosk/lookup", json={"phone": HOUSEHOLD}, headers=_h(tokens_a["kiosk"]))
     ids = [x["id"] for x in (await resp.json())["appointments"]]
-    resp = await a.post("/api/kiosk/checkin", json={"phone": HOUSEHOLD, "appointments": ids, "sms_consent": True,
-                                                     "idempotency_key": "kiosk-key-0001"}, headers=_h(tokens_a["kiosk"]))
+    body = {"phone": HOUSEHOLD, "appointments": ids, "sms_consent": True, "idempotency_key": "kiosk-key-0001"}
+    resp = await a.post("/api/kiosk/checkin", json=body, headers=_h(tokens_a["kiosk"]))
     assert resp.status == 200
     visit = (await resp.json())["visits"][0]
     link = visit["status_url"].removeprefix("http://clinic.test")
