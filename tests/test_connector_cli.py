@@ -77,3 +77,26 @@ async def test_not_set_up_says_what_is_missing(tmp_path: Path) -> None:
     assert code == 2 and "partner_id, client_id, WAITROOM_EZYVET_CLIENT_SECRET missing" in err
     code, _, err = await waitroom("sync", "--pms", "provet", "--db", db, "--once", secret=None)
     assert code == 2 and "provet_id (or base_url) missing" in err
+
+
+def test_the_sync_unit_runs_one_sync_per_instance_with_secrets_from_its_env_file(tmp_path: Path) -> None:
+    import re
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "waitroom-sync@.service").read_text()
+    body = text.split("[Unit]", 1)[1]
+    assert "EnvironmentFile=/etc/waitroom/sync.env" in body and "SECRET=" not in body and "TOKEN=" not in body
+    assert "waitroom sync --pms %i --db ${WAITROOM_DB}" in body
+    assert "RestartPreventExitStatus=2" in body  # not set up / already running: restarting will not help
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    unit = tmp_path / "waitroom-sync@.service"
+    unit.write_text(re.sub(r"^ExecStart=.*$", "ExecStart=/bin/true", text, flags=re.M))
+    instance = tmp_path / "waitroom-sync@ezyvet.service"
+    instance.symlink_to(unit)
+    proc = subprocess.run([analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in proc.stderr.splitlines() if "waitroom-sync" in line]
+    assert proc.returncode == 0 and not problems, proc.stderr

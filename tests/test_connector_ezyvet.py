@@ -299,3 +299,15 @@ def test_expires_in_read_as_seconds_or_epoch_and_capped_at_12_hours() -> None:
     soon = datetime.now(UTC).timestamp() + 7200  # "epoch format": two hours from now
     assert lifetime(soon) == pytest.approx(6480, abs=5)
     assert lifetime("junk") > 0 and lifetime(None) > 0
+
+
+async def test_an_unreadable_booking_is_named_and_left_as_it_was(rig: Rig) -> None:
+    await rig.loop.round()
+    rig.fake.change("102", duration="half an hour")  # a bad value in ezyVet: not a deletion
+    rig.loop._last_full_mono = None  # the next round is a full read of the window
+    result = await rig.loop.round()
+    assert result.skipped == ["appointment 102: duration 'half an hour' is not a number: left as it was"]
+    assert result.cancelled == 0 and await rig.status("102") == "booked"
+    async with rig.store.read() as q:
+        state = await q.pms_state("ezyvet")
+    assert state.progress["skipped"] == result.skipped  # what the console's panel shows

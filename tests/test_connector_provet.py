@@ -3,7 +3,8 @@ from its paged API, changes by its webhooks, arrival written back as an admitted
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from server.connectors.provet import ProvetConnector, ProvetSettings
 from server.connectors.webhook import webhook_app
 from server.events import Event, apply_event
 from server.store import Clinic, SqliteStore
+from tests.conftest import eventually
 from tests.fake_provet import API_TOKEN, CLIENT_ID, CLIENT_SECRET, PROVET_ID, FakeProvet, send_webhook
 from tests.test_connector_ezyvet import FastSleep
 
@@ -186,3 +188,24 @@ async def test_a_page_of_hundreds_is_read_whole(rig: Rig) -> None:
         rig.fake.add_appointment(1000 + i, start, start + timedelta(minutes=15), client=9, patient=55)
     result = await rig.loop.round()
     assert result.imported == 603
+
+
+async def test_the_loop_runs_a_round_when_a_webhook_nudges_it_and_stops_when_told(rig: Rig) -> None:
+    rig.loop.settings.interval_s = 3600  # only a nudge can start the second round
+    stop = asyncio.Event()
+    task = asyncio.create_task(rig.loop.run(stop))
+    try:
+        await eventually(lambda: rig.loop._last_full_mono is not None, "the first round")
+        del rig.fake.appointments[303]
+        rig.loop.nudge("303")
+        await eventually(_status_is(rig, "303", "cancelled"), "the nudged round")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert task.done() and task.exception() is None
+
+
+def _status_is(rig: Rig, pms_id: str, status: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await rig.status(pms_id) == status
+    return check

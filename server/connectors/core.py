@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -204,15 +204,19 @@ def _drop(doc: dict[str, Any], field_name: str | None) -> str | None:
 
 
 async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[Booking], clinic: Clinic,
-                         now: datetime, *, window: tuple[date, date] | None = None) -> SyncResult:
+                         now: datetime, *, window: tuple[date, date] | None = None,
+                         also_listed: Iterable[str] = (), problems: Iterable[str] = ()) -> SyncResult:
     """Put `bookings` into the day (see the module doc). With `window` (first, last clinic
     day) the bookings are the practice system's complete list for those days: a visit of ours
-    from it that is no longer listed was deleted there, and is cancelled here if still booked."""
+    from it that is no longer listed was deleted there, and is cancelled here if still booked.
+    `also_listed`: ids the system listed but the connector could not read (still there: left
+    as they were, never taken for deleted); `problems`: the connector's words for them."""
     result = SyncResult(fetched=len(bookings))
+    result.skipped.extend(problems)
     doc, notes = bookings_doc(pms, bookings, clinic.region)
     result.skipped.extend(notes)
     cancelled_ids = {f"{pms}:{b.id}" for b in bookings if b.cancelled}
-    listed = {f"{pms}:{b.id}" for b in bookings}
+    listed = {f"{pms}:{b.id}" for b in bookings} | {f"{pms}:{i}" for i in also_listed}
     cap = max_visits_per_day(clinic.settings)
     for _ in range(200):
         try:

@@ -121,6 +121,9 @@ class EzyVetConnector:
         self._asked: dict[tuple[str, str], set[str]] = {}  # (endpoint, key) -> values looked up
         self.problems: list[str] = []
         self.cursor_hint: str | None = None  # the newest modified_at seen: ezyVet's clock, not ours
+        # Ids of appointments listed but unreadable (a bad time): still there, so never taken
+        # for deleted; reported in `problems`.
+        self.unreadable: set[str] = set()
 
     def request_count(self) -> int:
         return self.client.stats.requests
@@ -205,7 +208,8 @@ class EzyVetConnector:
                 start = _epoch(a.get("start_at"), f"appointment {aid}: start_at")
                 minutes = self._minutes(a.get("duration"), aid)
             except ValueError as e:
-                self.problems.append(str(e))
+                self.problems.append(f"{e}: left as it was")
+                self.unreadable.add(aid)
                 continue
             type_id = _s(a.get("type_id"))
             animal_id = _s(a.get("animal_id"))

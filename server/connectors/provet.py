@@ -124,6 +124,7 @@ class ProvetConnector:
             per_minute=settings.per_minute, name="Provet Cloud")
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
         self.problems: list[str] = []
+        self.unreadable: set[str] = set()  # listed but unreadable: never taken for deleted
 
     def request_count(self) -> int:
         return self.client.stats.requests
@@ -180,11 +181,14 @@ class ProvetConnector:
                 start = _time(a.get("start"), f"appointment {aid}: start")
                 end = _time(a.get("end"), f"appointment {aid}: end")
             except ValueError as e:
-                self.problems.append(str(e))
+                self.problems.append(f"{e}: left as it was")
+                self.unreadable.add(aid)
                 continue
             minutes = (end - start).total_seconds() / 60
             if not 0 < minutes <= 24 * 60:
-                self.problems.append(f"appointment {aid}: lasts {minutes:g} minutes (expected 1 to 1440)")
+                self.problems.append(f"appointment {aid}: lasts {minutes:g} minutes (expected 1 to 1440): "
+                                     "left as it was")
+                self.unreadable.add(aid)
                 continue
             user_id = _id_of(a.get("user"))
             user = users.get(user_id or "", {})
