@@ -161,6 +161,18 @@ async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, onc
     return {role: await tx.create_token(role, f"{token_prefix}-{role}", now) for role in ROLES}
 
 
+def numbers_to_try(day: date, tz: tzinfo, after: datetime, n: int = 2) -> list[str]:
+    """Named demo households with a booking still to come after `after` (the demo's clock
+    starts mid-morning): the numbers the kiosk's demo line suggests, the two-pet family first."""
+    sched = demo_schedule(day, tz, once_a_day=True)
+    owner = {p["id"]: p["client"] for p in sched["pets"]}
+    mobile = {c[0]: c[2] for c in CLIENTS}
+    later = [(datetime.fromisoformat(a["scheduled"]), owner[a["pet"]]) for a in sched["appointments"]]
+    booked = sorted({cid for t, cid in later if t >= after and cid in mobile},
+                    key=lambda cid: (cid != "c2", min(t for t, c in later if c == cid and t >= after)))
+    return [mobile[cid] for cid in booked[:n]]
+
+
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
@@ -210,8 +222,12 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
         _wait_for(url)
         if with_kiosk:
             from kiosk.app import run_kiosk
+            from kiosk.demo import DemoNote
 
-            run_kiosk(server_url=url, token=tokens["kiosk"], queue_path=str(folder / "kiosk-queue.db"))
+            readme = folder / "README.txt"
+            note = DemoNote(tuple(numbers_to_try(today, tz, clock_start)),
+                            str(readme if readme.exists() else folder / "tokens.txt"))
+            run_kiosk(server_url=url, token=tokens["kiosk"], queue_path=str(folder / "kiosk-queue.db"), demo=note)
         else:
             print("server running; Ctrl-C stops the demo", flush=True)
             server.wait()

@@ -177,6 +177,10 @@ def openapi_document() -> dict[str, Any]:
             _resp({"type": "object", "required": ["ok"]}, errors=(*_AUTH, "429")),
             body={"type": "object", "required": ["idempotency_key"],
                   "properties": {"idempotency_key": _IDEM, "note": {"type": "string", "maxLength": 500}}})},
+        "/api/kiosk/clinic": {"get": _op(
+            "The clinic's name, for the kiosk's top bar", ["kiosk"],
+            _resp({"type": "object", "required": ["name"], "properties": {"name": _STR}},
+                  errors=("401", "403")))},
         "/api/kiosk/visits/{id}": {"get": _op(
             "Live estimate of a visit this kiosk checked in", ["kiosk"],
             _resp(_VISITS, errors=("401", "403", "404")),

@@ -35,6 +35,8 @@ STAFF = "staff session cookie"
 def web_paths() -> dict[str, Any]:
     return {
         "/": {"get": _page("Redirect to the console", "public")},
+        "/favicon.ico": {"get": _page("The site's icon (browsers ask every site for it)", "public",
+                                      "image/x-icon")},
         "/login": {"get": _page("Staff sign-in form", "public"),
                    "post": _page("Sign in (5 failures lock the name for 15 min)", "public",
                                  form={"name": _S, "password": _S, "next": _S})},
