@@ -11,7 +11,7 @@ from textual.app import App
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, KioskError, Kind
+from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind, KioskError
 from kiosk.demo import DemoNote
 from kiosk.offline import OfflineQueue, Submitted
 from kiosk.screens.done import DoneScreen

@@ -195,33 +195,35 @@ async def test_only_the_demo_shows_what_to_try_in_the_clients_language(tmp_path:
         await until(pilot, lambda: text(pilot, "#demo").startswith("DEMO · pruebe 312-555-0102"))
 
 
-async def test_the_demo_suggests_numbers_with_a_booking_still_to_come(live_server: LiveServer) -> None:
+async def test_the_demo_suggests_numbers_with_a_booking_still_to_come(tmp_path: Path) -> None:
     """The numbers on the demo's line find a pet to check in: asked of the real server, on a
     demo day seeded as `waitroom demo` seeds it, at the demo's 10:00."""
+    from server.config import ManualClock
     from server.demo import seed_day
     from server.store import SqliteStore
 
     ten = datetime.combine(DAY, time(10, 0), TZ)
-    await live_server.stop()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{live_server.db}{suffix}").unlink(missing_ok=True)
-    store = await SqliteStore.open(str(live_server.db))
+    db = tmp_path / "demo.db"
+    store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as tx:
             tokens = await seed_day(tx, DAY, "America/Chicago", history_days=2, once_a_day=True)
     finally:
         await store.close()
-    live_server.clock.set(ten)
-    await live_server.start()
+    server = LiveServer(db, tokens, ManualClock(ten))
+    await server.start()
     numbers = numbers_to_try(DAY, TZ, ten)
     assert len(numbers) == 2 and numbers[0] == "312-555-0102"
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tokens['kiosk']}"}) as http:
-        for number in numbers:
-            async with http.post(f"{live_server.base_url}/api/kiosk/lookup", json={"phone": number}) as resp:
-                found: dict[str, Any] = await resp.json()
-            later = [a for a in found["appointments"]
-                     if datetime.fromisoformat(a["scheduled"]) >= ten and not a["checked_in"]]
-            assert later, (number, found)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tokens['kiosk']}"}) as http:
+            for number in numbers:
+                async with http.post(f"{server.base_url}/api/kiosk/lookup", json={"phone": number}) as resp:
+                    found: dict[str, Any] = await resp.json()
+                later = [a for a in found["appointments"]
+                         if datetime.fromisoformat(a["scheduled"]) >= ten and not a["checked_in"]]
+                assert later, (number, found)
+    finally:
+        await server.stop()
 
 
 async def test_pages_and_the_kiosk_box_have_a_favicon(live_server: LiveServer, tmp_path: Path) -> None:
