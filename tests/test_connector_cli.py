@@ -100,3 +100,41 @@ def test_the_sync_unit_runs_one_sync_per_instance_with_secrets_from_its_env_file
     proc = subprocess.run([analyze, "verify", "--man=no", str(instance)], capture_output=True, text=True, timeout=60)
     problems = [line for line in proc.stderr.splitlines() if "waitroom-sync" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def test_the_lock_is_per_clinic_and_names_no_password() -> None:
+    from server.connectors.cli import lock_path
+
+    assert lock_path("/var/lib/waitroom/clinic.db") == "/var/lib/waitroom/clinic.db.sync.lock"
+    assert lock_path("sqlite:/srv/c.db") == "/srv/c.db.sync.lock"
+    a = lock_path("postgresql://wr:pw1@db.local:5432/group?clinic=north")
+    assert a == lock_path("postgresql://wr:other-pw@db.local:5432/group?clinic=north")  # same clinic
+    assert a != lock_path("postgresql://wr:pw1@db.local:5432/group?clinic=south")
+    assert "pw1" not in a
+
+
+async def test_sync_once_into_a_postgresql_clinic(pg_url: str) -> None:
+    from server.store import open_store
+
+    db = pg_url + "&clinic=north" if "?" in pg_url else pg_url + "?clinic=north"
+    store = await open_store(db)
+    async with store.transaction() as tx:
+        await tx.set_clinic(Clinic("North Vets", "America/Chicago", "US"))
+    await store.close()
+    async with FakeEzyVet() as fake:
+        fake.add_client("9", "Maria", "Lopez", "+1 312 555 0101")
+        fake.add_pet("55", "Bella", "9")
+        fake.add_appointment("101", datetime.now(TZ) + timedelta(hours=1), animal="55", contact="9")
+        for setting in (f"base_url={fake.base_url}", f"partner_id={PARTNER_ID}", f"client_id={CLIENT_ID}"):
+            code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--configure", setting)
+            assert code == 0, err
+        code, out, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once")
+        assert code == 0 and "1 imported" in out, err
+    store = await open_store(db)
+    try:
+        async with store.read() as q:
+            found = await q.visit("ezyvet:101")
+            state = await q.pms_state("ezyvet")
+    finally:
+        await store.close()
+    assert found is not None and found.status == "booked" and state.last_error is None

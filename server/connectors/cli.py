@@ -1,8 +1,9 @@
 """`waitroom sync --pms ezyvet|provet`: the clinic's one sync loop (see server/connectors/loop.py).
 
 One loop per clinic: the process holds an exclusive lock on `<db>.sync.lock` (fcntl.flock,
-released by the kernel however the process ends), so a second `waitroom sync` for the same
-database exits at once instead of syncing twice and writing every arrival back twice.
+released by the kernel however the process ends; `lock_path` for a PostgreSQL clinic), so a
+second `waitroom sync` for the same clinic exits at once instead of syncing twice and writing
+every arrival back twice.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO
@@ -33,10 +36,26 @@ class AlreadyRunning(Exception):
     pass
 
 
+def lock_path(db: str) -> str:
+    """Beside a SQLite file; for a PostgreSQL clinic (`postgresql://...?clinic=ID`, no file of
+    ours) in the temporary directory, named by a hash of the URL without its password: it keeps
+    two syncs of one clinic apart on one machine (run the sync on one machine only)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if db.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(db)
+        host = parts.hostname or ""
+        safe = urlunsplit((parts.scheme, f"{parts.username or ''}@{host}:{parts.port or ''}", parts.path,
+                           parts.query, ""))
+        digest = hashlib.sha256(safe.encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"waitroom-sync-{digest}.lock")
+    return f"{db.removeprefix('sqlite:')}.sync.lock"
+
+
 @contextlib.contextmanager
 def sync_lock(db: str) -> Iterator[IO[str]]:
     """The clinic's sync lock (see the module doc); AlreadyRunning when another process holds it."""
-    path = f"{db}.sync.lock"
+    path = lock_path(db)
     handle = open(path, "a+")  # noqa: SIM115 - held for the process's life, closed below
     try:
         try:
