@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
+from server.keys import STORE
 from server.store.postgres import PgStore
 from tests.conftest import DAY
 from tests.pg_cluster import with_params
@@ -83,3 +84,28 @@ async def test_a_status_link_opens_its_own_clinics_visit_only(two_clinics: tuple
     # is Riverside's all the same (each clinic signs with a key of its own).
     other = await b.get(link)
     assert other.status == 404 and visit["pet"] not in await other.text()
+
+
+async def test_a_change_made_through_one_process_shows_at_the_others_at_once(pg_url: str, clock: ManualClock) -> None:
+    """Two servers of one clinic (as two processes would be): a walk-in taken by one is in the
+    other's estimates and wakes its live pages, though the other had cached its answer."""
+    url = with_params(pg_url, clinic="riverside")
+    a, tokens = await _clinic(url, "riverside", clock)
+    config = Config(db_path=url, clock=clock, secret="one-secret-for-the-group", public_url="http://clinic.test")
+    b: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
+    await b.start_server()
+    try:
+        before = await (await b.get("/api/estimates", headers=_h(tokens["reception"]))).json()
+        store_b = b.app[STORE]
+        seen = store_b.version
+        resp = await a.post("/api/kiosk/walkin", headers=_h(tokens["kiosk"]), json={
+            "name": "Sam Lee", "pet": "Rex", "species": "dog", "reason": "checkup", "idempotency_key": "walkin-0001"})
+        assert resp.status == 200
+        (walkin,) = (await resp.json())["visits"]
+        assert await store_b.wait_for_change(seen, 10.0)  # NOTIFY reached the other server
+        after = await (await b.get("/api/estimates", headers=_h(tokens["reception"]))).json()
+        ids = [e["appointment"] for e in after["estimates"]]
+        assert walkin["appointment"] in ids and walkin["appointment"] not in str(before)
+    finally:
+        await b.close()
+        await a.close()
