@@ -51,6 +51,7 @@ class ProvetSettings:
     department_ids: list[str] = field(default_factory=list)
     per_minute: int = 55
     admit: bool = True  # write arrival back as an admitted consultation
+    texts_consented: bool = False  # the clinic's Provet consent covers waiting-room texts (else the kiosk asks)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, secret: str = "", api_token: str | None = None) -> ProvetSettings:
@@ -68,6 +69,8 @@ class ProvetSettings:
             s.per_minute = d["per_minute"]
         if isinstance(d.get("admit"), bool):
             s.admit = d["admit"]
+        if isinstance(d.get("texts_consented"), bool):
+            s.texts_consented = d["texts_consented"]
         return s
 
 
@@ -207,7 +210,8 @@ class ProvetConnector:
                 type_id=reason_id, type_name=_s(reason.get("name")) or _s(a.get("title")),
                 client_id=client_id,
                 client_name=" ".join(x for x in (_s(client.get("firstname")), _s(client.get("lastname"))) if x) or None,
-                mobile=self._mobile(client), sms_consent=bool(self._mobile(client)) and not client.get("no_sms"),
+                mobile=self._mobile(client),
+                sms_consent=self.settings.texts_consented and bool(self._mobile(client)) and not client.get("no_sms"),
                 pet_id=patient_id, pet_name=_s(patient.get("name")), species=_s(patient.get("species")), sex=sex,
                 cancelled=cancelled))
         return out

@@ -68,6 +68,11 @@ class PmsOps(Protocol):
         `last` (clinic days), cancelled ones included."""
         ...
 
+    async def client_preferences(self, client_ids: list[str]) -> dict[str, tuple[bool, str]]:
+        """(sms consent, language) of the clients of these ids that exist: what a sync must keep
+        (consent given at the kiosk, a language set here) when the practice system says nothing."""
+        ...
+
     async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
         """Add write-backs (a dedupe key seen before is skipped); how many were new."""
         ...

@@ -1093,6 +1093,11 @@ class PgTx:
             "AND starts_with(id, ?) AND day >= ? AND day <= ?", (prefix, first, last))
         return {r["id"]: r["status"] for r in rows}
 
+    async def client_preferences(self, client_ids: list[str]) -> dict[str, tuple[bool, str]]:
+        rows = await self._rows("SELECT id, sms_consent, language FROM clients WHERE clinic_id = @c "
+                                "AND id = ANY(?::text[])", (list(client_ids),))
+        return {r["id"]: (bool(r["sms_consent"]), r["language"]) for r in rows}
+
     async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
         n = 0
         for row in rows:

@@ -61,6 +61,9 @@ def web_paths() -> dict[str, Any]:
         "/console/outbox/{id}/{what}": {"post": _page(
             "Reception's decision on a held or failed text: resend, drop (held) or dismiss (failed)", STAFF,
             form={}, params=("id", "what"))},
+        "/console/pms/{id}/{what}": {"post": _page(
+            "Reception's call on a practice-system write-back: done (by hand) or retry (a failed one)", STAFF,
+            form={}, params=("id", "what"))},
         "/console/reports": {"get": _page(
             "Practice manager's reports (?period=day|week|month|year|custom&date=&to=&vet=&page=)", STAFF)},
         "/console/reports/{name}.csv": {"get": _page("One report table as CSV (same query as the page)", STAFF,
