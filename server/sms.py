@@ -16,7 +16,7 @@ from notifier.messages import ClinicInfo
 from notifier.providers import make_provider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
 from notifier.webhooks import make_webhook_routes
-from notifier.worker import Worker
+from notifier.worker import Worker, WorkerSettings
 from server.events import Event, apply_event
 from server.keys import CONFIG, RUNTIME, STORE, WORKER
 from server.store import Tx
@@ -60,7 +60,10 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
             config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
             from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
             base_url=config.twilio_base_url, public_url=config.public_url, console_links=config.console_sms_links)
-        worker = Worker(app[STORE].transaction, provider, config.clock.now, reader=app[STORE].read)
+        store = app[STORE]
+        # Other processes on the same database: adopt what a stopped one left mid-send.
+        settings = WorkerSettings(orphan_check_s=5.0) if store.several_processes else None
+        worker = Worker(store.transaction, provider, config.clock.now, settings, reader=store.read)
         app[WORKER] = worker
         rt.on_texts = worker.wake
         tasks.append(asyncio.create_task(_run_worker(worker)))
