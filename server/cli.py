@@ -435,6 +435,48 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sms_receive(args: argparse.Namespace) -> int:
+    """A client's text, for a clinic on the console provider: the running server takes it as
+    it would take Twilio's webhook (POST /api/sms/receive, reception's token)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    token = args.token or os.environ.get("WAITROOM_RECEPTION_TOKEN") or _demo_token(Path(args.tokens_file))
+    if not token:
+        print("waitroom sms receive: --token: a reception token is needed (or WAITROOM_RECEPTION_TOKEN, or the "
+              f"demo's {args.tokens_file})", file=sys.stderr)
+        return 2
+    url = args.server.rstrip("/") + "/api/sms/receive"
+    data = json.dumps({"from": args.sender, "body": args.body}).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 - the clinic's own server
+            got = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:300]
+        print(f"waitroom sms receive: {url}: HTTP {e.code} {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"waitroom sms receive: {url}: {e} (is the server running?)", file=sys.stderr)
+        return 1
+    what = {"keep": "keeps their place", "reschedule": "asks to reschedule (the link is texted back)",
+            "optout": "opts out of texts", "optin": "opts back in", "help": "asks for help",
+            "other": "said something for reception (in the console's inbox)"}.get(got.get("kind"), got.get("kind"))
+    print(f"from {got['from']}: {args.body!r} -> {what}; {got['answers']} answer(s) queued")
+    return 0
+
+
+def _demo_token(path: Path) -> str | None:
+    """The reception token the demo wrote to demo-data/tokens.txt, if there is one."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split("=", 1)[1] for line in lines if line.startswith("reception=")), None)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -565,6 +607,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--from", dest="source", required=True, help="the SQLite file (PATH or sqlite:PATH)")
     d.add_argument("--to", required=True, help="postgresql://user@host/db?clinic=ID")
     d.set_defaults(fn=cmd_db_copy)
+
+    s = sub.add_parser("sms", help="texts by hand, for a clinic on the console provider")
+    smsub = s.add_subparsers(dest="sms_command", required=True)
+    r = smsub.add_parser("receive", help="a client's reply, taken as Twilio's webhook would bring it")
+    r.add_argument("--from", dest="sender", required=True, help="the client's mobile number")
+    r.add_argument("--body", required=True, help="what they texted (\"1\", \"2\", STOP, ...)")
+    r.add_argument("--server", default="http://127.0.0.1:8080", help="the running waitroom server")
+    r.add_argument("--token", help="a reception token (default: WAITROOM_RECEPTION_TOKEN, or the demo's)")
+    r.add_argument("--tokens-file", default="demo-data/tokens.txt", help=argparse.SUPPRESS)
+    r.set_defaults(fn=cmd_sms_receive)
 
     s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")
     s.add_argument("--dir", default="demo-data")

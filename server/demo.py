@@ -173,6 +173,34 @@ def numbers_to_try(day: date, tz: tzinfo, after: datetime, n: int = 2) -> list[s
     return [mobile[cid] for cid in booked[:n]]
 
 
+def demo_guide(folder: Path, url: str, tokens: dict[str, str]) -> str:
+    """Where everything of the running demo is, for a person trying it: printed at the start
+    and kept in demo-data/README.txt (the kiosk takes the whole terminal at once)."""
+    return f"""waitroom demo: Riverside Animal Clinic, today, from 10:00 on the demo clock
+
+Reception console  {url}/console
+                   sign in as demo / demo-password
+Lobby display      {url}/display?token={tokens['display']}
+Reports            {url}/console/reports
+API                curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates
+                   (every token is in {folder / 'tokens.txt'})
+
+At the kiosk (this terminal), try these mobile numbers:
+  312-555-0102   James Carter: Max and Bella, two pets, one household
+  312-555-0101   Maria Lopez: Luna, in Spanish
+  312-555-0103   Aiko Tanaka: Mochi (no consent to texts)
+  any other      "Walk-in" and "My pet needs urgent help" need no booking
+
+Texts go to the server's log, not to phones (the console SMS provider):
+  tail -f {folder / 'server.log'} | grep 'sms to'
+Reply as a client would, by text ("1" keep my place, "2" reschedule, STOP):
+  waitroom sms receive --from 312-555-0102 --body 1
+  (from the project folder; with make demo's environment: .venv/bin/waitroom)
+
+Stop the demo: Ctrl-Q in the kiosk (the server stops with it).
+"""
+
+
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
@@ -205,16 +233,14 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     asyncio.run(_play_morning(db, today, clock_start))
     (folder / "tokens.txt").write_text("".join(f"{r}={t}\n" for r, t in tokens.items()))
     url = f"http://127.0.0.1:{port}"
-    print(f"demo clinic day seeded in {db}\n  server:  {url}  (API tokens in {folder / 'tokens.txt'})\n"
-          f"  try:     curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates\n"
-          f"  console: {url}/console  (sign in as demo / demo-password)\n"
-          f"  lobby:   {url}/display?token={tokens['display']}\n"
-          f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
+    guide = demo_guide(folder, url, tokens)
+    # The full-screen kiosk covers the terminal at once: the same words stay in a file.
+    (folder / "README.txt").write_text(guide)
+    print(guide + f"\n(this is also in {folder / 'README.txt'})", flush=True)
     # The demo's texts show their links whole, so they can be followed from the log.
     env = {**os.environ, "WAITROOM_PUBLIC_URL": url, "WAITROOM_CONSOLE_SMS_LINKS": "1"}
     # The server's logs and the console SMS provider's texts go to a file, not over the kiosk.
     log = open(folder / "server.log", "a")  # noqa: SIM115 - open for the server's whole life
-    print(f"  texts:   tail -f {folder / 'server.log'} | grep 'sms to'", flush=True)
     server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port),
                                "--clock", clock_start.isoformat()],
                               env=env, stdout=log, stderr=log)
