@@ -615,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--body", required=True, help="what they texted (\"1\", \"2\", STOP, ...)")
     r.add_argument("--server", default="http://127.0.0.1:8080", help="the running waitroom server")
     r.add_argument("--token", help="a reception token (default: WAITROOM_RECEPTION_TOKEN, or the demo's)")
-    r.add_argument("--tokens-file", default="demo-data/tokens.txt", help=argparse.SUPPRESS)
+    r.add_argument("--tokens-file", default="demo-data/tokens.txt", help="the demo's tokens (default: %(default)s)")
     r.set_defaults(fn=cmd_sms_receive)
 
     s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")

@@ -176,6 +176,9 @@ def numbers_to_try(day: date, tz: tzinfo, after: datetime, n: int = 2) -> list[s
 def demo_guide(folder: Path, url: str, tokens: dict[str, str]) -> str:
     """Where everything of the running demo is, for a person trying it: printed at the start
     and kept in demo-data/README.txt (the kiosk takes the whole terminal at once)."""
+    server = "" if url == "http://127.0.0.1:8080" else f" --server {url}"
+    if folder.resolve() != (Path.cwd() / "demo-data").resolve():
+        server += f" --tokens-file {folder / 'tokens.txt'}"
     return f"""waitroom demo: Riverside Animal Clinic, today, from 10:00 on the demo clock
 
 Reception console  {url}/console
@@ -193,12 +196,19 @@ At the kiosk (this terminal), try these mobile numbers:
 
 Texts go to the server's log, not to phones (the console SMS provider):
   tail -f {folder / 'server.log'} | grep 'sms to'
-Reply as a client would, by text ("1" keep my place, "2" reschedule, STOP):
-  waitroom sms receive --from 312-555-0102 --body 1
-  (from the project folder; with make demo's environment: .venv/bin/waitroom)
+Reply as a client would, by text ("1" keep my place, "2" reschedule, STOP), in {Path.cwd()}:
+  {_here(Path(sys.executable).parent / "waitroom")} sms receive --from 312-555-0102 --body 1{server}
 
 Stop the demo: Ctrl-Q in the kiosk (the server stops with it).
 """
+
+
+def _here(path: Path) -> str:
+    """`path` as typed from the current folder (.venv/bin/waitroom), else whole."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
