@@ -173,9 +173,15 @@ def numbers_to_try(day: date, tz: tzinfo, after: datetime, n: int = 2) -> list[s
     return [mobile[cid] for cid in booked[:n]]
 
 
-def demo_guide(folder: Path, url: str, tokens: dict[str, str]) -> str:
+def demo_guide(folder: Path, url: str, tokens: dict[str, str], numbers: list[str]) -> str:
     """Where everything of the running demo is, for a person trying it: printed at the start
     and kept in demo-data/README.txt (the kiosk takes the whole terminal at once)."""
+    by_mobile = {c[2]: c for c in CLIENTS}
+    households = "\n".join(
+        f"  {m}   {by_mobile[m][1]}: {', '.join(p[1] for p in by_mobile[m][6])}"
+        f"{', in Spanish' if by_mobile[m][4] == 'es' else ''}{'' if by_mobile[m][3] else ' (no texts: no consent)'}"
+        for m in numbers)
+    reply_to = numbers[0] if numbers else "312-555-0102"
     server = "" if url == "http://127.0.0.1:8080" else f" --server {url}"
     if folder.resolve() != (Path.cwd() / "demo-data").resolve():
         server += f" --tokens-file {folder / 'tokens.txt'}"
@@ -188,16 +194,14 @@ Reports            {url}/console/reports
 API                curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates
                    (every token is in {folder / 'tokens.txt'})
 
-At the kiosk (this terminal), try these mobile numbers:
-  312-555-0102   James Carter: Max and Bella, two pets, one household
-  312-555-0101   Maria Lopez: Luna, in Spanish
-  312-555-0103   Aiko Tanaka: Mochi (no consent to texts)
+At the kiosk (this terminal), try these mobile numbers (booked later today):
+{households}
   any other      "Walk-in" and "My pet needs urgent help" need no booking
 
 Texts go to the server's log, not to phones (the console SMS provider):
   tail -f {folder / 'server.log'} | grep 'sms to'
 Reply as a client would, by text ("1" keep my place, "2" reschedule, STOP), in {Path.cwd()}:
-  {_here(Path(sys.executable).parent / "waitroom")} sms receive --from 312-555-0102 --body 1{server}
+  {_here(Path(sys.executable).parent / "waitroom")} sms receive --from {reply_to} --body 1{server}
 
 Stop the demo: Ctrl-Q in the kiosk (the server stops with it).
 """
@@ -243,7 +247,7 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     asyncio.run(_play_morning(db, today, clock_start))
     (folder / "tokens.txt").write_text("".join(f"{r}={t}\n" for r, t in tokens.items()))
     url = f"http://127.0.0.1:{port}"
-    guide = demo_guide(folder, url, tokens)
+    guide = demo_guide(folder, url, tokens, numbers_to_try(today, tz, clock_start, n=4))
     # The full-screen kiosk covers the terminal at once: the same words stay in a file.
     (folder / "README.txt").write_text(guide)
     print(guide + f"\n(this is also in {folder / 'README.txt'})", flush=True)
