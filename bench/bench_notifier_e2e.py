@@ -31,7 +31,7 @@ from server.app import create_app  # noqa: E402
 from server.config import Config, ManualClock  # noqa: E402
 from server.events import Event, apply_event  # noqa: E402
 from server.schedule import import_schedule  # noqa: E402
-from server.store import Clinic, SqliteStore, create_token, set_clinic  # noqa: E402
+from server.store import Clinic, SqliteStore  # noqa: E402
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio  # noqa: E402
 
 TZ = ZoneInfo("America/Chicago")
@@ -41,7 +41,7 @@ DAY_START = datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
 async def seed(db: Path, n: int) -> str:
     store = await SqliteStore.open(str(db))
     async with store.transaction() as conn:
-        await set_clinic(conn, Clinic("Bench Clinic", "America/Chicago", "US", "+13125550100"))
+        await conn.set_clinic(Clinic("Bench Clinic", "America/Chicago", "US", "+13125550100"))
         doc = {
             "vets": [{"id": "v1", "name": "Dr. Ana Ruiz"}],
             "appointment_types": [{"id": "vacc", "name": "Vaccination", "booked_min": 10}],
@@ -54,7 +54,7 @@ async def seed(db: Path, n: int) -> str:
         await import_schedule(conn, doc, TZ, "US")
         for i in range(n):  # the lobby is full: everyone has checked in
             await apply_event(conn, Event("checkin", DAY_START, f"a{i}"), "bench", TZ, DAY_START)
-        token = await create_token(conn, "reception", "bench")
+        token = await conn.create_token("reception", "bench", DAY_START)
     await store.close()
     return token
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from server.app import RUNTIME
 from server.estimator import MAX_QUEUE
-from server.store import SqliteStore, fetch
+from server.store import SqliteStore
+from server.store.sqlite import fetch
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 

@@ -24,7 +24,7 @@ from server.importers import (
     read_schedule_file,
 )
 from server.schedule import import_schedule
-from server.store import SqliteStore, load_day
+from server.store import SqliteStore
 from tests.conftest import Api
 
 TZ = ZoneInfo("America/Chicago")
@@ -751,7 +751,7 @@ async def test_imported_blocked_time_holds_up_the_vets_queue() -> None:
         async with store.transaction() as conn:
             counts = await import_schedule(conn, doc, TZ, "US")
             assert counts["blocks"] == 1
-            state = await load_day(conn, date(2026, 11, 27))
+            state = await conn.visits_for_day(date(2026, 11, 27))
         assert state.blocks == {
             "kim": [(datetime(2026, 11, 27, 12, tzinfo=TZ), datetime(2026, 11, 27, 12, 30, tzinfo=TZ))]
         }
@@ -761,7 +761,7 @@ async def test_imported_blocked_time_holds_up_the_vets_queue() -> None:
         doc["blocks"][0]["end"] = "2026-11-27T12:45:00-06:00"
         async with store.transaction() as conn:
             await import_schedule(conn, doc, TZ, "US")
-            state = await load_day(conn, date(2026, 11, 27))
+            state = await conn.visits_for_day(date(2026, 11, 27))
         assert estimate(state, datetime(2026, 11, 27, 11, 0, tzinfo=TZ))["noon"].start.minute == 45
     finally:
         await store.close()

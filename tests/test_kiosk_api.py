@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from server.store import SqliteStore, create_token, fetch
+from server.store import SqliteStore
+from server.store.sqlite import fetch
 from tests.conftest import Api
 
 HOUSEHOLD = "(312) 555-0102"  # James Carter: Max and Bella
@@ -107,7 +109,7 @@ async def test_a_kiosk_reads_only_the_visits_it_checked_in(api: Api) -> None:
     assert mine.status == 200
     store = await SqliteStore.open(str(api.db))
     async with store.transaction() as conn:
-        other_kiosk = await create_token(conn, "kiosk", "lobby-2")
+        other_kiosk = await conn.create_token("kiosk", "lobby-2", datetime.now(UTC))
     await store.close()
     theirs = await api.client.get(f"/api/kiosk/visits/{vid}", headers={"Authorization": f"Bearer {other_kiosk}"})
     assert theirs.status == 404

@@ -19,7 +19,7 @@ from server.app import create_app
 from server.cli import main as cli_main
 from server.config import Config, ManualClock
 from server.retention import erase_stale_clients
-from server.store import Clinic, SqliteStore, set_clinic
+from server.store import Clinic, SqliteStore
 from server.store.backup import backup
 from tests.conftest import DAY, seed_clinic
 
@@ -140,7 +140,7 @@ async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Pat
         async with store.transaction() as conn:
             clinic = await store.clinic()
             clinic.settings["retention_days"] = 365
-            await set_clinic(conn, Clinic(clinic.name, clinic.timezone, clinic.region, clinic.phone, clinic.settings))
+            await conn.set_clinic(Clinic(clinic.name, clinic.timezone, clinic.region, clinic.phone, clinic.settings))
     finally:
         await store.close()
     config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test")

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.bench_crash import ServeProcess, free_port, seed
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.store import SqliteStore, create_token
+from server.store import SqliteStore
 from tests.conftest import ROLES, START, Api, seed_clinic
 
 APPT = "2026-03-02-v1-0800"
@@ -123,7 +123,7 @@ async def test_kiosk_lookups_are_rate_limited_per_kiosk(kiosk: tuple[TestClient[
     store = await SqliteStore.open(str(db))
     try:
         async with store.transaction() as conn:
-            other = await create_token(conn, "kiosk", "lobby-2")
+            other = await conn.create_token("kiosk", "lobby-2", START)
     finally:
         await store.close()
     r = await client.post("/api/kiosk/lookup", json={"phone": "312-555-0102"},

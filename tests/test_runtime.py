@@ -8,7 +8,6 @@ import pytest
 
 from server.app import RUNTIME
 from server.estimator import estimate
-from server.store import load_day
 from tests.conftest import DAY, Api
 
 
@@ -26,7 +25,8 @@ async def test_estimates_served_after_one_vets_event_equal_a_full_recomputation(
     cached = rt._est_cache
     assert cached is not None and cached[0] == rt.store.version  # primed by the writes, not recomputed
     now = cached[1]
-    fresh = estimate(await load_day(rt.store.conn, DAY), now, rt.model)
+    async with rt.store.read() as q:
+        fresh = estimate(await q.visits_for_day(DAY), now, rt.model)
     assert cached[2] == fresh
 
 

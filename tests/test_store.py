@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.store import SqliteStore, create_token, fetch, token_role
-from server.store.sqlite import ReadOnly
+from server.store import SqliteStore
+from server.store.sqlite import ReadOnly, fetch
 
 
 async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
@@ -125,14 +125,15 @@ async def test_old_time_forms_are_rewritten_to_the_one_canonical_form(tmp_path: 
 async def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     store = await SqliteStore.open(str(tmp_path / "w.db"))
     async with store.transaction() as conn:
-        token = await create_token(conn, "kiosk", "lobby-1")
+        token = await conn.create_token("kiosk", "lobby-1", datetime.now(UTC))
     stored = [r[0] for r in await store.conn.execute_fetchall("SELECT hash FROM tokens")]
     assert token not in stored
-    assert await token_role(store.conn, token) == ("kiosk", "lobby-1")
-    assert await token_role(store.conn, token + "x") is None
+    async with store.read() as q:
+        assert await q.token_role(token) == ("kiosk", "lobby-1")
+        assert await q.token_role(token + "x") is None
     with pytest.raises(ValueError):
         async with store.transaction() as conn:
-            await create_token(conn, "admin", "x")
+            await conn.create_token("admin", "x", datetime.now(UTC))
     await store.close()
 
 

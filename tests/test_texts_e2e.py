@@ -3,6 +3,7 @@ worker sending to a fake Twilio on loopback, and clients' replies through the si
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from twilio.request_validator import RequestValidator
 from notifier.twilio_signature import compute_signature
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
-from server.store import SqliteStore, fetch
+from server.store import SqliteStore
+from server.store.sqlite import fetch
 from tests.conftest import DAY, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_console import add_user, log_in
@@ -150,6 +152,11 @@ async def test_stop_means_no_more_delay_texts(clinic: Clinic) -> None:
     for i, n in enumerate(sorted(numbers)):
         assert await clinic.inbound(n, "STOP", f"SM{i:032d}") == 200
     await clinic.settled()
+    # Each decision is in the log (last four digits only), by the client's visit.
+    logged = await clinic.sql("SELECT appointment_id, data, actor FROM events WHERE type = 'reply'")
+    assert sorted(json.loads(r[1])["phone_last4"] for r in logged) == sorted(n[-4:] for n in numbers)
+    assert {json.loads(r[1])["kind"] for r in logged} == {"optout"} and {r[2] for r in logged} == {"sms"}
+    assert all(r[0] is not None for r in logged)  # each number has a visit today
     before = len(clinic.twilio.accepted)  # the one confirmation each
     await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
     await clinic.settled()

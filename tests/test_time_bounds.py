@@ -21,7 +21,8 @@ except ImportError:
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import SqliteStore, fetch
+from server.store import SqliteStore
+from server.store.sqlite import fetch
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 

@@ -23,7 +23,8 @@ from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
 from server.keys import CLOCK
 from server.sms import WORKER
-from server.store import Clinic, SqliteStore, fetch
+from server.store import Clinic, SqliteStore
+from server.store.sqlite import fetch
 from server.web.auth import check_password, create_user, hash_password
 from server.web.board import load_board
 from tests.conftest import START, Api, eventually, seed_clinic
@@ -891,6 +892,11 @@ async def test_a_vets_title_from_the_console_is_what_spanish_pages_say(desk: Des
     assert "con Dr. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())  # no title: as named
     bad = await desk.post("/console/vet-title", {"vet": "v1", "title": "Prof."}, status=400)
     assert bad["field"] == "title"
+    # Each change is in the log, with who made it and what it replaced; Recent actions shows it.
+    logged = [(json.loads(r["data"]), r["actor"]) for r in await desk.events("vet_title")]
+    assert logged == [({"vet": "v1", "title": "Dr.", "previous": "Dra."}, "user:ana"),
+                      ({"vet": "v1", "title": None, "previous": "Dr."}, "user:ana")]
+    assert "Dr. Ana Ruiz&#39;s title in Spanish: none" in await (await desk.client.get("/console")).text()
 
 
 async def test_declared_emergency_says_how_many_clients_are_texted(desk: Desk) -> None:

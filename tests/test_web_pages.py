@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from notifier.links import status_token
-from server.store import SqliteStore, fetch
+from server.store import SqliteStore
+from server.store.sqlite import fetch
 from tests.conftest import Api
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)

@@ -88,9 +88,9 @@ class SqliteTx(SqliteReportQueries, SqlitePmsOps):
         self._db = conn
         self._writable = writable
 
-    # -- the raw connection, for the modules not yet moved behind named operations -------------
-    # (transitional: the architecture test forbids their use outside server/store/ once every
-    # module is moved)
+    # -- raw SQL: for this backend's own tests only (what the interface must never offer: a
+    # migration's old rows, a corrupt row). The architecture test forbids SQL outside
+    # server/store/ in the server and the notifier.
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
         return await self._db.execute(sql, params)
@@ -821,10 +821,6 @@ class SqliteTx(SqliteReportQueries, SqlitePmsOps):
             "sending_at = CASE WHEN uncertain = 1 AND sending_at IS NOT NULL THEN sending_at ELSE ? END, "
             "updated_at = ? WHERE id = ?", (to_db(now), to_db(now), row_id))
 
-    async def adopt_orphaned_texts(self) -> list[OutboxRow]:
-        # One process sends from a SQLite file: what a stopped one left is settled at start-up.
-        return []
-
     async def mark_text_sent(self, row_id: int, provider_sid: str, provider_status: str | None,
                              now: datetime) -> None:
         # A status callback may have beaten us here (it is a separate request): keep "delivered".
@@ -1023,11 +1019,6 @@ def _visit(r: aiosqlite.Row) -> Visit:
     )
 
 
-# Typed loosely while modules not yet moved still pass a transaction where they once passed a
-# connection (transitional: becomes SqliteTx when the last one moves).
-_Transitional = Any
-
-
 def _logged(r: aiosqlite.Row) -> LoggedEvent:
     at, recorded = from_db(r["at"]), from_db(r["recorded_at"])
     assert at is not None and recorded is not None
@@ -1054,8 +1045,6 @@ def _outbox_row(r: aiosqlite.Row) -> OutboxRow:
 
 class SqliteStore:
     """The database: open with `await SqliteStore.open(path)` (":memory:" for replay and tests)."""
-
-    several_processes = False  # one server process per file
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -1087,9 +1076,9 @@ class SqliteStore:
         return store
 
     @property
-    def conn(self) -> _Transitional:
+    def conn(self) -> SqliteTx:
         """Raw SQL on the store's connection, outside any transaction: for this backend's own
-        tests, and (transitional) for the modules not yet moved behind named operations."""
+        tests only (the architecture test keeps `.conn` out of the server and the notifier)."""
         return SqliteTx(self._conn, writable=True)
 
     async def close(self) -> None:
@@ -1119,7 +1108,7 @@ class SqliteStore:
         return applied
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transitional]:
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
         """The one write path: serialised, immediate, committed before the caller answers."""
         self._writes += 1
         self._no_writes.clear()

@@ -47,7 +47,6 @@ from server.web.auth import (
     wants_json,
 )
 from server.web.board import ALERT_TYPES, Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
-from server.web.pms import pms_context, pms_write_decision
 from server.web.render import helpers, hm, render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -144,8 +143,7 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
         ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
                "alerts": await open_alerts(q, board.day_start - timedelta(hours=4), board.tz),
                "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
-               "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4)),
-               **await pms_context(q, now)}
+               "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4))}
     return board, ctx
 
 
@@ -310,8 +308,15 @@ async def vet_title_set(request: web.Request, staff: Staff) -> tuple[str, int | 
     if given not in ("", "none") and title is None:
         raise BadRequest("title: expected Dr., Dra. or none", "title")
     rt = request.app[RUNTIME]
+    now = request.app[CLOCK].now()
     async with request.app[STORE].transaction() as tx:
+        titles = (await tx.clinic()).settings.get("vet_titles")
+        previous = titles.get(vet) if isinstance(titles, dict) else None
         await save_vet_title(tx, vet, title)
+        # In the log with who set it (Recent actions shows it), in the change's transaction.
+        await apply_event(tx, Event("vet_title", now, None, {"vet": vet, "title": title, "previous": previous}),
+                          staff.actor, rt.clinic.tz, now)
+        await rt.after_change(tx)
     await rt.reload_clinic()
     if title is None:
         return f"{name}: no title in Spanish sentences.", None
@@ -604,5 +609,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/console/alerts/{seq:\\d+}/ack", ack_alert)
     r.add_post("/console/inbox/{id:\\d+}/{what:reply|done}", inbox_action)
     r.add_post("/console/outbox/{id:\\d+}/{what:resend|drop|dismiss}", text_decision)
-    r.add_post("/console/pms/{id:\\d+}/{what:done|retry}", action(pms_write_decision))
 
