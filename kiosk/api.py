@@ -49,6 +49,10 @@ class ClinicClient(Protocol):
         """The live estimate of a visit this kiosk checked in: {"now", "visits": [...]}."""
         ...
 
+    async def clinic(self) -> JSON:
+        """Who the kiosk stands for: {"name"} (the top bar shows it)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -99,6 +103,9 @@ class HttpClinicClient:
 
     async def visit(self, appointment: str) -> JSON:
         return await self._request("GET", f"/api/kiosk/visits/{appointment}")
+
+    async def clinic(self) -> JSON:
+        return await self._request("GET", "/api/kiosk/clinic")
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -11,7 +11,8 @@ from textual.app import App
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind
+from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind, KioskError
+from kiosk.demo import DemoNote
 from kiosk.offline import OfflineQueue, Submitted
 from kiosk.screens.done import DoneScreen
 from kiosk.screens.error import ErrorScreen
@@ -29,15 +30,21 @@ class KioskApp(App[None]):
     CSS_PATH = "kiosk.tcss"
     TITLE = "waitroom kiosk"
     ENABLE_COMMAND_PALETTE = False
+    # A terminal smaller than the touchscreen (80x24 in a plain terminal, or piped through
+    # tee) gets a compact layout: classes on each screen, styled in kiosk.tcss.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
 
     online: reactive[bool] = reactive(True)
     queued: reactive[int] = reactive(0)
+    clinic_name: reactive[str] = reactive("")  # from the server; "" until it has answered
 
     def __init__(self, api: ClinicClient, queue: OfflineQueue, lang: str = "en", idle_s: float = 60,
                  done_idle_s: float = 20, region: str = "US", poll_s: float = 15, retry_s: float = 10, *,
                  warn_s: float = 30, speaker: Speaker | None = None, read_aloud: bool = False,
-                 large: bool = False, contrast: bool = False) -> None:
+                 large: bool = False, contrast: bool = False, demo: DemoNote | None = None) -> None:
         super().__init__()
+        self.demo = demo
         self.api = api
         self.queue = queue
         self.default_lang = lang
@@ -54,12 +61,14 @@ class KioskApp(App[None]):
         self.last_input = self.clock()
         self._delivering = False  # a delivery worker is running
         self._deliver_again = False  # asked for while it ran
+        self._asking_name = False
 
     def on_mount(self) -> None:
         self.push_screen(WelcomeScreen())
         self.set_interval(min(0.5, self.idle_s / 4, self.done_idle_s / 4), self.idle_tick)
-        self.set_interval(self.retry_s, self.deliver)
+        self.set_interval(self.retry_s, self.retry)
         self.deliver()  # whatever an earlier run left queued
+        self.ask_clinic_name()
         if not self.is_headless and not self.is_web:  # served to a browser (kiosk/web.py): no terminal
             self.set_interval(1.0, self.check_terminal)
 
@@ -150,6 +159,26 @@ class KioskApp(App[None]):
         self.queued = await self.queue.pending_count()
         return sent
 
+    def retry(self) -> None:
+        self.deliver()
+        self.ask_clinic_name()
+
+    def ask_clinic_name(self) -> None:
+        """The clinic's name for the top bar, asked until the server has told it once."""
+        if not self.clinic_name and not self._asking_name:
+            self._asking_name = True
+            self.run_worker(self._ask_clinic_name(), group="clinic", exit_on_error=False)
+
+    async def _ask_clinic_name(self) -> None:
+        try:
+            name = (await self.api.clinic()).get("name")
+            if isinstance(name, str) and name.strip():
+                self.clinic_name = " ".join(name.split())[:80]
+        except KioskError as e:  # offline, or an older server: the top bar keeps its welcome
+            log.info("clinic name not known yet: %r", e)
+        finally:
+            self._asking_name = False
+
     def deliver(self) -> None:
         """Deliver the queue in a worker, unless one is at it (it then goes round once more)."""
         self._deliver_again = True
@@ -195,13 +224,13 @@ def make_kiosk(server_url: str, token: str, queue_path: str | Path | None = None
                api: ClinicClient | None = None, lang: str = "en", idle_s: float = 60, done_idle_s: float = 20,
                warn_s: float = 30, region: str = "US", poll_s: float = 15, retry_s: float = 10,
                speaker: Speaker | None = None, read_aloud: bool = False, large: bool = False,
-               contrast: bool = False) -> KioskApp:
+               contrast: bool = False, demo: DemoNote | None = None) -> KioskApp:
     """The one way to build a kiosk: the CLI, the tests and the snapshot app all use it."""
     return KioskApp(
         api if api is not None else HttpClinicClient(server_url, token),
         OfflineQueue(queue_path if queue_path is not None else default_queue_path()),
         lang=lang, idle_s=idle_s, done_idle_s=done_idle_s, region=region, poll_s=poll_s, retry_s=retry_s,
-        warn_s=warn_s, speaker=speaker, read_aloud=read_aloud, large=large, contrast=contrast,
+        warn_s=warn_s, speaker=speaker, read_aloud=read_aloud, large=large, contrast=contrast, demo=demo,
     )
 
 
@@ -211,7 +240,7 @@ def env_flag(name: str) -> bool:
 
 def run_kiosk(server_url: str | None = None, token: str | None = None, queue_path: str | Path | None = None,
               *, lang: str | None = None, region: str | None = None, read_aloud: bool | None = None,
-              large: bool | None = None, contrast: bool | None = None) -> None:
+              large: bool | None = None, contrast: bool | None = None, demo: DemoNote | None = None) -> None:
     """Run the kiosk full screen. Unset arguments come from WAITROOM_SERVER, WAITROOM_TOKEN,
     WAITROOM_KIOSK_QUEUE, WAITROOM_LANG, WAITROOM_REGION, and the default modes from
     WAITROOM_READ_ALOUD, WAITROOM_LARGE_TEXT and WAITROOM_HIGH_CONTRAST (1/yes/true/on)."""
@@ -224,5 +253,5 @@ def run_kiosk(server_url: str | None = None, token: str | None = None, queue_pat
                      lang=lang or env.get("WAITROOM_LANG", "en"), region=region or env.get("WAITROOM_REGION", "US"),
                      read_aloud=env_flag("WAITROOM_READ_ALOUD") if read_aloud is None else read_aloud,
                      large=env_flag("WAITROOM_LARGE_TEXT") if large is None else large,
-                     contrast=env_flag("WAITROOM_HIGH_CONTRAST") if contrast is None else contrast)
+                     contrast=env_flag("WAITROOM_HIGH_CONTRAST") if contrast is None else contrast, demo=demo)
     app.run()

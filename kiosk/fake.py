@@ -71,5 +71,9 @@ class FakeClinic:
                     return {"now": NOW, "visits": [self._visit(a)]}
         raise ApiError(404, "unknown visit", "id")
 
+    async def clinic(self) -> JSON:
+        self._check()
+        return {"name": "Riverside Animal Clinic"}
+
     async def close(self) -> None:
         return None

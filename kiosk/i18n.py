@@ -7,6 +7,7 @@ LANGS = ("en", "es")
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "clinic": "Welcome to the clinic",
+        "demo_line": "DEMO · try {numbers} · more in {readme}",
         "start_over": "Start over",
         "lang_en": "English",
         "lang_es": "Español",
@@ -113,6 +114,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "es": {
         "clinic": "Bienvenidos a la clínica",
+        "demo_line": "DEMO · pruebe {numbers} · más en {readme}",
         "start_over": "Empezar de nuevo",
         "lang_en": "English",
         "lang_es": "Español",

@@ -213,6 +213,7 @@ class KioskWebServer:
             web.get("/", self.index),
             web.get("/ws", self.websocket),
             web.get("/static/textual.js", self.textual_js),
+            web.get("/favicon.ico", self.favicon),
             web.get("/static/{name}", self.asset),
         ])
         app.on_startup.append(self._start)
@@ -253,6 +254,10 @@ class KioskWebServer:
 
     async def textual_js(self, request: web.Request) -> web.Response:
         return web.Response(body=self._js, content_type="application/javascript")
+
+    async def favicon(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(ASSETS / "favicon.ico", headers={
+            "Content-Type": "image/x-icon", "Cache-Control": "public, max-age=86400"})
 
     async def asset(self, request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]

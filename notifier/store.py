@@ -49,6 +49,13 @@ class OutboxTx(Protocol):
         the time of the attempt that may have gone out)."""
         ...
 
+    async def adopt_orphaned_texts(self) -> list[OutboxRow]:
+        """Rows left `sending` by another process that has since stopped (killed, crashed) while
+        this one runs, now this process's to settle; each is adopted by one process only. A
+        backend with one sending process per database answers [] (its start-up reconcile settles
+        what a stopped predecessor left)."""
+        ...
+
     async def mark_text_sent(self, row_id: int, provider_sid: str, provider_status: str | None,
                              now: datetime) -> None:
         """The provider took it (a status callback's "delivered" that came first is kept)."""

@@ -11,13 +11,13 @@ checked, so a mismatch shows in the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from notifier import outbox
 from notifier.messages import ClinicInfo
-from notifier.replies import Media, OnReply, handle_inbound
+from notifier.replies import HandledReply, Media, OnReply, handle_inbound
 from notifier.store import Transaction
 from notifier.twilio_signature import SETTINGS_HEADER, SIGNATURE_HEADER, signature_algorithm, validate_signature
 from notifier.worker import Clock
@@ -27,6 +27,41 @@ log = logging.getLogger("waitroom.notifier")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
+Receive = Callable[[dict[str, str]], Awaitable[HandledReply]]
+
+
+def make_receiver(*, transaction: Transaction, on_reply: OnReply, clinic: Callable[[], ClinicInfo], clock: Clock,
+                  wake: Callable[[], None] | None = None, send_optout_confirmation: bool = True) -> Receive:
+    """What is done with one inbound text, given as Twilio posts it (MessageSid, From, To, Body,
+    MediaUrlN): the webhook once its signature checks out, and the console provider's way in
+    for replies (`waitroom sms receive`), so both take the same path."""
+
+    def media(form: dict[str, str]) -> list[Media]:
+        # MediaUrl0..N (NumMedia of them, at most 10 in an MMS), each with its content type.
+        out = []
+        for i in range(10):
+            url = form.get(f"MediaUrl{i}")
+            if url:
+                out.append(Media(url, form.get(f"MediaContentType{i}", "")))
+        return out
+
+    async def receive(form: dict[str, str]) -> HandledReply:
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        sender = form.get("From")
+        if not sid or not sender:
+            raise web.HTTPBadRequest(text="MessageSid and From are required")
+        async with transaction() as tx:
+            handled = await handle_inbound(
+                tx, provider_sid=sid, from_number=sender, to_number=form.get("To"),
+                body=form.get("Body", ""), now=clock(), clinic=clinic(), on_reply=on_reply,
+                send_optout_confirmation=send_optout_confirmation, media=media(form))
+        if handled.outbox_ids and wake is not None:
+            wake()
+        return handled
+
+    return receive
+
+
 def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_base_url: str,
                         on_reply: OnReply, clinic: Callable[[], ClinicInfo], clock: Clock,
                         wake: Callable[[], None] | None = None, prefix: str = "/sms",
@@ -34,6 +69,8 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
     """POST {prefix}/inbound (Twilio's "A message comes in") and POST {prefix}/status
     (StatusCallback; the row id is in the query string, as TwilioProvider sets it)."""
     base = public_base_url.rstrip("/")
+    receive = make_receiver(transaction=transaction, on_reply=on_reply, clinic=clinic, clock=clock, wake=wake,
+                            send_optout_confirmation=send_optout_confirmation)
 
     async def checked_form(request: web.Request) -> dict[str, str]:
         form = await request.post()
@@ -50,28 +87,8 @@ def make_webhook_routes(*, transaction: Transaction, auth_token: str, public_bas
             raise web.HTTPForbidden(text="bad signature")
         return dict(params)
 
-    def media(form: dict[str, str]) -> list[Media]:
-        # MediaUrl0..N (NumMedia of them, at most 10 in an MMS), each with its content type.
-        out = []
-        for i in range(10):
-            url = form.get(f"MediaUrl{i}")
-            if url:
-                out.append(Media(url, form.get(f"MediaContentType{i}", "")))
-        return out
-
     async def inbound(request: web.Request) -> web.Response:
-        form = await checked_form(request)
-        sid = form.get("MessageSid") or form.get("SmsSid")
-        sender = form.get("From")
-        if not sid or not sender:
-            raise web.HTTPBadRequest(text="MessageSid and From are required")
-        async with transaction() as tx:
-            handled = await handle_inbound(
-                tx, provider_sid=sid, from_number=sender, to_number=form.get("To"),
-                body=form.get("Body", ""), now=clock(), clinic=clinic(), on_reply=on_reply,
-                send_optout_confirmation=send_optout_confirmation, media=media(form))
-        if handled.outbox_ids and wake is not None:
-            wake()
+        await receive(await checked_form(request))
         # We answer through the outbox, not TwiML: our answer is then recorded, retried
         # and visible to reception like any other text.
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")

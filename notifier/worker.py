@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -59,6 +60,9 @@ class WorkerSettings:
     # A row we are unsure of is not called "never sent" until this long after the attempt:
     # the provider's list may lag its create by a moment.
     reconcile_grace: float = 30.0
+    # With other processes sending from the same database (PostgreSQL): how often to adopt the
+    # rows a stopped one left `sending` (None: one process per database, settled at start-up).
+    orphan_check_s: float | None = None
 
 
 class Worker:
@@ -94,6 +98,16 @@ class Worker:
         for row in stuck:
             await self._settle_unsure(row, at_startup=True)
         return len(stuck)
+
+    async def adopt_orphans(self) -> int:
+        """Settle the rows another process left `sending` when it stopped (looked up at the
+        provider before any resend, as at start-up). Returns how many there were."""
+        async with self.transaction() as tx:
+            orphans = await tx.adopt_orphaned_texts()
+        for row in orphans:
+            log.warning("outbox %d: its sender stopped mid-send: looking it up at the provider", row.id)
+            await self._settle_unsure(row, at_startup=True)
+        return len(orphans)
 
     async def _settle_unsure(self, row: OutboxRow, *, at_startup: bool) -> bool:
         """Look `row` up at the provider. True when the caller may send it now: the provider
@@ -266,8 +280,14 @@ class Worker:
     async def run(self) -> None:
         """Reconcile, then send forever (until cancelled). Errors are logged, never fatal."""
         await self.reconcile()
+        every = self.settings.orphan_check_s
+        next_check = time.monotonic() + every if every is not None else None
         while True:
             try:
+                if every is not None and next_check is not None and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + every
+                    if await self.adopt_orphans():
+                        self.wake()
                 while await self.run_once():
                     pass
                 await self._sleep_until_due()

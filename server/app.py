@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -152,6 +155,19 @@ class ClinicAccessLogger(AccessLogger):
 
 
 
+def _per_clinic_secret(config: Config) -> Config:
+    """On a group's PostgreSQL database, each clinic signs its links with its own key, derived
+    from WAITROOM_SECRET and the clinic's id: clinics share PMS-style visit ids ("a1"), and one
+    clinic's status or reschedule link must never open another's visit, whatever the secrets."""
+    from server.store.postgres import is_postgres_url, split_url
+
+    if not is_postgres_url(config.db_path):
+        return config
+    _, clinic_id = split_url(config.db_path)
+    key = hmac.new(config.secret.encode(), b"waitroom-clinic:" + clinic_id.encode(), hashlib.sha256).hexdigest()
+    return replace(config, secret=key)
+
+
 def create_app(config: Config) -> web.Application:
     """The whole server, given an already-loaded config; tests build it the same way."""
     from server import api, kiosk_api
@@ -160,7 +176,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[error_middleware, reads_yield_middleware, auth_middleware],
         client_max_size=config.max_body_bytes,
     )
-    app[CONFIG] = config
+    app[CONFIG] = _per_clinic_secret(config)
     app[CLOCK] = config.clock
     app[TOKEN_CACHE] = {}
     app.cleanup_ctx.append(_store_ctx)

@@ -1,4 +1,4 @@
-"""The `waitroom` command: serve, replay, import, token, learn, kiosk, notifier, demo."""
+"""The `waitroom` command: serve, replay, import, sync, token, learn, kiosk, notifier, demo."""
 
 from __future__ import annotations
 
@@ -208,6 +208,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if parsed.skipped else 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Keep the day in step with ezyVet or Provet Cloud (issue 19): exit 0 ok, 2 error or not set up."""
+    from server.connectors.cli import run_sync
+
+    return run_sync(args)
+
+
 def cmd_clinic(args: argparse.Namespace) -> int:
     from server.errors import WaitroomError
     from server.store import Clinic
@@ -402,6 +409,74 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """Copy a clinic's SQLite file into a PostgreSQL database; exit 2 when it cannot or does not check out."""
+    from server.store.copy import CopyError, copy_sqlite_to_postgres
+    from server.store.postgres import is_postgres_url
+
+    if not is_postgres_url(args.to):
+        print("waitroom db copy: --to must be a postgresql:// URL (add ?clinic=ID to name the clinic)",
+              file=sys.stderr)
+        return 2
+    source = args.source.removeprefix("sqlite:")
+    if source != ":memory:" and not Path(source).is_file():
+        print(f"waitroom db copy: --from {args.source}: no such SQLite file", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        report = asyncio.run(copy_sqlite_to_postgres(source, args.to))
+    except (CopyError, OSError, ValueError) as e:
+        print(f"waitroom db copy: {e} (nothing was copied)", file=sys.stderr)
+        return 2
+    for table, (a, b) in report.counts.items():
+        print(f"{table:18} {a:8} -> {b:8}")
+    print(f"copied into clinic {report.clinic!r} in {time.perf_counter() - t0:.1f} s: row counts equal, "
+          f"{report.events_checked} events and {report.days_checked} days read the same on both sides")
+    return 0
+
+
+def cmd_sms_receive(args: argparse.Namespace) -> int:
+    """A client's text, for a clinic on the console provider: the running server takes it as
+    it would take Twilio's webhook (POST /api/sms/receive, reception's token)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    token = args.token or os.environ.get("WAITROOM_RECEPTION_TOKEN") or _demo_token(Path(args.tokens_file))
+    if not token:
+        print("waitroom sms receive: --token: a reception token is needed (or WAITROOM_RECEPTION_TOKEN, or the "
+              f"demo's {args.tokens_file})", file=sys.stderr)
+        return 2
+    url = args.server.rstrip("/") + "/api/sms/receive"
+    data = json.dumps({"from": args.sender, "body": args.body}).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 - the clinic's own server
+            got = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:300]
+        print(f"waitroom sms receive: {url}: HTTP {e.code} {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"waitroom sms receive: {url}: {e} (is the server running?)", file=sys.stderr)
+        return 1
+    what = {"keep": "keeps their place", "reschedule": "asks to reschedule (the link is texted back)",
+            "optout": "opts out of texts", "optin": "opts back in", "help": "asks for help",
+            "other": "said something for reception (in the console's inbox)"}.get(got.get("kind"), got.get("kind"))
+    print(f"from {got['from']}: {args.body!r} -> {what}; {got['answers']} answer(s) queued")
+    return 0
+
+
+def _demo_token(path: Path) -> str | None:
+    """The reception token the demo wrote to demo-data/tokens.txt, if there is one."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split("=", 1)[1] for line in lines if line.startswith("reception=")), None)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -439,6 +514,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--day", metavar="YYYY-MM-DD", help="a calendar: import this day only")
     s.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("sync", help="keep the day in step with the practice system (ezyVet, Provet Cloud)",
+                       description="Read today's and the next days' appointments from ezyVet or Provet Cloud and "
+                                   "write kiosk arrivals back; runs until stopped (--once: one round). "
+                                   "Secrets come from the environment (README: Practice-management systems).")
+    s.add_argument("--pms", required=True, choices=["ezyvet", "provet"])
+    s.add_argument("--db", default=db_default)
+    s.add_argument("--once", action="store_true", help="one round, print what it did, exit")
+    s.add_argument("--status", action="store_true", help="print the last sync and what needs reception, exit")
+    s.add_argument("--configure", metavar="KEY=VALUE", action="append", default=[],
+                   help="save a setting (partner_id=..., statuses='{\"arrived\": \"In Waiting Room\"}'), exit")
+    s.add_argument("--listen", metavar="HOST:PORT",
+                   help="receive the system's webhooks here (Provet Cloud: POST /pms/provet/webhook/<secret>)")
+    s.set_defaults(fn=cmd_sync)
 
     s = sub.add_parser("clinic", help="set the clinic's name, timezone, phone region")
     s.add_argument("--db", default=db_default)
@@ -511,6 +600,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save", action="store_true", help="keep --days as the clinic's setting, applied at start-up")
     s.add_argument("--db", default=db_default)
     s.set_defaults(fn=cmd_retention)
+
+    s = sub.add_parser("db", help="move a clinic between stores")
+    dsub = s.add_subparsers(dest="db_command", required=True)
+    d = dsub.add_parser("copy", help="copy a clinic's SQLite file into PostgreSQL (one transaction, then checked)")
+    d.add_argument("--from", dest="source", required=True, help="the SQLite file (PATH or sqlite:PATH)")
+    d.add_argument("--to", required=True, help="postgresql://user@host/db?clinic=ID")
+    d.set_defaults(fn=cmd_db_copy)
+
+    s = sub.add_parser("sms", help="texts by hand, for a clinic on the console provider")
+    smsub = s.add_subparsers(dest="sms_command", required=True)
+    r = smsub.add_parser("receive", help="a client's reply, taken as Twilio's webhook would bring it")
+    r.add_argument("--from", dest="sender", required=True, help="the client's mobile number")
+    r.add_argument("--body", required=True, help="what they texted (\"1\", \"2\", STOP, ...)")
+    r.add_argument("--server", default="http://127.0.0.1:8080", help="the running waitroom server")
+    r.add_argument("--token", help="a reception token (default: WAITROOM_RECEPTION_TOKEN, or the demo's)")
+    r.add_argument("--tokens-file", default="demo-data/tokens.txt", help="the demo's tokens (default: %(default)s)")
+    r.set_defaults(fn=cmd_sms_receive)
 
     s = sub.add_parser("demo", help="a demo clinic day: server, notifier, console and kiosk")
     s.add_argument("--dir", default="demo-data")

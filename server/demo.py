@@ -161,6 +161,60 @@ async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, onc
     return {role: await tx.create_token(role, f"{token_prefix}-{role}", now) for role in ROLES}
 
 
+def numbers_to_try(day: date, tz: tzinfo, after: datetime, n: int = 2) -> list[str]:
+    """Named demo households with a booking still to come after `after` (the demo's clock
+    starts mid-morning): the numbers the kiosk's demo line suggests, the two-pet family first."""
+    sched = demo_schedule(day, tz, once_a_day=True)
+    owner = {p["id"]: p["client"] for p in sched["pets"]}
+    mobile = {c[0]: c[2] for c in CLIENTS}
+    later = [(datetime.fromisoformat(a["scheduled"]), owner[a["pet"]]) for a in sched["appointments"]]
+    booked = sorted({cid for t, cid in later if t >= after and cid in mobile},
+                    key=lambda cid: (cid != "c2", min(t for t, c in later if c == cid and t >= after)))
+    return [mobile[cid] for cid in booked[:n]]
+
+
+def demo_guide(folder: Path, url: str, tokens: dict[str, str], numbers: list[str]) -> str:
+    """Where everything of the running demo is, for a person trying it: printed at the start
+    and kept in demo-data/README.txt (the kiosk takes the whole terminal at once)."""
+    by_mobile = {c[2]: c for c in CLIENTS}
+    households = "\n".join(
+        f"  {m}   {by_mobile[m][1]}: {', '.join(p[1] for p in by_mobile[m][6])}"
+        f"{', in Spanish' if by_mobile[m][4] == 'es' else ''}{'' if by_mobile[m][3] else ' (no texts: no consent)'}"
+        for m in numbers)
+    reply_to = numbers[0] if numbers else "312-555-0102"
+    server = "" if url == "http://127.0.0.1:8080" else f" --server {url}"
+    if folder.resolve() != (Path.cwd() / "demo-data").resolve():
+        server += f" --tokens-file {folder / 'tokens.txt'}"
+    return f"""waitroom demo: Riverside Animal Clinic, today, from 10:00 on the demo clock
+
+Reception console  {url}/console
+                   sign in as demo / demo-password
+Lobby display      {url}/display?token={tokens['display']}
+Reports            {url}/console/reports
+API                curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates
+                   (every token is in {folder / 'tokens.txt'})
+
+At the kiosk (this terminal), try these mobile numbers (booked later today):
+{households}
+  any other      "Walk-in" and "My pet needs urgent help" need no booking
+
+Texts go to the server's log, not to phones (the console SMS provider):
+  tail -f {folder / 'server.log'} | grep 'sms to'
+Reply as a client would, by text ("1" keep my place, "2" reschedule, STOP), in {Path.cwd()}:
+  {_here(Path(sys.executable).parent / "waitroom")} sms receive --from {reply_to} --body 1{server}
+
+Stop the demo: Ctrl-Q in the kiosk (the server stops with it).
+"""
+
+
+def _here(path: Path) -> str:
+    """`path` as typed from the current folder (.venv/bin/waitroom), else whole."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     """Seed a demo clinic day and run the server (with its notifier and console) and the kiosk."""
     import asyncio
@@ -193,16 +247,14 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     asyncio.run(_play_morning(db, today, clock_start))
     (folder / "tokens.txt").write_text("".join(f"{r}={t}\n" for r, t in tokens.items()))
     url = f"http://127.0.0.1:{port}"
-    print(f"demo clinic day seeded in {db}\n  server:  {url}  (API tokens in {folder / 'tokens.txt'})\n"
-          f"  try:     curl -H 'Authorization: Bearer {tokens['reception']}' {url}/api/estimates\n"
-          f"  console: {url}/console  (sign in as demo / demo-password)\n"
-          f"  lobby:   {url}/display?token={tokens['display']}\n"
-          f"  kiosk:   phone 312-555-0102 has Max and Bella booked today", flush=True)
+    guide = demo_guide(folder, url, tokens, numbers_to_try(today, tz, clock_start, n=4))
+    # The full-screen kiosk covers the terminal at once: the same words stay in a file.
+    (folder / "README.txt").write_text(guide)
+    print(guide + f"\n(this is also in {folder / 'README.txt'})", flush=True)
     # The demo's texts show their links whole, so they can be followed from the log.
     env = {**os.environ, "WAITROOM_PUBLIC_URL": url, "WAITROOM_CONSOLE_SMS_LINKS": "1"}
     # The server's logs and the console SMS provider's texts go to a file, not over the kiosk.
     log = open(folder / "server.log", "a")  # noqa: SIM115 - open for the server's whole life
-    print(f"  texts:   tail -f {folder / 'server.log'} | grep 'sms to'", flush=True)
     server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--port", str(port),
                                "--clock", clock_start.isoformat()],
                               env=env, stdout=log, stderr=log)
@@ -210,8 +262,12 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
         _wait_for(url)
         if with_kiosk:
             from kiosk.app import run_kiosk
+            from kiosk.demo import DemoNote
 
-            run_kiosk(server_url=url, token=tokens["kiosk"], queue_path=str(folder / "kiosk-queue.db"))
+            readme = folder / "README.txt"
+            note = DemoNote(tuple(numbers_to_try(today, tz, clock_start)),
+                            str(readme if readme.exists() else folder / "tokens.txt"))
+            run_kiosk(server_url=url, token=tokens["kiosk"], queue_path=str(folder / "kiosk-queue.db"), demo=note)
         else:
             print("server running; Ctrl-C stops the demo", flush=True)
             server.wait()

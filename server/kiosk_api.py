@@ -286,6 +286,12 @@ async def visit(request: web.Request) -> web.Response:
     return await _visits_answer(request, request.app[RUNTIME], [aid])
 
 
+@roles("kiosk")
+async def clinic(request: web.Request) -> web.Response:
+    """The clinic's name, for the kiosk's top bar. No client data: it spends no budget."""
+    return web.json_response({"name": request.app[RUNTIME].clinic.name})
+
+
 async def _record_unmatched(app: web.Application, last4: str, actor: str, now: datetime) -> None:
     try:
         async with app[STORE].transaction() as tx:
@@ -311,3 +317,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/kiosk/walkin", walkin)
     app.router.add_post("/api/kiosk/urgent", urgent)
     app.router.add_get("/api/kiosk/visits/{id}", visit)
+    app.router.add_get("/api/kiosk/clinic", clinic)

@@ -154,6 +154,12 @@ def openapi_document() -> dict[str, Any]:
                 "next": {"type": "integer"}}}, errors=("400", "401", "403")),
             params=[{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])},
+        "/api/sms/receive": {"post": _op(
+            "A client's text, taken as Twilio's webhook would bring it (console SMS provider only: "
+            "with Twilio, replies come from Twilio)", ["reception"],
+            _resp({"type": "object", "required": ["sid", "from", "kind", "answers"]}, errors=(*_AUTH, "409")),
+            body={"type": "object", "required": ["from", "body"],
+                  "properties": {"from": _STR, "body": {"type": "string", "maxLength": 1600}}})},
         "/api/kiosk/lookup": {"post": _op(
             "Today's appointments for a mobile number (pet names, times, vets only)", ["kiosk"],
             _resp({"type": "object", "required": ["now", "appointments", "sms_consent"]},
@@ -177,6 +183,10 @@ def openapi_document() -> dict[str, Any]:
             _resp({"type": "object", "required": ["ok"]}, errors=(*_AUTH, "429")),
             body={"type": "object", "required": ["idempotency_key"],
                   "properties": {"idempotency_key": _IDEM, "note": {"type": "string", "maxLength": 500}}})},
+        "/api/kiosk/clinic": {"get": _op(
+            "The clinic's name, for the kiosk's top bar", ["kiosk"],
+            _resp({"type": "object", "required": ["name"], "properties": {"name": _STR}},
+                  errors=("401", "403")))},
         "/api/kiosk/visits/{id}": {"get": _op(
             "Live estimate of a visit this kiosk checked in", ["kiosk"],
             _resp(_VISITS, errors=("401", "403", "404")),

@@ -43,6 +43,7 @@ class FakeTwilio:
     requests: int = 0
     faults: list[str] = field(default_factory=list)
     fail_lookups: bool = False
+    create_delay: float = 0.0  # seconds each create takes before it is answered (texts in flight)
     base_url: str = ""
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -99,6 +100,8 @@ class FakeTwilio:
             return self._error(500, 20500, "too late")
         if fault == "21610":
             return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if self.create_delay:
+            await asyncio.sleep(self.create_delay)
         to, body = str(form.get("To", "")), str(form.get("Body", ""))
         if not to or not body or not (form.get("From") or form.get("MessagingServiceSid")):
             return self._error(400, 21604, "A 'To' phone number, a 'Body' and a sender are required.")

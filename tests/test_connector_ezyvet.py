@@ -299,3 +299,38 @@ def test_expires_in_read_as_seconds_or_epoch_and_capped_at_12_hours() -> None:
     soon = datetime.now(UTC).timestamp() + 7200  # "epoch format": two hours from now
     assert lifetime(soon) == pytest.approx(6480, abs=5)
     assert lifetime("junk") > 0 and lifetime(None) > 0
+
+
+async def test_an_unreadable_booking_is_named_and_left_as_it_was(rig: Rig) -> None:
+    await rig.loop.round()
+    rig.fake.change("102", duration="half an hour")  # a bad value in ezyVet: not a deletion
+    rig.loop._last_full_mono = None  # the next round is a full read of the window
+    result = await rig.loop.round()
+    assert result.skipped == ["appointment 102: duration 'half an hour' is not a number: left as it was"]
+    assert result.cancelled == 0 and await rig.status("102") == "booked"
+    async with rig.store.read() as q:
+        state = await q.pms_state("ezyvet")
+    assert state.progress["skipped"] == result.skipped  # what the console's panel shows
+
+
+async def test_consent_given_at_the_kiosk_survives_the_next_sync(rig: Rig) -> None:
+    await rig.loop.round()
+    async with rig.store.read() as q:
+        (before,) = await q.kiosk_bookings("+13125550101", TODAY)
+    assert before.sms_consent is False  # ezyVet says nothing of texts: the kiosk will ask
+    async with rig.store.transaction() as tx:
+        await tx.set_sms_consent(before.client, True)  # what the kiosk does when the client says yes
+    rig.fake.add_appointment("105", NOW.replace(hour=15), animal="55", contact="9")  # a new booking, same client
+    rig.loop._last_full_mono = None
+    await rig.loop.round()
+    async with rig.store.read() as q:
+        after = await q.kiosk_bookings("+13125550101", TODAY)
+    assert [b.sms_consent for b in after] == [True, True]
+
+
+async def test_a_clinic_whose_ezyvet_consent_covers_texts_can_say_so(rig: Rig) -> None:
+    rig.connector.settings.texts_consented = True
+    await rig.loop.round()
+    async with rig.store.read() as q:
+        (booking,) = await q.kiosk_bookings("+13125550101", TODAY)
+    assert booking.sms_consent is True

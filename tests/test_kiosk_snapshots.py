@@ -8,6 +8,7 @@ Update after a deliberate change: pytest tests/test_kiosk_snapshots.py --snapsho
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,13 @@ SCREENS: dict[str, Callable[[KioskApp], Any]] = {
     "pets_contrast": lambda app: PetsScreen(BOOK[PHONE]),
     "done_contrast": done,
     "consent_read_aloud": consent,
+    # Issue 15: the compact layout of a small terminal (80x24).
+    "welcome_small": lambda app: WelcomeScreen(),
+    "phone_small": lambda app: PhoneScreen(),
+    "walkin_name_small": walkin("name"),
+    "done_small": done,
 }
+SMALL = (80, 24)
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -91,6 +98,11 @@ def test_kiosk_screen_snapshot(screen: str, lang: str, snap_compare: Any, tmp_pa
                      speaker=Speaker(wav_dir=tmp_path))
 
     async def run_before(pilot: Pilot[None]) -> None:
+        # The top bar names the clinic once the (fake) server has told it: wait for that, bounded.
+        deadline = time.monotonic() + 15
+        while not app.clinic_name:
+            assert time.monotonic() < deadline, "the kiosk never learned the clinic's name"
+            await pilot.pause(0.02)
         app.session.lang = lang
         app.session.large = screen.endswith("_large")
         app.session.contrast = screen.endswith("_contrast")
@@ -121,4 +133,4 @@ def test_kiosk_screen_snapshot(screen: str, lang: str, snap_compare: Any, tmp_pa
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SMALL if screen.endswith("_small") else SIZE, run_before=run_before)

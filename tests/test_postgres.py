@@ -151,3 +151,105 @@ def test_backup_of_a_postgresql_database_points_to_pg_dump() -> None:
     out = subprocess.run([EXE, "backup", "--db", "postgresql://nobody@127.0.0.1:1/none", "/tmp/x.db"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "pg_dump" in out.stderr
+
+
+async def _a_clinic_with_history(db: Path, name: str) -> None:
+    """A seeded demo day with 10 days of history, plus what references generated ids: texts (one
+    naming two visits), an MMS reply, an acknowledged text and an undo, a staff session."""
+    from notifier.outbox import AlsoAbout, NewText
+    from server.demo import seed_day
+
+    store = await SqliteStore.open(str(db))
+    try:
+        async with store.transaction() as tx:
+            await seed_day(tx, DAY, "America/Chicago", history_days=10, token_prefix=name)
+            day = await tx.visits_for_day(DAY)
+            first, second = sorted(day.visits)[:2]
+            told = (AT, AT, AT + timedelta(minutes=30))
+            (row,) = await tx.insert_texts([NewText("d-1", "+13125550199", "running late", "delay", visit_id=first,
+                                                    told=told, also=(AlsoAbout(second, "delay", *told),))], AT)
+            await tx.record_inbound("MM1", "+13125550199", None, "see photo", "other", True, AT)
+            await tx.record_inbound_media("MM1", [("https://api.twilio.com/m/1", "image/jpeg")])
+            (msg,) = await tx.reception_inbox(False)
+            await tx.record_event("reply", AT, first, {"inbound": msg["id"], "outbox_id": row}, "sms", AT)
+            checkin = await tx.record_event("checkin", AT, first, {}, "user:ann", AT)
+            await tx.record_event("undo", AT, first, {"seq": checkin, "type": "checkin"}, "user:ann", AT)
+            await tx.add_staff_user("ann", "scrypt$x", AT)
+            user_id, _ = await tx.staff_password("ann") or (0, "")
+            await tx.open_staff_session(name * 8, user_id, "csrf", AT, AT + timedelta(hours=8))
+    finally:
+        await store.close()
+
+
+async def test_db_copy_moves_a_clinic_and_checks_counts_log_and_days(tmp_path: Path, pg_url: str) -> None:
+    import asyncio
+
+    db, other = tmp_path / "clinic.db", tmp_path / "other.db"
+    await _a_clinic_with_history(db, "riverside")
+    await _a_clinic_with_history(other, "hillside")
+    riverside, hillside = with_params(pg_url, clinic="riverside"), with_params(pg_url, clinic="hillside")
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [EXE, "db", "copy", *args], capture_output=True, text=True)
+
+    out = await run("--from", str(db), "--to", riverside)
+    assert out.returncode == 0, out.stderr
+    assert "row counts equal" in out.stdout
+    counts = {line.split()[0]: (int(line.split()[1]), int(line.split()[3])) for line in out.stdout.splitlines()
+              if "->" in line}
+    assert counts["appointments"][0] > 50 and counts["events"][0] >= 3 and counts["inbound_media"] == (1, 1)
+    assert all(a == b for a, b in counts.values())
+    # A second clinic into the same database: every generated id is taken already, so the copy
+    # renumbers them and rewrites what points at them.
+    assert (await run("--from", f"sqlite:{other}", "--to", hillside)).returncode == 0
+    refused = await run("--from", str(other), "--to", hillside)
+    assert refused.returncode == 2 and "already holds" in refused.stderr
+    # The first file again, into a new clinic: its tokens belong to riverside already.
+    refused = await run("--from", str(db), "--to", with_params(pg_url, clinic="thirdside"))
+    assert refused.returncode == 2 and "tokens" in refused.stderr and "nothing was copied" in refused.stderr
+
+    src, dst = await SqliteStore.open(str(other)), await PgStore.open(hillside)
+    try:
+        async with src.read() as a, dst.read() as b:
+            assert (await a.clinic()).name == (await b.clinic()).name
+            old, new = await a.events_since(0), await b.events_since(0)
+            assert [e.type for e in old] == [e.type for e in new]
+            undo = new[-1]
+            assert undo.type == "undo" and undo.data["seq"] == new[-2].seq != old[-2].seq
+            assert await b.undone_seqs() == {new[-2].seq}
+            (msg,) = await b.reception_inbox(False)
+            assert msg["media"] == [("https://api.twilio.com/m/1", "image/jpeg")]
+            reply = next(e for e in new if e.type == "reply")
+            assert reply.data["inbound"] == msg["id"]
+            (row,) = await b.outbox_rows()
+            assert reply.data["outbox_id"] == row.id
+            told = await b.sent_texts(None, ["delay"])
+            assert len(told) == 2  # the household's text still counts for both visits
+            session = await b.staff_session("hillside" * 8)
+            assert session is not None and session.name == "ann"
+    finally:
+        await src.close()
+        await dst.close()
+
+
+async def test_the_postgresql_schema_has_every_sqlite_table_and_column_and_the_copy_knows_them(
+        pg_url: str) -> None:
+    """A migration added to one backend only fails here (and `db copy` would refuse the file)."""
+    from server.store.copy import TABLES, sqlite_tables
+
+    src, dst = await SqliteStore.open(":memory:"), await PgStore.open(pg_url)
+    try:
+        tables = await sqlite_tables(src)
+        assert sorted(tables) == sorted(t for t, _ in TABLES)
+        async with dst.read() as q:
+            conn = q._db
+            for table in tables:
+                want = {str(r[1]) for r in await src.conn.execute_fetchall(f"PRAGMA table_info({table})")}
+                have = {r[0] for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
+                    "AND table_schema = current_schema()", table)}
+                # PostgreSQL's own: the clinic, and which process claimed a text it is sending.
+                assert have == want | {"clinic_id"} | ({"claimed_by"} if table == "outbox" else set()), table
+    finally:
+        await src.close()
+        await dst.close()

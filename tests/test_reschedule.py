@@ -553,3 +553,31 @@ async def test_a_checked_in_client_who_cancels_by_link_shows_at_the_desk_and_in_
     changes = await (await api.client.get("/api/changes", headers=api.h("pms"))).json()
     assert [(c["type"], c["appointment"], c.get("pet"), c["actor"]) for c in changes["changes"]] == [
         ("cancel_visit", A_0800, "Luna", "client")]
+
+
+async def test_a_free_time_today_with_another_vet_comes_before_later_days(api: Api) -> None:
+    # Today every vet is booked through; then Dr. Okafor's 11:00 client cancels.
+    await set_language(api, "en")
+    url = link()
+    before = slots_in(await (await api.client.get(url)).text())
+    assert before and all(s.astimezone(TZ).date() > START.date() for _, s, _ in before)
+    freed = min((r for r in await sql(api, "SELECT id, scheduled, booked_min FROM appointments "
+                                           "WHERE vet_id = 'v2' AND status = 'booked'")
+                 if datetime.fromisoformat(r[1]) >= START + timedelta(hours=3)), key=lambda r: r[1])
+    theirs = link(freed[0])
+    page = await api.client.get(theirs, params={"cancel": "1"})
+    resp = await api.client.post(theirs, data={"csrf": csrf_of(await page.text()), "action": "cancel"})
+    assert resp.status == 200, await resp.text()
+    html = unescape(await (await api.client.get(url)).text())
+    slots = slots_in(html)
+    first_param, first, vet = slots[0]
+    # The first offer is today, with Dr. Okafor, named on the button; then Dr. Ruiz's days as before.
+    assert first.astimezone(TZ).date() == START.date() and vet == "v2"
+    assert datetime.fromisoformat(freed[1]) <= first
+    assert [s for _, s, v in slots if v == "v1"] == [s for _, s, _ in before]
+    assert re.search(r"\d:\d\d [AP]M<span class=\"slot-vet\">Dr\. Okafor</span>", html), html[:3000]
+    # Chosen from there, it books with Dr. Okafor.
+    done = await book(api, url, first_param)
+    assert "Dr. Okafor" in done
+    new = await sql(api, "SELECT scheduled, vet_id, day FROM appointments WHERE id = ?", (f"{A_0800}-r1",))
+    assert datetime.fromisoformat(new[0][0]) == first and new[0][1:] == ("v2", "2026-03-02")

@@ -298,3 +298,12 @@ async def test_a_connectors_state_and_write_backs_round_trip_once_each(store: St
         await tx.finish_pms_write(later.id, "sent", now)
     async with store.read() as q:
         assert [(w.status, w.attempts) for w in await q.pms_writes(("sent",), 10)] == [("sent", 2)]
+
+
+async def test_client_preferences_are_read_for_the_ids_that_exist(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.save_client("ezyvet:client-9", "Maria Lopez", "+13125550101", True, "es", "")
+        await tx.save_client("ezyvet:client-10", "Tom Baker", None, False, "en", "")
+    async with store.read() as q:
+        got = await q.client_preferences(["ezyvet:client-9", "ezyvet:client-10", "ezyvet:client-11"])
+    assert got == {"ezyvet:client-9": (True, "es"), "ezyvet:client-10": (False, "en")}

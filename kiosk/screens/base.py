@@ -18,7 +18,7 @@ from kiosk.i18n import t
 from kiosk.widgets.bigtext import BigButton, Say, label_text
 from kiosk.widgets.keypad import KeyButton, Keypad
 from kiosk.widgets.qrcode import QRCode
-from kiosk.widgets.status import StatusMark
+from kiosk.widgets.status import Brand, StatusMark
 
 if TYPE_CHECKING:
     from kiosk.app import KioskApp
@@ -27,6 +27,8 @@ SPOKEN_CLASSES = ("title", "hint", "message", "caption", "number")
 
 
 class KioskMixin:
+    START_OVER = True  # the top bar's "Start over" (not where there is nothing to start over)
+
     @property
     def kiosk(self) -> KioskApp:
         return cast("KioskApp", self.app)  # type: ignore[attr-defined]
@@ -40,10 +42,13 @@ class KioskMixin:
 
     def top_bar(self) -> ComposeResult:
         with Horizontal(id="topbar"):
-            yield Static(self.t("clinic"), id="brand")
+            yield Brand(self.kiosk.clinic_name or self.t("clinic"), id="brand")
             yield StatusMark(id="status")
             yield self.read_aloud_button()
-            yield Button(self.t("start_over"), id="start-over", classes="start-over")
+            if self.START_OVER:
+                yield Button(self.t("start_over"), id="start-over", classes="start-over")
+        if self.kiosk.demo is not None:
+            yield Static(self.kiosk.demo.line(self.lang), id="demo")
 
     def read_aloud_button(self) -> Button:
         on = self.kiosk.session.read_aloud

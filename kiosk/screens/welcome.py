@@ -14,6 +14,8 @@ MODES = {"large": "large_text", "contrast": "high_contrast"}  # session field ->
 
 
 class WelcomeScreen(KioskScreen):
+    START_OVER = False  # nothing typed yet: nothing to start over
+
     def compose_body(self) -> ComposeResult:
         session = self.kiosk.session
         with Horizontal(id="langs"):

@@ -1,4 +1,5 @@
-"""A small mark in the corner for staff: online, offline, or how many check-ins are queued."""
+"""The top bar's words: the clinic's name, and a small mark in the corner for staff (online,
+offline, or how many check-ins are queued)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ class StatusMark(Static):
             self.update(t(lang, "status_queued", n=queued))
         else:
             self.update(t(lang, "status_online" if online else "status_offline"))
+
+
+class Brand(Static):
+    """The clinic's name as the server gives it; a plain welcome until the server has answered."""
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "clinic_name", self._update)
+
+    def _update(self, _: Any = None) -> None:
+        app: Any = self.app
+        self.update(str(app.clinic_name) or t(app.session.lang, "clinic"))

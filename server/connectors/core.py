@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ from server.errors import BadRequest, TooLarge
 from server.hours import max_visits_per_day
 from server.phones import PhoneError, normalise
 from server.schedule import import_schedule
-from server.store import Clinic, Store
+from server.store import Clinic, Store, Tx
 from server.store.pms import NewPmsWrite, PmsSyncState, PmsWrite
 
 log = logging.getLogger("waitroom.connectors")
@@ -59,7 +59,8 @@ class Booking:
     client_id: str | None = None
     client_name: str | None = None
     mobile: str | None = None
-    sms_consent: bool = False
+    sms_consent: bool = False  # the practice system records consent to texts (else the kiosk asks)
+    language: str | None = None  # "en" / "es" when the practice system says
     pet_id: str | None = None
     pet_name: str | None = None
     species: str | None = None
@@ -157,8 +158,11 @@ def bookings_doc(pms: str, bookings: Sequence[Booking], region: str) -> tuple[di
                     mobile = normalise(b.mobile, region)
                 except PhoneError:
                     notes.append(f"appointment {b.id}: the client's mobile is no phone number; imported without it")
-            clients.setdefault(client, {"id": client, "name": (b.client_name or b.client_id)[:200], "mobile": mobile,
-                                        "sms_consent": bool(b.sms_consent and mobile)})
+            record: dict[str, Any] = {"id": client, "name": (b.client_name or b.client_id)[:200], "mobile": mobile,
+                                      "sms_consent": bool(b.sms_consent and mobile)}
+            if b.language in ("en", "es"):
+                record["language"] = b.language
+            clients.setdefault(client, record)
         if b.pet_id is not None:
             pet = _pid(pms, "pet", b.pet_id)
             pets.setdefault(pet, {"id": pet, "client": client, "name": (b.pet_name or b.pet_id)[:200],
@@ -204,19 +208,24 @@ def _drop(doc: dict[str, Any], field_name: str | None) -> str | None:
 
 
 async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[Booking], clinic: Clinic,
-                         now: datetime, *, window: tuple[date, date] | None = None) -> SyncResult:
+                         now: datetime, *, window: tuple[date, date] | None = None,
+                         also_listed: Iterable[str] = (), problems: Iterable[str] = ()) -> SyncResult:
     """Put `bookings` into the day (see the module doc). With `window` (first, last clinic
     day) the bookings are the practice system's complete list for those days: a visit of ours
-    from it that is no longer listed was deleted there, and is cancelled here if still booked."""
+    from it that is no longer listed was deleted there, and is cancelled here if still booked.
+    `also_listed`: ids the system listed but the connector could not read (still there: left
+    as they were, never taken for deleted); `problems`: the connector's words for them."""
     result = SyncResult(fetched=len(bookings))
+    result.skipped.extend(problems)
     doc, notes = bookings_doc(pms, bookings, clinic.region)
     result.skipped.extend(notes)
     cancelled_ids = {f"{pms}:{b.id}" for b in bookings if b.cancelled}
-    listed = {f"{pms}:{b.id}" for b in bookings}
+    listed = {f"{pms}:{b.id}" for b in bookings} | {f"{pms}:{i}" for i in also_listed}
     cap = max_visits_per_day(clinic.settings)
     for _ in range(200):
         try:
             async with store.transaction() as tx:
+                await _keep_preferences(tx, doc)
                 # The same path `waitroom import` and POST /api/schedule take.
                 counts = await import_schedule(tx, doc, clinic.tz, clinic.region, max_per_day=cap)
                 gone: list[tuple[str, str]] = []
@@ -251,6 +260,17 @@ async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[
                 raise SyncRefused(f"{label}: the schedule was refused: {e}") from e
             result.skipped.append(f"{dropped}: {e}")
     raise SyncRefused(f"{label}: too many bookings refused; nothing of this sync was kept")
+
+
+async def _keep_preferences(tx: Tx, doc: dict[str, Any]) -> None:
+    """What the practice system does not say is not overwritten: consent to texts given here
+    (the kiosk asks) stays given, a language set here stays set."""
+    clients = {c["id"]: c for c in doc["clients"]}
+    for cid, (consent, language) in (await tx.client_preferences(sorted(clients))).items():
+        c = clients[cid]
+        c["sms_consent"] = bool(c.get("sms_consent")) or consent
+        if "language" not in c:
+            c["language"] = language
 
 
 class SyncRefused(Exception):

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import logging
@@ -184,8 +185,8 @@ class PoliteClient:
                         creds.token_url, json={**body, "client_id": creds.client_id,
                                                "client_secret": creds.client_secret})
                 else:
-                    resp_cm = self.session.post(creds.token_url, data=body,
-                                                auth=aiohttp.BasicAuth(creds.client_id, creds.client_secret))
+                    basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+                    resp_cm = self.session.post(creds.token_url, data=body, headers={"Authorization": f"Basic {basic}"})
                 async with resp_cm as resp:
                     status = resp.status
                     text = await resp.text(errors="replace") if status < 500 else ""
@@ -289,7 +290,7 @@ class PoliteClient:
                     if length is not None and length > MAX_BODY:
                         raise ConnectorError(f"{self.name}: {where} answered {length} bytes (at most {MAX_BODY})",
                                              status=status, retryable=False)
-                    raw = await resp.content.read(MAX_BODY + 1)
+                    raw = await _read_capped(resp, MAX_BODY + 1)
             except (aiohttp.ClientError, TimeoutError) as e:
                 if attempt >= self.max_attempts:
                     raise ConnectorError(f"{self.name}: {where}: no answer after {attempt} tries "
@@ -330,6 +331,20 @@ class PoliteClient:
                 return status, json.loads(raw)
             except (ValueError, RecursionError) as e:
                 raise ConnectorError(f"{self.name}: {where} answered {status} with a body that is not JSON") from e
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or its first `limit` bytes (StreamReader.read(n) answers what has
+    arrived so far, not n bytes: read until the end or the limit)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _error_text(raw: bytes) -> str:

@@ -73,9 +73,12 @@ class SyncLoop:
     async def sync_full(self) -> SyncResult:
         today, last, start, end = await self._window()
         clinic = await self.store.clinic()
+        unreadable: set[str] = getattr(self.connector, "unreadable", set())
+        unreadable.clear()
         bookings = await self.connector.fetch_window(start, end)
         result = await apply_bookings(self.store, self.connector.name, self.connector.label, bookings, clinic,
-                                      self.clock(), window=(today, last))
+                                      self.clock(), window=(today, last), also_listed=set(unreadable),
+                                      problems=self._problems())
         self._last_full_mono = time.monotonic()
         self._last_full_day = today
         async with self.store.transaction() as tx:
@@ -124,9 +127,16 @@ class SyncLoop:
                     keep.append(b)
         clinic = await self.store.clinic()
         result = await apply_bookings(self.store, self.connector.name, self.connector.label, keep, clinic,
-                                      self.clock())
+                                      self.clock(), problems=self._problems())
         result.fetched = len(bookings)
         return result
+
+    def _problems(self) -> list[str]:
+        """The connector's words for what it could not read since the last call."""
+        problems: list[str] = getattr(self.connector, "problems", [])
+        out = list(problems)
+        problems.clear()
+        return out
 
     def _full_due(self, today: date) -> bool:
         return (self._last_full_mono is None or self._last_full_day != today
@@ -178,6 +188,9 @@ class SyncLoop:
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until `stop` is set: every `interval_s`, sooner when nudged, later after failures."""
         while not stop.is_set():
+            # Cleared before the round, not after: a webhook arriving during a round starts the
+            # next one at once instead of waiting out the interval.
+            self.wake.clear()
             try:
                 result = await self.round()
                 log.info("%s: sync %s", self.connector.name, result.summary())
@@ -185,7 +198,11 @@ class SyncLoop:
             except (ConnectorError, SyncRefused) as e:
                 log.warning("%s: sync failed: %s", self.connector.name, e)
                 pause = min(self.settings.interval_s * 2 ** self.failures, self.settings.max_pause_s)
-            self.wake.clear()
+            except Exception as e:  # a bug or an answer nobody foresaw: logged in full, shown, retried
+                log.exception("%s: sync round failed unexpectedly", self.connector.name)
+                self.failures += 1
+                await self._mark(last_error=f"unexpected error ({type(e).__name__}): {e}"[:500])
+                pause = min(self.settings.interval_s * 2 ** self.failures, self.settings.max_pause_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]

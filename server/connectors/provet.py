@@ -51,6 +51,7 @@ class ProvetSettings:
     department_ids: list[str] = field(default_factory=list)
     per_minute: int = 55
     admit: bool = True  # write arrival back as an admitted consultation
+    texts_consented: bool = False  # the clinic's Provet consent covers waiting-room texts (else the kiosk asks)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, secret: str = "", api_token: str | None = None) -> ProvetSettings:
@@ -68,6 +69,8 @@ class ProvetSettings:
             s.per_minute = d["per_minute"]
         if isinstance(d.get("admit"), bool):
             s.admit = d["admit"]
+        if isinstance(d.get("texts_consented"), bool):
+            s.texts_consented = d["texts_consented"]
         return s
 
 
@@ -124,6 +127,7 @@ class ProvetConnector:
             per_minute=settings.per_minute, name="Provet Cloud")
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
         self.problems: list[str] = []
+        self.unreadable: set[str] = set()  # listed but unreadable: never taken for deleted
 
     def request_count(self) -> int:
         return self.client.stats.requests
@@ -180,11 +184,14 @@ class ProvetConnector:
                 start = _time(a.get("start"), f"appointment {aid}: start")
                 end = _time(a.get("end"), f"appointment {aid}: end")
             except ValueError as e:
-                self.problems.append(str(e))
+                self.problems.append(f"{e}: left as it was")
+                self.unreadable.add(aid)
                 continue
             minutes = (end - start).total_seconds() / 60
             if not 0 < minutes <= 24 * 60:
-                self.problems.append(f"appointment {aid}: lasts {minutes:g} minutes (expected 1 to 1440)")
+                self.problems.append(f"appointment {aid}: lasts {minutes:g} minutes (expected 1 to 1440): "
+                                     "left as it was")
+                self.unreadable.add(aid)
                 continue
             user_id = _id_of(a.get("user"))
             user = users.get(user_id or "", {})
@@ -203,7 +210,8 @@ class ProvetConnector:
                 type_id=reason_id, type_name=_s(reason.get("name")) or _s(a.get("title")),
                 client_id=client_id,
                 client_name=" ".join(x for x in (_s(client.get("firstname")), _s(client.get("lastname"))) if x) or None,
-                mobile=self._mobile(client), sms_consent=bool(self._mobile(client)) and not client.get("no_sms"),
+                mobile=self._mobile(client),
+                sms_consent=self.settings.texts_consented and bool(self._mobile(client)) and not client.get("no_sms"),
                 pet_id=patient_id, pet_name=_s(patient.get("name")), species=_s(patient.get("species")), sex=sex,
                 cancelled=cancelled))
         return out

@@ -652,6 +652,8 @@ class Store(Protocol):
     version: int
     #: Called after each commit or rollback (wake the notifier, keep derived caches).
     after_commit: list[Callable[[], None]]
+    #: Other server processes may write to this database at the same time (PostgreSQL).
+    several_processes: bool
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """The one write path: serialised, all or nothing, durable before the block ends."""

@@ -68,6 +68,11 @@ class PmsOps(Protocol):
         `last` (clinic days), cancelled ones included."""
         ...
 
+    async def client_preferences(self, client_ids: list[str]) -> dict[str, tuple[bool, str]]:
+        """(sms consent, language) of the clients of these ids that exist: what a sync must keep
+        (consent given at the kiosk, a language set here) when the practice system says nothing."""
+        ...
+
     async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
         """Add write-backs (a dedupe key seen before is skipped); how many were new."""
         ...
@@ -78,7 +83,8 @@ class PmsOps(Protocol):
 
     async def finish_pms_write(self, row_id: int, status: str, now: datetime, *, error: str | None = None,
                                next_at: datetime | None = None) -> None:
-        """Record an attempt: `status` sent / failed / task / done, or queued again at `next_at`."""
+        """Record an attempt: `status` sent / failed / task / done, or queued (again) at `next_at`
+        (a failed try backing off, or reception's "try again" on a failed row)."""
         ...
 
     async def pms_writes(self, statuses: tuple[str, ...], limit: int) -> list[PmsWrite]:

@@ -78,6 +78,8 @@ NOTIFY_CHANNEL = "waitroom_changes"
 # clinic's hash. Other software on the same database is unlikely to use the same first key.
 LOCK_CLASS = 0x7772_0001
 _MIGRATE_LOCK = 0x7772_0000
+# Every connection of a store says which process it is: "waitroom <origin>" (pg_stat_activity).
+APP_NAME_PREFIX = "waitroom "
 
 
 def is_postgres_url(spec: str) -> bool:
@@ -141,9 +143,10 @@ def _utc(t: datetime | None) -> datetime | None:
 class PgTx:
     """One transaction (or a read) of one clinic on a pooled connection: the named operations."""
 
-    def __init__(self, conn: asyncpg.Connection, clinic_id: str, *, writable: bool) -> None:
+    def __init__(self, conn: asyncpg.Connection, clinic_id: str, *, writable: bool, origin: str = "") -> None:
         self._db = conn
         self._c = clinic_id
+        self._origin = origin  # this process (its connections' application_name): who claims a text
         self._writable = writable
         self.wrote = False  # something changed: the commit bumps the store's version
 
@@ -838,7 +841,22 @@ class PgTx:
         await self._write(
             "UPDATE outbox SET status = 'sending', attempts = attempts + CASE WHEN uncertain THEN 0 ELSE 1 END, "
             "sending_at = CASE WHEN uncertain AND sending_at IS NOT NULL THEN sending_at ELSE ? END, "
-            "updated_at = ? WHERE clinic_id = @c AND id = ?", (now, now, row_id))
+            "updated_at = ?, claimed_by = ? WHERE clinic_id = @c AND id = ?", (now, now, self._origin, row_id))
+
+    async def adopt_orphaned_texts(self) -> list[OutboxRow]:
+        # A claimer is alive while any connection of its process is: every connection of a
+        # store carries its origin as application_name. The clinic's lock (held by this
+        # transaction) makes each orphan one process's only.
+        self._need_write()
+        rows = await self._rows(
+            f"UPDATE outbox o SET claimed_by = ? WHERE o.clinic_id = @c AND o.status = 'sending' "
+            "AND o.claimed_by IS DISTINCT FROM ? AND NOT EXISTS (SELECT 1 FROM pg_stat_activity s "
+            "WHERE s.application_name = ? || COALESCE(o.claimed_by, '')) "
+            f"RETURNING {', '.join('o.' + c.strip() for c in _OUTBOX_COLS.split(','))}",
+            (self._origin, self._origin, APP_NAME_PREFIX))
+        if rows:
+            self.wrote = True
+        return sorted((_outbox_row(r) for r in rows), key=lambda r: r.id)
 
     async def mark_text_sent(self, row_id: int, provider_sid: str, provider_status: str | None,
                              now: datetime) -> None:
@@ -1093,6 +1111,11 @@ class PgTx:
             "AND starts_with(id, ?) AND day >= ? AND day <= ?", (prefix, first, last))
         return {r["id"]: r["status"] for r in rows}
 
+    async def client_preferences(self, client_ids: list[str]) -> dict[str, tuple[bool, str]]:
+        rows = await self._rows("SELECT id, sms_consent, language FROM clients WHERE clinic_id = @c "
+                                "AND id = ANY(?::text[])", (list(client_ids),))
+        return {r["id"]: (bool(r["sms_consent"]), r["language"]) for r in rows}
+
     async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
         n = 0
         for row in rows:
@@ -1112,8 +1135,9 @@ class PgTx:
     async def finish_pms_write(self, row_id: int, status: str, now: datetime, *, error: str | None = None,
                                next_at: datetime | None = None) -> None:
         if status == "queued":
-            await self._write("UPDATE pms_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
-                              "WHERE clinic_id = @c AND id = ?", (next_at or now, error, row_id))
+            await self._write("UPDATE pms_outbox SET status = 'queued', attempts = attempts + 1, next_at = ?, "
+                              "last_error = COALESCE(?, last_error) WHERE clinic_id = @c AND id = ?",
+                              (next_at or now, error, row_id))
             return
         attempted = 1 if status in ("sent", "failed") else 0
         await self._write(
@@ -1181,7 +1205,9 @@ def _pms_write(r: asyncpg.Record) -> PmsWrite:
 class PgStore:
     """One clinic's view of a PostgreSQL database: `await PgStore.open(url)`."""
 
-    def __init__(self, pool: asyncpg.Pool, clinic_id: str, url: str) -> None:
+    several_processes = True
+
+    def __init__(self, pool: asyncpg.Pool, clinic_id: str, url: str, origin: str) -> None:
         self._pool = pool
         self.clinic_id = clinic_id
         self._url = url
@@ -1192,16 +1218,18 @@ class PgStore:
         self._no_writes = asyncio.Event()
         self._no_writes.set()
         self.after_commit: list[Callable[[], None]] = []
-        # Tells this process's own change notices from other processes'.
-        self._origin = uuid.uuid4().hex
+        # Tells this process's own change notices from other processes', and whose texts are whose.
+        self._origin = origin
         self._listener: asyncpg.Connection | None = None
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PgStore:
         """Connect, migrate, make sure the clinic has its row, and listen for other processes' changes."""
         dsn, clinic_id = split_url(url)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
-        store = cls(pool, clinic_id, dsn)
+        origin = uuid.uuid4().hex
+        settings = {"application_name": APP_NAME_PREFIX + origin}
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, server_settings=settings)
+        store = cls(pool, clinic_id, dsn, origin)
         try:
             await store.migrate()
             async with pool.acquire() as conn:
@@ -1214,7 +1242,8 @@ class PgStore:
         return store
 
     async def _listen(self) -> None:
-        self._listener = await asyncpg.connect(self._url)
+        self._listener = await asyncpg.connect(
+            self._url, server_settings={"application_name": APP_NAME_PREFIX + self._origin})
         await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
@@ -1255,7 +1284,7 @@ class PgStore:
             async with self._lock, self._pool.acquire() as conn:
                 tr = conn.transaction()
                 await tr.start()
-                tx = PgTx(conn, self.clinic_id, writable=True)
+                tx = PgTx(conn, self.clinic_id, writable=True, origin=self._origin)
                 try:
                     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_CLASS, self.clinic_id)
                     yield tx
@@ -1277,7 +1306,7 @@ class PgStore:
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[PgTx]:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield PgTx(conn, self.clinic_id, writable=False)
+            yield PgTx(conn, self.clinic_id, writable=False, origin=self._origin)
 
     def _ended(self, changed: bool | None) -> None:
         if changed is None:

@@ -821,6 +821,10 @@ class SqliteTx(SqliteReportQueries, SqlitePmsOps):
             "sending_at = CASE WHEN uncertain = 1 AND sending_at IS NOT NULL THEN sending_at ELSE ? END, "
             "updated_at = ? WHERE id = ?", (to_db(now), to_db(now), row_id))
 
+    async def adopt_orphaned_texts(self) -> list[OutboxRow]:
+        # One process sends from a SQLite file: what a stopped one left is settled at start-up.
+        return []
+
     async def mark_text_sent(self, row_id: int, provider_sid: str, provider_status: str | None,
                              now: datetime) -> None:
         # A status callback may have beaten us here (it is a separate request): keep "delivered".
@@ -1045,6 +1049,8 @@ def _outbox_row(r: aiosqlite.Row) -> OutboxRow:
 
 class SqliteStore:
     """The database: open with `await SqliteStore.open(path)` (":memory:" for replay and tests)."""
+
+    several_processes = False  # one server process per file
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn

@@ -65,6 +65,15 @@ class SqlitePmsOps:
             "AND day >= ? AND day <= ?", (pattern, first.isoformat(), last.isoformat()))
         return {r["id"]: r["status"] for r in rows}
 
+    async def client_preferences(self, client_ids: list[str]) -> dict[str, tuple[bool, str]]:
+        out: dict[str, tuple[bool, str]] = {}
+        for start in range(0, len(client_ids), 500):  # under SQLite's bound-parameter limit
+            chunk = client_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for r in await self._rows(f"SELECT id, sms_consent, language FROM clients WHERE id IN ({marks})", chunk):
+                out[r["id"]] = (bool(r["sms_consent"]), r["language"])
+        return out
+
     async def queue_pms_writes(self, rows: list[NewPmsWrite], now: datetime) -> int:
         n = 0
         for row in rows:
@@ -86,7 +95,8 @@ class SqlitePmsOps:
                                next_at: datetime | None = None) -> None:
         if status == "queued":
             await self._write(
-                "UPDATE pms_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+                "UPDATE pms_outbox SET status = 'queued', attempts = attempts + 1, next_at = ?, "
+                "last_error = COALESCE(?, last_error) WHERE id = ?",
                 (to_db(next_at or now), error, row_id))
             return
         attempted = 1 if status in ("sent", "failed") else 0

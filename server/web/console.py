@@ -47,6 +47,7 @@ from server.web.auth import (
     wants_json,
 )
 from server.web.board import ALERT_TYPES, Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
+from server.web.pms import pms_context, pms_write_decision
 from server.web.render import helpers, hm, render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -143,7 +144,8 @@ async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[st
         ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
                "alerts": await open_alerts(q, board.day_start - timedelta(hours=4), board.tz),
                "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
-               "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4))}
+               "inbox": await inbox(q), "log": await recent_log(q, board.day_start - timedelta(hours=4)),
+               **await pms_context(q, now)}
     return board, ctx
 
 
@@ -609,4 +611,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/console/alerts/{seq:\\d+}/ack", ack_alert)
     r.add_post("/console/inbox/{id:\\d+}/{what:reply|done}", inbox_action)
     r.add_post("/console/outbox/{id:\\d+}/{what:resend|drop|dismiss}", text_decision)
+    r.add_post("/console/pms/{id:\\d+}/{what:done|retry}", action(pms_write_decision))
 

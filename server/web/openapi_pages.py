@@ -35,6 +35,8 @@ STAFF = "staff session cookie"
 def web_paths() -> dict[str, Any]:
     return {
         "/": {"get": _page("Redirect to the console", "public")},
+        "/favicon.ico": {"get": _page("The site's icon (browsers ask every site for it)", "public",
+                                      "image/x-icon")},
         "/login": {"get": _page("Staff sign-in form", "public"),
                    "post": _page("Sign in (5 failures lock the name for 15 min)", "public",
                                  form={"name": _S, "password": _S, "next": _S})},
@@ -58,6 +60,9 @@ def web_paths() -> dict[str, Any]:
                                                      form={"body": _S}, params=("id", "what"))},
         "/console/outbox/{id}/{what}": {"post": _page(
             "Reception's decision on a held or failed text: resend, drop (held) or dismiss (failed)", STAFF,
+            form={}, params=("id", "what"))},
+        "/console/pms/{id}/{what}": {"post": _page(
+            "Reception's call on a practice-system write-back: done (by hand) or retry (a failed one)", STAFF,
             form={}, params=("id", "what"))},
         "/console/reports": {"get": _page(
             "Practice manager's reports (?period=day|week|month|year|custom&date=&to=&vet=&page=)", STAFF)},

@@ -130,6 +130,9 @@ def describe(e: LogEntry, board: Board) -> str:
         return f"{who or 'A client'} moved by the client{at}" + (f" with {vet_name}" if vet_name else "")
     if t == "cancel_visit":
         return f"{who or 'A visit'} cancelled by the client"
+    if t == "pms_decision":
+        what = "tried again" if e.data.get("decision") == "retry" else "done by hand"
+        return f"{who or 'A visit'}: practice-system {e.data.get('action', 'change')} {what}"
     if t == "vet_title":
         return f"{vet_name}'s title in Spanish: {e.data.get('title') or 'none'}"
     if t == "reschedule_request":

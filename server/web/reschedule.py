@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
@@ -166,6 +166,17 @@ def one_per_time(slots: Iterable[Slot], prefer: str) -> list[Slot]:
         if held is None or (sl.vet == prefer and held.vet != prefer):
             best[sl.start] = sl
     return sorted(best.values(), key=lambda sl: sl.start)
+
+
+async def sooner_today(conn: Tx, visit: VisitInfo, vets: Iterable[str], own: Sequence[Slot], s: RescheduleSettings,
+                       tz: tzinfo, now: datetime) -> list[Slot]:
+    """Times today with another vet, sooner than anything with their own vet (`own`, earliest
+    first): a client who wants to come today is offered today first, not only later days."""
+    today = now.astimezone(tz).date()
+    first_own = own[0].start if own else None
+    others = [v for v in vets if v != visit.vet]
+    return [sl for sl in one_per_time(await free_slots(conn, visit, others, s, tz, now), visit.vet)
+            if sl.start.astimezone(tz).date() == today and (first_own is None or sl.start < first_own)]
 
 
 # -- the link and its pages ----------------------------------------------------------------------
@@ -368,6 +379,8 @@ async def reschedule_page(request: web.Request) -> web.StreamResponse:
         slots = await free_slots(conn, visit, vets if any_vet else [visit.vet], s, tz, now)
         if any_vet:
             slots = one_per_time(slots, visit.vet)
+        else:
+            slots = sorted(slots + await sooner_today(conn, visit, vets, slots, s, tz, now), key=lambda sl: sl.start)
         groups: dict[date, list[Slot]] = {}
         for sl in slots:
             groups.setdefault(sl.start.astimezone(tz).date(), []).append(sl)

@@ -1,0 +1,111 @@
+"""Clinics of one group in one PostgreSQL database, each served by its own `create_app` (issue 13
+item 2, first part): the same PMS ids in both, one shared WAITROOM_SECRET, and still one clinic's
+tokens, status links and display never read the other's day. (One server process serves one
+clinic, `--db postgresql://...?clinic=ID`; the group runs a process or more per clinic.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.config import Config, ManualClock
+from server.demo import seed_day
+from server.keys import STORE
+from server.store.postgres import PgStore
+from tests.conftest import DAY
+from tests.pg_cluster import with_params
+
+HOUSEHOLD = "(312) 555-0102"  # James Carter: Max and Bella (in both clinics)
+
+
+async def _clinic(url: str, prefix: str, clock: ManualClock) -> tuple[TestClient[Any, Any], dict[str, str]]:
+    store = await PgStore.open(url)
+    try:
+        async with store.transaction() as tx:
+            tokens = await seed_day(tx, DAY, "America/Chicago", history_days=3, token_prefix=prefix)
+    finally:
+        await store.close()
+    config = Config(db_path=url, clock=clock, secret="one-secret-for-the-group", public_url="http://clinic.test")
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
+    await client.start_server()
+    return client, tokens
+
+
+@pytest.fixture
+async def two_clinics(pg_url: str, clock: ManualClock) -> AsyncIterator[tuple[Any, Any]]:
+    a = await _clinic(with_params(pg_url, clinic="riverside"), "riverside", clock)
+    b = await _clinic(with_params(pg_url, clinic="hillside"), "hillside", clock)
+    try:
+        yield a, b
+    finally:
+        await a[0].close()
+        await b[0].close()
+
+
+def _h(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_one_clinics_tokens_open_nothing_at_another(two_clinics: tuple[Any, Any]) -> None:
+    (a, tokens_a), (b, tokens_b) = two_clinics
+    routes = [("GET", "/api/estimates", "reception", None), ("GET", "/api/estimates", "display", None),
+              ("GET", "/api/changes?since=0", "pms", None), ("GET", "/api/appointments/a1", "pms", None),
+              ("POST", "/api/kiosk/lookup", "kiosk", {"phone": HOUSEHOLD}),
+              ("POST", "/api/events", "reception", {"type": "checkin", "appointment": "a1"})]
+    for method, path, role, body in routes:
+        # The same request: answered at its own clinic (the control), refused at the other.
+        for client, token, own in ((a, tokens_a[role], True), (b, tokens_a[role], False),
+                                   (b, tokens_b[role], True), (a, tokens_b[role], False)):
+            resp = await client.request(method, path, json=body, headers=_h(token))
+            if own:
+                assert resp.status in (200, 201, 404), (path, role, await resp.text())
+            else:
+                assert resp.status == 401, (path, role, resp.status)
+    resp = await b.get(f"/display?token={tokens_a['display']}")
+    assert resp.status in (401, 403)
+
+
+async def test_a_status_link_opens_its_own_clinics_visit_only(two_clinics: tuple[Any, Any]) -> None:
+    (a, tokens_a), (b, _) = two_clinics
+    resp = await a.post("/api/kiosk/lookup", json={"phone": HOUSEHOLD}, headers=_h(tokens_a["kiosk"]))
+    ids = [x["id"] for x in (await resp.json())["appointments"]]
+    body = {"phone": HOUSEHOLD, "appointments": ids, "sms_consent": True, "idempotency_key": "kiosk-key-0001"}
+    resp = await a.post("/api/kiosk/checkin", json=body, headers=_h(tokens_a["kiosk"]))
+    assert resp.status == 200
+    visit = (await resp.json())["visits"][0]
+    link = visit["status_url"].removeprefix("http://clinic.test")
+    mine = await a.get(link)
+    assert mine.status == 200 and visit["pet"] in await mine.text()
+    # Hillside has a visit of the same id, and the group shares one WAITROOM_SECRET: the link
+    # is Riverside's all the same (each clinic signs with a key of its own).
+    other = await b.get(link)
+    assert other.status == 404 and visit["pet"] not in await other.text()
+
+
+async def test_a_change_made_through_one_process_shows_at_the_others_at_once(pg_url: str, clock: ManualClock) -> None:
+    """Two servers of one clinic (as two processes would be): a walk-in taken by one is in the
+    other's estimates and wakes its live pages, though the other had cached its answer."""
+    url = with_params(pg_url, clinic="riverside")
+    a, tokens = await _clinic(url, "riverside", clock)
+    config = Config(db_path=url, clock=clock, secret="one-secret-for-the-group", public_url="http://clinic.test")
+    b: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
+    await b.start_server()
+    try:
+        before = await (await b.get("/api/estimates", headers=_h(tokens["reception"]))).json()
+        store_b = b.app[STORE]
+        seen = store_b.version
+        resp = await a.post("/api/kiosk/walkin", headers=_h(tokens["kiosk"]), json={
+            "name": "Sam Lee", "pet": "Rex", "species": "dog", "reason": "checkup", "idempotency_key": "walkin-0001"})
+        assert resp.status == 200
+        (walkin,) = (await resp.json())["visits"]
+        assert await store_b.wait_for_change(seen, 10.0)  # NOTIFY reached the other server
+        after = await (await b.get("/api/estimates", headers=_h(tokens["reception"]))).json()
+        ids = [e["appointment"] for e in after["estimates"]]
+        assert walkin["appointment"] in ids and walkin["appointment"] not in str(before)
+    finally:
+        await b.close()
+        await a.close()
