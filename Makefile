@@ -44,6 +44,7 @@ test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/de
 screenshots: $(STAMP) /usr/bin/chromium
 	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser.py -k emergency_moves_board
 	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_kiosk_web.py -k qr_code_to_the_status_page_and
+	WAITROOM_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser_reports.py
 
 bench-estimate: $(STAMP)
 	$(BIN)/python ../shared/replay/score.py --cmd "$(BIN)/waitroom replay" ../shared/replay/public/*.json

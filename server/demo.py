@@ -141,7 +141,7 @@ def demo_history(before: date, tz: tzinfo, days: int = 20, *, seed: int = 11) ->
 
 
 async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, once_a_day: bool = False,
-                   token_prefix: str = "demo") -> dict[str, str]:
+                   token_prefix: str = "demo", history_before: date | None = None) -> dict[str, str]:
     """The demo clinic in `tx` (a store transaction): the clinic, `day`'s schedule, simulated past
     days to learn from, and an API token per role (returned). Shared by the demo, the tests
     and the benchmarks."""
@@ -157,7 +157,7 @@ async def seed_day(tx: Any, day: date, zone: str, *, history_days: int = 20, onc
     doc = demo_schedule(day, tz, once_a_day=once_a_day)
     await import_schedule(tx, doc, tz, "US")
     await save_imported_vet_titles(tx, doc)
-    await tx.add_history(demo_history(day, tz, days=history_days), tz)
+    await tx.add_history(demo_history(history_before or day, tz, days=history_days), tz)
     return {role: await tx.create_token(role, f"{token_prefix}-{role}", now) for role in ROLES}
 
 
@@ -231,16 +231,25 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
     tz = tz_from(tzname)
     today = datetime.now(tz).date()
 
+    # The last few weekdays are played through the real event path (check-ins told their
+    # range, emergencies texted), so the reports' accuracy and texts have numbers from the
+    # first start; the weeks before them are finished visits to learn from.
+    played = past_weekdays(today, PLAYED_DAYS)
+
     async def seed() -> dict[str, str]:
         store = await open_store(str(db))
         try:
             async with store.transaction() as conn:
-                tokens = await seed_day(conn, today, tzname, once_a_day=True)
+                tokens = await seed_day(conn, today, tzname, once_a_day=True, history_days=20 - len(played),
+                                        history_before=played[0])
                 await create_user(conn, "demo", "demo-password", datetime.now(tz))
-                return tokens
+            for d in played:
+                await play_past_day(store, d)
+            return tokens
         finally:
             await store.close()
 
+    print(f"seeding the demo clinic and playing its last {len(played)} days (about 10 s)...", flush=True)
     tokens = asyncio.run(seed())
     # The demo day runs from mid-morning, with the morning's visits already done or waiting.
     clock_start = datetime.combine(today, dtime(10, 0), tz)
@@ -278,6 +287,79 @@ def run_demo(folder: Path, *, port: int = 8080, with_kiosk: bool = True) -> int:
         server.wait(timeout=10)
         log.close()
     return 0
+
+
+PLAYED_DAYS = 3
+
+
+def past_weekdays(before: date, n: int) -> list[date]:
+    """The `n` weekdays just before `before`, oldest first."""
+    out: list[date] = []
+    d = before
+    while len(out) < n:
+        d -= timedelta(days=1)
+        if d.weekday() < 5:
+            out.insert(0, d)
+    return out
+
+
+async def play_past_day(store: Any, day: date, *, seed: int = 5) -> None:
+    """One finished demo day played as it would have happened, through the real write path
+    (`ClinicRuntime.post_event`: estimates at check-in kept as promises, delay texts decided),
+    with an emergency for one vet; texts are "delivered" by an instant provider, as a worker
+    would have sent them that day."""
+    from notifier import outbox
+    from server.events import Event
+    from server.runtime import ClinicRuntime
+    from server.schedule import import_schedule
+    from server.texts import TextingOptions
+
+    rng = random.Random(seed + day.toordinal())
+    clinic = await store.clinic()
+    tz = clinic.tz
+    async with store.transaction() as tx:
+        await import_schedule(tx, demo_schedule(day, tz, once_a_day=True), tz, clinic.region)
+    async with store.read() as q:
+        state = await q.visits_for_day(day)
+    plan: list[Event] = []
+    em_vet = rng.choice([v for v, _ in VETS])
+    em_at = datetime.combine(day, dtime(rng.randint(10, 14), rng.choice([0, 15, 30, 45])), tz)
+    for vet in state.vets:
+        free = datetime.combine(day, dtime(8, 0), tz)
+        queue = sorted((v for v in state.visits.values() if v.vet == vet and v.scheduled),
+                       key=lambda v: v.scheduled or free)
+        emergency = vet == em_vet
+        for v in queue:
+            assert v.scheduled is not None
+            if rng.random() < 0.05:
+                plan.append(Event("noshow", v.scheduled + timedelta(minutes=20), v.id))  # reception marks it
+                continue
+            arrive = v.scheduled + timedelta(minutes=rng.gauss(-4, 5))
+            plan.append(Event("checkin", arrive, v.id))
+            start = max(free, arrive, v.scheduled - timedelta(minutes=5))
+            if emergency and start >= em_at:
+                emergency = False
+                eid = f"{day.isoformat()}-em-{vet}"
+                length = timedelta(minutes=rng.uniform(35, 60))
+                plan.append(Event("emergency", em_at, eid, {"vet": vet, "expected_min": 45.0}))
+                e_start = max(em_at, free)
+                plan.append(Event("emergency_start", e_start + timedelta(seconds=1), eid, {}))
+                plan.append(Event("emergency_end", e_start + length, eid, {}))
+                start = max(start, e_start + length + timedelta(minutes=1))
+            plan.append(Event("start", start, v.id))
+            end = start + timedelta(minutes=v.booked_min * SPEED[vet] * rng.lognormvariate(0, 0.25))
+            plan.append(Event("end", end, v.id))
+            free = end + timedelta(minutes=1)
+    plan.sort(key=lambda e: e.at)
+    texting = TextingOptions(public_url="http://127.0.0.1:8080", secret=b"demo-past-days")
+    rt = await ClinicRuntime.start(store, day, texting=texting, estimate_granularity_s=0)
+    for ev in plan:
+        await rt.post_event(ev, "demo", ev.at)
+        async with store.transaction() as tx:
+            for row in await outbox.claim_due(tx, ev.at):
+                sid = "SMdemo" + f"{row.id:026d}"
+                await outbox.mark_sent(tx, row.id, sid, "queued", ev.at)
+                await outbox.record_status(tx, row.id, sid, "delivered", None, ev.at + timedelta(seconds=4))
 
 
 async def _play_morning(db: Path, today: date, until: datetime) -> None:

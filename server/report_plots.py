@@ -38,7 +38,8 @@ def _svg(fig: Any, plt: Any) -> str:
 
 
 def _frame(plt: Any, title: str, reading: str, size: tuple[float, float] = (7.0, 3.2)) -> tuple[Any, Any]:
-    fig, ax = plt.subplots(figsize=size)
+    # Constrained layout keeps the title, the reading under it and the axes apart.
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
     fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
     ax.set_title(reading or "No data in this period.", loc="left", fontsize=9, color="#333333")
     return fig, ax
@@ -55,7 +56,7 @@ def plot(rep: Report, name: str) -> str:
 
 
 def _waits(plt: Any, rep: Report) -> tuple[Any, Any]:
-    rows = rep.tables["waits_by_hour"].rows
+    rows = [r for r in rep.tables["waits_by_hour"].rows if r[2] is not None]  # hours with a wait measured
     fig, ax = _frame(plt, "Wait from check-in to consult start, by hour booked", rep.readings.get("waits", ""))
     hours = [r[0] for r in rows]
     x = list(range(len(rows)))

@@ -3,6 +3,8 @@ demo-data/README.txt, since the kiosk covers the terminal at once, and what it s
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shlex
 import signal
@@ -10,8 +12,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
+from server.demo import PLAYED_DAYS, past_weekdays
 from tests.test_cli import _port
 
 EXE = str(Path(sys.executable).parent / "waitroom")
@@ -44,6 +49,17 @@ def test_the_demo_guide_in_the_folder_gives_working_addresses_and_a_reply_comman
                              timeout=60)
         assert got.returncode == 0, got.stderr
         assert "keeps their place" in got.stdout
+        # The last days were played through the real write path: the manager's report has the
+        # estimates told at check-in and the texts of those days from the first start.
+        days = past_weekdays(datetime.now(ZoneInfo("America/Chicago")).date(), PLAYED_DAYS)  # the demo's clinic
+        report = subprocess.run([EXE, "report", "--db", str(folder / "demo.db"), "--from", days[0].isoformat(),
+                                 "--to", days[-1].isoformat(), "--format", "csv", "--table", "accuracy"],
+                                capture_output=True, text=True, timeout=120, check=True)
+        rows = list(csv.DictReader(io.StringIO(report.stdout)))
+        assert len(rows) == PLAYED_DAYS and all(int(r["estimates"]) > 20 for r in rows), report.stdout
+        mae = [float(r["estimate MAE (min)"]) for r in rows]
+        base = [float(r["booked-length baseline MAE (min)"]) for r in rows]
+        assert sum(mae) < sum(base), (mae, base)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
