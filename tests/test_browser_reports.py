@@ -5,6 +5,7 @@ plot when asked (WAITROOM_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from pathlib import Path
@@ -59,7 +60,7 @@ async def test_a_manager_changes_the_period_and_downloads_a_table(live_server: L
         await page.locator("section#waits_by_vet a.csv").click()
     download = await got.value
     assert download.suggested_filename == "waits_by_vet-2026-02-01-2026-02-28.csv"
-    text = Path(await download.path()).read_text(encoding="utf-8")
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
     table = {r["vet"]: r for r in csv.DictReader(io.StringIO(text))}
     assert {vet: list(r.values())[1:] for vet, r in table.items()} == shown
     # One vet, then the month before: the label and the rows follow.

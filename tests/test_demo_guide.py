@@ -13,8 +13,8 @@ import sys
 import time
 import urllib.request
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from server.demo import PLAYED_DAYS, past_weekdays
 from tests.test_cli import _port
