@@ -334,3 +334,12 @@ async def test_a_clinic_whose_ezyvet_consent_covers_texts_can_say_so(rig: Rig) -
     async with rig.store.read() as q:
         (booking,) = await q.kiosk_bookings("+13125550101", TODAY)
     assert booking.sms_consent is True
+
+
+async def test_arrivals_are_written_back_while_reading_the_day_fails(rig: Rig) -> None:
+    await rig.loop.round()
+    await rig.checkin("101")
+    rig.fake.fail_next(5, "500", path="/v2/appointment")  # the list is down; the write endpoint is not
+    with pytest.raises(ConnectorError, match="answered 500"):
+        await rig.loop.round()
+    assert rig.fake.writes == [("101", {"status_id": "2"})]

@@ -209,3 +209,15 @@ def _status_is(rig: Rig, pms_id: str, status: str) -> Callable[[], Awaitable[boo
     async def check() -> bool:
         return await rig.status(pms_id) == status
     return check
+
+
+async def test_a_webhook_whose_fetch_failed_is_fetched_again_next_round(rig: Rig) -> None:
+    await rig.loop.round()
+    del rig.fake.appointments[302]
+    rig.loop.nudge("302")
+    rig.fake.fail_next(5, "500", path=f"/{PROVET_ID}/api/0.1/appointment/302/")
+    with pytest.raises(ConnectorError, match="502"):
+        await rig.loop.round()
+    assert rig.loop.pending_ids == {"302"} and await rig.status("302") == "booked"
+    await rig.loop.round()
+    assert rig.loop.pending_ids == set() and await rig.status("302") == "cancelled"

@@ -30,7 +30,7 @@ from server.connectors.core import (
     drain_write_backs,
     queue_write_backs,
 )
-from server.connectors.http import ConnectorError
+from server.connectors.http import AuthError, ConnectorError
 from server.store import Store
 
 log = logging.getLogger("waitroom.connectors")
@@ -108,14 +108,18 @@ class SyncLoop:
     async def sync_named(self) -> SyncResult:
         """The appointments webhooks named since the last round."""
         ids, self.pending_ids = sorted(self.pending_ids), set()
-        bookings: list[Booking] = []
-        for pms_id in ids:
-            found = await self.connector.fetch_one(pms_id)
-            if found is None:  # deleted there
-                bookings.append(Booking(pms_id, self.clock(), 1.0, "", "", cancelled=True))
-            else:
-                bookings.append(found)
-        return await self._apply_some(bookings)
+        try:
+            bookings: list[Booking] = []
+            for pms_id in ids:
+                found = await self.connector.fetch_one(pms_id)
+                if found is None:  # deleted there
+                    bookings.append(Booking(pms_id, self.clock(), 1.0, "", "", cancelled=True))
+                else:
+                    bookings.append(found)
+            return await self._apply_some(bookings)
+        except BaseException:
+            self.pending_ids |= set(ids)  # asked again next round: a failed fetch loses no webhook
+            raise
 
     async def _apply_some(self, bookings: list[Booking]) -> SyncResult:
         """Changed bookings: those in the window, and those we hold (moved out of it, or cancelled)."""
@@ -148,9 +152,10 @@ class SyncLoop:
         requests_before = self.connector.request_count()
         phase = "changes"
         await self._mark(last_attempt_at=self.clock())
+        result: SyncResult | None = None
+        failed: ConnectorError | SyncRefused | None = None
         try:
             today, *_ = await self._window()
-            result: SyncResult | None = None
             if self.pending_ids:
                 phase = "webhook"
                 result = await self.sync_named()
@@ -162,14 +167,20 @@ class SyncLoop:
                 if result is None:
                     phase = "full"
                     result = await self.sync_full()
-            await queue_write_backs(self.store, self.connector.name, self.clock())
-            await drain_write_backs(self.store, self.connector, self.clock())
         except (ConnectorError, SyncRefused) as e:
+            failed = e
+        # Write-backs go on when reading failed (an arrival need not wait for a 5xx storm on
+        # the list endpoint to pass: each row has its own retries) - but not with credentials
+        # refused, which would fail every row for a cause reception cannot fix row by row.
+        await queue_write_backs(self.store, self.connector.name, self.clock())
+        if not isinstance(failed, AuthError):
+            await drain_write_backs(self.store, self.connector, self.clock())
+        if failed is not None or result is None:
             self.failures += 1
-            await self._mark(last_error=str(e)[:500], progress={"phase": phase, "failed": True,
-                                                                 "requests": self.connector.request_count()
-                                                                 - requests_before})
-            raise
+            await self._mark(last_error=str(failed)[:500], progress={"phase": phase, "failed": True,
+                                                                      "requests": self.connector.request_count()
+                                                                      - requests_before})
+            raise failed or ConnectorError(f"{self.connector.label}: nothing read")
         self.failures = 0
         result.requests = self.connector.request_count() - requests_before
         await self._mark(last_ok_at=self.clock(), last_error=None, progress={
