@@ -346,6 +346,13 @@ async def drain_write_backs(store: Store, connector: Connector, now: datetime, *
     return done
 
 
+def task_text(label: str, pms_id: str, data: dict[str, Any]) -> str:
+    """Reception's task when a client moved a booking by text link and the API cannot move it."""
+    pet = f" ({data['pet']})" if data.get("pet") else ""
+    when = data.get("scheduled") or "the new time"
+    return f"Move appointment {pms_id}{pet} in {label} to {when}: the client rescheduled by text link"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

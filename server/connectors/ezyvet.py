@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from server.connectors.core import Booking, WriteOutcome
+from server.connectors.core import Booking, WriteOutcome, task_text
 from server.connectors.http import ConnectorError, Credentials, PoliteClient
 
 PAGE_SIZE = 200
@@ -287,7 +287,7 @@ class EzyVetConnector:
 
     async def write_back(self, pms_id: str, action: str, data: dict[str, Any]) -> WriteOutcome:
         if action == "rescheduled":
-            return WriteOutcome("task", _task_text(self.label, pms_id, data))
+            return WriteOutcome("task", task_text(self.label, pms_id, data))
         name = self.settings.statuses.get(action)
         if action == "cancelled" and name is None:
             return WriteOutcome("task", f"Cancel appointment {pms_id}"
@@ -314,13 +314,3 @@ def _max_modified(raw: list[dict[str, Any]], old: str | None) -> str | None:
         if best is None or m > best:
             best = m
     return None if best is None else str(int(best))
-
-
-def _task_text(label: str, pms_id: str, data: dict[str, Any]) -> str:
-    pet = f" ({data['pet']})" if data.get("pet") else ""
-    when = data.get("scheduled") or "the new time"
-    return f"Move appointment {pms_id}{pet} in {label} to {when}: the client rescheduled by text link"
-
-
-def window_bounds(today_start: datetime, days: int) -> tuple[datetime, datetime]:
-    return today_start, today_start + timedelta(days=days + 1)

@@ -31,8 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.connectors.core import Booking, WriteOutcome
-from server.connectors.ezyvet import _task_text
+from server.connectors.core import Booking, WriteOutcome, task_text
 from server.connectors.http import ConnectorError, Credentials, PoliteClient
 
 MAX_PAGES = 100  # 100,000 appointments at 1,000 a page
@@ -258,7 +257,7 @@ class ProvetConnector:
 
     async def write_back(self, pms_id: str, action: str, data: dict[str, Any]) -> WriteOutcome:
         if action == "rescheduled":
-            return WriteOutcome("task", _task_text(self.label, pms_id, data))
+            return WriteOutcome("task", task_text(self.label, pms_id, data))
         if action == "cancelled":
             pet = f" ({data['pet']})" if data.get("pet") else ""
             return WriteOutcome("task", f"Cancel appointment {pms_id}{pet} in Provet Cloud: the client cancelled "

@@ -1,7 +1,7 @@
 -- Practice-management connectors (issue 19): each connector's sync state, and the outbox of
 -- what is written back to the practice system (arrivals, consult starts, cancels), retried like
 -- texts and shown to reception when it cannot be done.
-CREATE TABLE pms_sync (
+CREATE TABLE IF NOT EXISTS pms_sync (
     pms TEXT PRIMARY KEY,
     cursor TEXT,
     events_seen INTEGER NOT NULL DEFAULT 0,
@@ -11,7 +11,7 @@ CREATE TABLE pms_sync (
     last_error TEXT,
     progress TEXT NOT NULL DEFAULT '{}'
 );
-CREATE TABLE pms_outbox (
+CREATE TABLE IF NOT EXISTS pms_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pms TEXT NOT NULL,
     dedupe TEXT NOT NULL UNIQUE,
@@ -25,4 +25,4 @@ CREATE TABLE pms_outbox (
     done_at TEXT,
     last_error TEXT
 );
-CREATE INDEX pms_outbox_due ON pms_outbox (status, next_at);
+CREATE INDEX IF NOT EXISTS pms_outbox_due ON pms_outbox (status, next_at);
