@@ -1,4 +1,9 @@
-"""The lobby kiosk: a Textual app that only talks to the clinic server over HTTP."""
+"""The lobby kiosk: a Textual app that only talks to the clinic server over HTTP.
+
+The screens (kiosk/screens/) ask for what they need with messages (kiosk/messages.py): the app
+navigates, speaks, keeps the idle time-out and does the network work, and answers each
+request by a message back to the screen that asked.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from pathlib import Path
 from textual.app import App
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
-from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind, KioskError
+from kiosk import messages as m
+from kiosk.api import JSON, ApiError, ClinicClient, HttpClinicClient, Kind, KioskError, ServerUnreachable
 from kiosk.demo import DemoNote
 from kiosk.offline import OfflineQueue, Submitted
 from kiosk.screens.done import DoneScreen
@@ -24,6 +31,7 @@ from kiosk.speech import Speaker
 log = logging.getLogger("waitroom.kiosk")
 
 SIZE = (160, 50)  # a 1280x800 touchscreen in 8x16 cells: tests and snapshots use this
+REQUESTS = "requests"  # the worker group of the screens' requests (kiosk/messages.py)
 
 
 class KioskApp(App[None]):
@@ -137,7 +145,7 @@ class KioskApp(App[None]):
             self.start_over()
         elif idle >= self.idle_limit():
             if warning is None:
-                self.push_screen(MoreTime())
+                self.push_screen(MoreTime(lambda: self.reset_at() - self.clock(), self.touch))
         elif warning is not None:
             warning.keep_going()  # touched meanwhile (a key, a tap the dialog did not see)
 
@@ -199,6 +207,78 @@ class KioskApp(App[None]):
                     break  # still unreachable: the next retry tick tries again
         finally:
             self._delivering = False
+
+    # What the screens ask for (kiosk/messages.py) ---------------------------------------------
+
+    def on_go(self, message: m.Go) -> None:
+        self.go(message.screen)
+
+    def on_start_over(self, message: m.StartOver) -> None:
+        self.start_over()
+
+    def on_touched(self, message: m.Touched) -> None:
+        self.touch()
+
+    def on_speak(self, message: m.Speak) -> None:
+        self.say(message.text)
+
+    def on_stop_speaking(self, message: m.StopSpeaking) -> None:
+        self.speaker.stop()
+
+    def on_ask(self, message: m.Ask) -> None:
+        self.push_screen(message.modal, message.answered)
+
+    def on_failed(self, message: m.Failed) -> None:
+        self.handle_failure(message.error)
+
+    def on_submit(self, message: m.Submit) -> None:
+        # Never cancelled by a later request: a tapped check-in is sent (or queued) whatever follows.
+        self.run_worker(self._submit(message), group=REQUESTS, exit_on_error=False)
+
+    async def _submit(self, message: m.Submit) -> None:
+        message.answer(m.Submit.Sent(await self.send(message.kind, message.payload)))
+
+    def on_look_up(self, message: m.LookUp) -> None:
+        self.run_worker(self._look_up(message), group=REQUESTS, exit_on_error=False)
+
+    async def _look_up(self, message: m.LookUp) -> None:
+        # Known offline, a lookup would only wait out the timeout: the screen takes the number
+        # as a check-in by phone instead, as it does when the lookup finds the server gone.
+        if not self.online:
+            message.answer(m.LookUp.Found(None))
+            return
+        try:
+            found = await self.api.lookup(message.number)
+        except ServerUnreachable:
+            self.online = False
+            message.answer(m.LookUp.Found(None))
+            return
+        self.online = True
+        message.answer(m.LookUp.Found(found))
+
+    def on_refresh(self, message: m.Refresh) -> None:
+        self.run_worker(self._refresh(message), group=REQUESTS, exit_on_error=False)
+
+    async def _refresh(self, message: m.Refresh) -> None:
+        answers: dict[str, JSON | None] = {}
+        for appointment in message.appointments:
+            try:
+                answers[appointment] = await self.api.visit(appointment)
+            except KioskError:
+                answers[appointment] = None  # the screen keeps the last estimate it showed
+        message.answer(m.Refresh.Fresh(answers))
+
+    def on_outcome(self, message: m.Outcome) -> None:
+        self.run_worker(self._outcome(message), group=REQUESTS, exit_on_error=False)
+
+    async def _outcome(self, message: m.Outcome) -> None:
+        state, answer, _ = await self.queue.outcome(message.key)
+        message.answer(m.Outcome.Known(state, answer))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The one place a failed request ends up: the client sees a friendly screen.
+        if event.worker.group == REQUESTS and event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.handle_failure(event.worker.error)
 
     def handle_failure(self, error: BaseException) -> None:
         """Every failed worker ends here: log it, show the client a kind screen."""

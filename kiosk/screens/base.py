@@ -1,27 +1,28 @@
-"""What every kiosk screen shares: the top bar with the staff mark, "Read aloud" and "Start
-over", reading the screen aloud, the client's display modes, and the one place where a
-failed network worker turns into a friendly screen."""
+"""What every kiosk screen shares: the top bar with the clinic's name, the staff mark, "Read
+aloud" and "Start over", reading the screen aloud, the client's display modes, and what a
+screen may know of the app (`KioskView`); everything else it asks for with a message
+(kiosk/messages.py), so no screen imports the app."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Digits, Static
 from textual.worker import Worker, WorkerState
 
 from kiosk.i18n import t
+from kiosk.messages import Failed, Speak, StartOver, StopSpeaking, Touched
+from kiosk.view import KioskView
 from kiosk.widgets.bigtext import BigButton, Say, label_text
 from kiosk.widgets.keypad import KeyButton, Keypad
 from kiosk.widgets.qrcode import QRCode
 from kiosk.widgets.status import Brand, StatusMark
-
-if TYPE_CHECKING:
-    from kiosk.app import KioskApp
 
 SPOKEN_CLASSES = ("title", "hint", "message", "caption", "number")
 
@@ -30,8 +31,15 @@ class KioskMixin:
     START_OVER = True  # the top bar's "Start over" (not where there is nothing to start over)
 
     @property
-    def kiosk(self) -> KioskApp:
-        return cast("KioskApp", self.app)  # type: ignore[attr-defined]
+    def kiosk(self) -> KioskView:
+        return cast(KioskView, self.app)  # type: ignore[attr-defined]
+
+    def ask(self, message: Message) -> None:
+        """Post `message` to the app (kiosk/messages.py: it bubbles up from this screen)."""
+        cast(Widget, self).post_message(message)
+
+    def say(self, text: str) -> None:
+        self.ask(Speak(text))
 
     @property
     def lang(self) -> str:
@@ -96,7 +104,7 @@ class KioskMixin:
         return label
 
     def read_screen(self) -> None:
-        self.kiosk.say(self.speech())
+        self.say(self.speech())
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         self.apply_modes()
@@ -113,7 +121,7 @@ class KioskMixin:
         if session.read_aloud:
             self.read_screen()
         else:
-            self.kiosk.speaker.stop()
+            self.ask(StopSpeaking())
 
     # Taps -----------------------------------------------------------------------------------
 
@@ -121,21 +129,21 @@ class KioskMixin:
         # A plain handler, not @on: decorated handlers on a mixin are not registered.
         if event.button.id == "start-over":
             event.stop()
-            self.kiosk.start_over()
+            self.ask(StartOver())
         elif event.button.id == "read-aloud":
             event.stop()
             self.toggle_read_aloud()
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
-        self.kiosk.touch()
+        self.ask(Touched())
 
     def on_key(self, event: events.Key) -> None:
-        self.kiosk.touch()
+        self.ask(Touched())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # The one place worker failures end up: the client sees a friendly screen.
+        # A screen's own worker that fails ends where the app's requests do: a friendly screen.
         if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.kiosk.handle_failure(event.worker.error)
+            self.ask(Failed(event.worker.error))
 
 
 def sentence(text: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Button
 
+from kiosk.messages import Go, Submit
 from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.screens.phone import pretty_number
 
@@ -33,12 +34,10 @@ class ConsentScreen(KioskScreen):
     @on(Button.Pressed, "#check-in")
     def check_in(self, event: Button.Pressed) -> None:
         event.button.disabled = True  # one tap, one check-in
-        self.send()
+        s = self.kiosk.session
+        self.ask(Submit(self, "checkin", {"phone": s.phone, "appointments": s.selected, "sms_consent": s.sms_consent}))
 
-    @work(exclusive=True, exit_on_error=False)
-    async def send(self) -> None:
+    def on_submit_sent(self, message: Submit.Sent) -> None:
         from kiosk.screens.done import DoneScreen
 
-        s = self.kiosk.session
-        payload = {"phone": s.phone, "appointments": s.selected, "sms_consent": s.sms_consent}
-        self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", payload), consent=s.sms_consent))
+        self.ask(Go(DoneScreen.after(message.sent, consent=self.kiosk.session.sms_consent)))

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button
 
-from kiosk.api import KioskError
+from kiosk.messages import Outcome, Refresh, StartOver
 from kiosk.offline import Submitted
 from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.widgets.qrcode import QRCode
@@ -35,6 +35,9 @@ class DoneScreen(KioskScreen):
         self.offline = offline
         self.key = key  # the queued request's idempotency key, when taken offline
         self.by_phone: int | None = None  # delivered check-in by phone: how many visits it checked in
+        self._refreshing = False  # a refresh is on its way: the next tick does not ask again
+        self._asking = False  # asking what became of the queued request...
+        self._ask_again = False  # ...and the queue moved meanwhile
 
     @classmethod
     def after(cls, sent: Submitted, consent: bool = False) -> DoneScreen:
@@ -70,18 +73,27 @@ class DoneScreen(KioskScreen):
         if self.visits and not self.offline:
             self.set_interval(self.kiosk.poll_s, self.poll)
         elif self.key is not None:
-            self.watch(self.kiosk, "queued", self.queue_moved, init=False)
+            self.watch(self.app, "queued", self.queue_moved, init=False)
 
     def queue_moved(self) -> None:
-        self.delivered()
-
-    @work(exclusive=True, group="delivered", exit_on_error=False)
-    async def delivered(self) -> None:
-        """Once the queue has delivered this check-in, show its answer as if it had been live."""
+        """The offline queue changed: ask whether it has delivered this check-in."""
         if not self.offline or self.key is None:
             return
-        state, answer, _ = await self.kiosk.queue.outcome(self.key)
-        if state != "delivered" or not answer:
+        if self._asking:
+            self._ask_again = True  # answered from before this change: ask once more after it
+            return
+        self._asking = True
+        self.ask(Outcome(self, self.key))
+
+    async def on_outcome_known(self, message: Outcome.Known) -> None:
+        """Once the queue has delivered this check-in, show its answer as if it had been live."""
+        self._asking = False
+        if self._ask_again:
+            self._ask_again = False
+            self.queue_moved()
+            return
+        state, answer = message.state, message.answer
+        if not self.offline or state != "delivered" or not answer:
             return
         if not answer.get("visits"):
             if isinstance(answer.get("checked_in"), int):  # by phone: a count, no visit to show
@@ -95,21 +107,25 @@ class DoneScreen(KioskScreen):
         await codes.remove_children()
         await codes.mount_all(self.codes())
         self.query_one("#message", Say).update(self.message())
-        self.kiosk.say(self.message())
+        self.say(self.message())
         self.set_interval(self.kiosk.poll_s, self.poll)
 
     @on(Button.Pressed, "#finish")
     def finish(self) -> None:
-        self.kiosk.start_over()
+        self.ask(StartOver())
 
-    @work(exclusive=True, group="poll", exit_on_error=False)
-    async def poll(self) -> None:
-        """Refresh each visit's estimate; a failed refresh keeps the last one shown."""
+    def poll(self) -> None:
+        if not self._refreshing:
+            self._refreshing = True
+            self.ask(Refresh(self, [str(v["appointment"]) for v in self.visits]))
+
+    def on_refresh_fresh(self, message: Refresh.Fresh) -> None:
+        """Each visit's new estimate; a failed refresh keeps the last one shown."""
+        self._refreshing = False
         fresh = []
         for v in self.visits:
-            try:
-                answer = await self.kiosk.api.visit(str(v["appointment"]))
-            except KioskError:
+            answer = message.answers.get(str(v["appointment"]))
+            if answer is None:
                 fresh.append(v)
                 continue
             got = answer.get("visits") or [v]

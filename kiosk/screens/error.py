@@ -6,6 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Button
 
+from kiosk.messages import StartOver
 from kiosk.screens.base import BigButton, KioskScreen, Say
 
 
@@ -21,4 +22,4 @@ class ErrorScreen(KioskScreen):
 
     @on(Button.Pressed, "#finish")
     def finish(self) -> None:
-        self.kiosk.start_over()
+        self.ask(StartOver())

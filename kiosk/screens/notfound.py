@@ -6,6 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Button
 
+from kiosk.messages import Go
 from kiosk.screens.base import BigButton, KioskScreen, Say
 
 
@@ -20,10 +21,10 @@ class NotFoundScreen(KioskScreen):
     def again(self) -> None:
         from kiosk.screens.phone import PhoneScreen
 
-        self.kiosk.go(PhoneScreen())
+        self.ask(Go(PhoneScreen()))
 
     @on(Button.Pressed, "#walkin")
     def walkin(self) -> None:
         from kiosk.screens.walkin import WalkinScreen
 
-        self.kiosk.go(WalkinScreen("name"))
+        self.ask(Go(WalkinScreen("name")))

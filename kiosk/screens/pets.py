@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Button
 
+from kiosk.messages import Go
 from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.wording import fmt_time, parse
 
@@ -56,4 +57,4 @@ class PetsScreen(KioskScreen):
         from kiosk.screens.consent import ConsentScreen
 
         self.kiosk.session.selected = [str(self.appointments[i]["id"]) for i in sorted(self.selected)]
-        self.kiosk.go(ConsentScreen())
+        self.ask(Go(ConsentScreen()))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import phonenumbers
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Center
 from textual.widgets import Digits
 
-from kiosk.api import ServerUnreachable
+from kiosk.messages import Go, LookUp, Submit
 from kiosk.screens.base import KioskScreen, Say
 from kiosk.widgets.keypad import Keypad, echo
 
@@ -52,6 +52,8 @@ def pretty_number(e164: str) -> str:
 
 
 class PhoneScreen(KioskScreen):
+    _looking = False  # a lookup is on its way: a second OK does not send another
+
     def compose_body(self) -> ComposeResult:
         yield Say(self.t("phone_title"), id="title", classes="title")
         yield Digits("", id="number")
@@ -61,7 +63,7 @@ class PhoneScreen(KioskScreen):
 
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:
-        self.kiosk.say(echo(self.lang, event.previous, event.value))
+        self.say(echo(self.lang, event.previous, event.value))
         self.query_one("#number", Digits).update(display_number(event.value, self.kiosk.region))
         message = self.query_one("#message", Say)
         message.remove_class("error")
@@ -74,12 +76,14 @@ class PhoneScreen(KioskScreen):
         if number is None:
             message.add_class("error")
             message.update(self.t("phone_typo" if event.value else "phone_empty"))
-            self.kiosk.say(message.words)
+            self.say(message.words)
             return
         self.kiosk.session.phone = number
         message.update(self.t("looking"))
-        self.kiosk.say(message.words)
-        self.look_up(number)
+        self.say(message.words)
+        if not self._looking:
+            self._looking = True
+            self.ask(LookUp(self, number))
 
     def on_key(self, event: events.Key) -> None:
         super().on_key(event)
@@ -94,28 +98,24 @@ class PhoneScreen(KioskScreen):
             return
         event.stop()
 
-    @work(exclusive=True, exit_on_error=False)
-    async def look_up(self, number: str) -> None:
-        from kiosk.screens.done import DoneScreen
+    def on_look_up_found(self, message: LookUp.Found) -> None:
         from kiosk.screens.notfound import NotFoundScreen
         from kiosk.screens.pets import PetsScreen
 
-        # No lookup possible (known offline: it would only wait out the timeout; or it just
-        # failed): take "this number is here" as a queued check-in by phone.
-        by_phone = {"phone": number, "appointments": []}
-        if not self.kiosk.online:
-            self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", by_phone)))
+        session, found = self.kiosk.session, message.found
+        if found is None:
+            # No lookup possible (known offline, or it just failed): take "this number is
+            # here" as a queued check-in by phone.
+            self.ask(Submit(self, "checkin", {"phone": session.phone, "appointments": []}))
             return
-        try:
-            found = await self.kiosk.api.lookup(number)
-        except ServerUnreachable:
-            self.kiosk.online = False
-            self.kiosk.go(DoneScreen.after(await self.kiosk.send("checkin", by_phone)))
-            return
-        self.kiosk.online = True
-        self.kiosk.session.lookup = found
-        self.kiosk.session.sms_consent = bool(found.get("sms_consent"))
+        session.lookup = found
+        session.sms_consent = bool(found.get("sms_consent"))
         if not found.get("appointments"):
-            self.kiosk.go(NotFoundScreen())
+            self.ask(Go(NotFoundScreen()))
         else:
-            self.kiosk.go(PetsScreen(found["appointments"]))
+            self.ask(Go(PetsScreen(found["appointments"])))
+
+    def on_submit_sent(self, message: Submit.Sent) -> None:
+        from kiosk.screens.done import DoneScreen
+
+        self.ask(Go(DoneScreen.after(message.sent)))

@@ -8,6 +8,7 @@ count reaches zero the kiosk starts over and forgets what was typed, as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -18,7 +19,16 @@ from kiosk.screens.base import BigButton, KioskModal, Say
 
 
 class MoreTime(KioskModal):
+    """`seconds_left()`: until the kiosk starts over; `touched()`: the client is still there.
+    Both come from the app that opens the warning (a message would arrive after the app's
+    next idle check, which would open the warning again)."""
+
     _answered = False
+
+    def __init__(self, seconds_left: Callable[[], float], touched: Callable[[], None]) -> None:
+        super().__init__()
+        self._seconds_left = seconds_left
+        self._touched = touched
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -29,7 +39,7 @@ class MoreTime(KioskModal):
             yield self.read_aloud_button()
 
     def seconds_left(self) -> int:
-        return max(0, math.ceil(self.kiosk.reset_at() - self.kiosk.clock()))
+        return max(0, math.ceil(self._seconds_left()))
 
     def countdown_text(self) -> str:
         return self.t("more_time_body", n=self.seconds_left())
@@ -42,7 +52,7 @@ class MoreTime(KioskModal):
             self.query_one("#countdown", Say).update(self.countdown_text())
 
     def keep_going(self) -> None:
-        self.kiosk.touch()
+        self._touched()
         if self.is_current and not self._answered:
             self._answered = True
             self.dismiss(True)

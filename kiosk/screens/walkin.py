@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button
 
+from kiosk.messages import Go, Submit
 from kiosk.screens.base import BigButton, KioskScreen, Say
 from kiosk.widgets.keypad import Keypad, echo
 
@@ -46,7 +47,7 @@ class WalkinScreen(KioskScreen):
 
     @on(Keypad.Changed)
     def changed(self, event: Keypad.Changed) -> None:
-        self.kiosk.say(echo(self.lang, event.previous, event.value))
+        self.say(echo(self.lang, event.previous, event.value))
         self.query_one("#typed", Say).update(event.value or " ")
 
     @on(Keypad.Submitted)
@@ -55,24 +56,22 @@ class WalkinScreen(KioskScreen):
         if not value:
             return
         self.kiosk.session.walkin[self.step] = value
-        self.kiosk.go(WalkinScreen("pet" if self.step == "name" else "species"))
+        self.ask(Go(WalkinScreen("pet" if self.step == "name" else "species")))
 
     @on(Button.Pressed, ".species")
     def species(self, event: Button.Pressed) -> None:
         self.kiosk.session.walkin["species"] = (event.button.id or "").removeprefix("species-")
-        self.kiosk.go(WalkinScreen("reason"))
+        self.ask(Go(WalkinScreen("reason")))
 
     @on(Button.Pressed, ".reason")
     def reason(self, event: Button.Pressed) -> None:
         for b in self.query(".reason").results(Button):
             b.disabled = True  # one tap, one walk-in
         self.kiosk.session.walkin["reason"] = (event.button.id or "").removeprefix("reason-")
-        self.send()
+        w = self.kiosk.session.walkin
+        self.ask(Submit(self, "walkin", {k: w[k] for k in ("name", "pet", "species", "reason")}))
 
-    @work(exclusive=True, exit_on_error=False)
-    async def send(self) -> None:
+    def on_submit_sent(self, message: Submit.Sent) -> None:
         from kiosk.screens.done import DoneScreen
 
-        w = self.kiosk.session.walkin
-        payload = {k: w[k] for k in ("name", "pet", "species", "reason")}
-        self.kiosk.go(DoneScreen.after(await self.kiosk.send("walkin", payload)))
+        self.ask(Go(DoneScreen.after(message.sent)))

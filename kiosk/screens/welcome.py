@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button
 
+from kiosk.messages import Ask, Go, Submit
 from kiosk.offline import new_key
 from kiosk.screens.base import BigButton, KioskScreen, Say
 
@@ -36,7 +37,7 @@ class WelcomeScreen(KioskScreen):
         lang = (event.button.id or "lang-en").removeprefix("lang-")
         if lang != self.lang:
             self.kiosk.session.lang = lang
-            self.kiosk.go(WelcomeScreen())
+            self.ask(Go(WelcomeScreen()))
 
     @on(Button.Pressed, ".mode")
     def toggle_mode(self, event: Button.Pressed) -> None:
@@ -44,19 +45,19 @@ class WelcomeScreen(KioskScreen):
         field = (event.button.id or "").removeprefix("mode-")
         if field in MODES:
             setattr(self.kiosk.session, field, not getattr(self.kiosk.session, field))
-            self.kiosk.go(WelcomeScreen())
+            self.ask(Go(WelcomeScreen()))
 
     @on(Button.Pressed, "#appointment")
     def appointment(self) -> None:
         from kiosk.screens.phone import PhoneScreen
 
-        self.kiosk.go(PhoneScreen())
+        self.ask(Go(PhoneScreen()))
 
     @on(Button.Pressed, "#walkin")
     def walkin(self) -> None:
         from kiosk.screens.walkin import WalkinScreen
 
-        self.kiosk.go(WalkinScreen("name"))
+        self.ask(Go(WalkinScreen("name")))
 
     @on(Button.Pressed, "#urgent")
     def urgent(self) -> None:
@@ -64,13 +65,11 @@ class WelcomeScreen(KioskScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.send_urgent()
+                self.ask(Submit(self, "urgent", {"idempotency_key": new_key(), "note": "kiosk button"}))
 
-        self.app.push_screen(UrgentConfirm(), answered)
+        self.ask(Ask(UrgentConfirm(), answered))
 
-    @work(exclusive=True, exit_on_error=False)
-    async def send_urgent(self) -> None:
+    def on_submit_sent(self, message: Submit.Sent) -> None:
         from kiosk.screens.urgent_done import UrgentDoneScreen
 
-        sent = await self.kiosk.send("urgent", {"idempotency_key": new_key(), "note": "kiosk button"})
-        self.kiosk.go(UrgentDoneScreen(offline=sent.answer is None))
+        self.ask(Go(UrgentDoneScreen(offline=message.sent.answer is None)))

@@ -3,11 +3,12 @@ offline, or how many check-ins are queued)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from textual.widgets import Static
 
 from kiosk.i18n import t
+from kiosk.view import KioskView
 
 
 class StatusMark(Static):
@@ -16,7 +17,7 @@ class StatusMark(Static):
         self.watch(self.app, "queued", self._update)
 
     def _update(self, _: Any = None) -> None:
-        app: Any = self.app
+        app = cast(KioskView, self.app)
         lang = app.session.lang
         queued, online = int(app.queued), bool(app.online)
         self.set_class(not online, "offline")
@@ -34,5 +35,5 @@ class Brand(Static):
         self.watch(self.app, "clinic_name", self._update)
 
     def _update(self, _: Any = None) -> None:
-        app: Any = self.app
-        self.update(str(app.clinic_name) or t(app.session.lang, "clinic"))
+        app = cast(KioskView, self.app)
+        self.update(app.clinic_name or t(app.session.lang, "clinic"))
