@@ -6,6 +6,7 @@ display and the client status page, so the three never disagree.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -14,7 +15,7 @@ import phonenumbers
 
 from notifier import formats
 from notifier.outbox import HELD_IMPLAUSIBLE, SETTLED_CODES
-from server.domain import Estimate
+from server.domain import DayState, Estimate
 from server.estimator import dispatch_order
 from server.hours import page_span
 from server.phones import line_kind
@@ -165,6 +166,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     """Everything the pages show about today at `now`."""
     tz = rt.clinic.tz
     day = rt.today(now)
+    version = rt.store.version  # read before the state: a write meanwhile makes what follows stale
     state = await rt.day_state(day)
     est = await rt.estimates(now)
     async with rt.store.read() as q:
@@ -212,7 +214,7 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
         blocks.setdefault(vet, []).append(Block(start, end, reason or "busy"))
     # The estimator's dispatch rule orders each queue (one rule: the board never shows a line
     # the estimates disagree with).
-    order = dispatch_order(state, now)
+    order = _dispatch_order(rt, version, state, now)
     lanes: list[Lane] = []
     for vet_id in state.vets:
         name = vets.get(vet_id, vet_id)
@@ -245,6 +247,30 @@ async def load_board(rt: ClinicRuntime, now: datetime) -> Board:
     # once made the timeline a century of hourly marks.
     start_t, end_t = page_span(rt.clinic.settings, day, tz, seen)
     return Board(now, tz, rt.clinic.name, lanes, visits, paused.clinic, start_t, end_t, rt.clinic.settings)
+
+
+# The last dispatch order per runtime: (store version, time, order). A booked-length pass costs a
+# few milliseconds a render; a lobby of readers within one window shares it.
+_ORDERS: weakref.WeakKeyDictionary[ClinicRuntime, tuple[int, datetime, dict[str, list[str]]]] = (
+    weakref.WeakKeyDictionary())
+ORDER_WINDOW_S = 10.0
+
+
+def order_time(now: datetime) -> datetime:
+    """The moment the board's line is ordered at: `now` rounded up to ORDER_WINDOW_S."""
+    return now + timedelta(seconds=-now.timestamp() % ORDER_WINDOW_S)
+
+
+def _dispatch_order(rt: ClinicRuntime, version: int, state: DayState, now: datetime) -> dict[str, list[str]]:
+    """`estimator.dispatch_order` at `now` rounded up to ORDER_WINDOW_S (nothing that already
+    happened looks like the future), cached until the store changes."""
+    at = order_time(now)
+    cached = _ORDERS.get(rt)
+    if cached is not None and cached[0] == version and cached[1] == at:
+        return cached[2]
+    order = dispatch_order(state, at)
+    _ORDERS[rt] = (version, at, order)
+    return order
 
 
 def _behind(lane: Lane, now: datetime) -> None:

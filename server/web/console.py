@@ -46,7 +46,16 @@ from server.web.auth import (
     staff_post,
     wants_json,
 )
-from server.web.board import ALERT_TYPES, Board, inbox, load_board, open_alerts, recent_log, texts_for_reception
+from server.web.board import (
+    ALERT_TYPES,
+    Board,
+    inbox,
+    load_board,
+    open_alerts,
+    order_time,
+    recent_log,
+    texts_for_reception,
+)
 from server.web.pms import pms_context, pms_write_decision
 from server.web.render import helpers, hm, render
 
@@ -416,7 +425,7 @@ async def _refuse_a_move_the_rule_ignores(request: web.Request, board: Board, ve
     trial = DayState(vets=state.vets, visits={vid: replace(x, priority=priorities.get(vid, x.priority))
                                               for vid, x in state.visits.items()},
                      vet_unavailable_until=state.vet_unavailable_until, blocks=state.blocks)
-    after = [vid for vid in dispatch_order(trial, board.now).get(vet, []) if vid in priorities]
+    after = [vid for vid in dispatch_order(trial, order_time(board.now)).get(vet, []) if vid in priorities]
     if after != before:
         return
     # The client who was to go ahead, and why they cannot yet.
