@@ -59,7 +59,8 @@ def replay_rows(model: Model, visits: list[Visit], vets: list[str]) -> dict[str,
 
     Rows per group ("here", "coming"): [real start, booked-length answer, median without
     unannounced emergencies, median with them, randomised rank of the real start among the
-    samples with them], times in minutes from the query.
+    samples with them, share of those samples at or before it], times in minutes from the
+    query.
     """
     times = [t for v in visits for t in (v.scheduled, v.arrived, v.started) if t is not None]
     starts = [v.started for v in visits if v.started is not None]
@@ -85,9 +86,15 @@ def replay_rows(model: Model, visits: list[Visit], vets: list[str]) -> dict[str,
             tied = (np.abs(risky - x) <= TIE_MIN).sum(axis=0)
             # Randomised rank: ties and the gaps between samples spread evenly.
             pit = (below + rng.random(len(cols)) * (tied + 1)) / (len(risky) + 1)
+            # The share of samples at or below the real start: the range's start is after the
+            # real one only when read below it. Not randomised: many starts are exactly at the
+            # earliest the rules allow (client early, vet free), as are many samples, and such
+            # a start is inside any range that begins there.
+            atmost = (below + tied) / len(risky)
             for i, j in enumerate(cols):
                 group = "here" if state.visits[ids[j]].arrived is not None else "coming"
-                out[group].append([float(x[i]), float(pts[0, i]), float(pts[1, i]), float(pts[2, i]), float(pit[i])])
+                out[group].append([float(x[i]), float(pts[0, i]), float(pts[1, i]), float(pts[2, i]), float(pit[i]),
+                                   float(atmost[i])])
         t += QUERY_EVERY
     return out
 
@@ -120,7 +127,7 @@ def calibrate_model(model: Model, visits: list[Visit], booked: Mapping[str, floa
         for g in rows:
             rows[g] += got[g]
         n_visits += sum(1 for v in by_day[day] if v.kind != "emergency")
-    lo_nom, hi_nom = s.tail, 1.0 - s.tail
+    lo_nom, hi_nom = s.tail_low, 1.0 - s.tail
     w = n_visits / (n_visits + K_CAL)
     for g, r in rows.items():
         if len(r) < 20:
@@ -134,12 +141,16 @@ def calibrate_model(model: Model, visits: list[Visit], booked: Mapping[str, floa
         best = int(np.argmin(errs))
         if g == "here" and errs[best] < (1.0 - SWITCH_GAIN) * errs[0]:
             model.point[g] = list(POINT_MIXES[best])
-        lo = float(np.quantile(a[:, 4], s.tail))
+        lo = float(np.quantile(a[:, 5], s.tail_low))
         hi = float(np.quantile(a[:, 4], 1.0 - s.tail))
-        # Only ever wider than the model's own spread: a clinic's past days may have been
-        # calmer than the next one, and a range too narrow is the error clients mind.
+        # The end only ever later than the model's own spread says: a clinic's past days may
+        # have been calmer than the next one, and a range too narrow is the error clients
+        # mind. The start goes where the clinic's days put it, either way: a simulation
+        # that knows more can happen than usually does (an emergency, a client coming
+        # back late) starts its range too early, and the range then holds far more than
+        # 80% while telling clients nothing.
         model.calibration[g] = [
-            float(np.clip(w * lo + (1 - w) * lo_nom, 0.005, lo_nom)),
+            float(np.clip(w * lo + (1 - w) * lo_nom, 0.005, 0.45)),
             float(np.clip(w * hi + (1 - w) * hi_nom, hi_nom, 0.995)),
         ]
     model.calibrated_on = len(rows["here"]) + len(rows["coming"])

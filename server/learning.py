@@ -75,10 +75,13 @@ class Settings:
     # Rates of walk-ins and emergencies: prior "days" of nothing extra (the booking's view).
     k_rate_days: float = 1.0
     # Calibration by replaying the clinic's own days: how many days, and the share of
-    # starts the range leaves out on each side on those days (0.065: a new day brings more
-    # surprises than the replayed ones; chosen by leave-one-regime-out, see README).
+    # starts the range leaves out above its end (0.065: a new day brings more surprises
+    # than the replayed ones; chosen by leave-one-regime-out, see README) and below its
+    # start (`tail_low`: the range aims at 80% or a little more, and an early start is the
+    # error clients mind least, so its low end need not be held back).
     calibration_days: int = 4
     tail: float = 0.065
+    tail_low: float = 0.10
 
 
 DEFAULT_SETTINGS = Settings()
@@ -319,7 +322,7 @@ def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_
     model.tau_type2, model.tau_vet2, model.tau_vt2 = s.tau_type**2, s.tau_vet**2, s.tau_vet_type**2
     model.pace_k = PRIOR_SIGMA**2 / s.tau_day**2
     model.pace_off_share, model.pace_off_var = s.off_share, s.tau_off**2
-    model.calibration = {g: [s.tail, 1.0 - s.tail] for g in ("here", "coming")}
+    model.calibration = {g: [s.tail_low, 1.0 - s.tail] for g in ("here", "coming")}
     days: set[str] = set()
     offsets: list[float] = []
     for v in visits:
