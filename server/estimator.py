@@ -100,10 +100,12 @@ def estimate(state: DayState, now: datetime, model: Model | None = None,
     for ids, starts, floor in simulate(state, now, model, vets):
         here = np.array([state.visits[vid].arrived is not None for vid in ids])
         b = np.array([booked.get(vid, 0.0) for vid in ids])
-        pts = points(starts, b)
+        half = len(starts) // 2
+        calm, risky = np.sort(starts[:half], axis=0), np.sort(starts[half:], axis=0)
+        pts = np.stack([b, _quantiles(calm, (0.5,))[0], _quantiles(risky, (0.5,))[0]])
         lo_h, hi_h = model.calibration["here"]
         lo_c, hi_c = model.calibration["coming"]
-        q = np.quantile(starts[len(starts) // 2:], (lo_h, hi_h, lo_c, hi_c), axis=0)
+        q = _quantiles(risky, (lo_h, hi_h, lo_c, hi_c))
         lo = np.where(here, q[0], q[2])
         hi = np.where(here, q[1], q[3])
         w_here = np.asarray(model.point["here"])
@@ -121,6 +123,16 @@ def points(starts: np.ndarray, booked: np.ndarray) -> np.ndarray:
     (`Model.point`, `server.calibration`)."""
     half = len(starts) // 2
     return np.stack([booked, np.median(starts[:half], axis=0), np.median(starts[half:], axis=0)])
+
+
+def _quantiles(ordered: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """(len(levels), k) quantiles of each column of `ordered` (sorted along axis 0), as
+    `np.quantile` reads them (linear between order statistics): one sort serves them all."""
+    pos = np.asarray(levels) * (len(ordered) - 1)
+    below = np.floor(pos).astype(np.intp)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    frac = (pos - below)[:, None]
+    return np.asarray(ordered[below] * (1.0 - frac) + ordered[above] * frac)
 
 
 def _put(out: dict[str, Estimate], ids: list[str], now: datetime, p50: np.ndarray, lo: np.ndarray,
@@ -291,18 +303,31 @@ def _bin_hours(now: datetime, model: Model | None) -> np.ndarray:
     if model is None:
         return np.empty(0, dtype=int)
     n_bins = int(MAX_HORIZON_MIN / FUTURE_BIN_MIN)
-    return np.array([
-        local_hour(now + timedelta(minutes=FUTURE_BIN_MIN * (b + 0.5)), model.utc_offset_min)
-        for b in range(n_bins)
-    ])
+    local = now
+    off = now.utcoffset()
+    if model.utc_offset_min is not None and off is not None:
+        local = now + timedelta(minutes=model.utc_offset_min) - off  # as `local_hour` reads it
+    minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60.0
+    mids = minute + FUTURE_BIN_MIN * (np.arange(n_bins) + 0.5)
+    return np.asarray((mids // 60).astype(int) % 24)
 
 
 # -- sampling helpers -------------------------------------------------------------------
 
 
+_TABLES: dict[tuple[float, ...], np.ndarray] = {}
+
+
 def _table(q: list[float]) -> np.ndarray:
-    """A quantile list resampled on a fine uniform grid, so drawing is one gather."""
-    return np.asarray(np.interp(_FINE, _GRID, np.asarray(q)))
+    """A quantile list resampled on a fine uniform grid, so drawing is one gather. Kept: a
+    model's few lists are drawn from on every query."""
+    k = tuple(q)
+    t = _TABLES.get(k)
+    if t is None:
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        t = _TABLES[k] = np.asarray(np.interp(_FINE, _GRID, np.asarray(q)))
+    return t
 
 
 def _draw(table: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -571,22 +596,24 @@ def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
     if not queues:
         return []
     width = max(q.ready.shape[1] for q in queues)
-
-    def pad(a: np.ndarray, fill: float) -> np.ndarray:
-        return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
-
-    stacked = _Queue(
-        free=np.concatenate([q.free for q in queues]),
-        ready=np.concatenate([pad(q.ready, np.inf) for q in queues]),
-        key=np.concatenate([pad(q.key, np.inf) for q in queues]),
-        dur=np.concatenate([pad(q.dur, 0.0) for q in queues]),
-        hold=np.concatenate([pad(q.hold, -np.inf) for q in queues]),
-        floor=np.zeros(width),
-        ids=[],
-    )
-    owed = np.concatenate([
-        pad(np.array([[vid is not None for vid in q.ids]] * q.ready.shape[0], dtype=float), 0.0) for q in queues
-    ]).astype(bool)
+    rows = sum(q.ready.shape[0] for q in queues)
+    # One block per field, filled vet by vet (padding: visits that never arrive).
+    ready = np.full((rows, width), np.inf)
+    key = np.full((rows, width), np.inf)
+    dur = np.zeros((rows, width))
+    hold = np.full((rows, width), -np.inf)
+    owed = np.zeros((rows, width), dtype=bool)
+    row = 0
+    for q in queues:
+        n, k = q.ready.shape
+        ready[row : row + n, :k] = q.ready
+        key[row : row + n, :k] = q.key
+        dur[row : row + n, :k] = q.dur
+        hold[row : row + n, :k] = q.hold
+        owed[row : row + n, :k] = np.array([vid is not None for vid in q.ids], dtype=bool)
+        row += n
+    stacked = _Queue(free=np.concatenate([q.free for q in queues]), ready=ready, key=key, dur=dur, hold=hold,
+                     floor=np.zeros(width), ids=[])
     starts = _dispatch(stacked, owed)
     out, row = [], 0
     for q in queues:
@@ -605,25 +632,31 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
     done = np.zeros(n, dtype=np.intp)
     start = np.full((n, k), np.nan)
     free = q.free.copy()
-    rows = np.arange(n)
+    orig = np.arange(n)  # original row of each row still in play
     cols = np.arange(k)  # original column of each column still in play
     for step in range(k):
-        # Simulated future arrivals only matter while someone owed an estimate still waits.
-        if (done >= n_owed).all():
-            break
         if step and step % 4 == 0:
-            # Drop the columns every row has dispatched: each step then scans less.
+            # Simulated future arrivals only matter while someone owed an estimate still waits:
+            # drop the rows (samples of a vet) that have started all theirs, and the columns
+            # every row has dispatched. Each step then scans less.
+            keep = done < n_owed
+            if not keep.all():
+                rdy, key, dur, hold, owed = rdy[keep], key[keep], dur[keep], hold[keep], owed[keep]
+                free, done, n_owed, orig = free[keep], done[keep], n_owed[keep], orig[keep]
             alive = np.isfinite(rdy).any(axis=0)
             if not alive.all():
                 rdy, key, dur, owed, cols = rdy[:, alive], key[:, alive], dur[:, alive], owed[:, alive], cols[alive]
                 hold = hold[:, alive]
+        if (done >= n_owed).all():
+            break
+        rows = np.arange(len(orig))
         nxt = rdy.min(axis=1)
         active = np.isfinite(nxt)
         # An idle vet waits for the next client to become ready; a busy one does not.
         t = np.where(active, np.maximum(free, nxt), free)
         idx = np.where(rdy <= t[:, None], key, np.inf).argmin(axis=1)
         r, c = rows[active], idx[active]
-        start[r, cols[c]] = t[active]
+        start[orig[r], cols[c]] = t[active]
         free = np.where(active, np.maximum(t + dur[rows, idx], hold[rows, idx]), free)
         rdy[r, c] = np.inf
         done += active & owed[rows, idx]
