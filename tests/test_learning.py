@@ -70,16 +70,35 @@ def test_noshow_rate_and_lateness_learned() -> None:
     assert -4.0 < model.lateness[50] < -2.0
 
 
-def test_walkin_and_emergency_rates_by_hour() -> None:
-    hist = _history({"a": 1.0}, days=10)
-    for d in range(10):
-        t = DAY0 + timedelta(days=d, hours=6)  # 14:00 UTC every day
+def _walkins_at_two(days: int) -> list[Visit]:
+    hist = _history({"a": 1.0, "b": 1.0}, days=days)
+    for d in range(days):
+        t = DAY0 + timedelta(days=d, hours=6)  # 14:00 UTC every day, always vet a
         hist.append(Visit(id=f"w{d}", kind="walkin", vet="a", type="sick", booked_min=20.0,
                           arrived=t, started=t, ended=t + timedelta(minutes=20)))
-    model = learn(hist, BOOKED)
-    rate = model.rate("walkin", "a")
-    assert rate[14] > 0.5  # about one a day at 14:00
+    return hist
+
+
+def test_walkin_and_emergency_rates_by_hour() -> None:
+    rate = learn(_walkins_at_two(60), BOOKED, calibrate=False).rate("walkin", "a")
+    assert 0.7 < rate[14] < 1.0  # about one a day at 14:00, two months running
     assert rate[14] > 5 * rate[10]
+    assert sum(learn(_walkins_at_two(60), BOOKED, calibrate=False).rate("emergency", "a")) == 0.0
+
+
+def test_a_first_weeks_arrivals_are_pooled_across_vets_and_hours() -> None:
+    # Three days, three walk-ins, all vet a's, all at 14:00 (no bookings then): enough to say
+    # walk-ins come, not that only vet a gets them or only at two. Two months of the same
+    # pattern is believed.
+    short = learn(_walkins_at_two(3), BOOKED, calibrate=False)
+    long = learn(_walkins_at_two(60), BOOKED, calibrate=False)
+    a, b = short.rate("walkin", "a"), short.rate("walkin", "b")
+    assert sum(a) + sum(b) == pytest.approx(3 / (3 + 1))  # the clinic's count, one prior day of none
+    assert sum(b) > 0.5 * sum(a)  # pooled toward an equal split
+    assert a[14] < 0.5 * sum(a)  # and toward the booked hours
+    assert sum(long.rate("walkin", "b")) < 0.25 * sum(long.rate("walkin", "a"))
+    la = long.rate("walkin", "a")
+    assert la[14] > 0.8 * sum(la)
 
 
 def test_empty_history_is_the_bookings_view_with_an_honest_spread() -> None:
