@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from notifier.messages import ClinicInfo, delay_message, household_message
 from notifier.policy import PolicySettings, SentText, TextCandidate, TextDecision, by_number, decide
-from notifier.store import OutboxTx
+from notifier.store import NotifierTx, OutboxTx
 
 DELAY_KINDS = ("delay", "later", "earlier")
 STATUSES = ("queued", "sending", "sent", "delivered", "failed", "held")
@@ -92,6 +92,14 @@ async def opted_out(tx: OutboxTx, numbers: Iterable[str]) -> set[str]:
 async def record_opt_out(tx: OutboxTx, number: str, source: str, now: datetime) -> bool:
     """Never text `number` again; cancels what is still queued for it. True if new."""
     return await tx.record_opt_out(number, source, now, _ALLOWED_AFTER_OPTOUT)
+
+
+async def record_carrier_opt_out(tx: NotifierTx, row: OutboxRow, now: datetime) -> None:
+    """The carrier says the number blocked our texts (Twilio 21610): opt it out, and log the
+    change (the number's last four digits only) with the text that found it."""
+    if await record_opt_out(tx, row.to_number, "carrier", now):
+        await tx.record_event("opt_out", now, row.visit_id, {"source": "carrier", "row": row.id,
+                                                             "phone_last4": row.to_number[-4:]}, "carrier", now)
 
 
 async def record_opt_in(tx: OutboxTx, number: str) -> bool:
@@ -261,7 +269,7 @@ _DELIVERED = {"delivered", "read"}
 _FAILED = {"failed", "undelivered", "canceled"}
 
 
-async def record_status(tx: OutboxTx, row_id: int, provider_sid: str | None, status: str,
+async def record_status(tx: NotifierTx, row_id: int, provider_sid: str | None, status: str,
                         error_code: str | None, now: datetime) -> bool:
     """A delivery status callback for row `row_id`. Returns False for an unknown row.
 
@@ -287,7 +295,7 @@ async def record_status(tx: OutboxTx, row_id: int, provider_sid: str | None, sta
         new = row.status
     await tx.set_text_status(row_id, new, sid, status, error_code if new == "failed" else None, now)
     if error_code == "21610":
-        await record_opt_out(tx, row.to_number, "carrier", now)
+        await record_carrier_opt_out(tx, row, now)
     return True
 
 

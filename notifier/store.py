@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from notifier.outbox import NewText, OutboxRow
@@ -143,7 +143,16 @@ class InboxTx(Protocol):
     async def recovery_offers(self, visit_ids: list[str]) -> dict[str, RecoveryOffer]: ...
 
 
-class NotifierTx(OutboxTx, InboxTx, Protocol):
+class LogTx(Protocol):
+    """The clinic's event log, for the changes the notifier itself makes (a carrier's opt-out)."""
+
+    async def record_event(self, type: str, at: datetime, appointment: str | None, data: dict[str, Any],
+                           actor: str, now: datetime) -> int:
+        """Append to the log in the transaction of the change it describes; its sequence number."""
+        ...
+
+
+class NotifierTx(OutboxTx, InboxTx, LogTx, Protocol):
     """Everything the notifier asks of one transaction."""
 
 

@@ -214,7 +214,7 @@ class Worker:
             async with self.transaction() as tx:
                 await outbox.mark_failed(tx, row.id, self.clock(), e.code, str(e))
                 if e.code in OPTED_OUT_CODES:
-                    await outbox.record_opt_out(tx, row.to_number, "carrier", self.clock())
+                    await outbox.record_carrier_opt_out(tx, row, self.clock())
             return
         except TransientError as e:
             await self._retry(row, e.code, str(e), e.retry_after, maybe_sent=e.maybe_sent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,10 @@ async def test_permanent_failure_21610_is_failed_for_reception_and_opts_the_numb
     assert [r.id for r in await outbox.for_reception(env.conn)] == [rid, other]
     assert (await env.row(other)).error_code == "opted_out"
     assert env.twilio.accepted == [] and await outbox.opted_out(env.conn, ["+15555550101"]) == {"+15555550101"}
+    # The opt-out is in the clinic's log, by the carrier, once (the number's last four digits only).
+    logged = [tuple(r) for r in await env.conn.execute_fetchall("SELECT type, actor, data FROM events")]
+    assert [(t, actor, json.loads(d)) for t, actor, d in logged] == [
+        ("opt_out", "carrier", {"source": "carrier", "row": rid, "phone_last4": "0101"})]
 
 
 async def test_gives_up_after_max_attempts(env: Env) -> None:
