@@ -75,6 +75,7 @@ class Today:
     # mean and variance on an ordinary day, mean and variance on an off day)
     pace: dict[str, tuple[float, float, float, float, float]]
     types: dict[str, float]  # appointment type -> log offset learned today (types with little history)
+    type_var: dict[str, float]  # ... and how unsure of it we still are
     rate_factor: dict[str, float]  # "walkin|vet", "emergency|vet" -> today's rate against the usual
 
 
@@ -215,10 +216,11 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
     for _vet, typ, e in done:
         if typ is not None:
             by_type.setdefault(typ, []).append(e)
-    types = {}
+    types, type_var = {}, {}
     for typ, es in by_type.items():
-        var_t = s2 / (model.type_n.get(typ, 0) + s2 / model.tau_type2)
+        var_t = model.type_prior_var(typ)
         types[typ] = sum(es) / (len(es) + s2 / var_t)
+        type_var[typ] = s2 / (len(es) + s2 / var_t)
     sums: dict[str, list[float]] = {}
     for vet, typ, e in done:
         if typ is not None and model.type_n.get(typ, 0) < NEW_TYPE_VISITS:
@@ -249,7 +251,7 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
             continue
         frac = (sum(rate[:h]) + rate[h] * (hour_now - h)) / daily
         factor[f"{kind}|{vet}"] = (beta + c / daily) / (beta + frac)
-    return Today(pace=pace, types=types, rate_factor=factor)
+    return Today(pace=pace, types=types, type_var=type_var, rate_factor=factor)
 
 
 def _pace_posterior(total: float, n: int, s2: float, var_day: float, var_off: float,
@@ -352,8 +354,10 @@ def _mu_sigma(model: Model, v: Visit, seen: Today | None = None) -> tuple[float,
         return model.emergency_mu_sigma(v.expected_min)
     mu, sigma = model.duration_mu_sigma(v.vet, v.type, v.booked_min)
     extra = model.duration_uncertainty(v.vet, v.type) - model.duration_uncertainty(v.vet, None)
-    if seen is not None and v.type in seen.types:
+    if seen is not None and v.type is not None and v.type in seen.types:
+        # Today's consults of this type have taught us some of what history had not.
         mu += seen.types[v.type]
+        extra += seen.type_var[v.type] - model.type_prior_var(v.type)
     return mu, math.sqrt(sigma * sigma + max(extra, 0.0))
 
 

@@ -68,6 +68,10 @@ class Settings:
     tau_vet: float = 0.15
     tau_vet_type: float = 0.08
     tau_day: float = 0.10  # a vet's day against their usual (today's pace)
+    # A type the clinic has never done: how far its booked length may be off, beyond how far
+    # the clinic's established types differ (their lengths have been corrected by years of
+    # booking; a new one's is a guess). Wide, so that its first consults today teach it fast.
+    tau_new_type: float = 0.40
     # An off day (a vet unwell, a difficult case list): how often, and how far off. The
     # history of a steady clinic cannot rule one out; a run of slow consults reveals it.
     off_share: float = 0.10
@@ -170,6 +174,7 @@ class Model:
     tau_type2: float = DEFAULT_SETTINGS.tau_type**2  # between-group spreads (empirical Bayes)
     tau_vet2: float = DEFAULT_SETTINGS.tau_vet**2
     tau_vt2: float = DEFAULT_SETTINGS.tau_vet_type**2
+    tau_new_type2: float = DEFAULT_SETTINGS.tau_new_type**2  # added for a type with no history
     # Today's pace: prior count (in consults) for a vet's day offset: sigma^2 / tau_day^2.
     pace_k: float = PRIOR_SIGMA**2 / DEFAULT_SETTINGS.tau_day**2
     pace_off_share: float = DEFAULT_SETTINGS.off_share
@@ -221,10 +226,17 @@ class Model:
         nv = self.vet_n.get(vet, 0)
         var += s2 / (nv + s2 / self.tau_vet2)
         if type_id is not None:
-            nt = self.type_n.get(type_id, 0)
             nvt = self.vet_type_n.get(f"{vet}|{type_id}", 0)
-            var += s2 / (nt + s2 / self.tau_type2) + s2 / (nvt + s2 / self.tau_vt2)
+            var += self.type_prior_var(type_id) + s2 / (nvt + s2 / self.tau_vt2)
         return var
+
+    def type_prior_var(self, type_id: str) -> float:
+        """Variance of our estimate of this type's offset before today: shrinking with its
+        history; for a type never done, the spread between types plus `tau_new_type2`."""
+        s2 = self.sigma**2
+        nt = self.type_n.get(type_id, 0)
+        tau2 = self.tau_type2 + (self.tau_new_type2 if nt == 0 else 0.0)
+        return s2 / (nt + s2 / tau2)
 
     def expected_minutes(self, vet: str, type_id: str | None, booked_min: float) -> float:
         """Mean consult length in minutes (log-normal mean), for summaries and tests."""
@@ -321,6 +333,7 @@ def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_
     model = Model(booked={k: float(v) for k, v in booked.items()})
     model.mean_var = s.tau_clinic**2
     model.tau_type2, model.tau_vet2, model.tau_vt2 = s.tau_type**2, s.tau_vet**2, s.tau_vet_type**2
+    model.tau_new_type2 = s.tau_new_type**2
     model.pace_k = PRIOR_SIGMA**2 / s.tau_day**2
     model.pace_off_share, model.pace_off_var = s.off_share, s.tau_off**2
     model.calibration = {g: [s.tail_low, 1.0 - s.tail] for g in ("here", "coming")}

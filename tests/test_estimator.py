@@ -357,3 +357,26 @@ def test_a_range_starts_where_the_clinics_own_days_put_it() -> None:
         sched = state.visits[e.visit].scheduled
         assert sched is not None
         assert e.p10 >= min(sched - timedelta(minutes=5), now) - timedelta(microseconds=1)
+
+
+def test_a_type_never_booked_is_learned_fast_from_its_first_consults_today() -> None:
+    # The clinic's history has vaccinations and sick visits only. Today its first two
+    # wellness exams (booked 30 min) took 75 min each: the next wellness exam is expected to
+    # run long too, and the client after it is told so (a booked length never checked can be
+    # far off), while the vet's other visits are not taken for an off day.
+    model = learn(_history({"v1": 1.0}, days=10), BOOKED)
+    assert "wellness" not in model.type_n
+    now = DAY + timedelta(minutes=160)
+    done = [_appt(i, "v1", 80 * i, typ="wellness", arrived=DAY + timedelta(minutes=80 * i),
+                  started=DAY + timedelta(minutes=80 * i), ended=DAY + timedelta(minutes=80 * i + 75))
+            for i in range(2)]
+    waiting = [_appt(5, "v1", 150, typ="wellness", arrived=now), _appt(6, "v1", 155, typ="vacc", arrived=now)]
+    fresh = [_appt(5, "v1", 150, typ="wellness", arrived=now), _appt(6, "v1", 155, typ="vacc", arrived=now)]
+    seen = estimate(DayState(vets=["v1"], visits={v.id: v for v in done + waiting}), now, model)
+    not_seen = estimate(DayState(vets=["v1"], visits={v.id: v for v in fresh}), now, model)
+    assert _mins(seen["v1-a6"].start, now) > _mins(not_seen["v1-a6"].start, now) + 25
+    # Before any is seen, the range after a new type's consult is wider than after a known one's.
+    known = estimate(DayState(vets=["v1"], visits={v.id: v for v in [
+        _appt(5, "v1", 150, typ="sick", arrived=now), _appt(6, "v1", 155, typ="vacc", arrived=now)]}), now, model)
+    assert _mins(not_seen["v1-a6"].p90, now) - _mins(not_seen["v1-a6"].start, now) > \
+        _mins(known["v1-a6"].p90, now) - _mins(known["v1-a6"].start, now)
