@@ -343,3 +343,18 @@ async def test_arrivals_are_written_back_while_reading_the_day_fails(rig: Rig) -
     with pytest.raises(ConnectorError, match="answered 500"):
         await rig.loop.round()
     assert rig.fake.writes == [("101", {"status_id": "2"})]
+
+
+async def test_arrival_for_a_booking_the_client_moved_is_a_task_not_a_wrong_write(rig: Rig) -> None:
+    await rig.loop.round()
+    async with rig.store.transaction() as tx:
+        await apply_event(tx, Event("reschedule", NOW, "ezyvet:103",
+                                    {"vet": "ezyvet:vet-7", "scheduled": NOW.replace(hour=16).isoformat()}),
+                          "client:link", TZ, NOW)
+        await apply_event(tx, Event("checkin", NOW + timedelta(minutes=1), "ezyvet:103-r1"), "kiosk:lobby", TZ,
+                          NOW + timedelta(minutes=1))
+    await rig.loop.round()
+    assert rig.fake.writes == []  # nothing PATCHed to an id ezyVet never had
+    async with rig.store.read() as q:
+        tasks = sorted(t.last_error or "" for t in await q.pms_writes(("task",), 10))
+    assert tasks[0].startswith("Appointment 103 (Rex) has arrived at the time the client moved it to")

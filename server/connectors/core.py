@@ -306,7 +306,11 @@ async def queue_write_backs(store: Store, pms: str, now: datetime, *, batch: int
             for ev in events:
                 if ev.appointment is None or not ev.appointment.startswith(prefix(pms)) or ev.actor.startswith("pms:"):
                     continue
-                row = _write_for(pms, ev.seq, ev.type, ev.appointment, ev.data, ev.at)
+                data = dict(ev.data)
+                if not data.get("pet"):  # a check-in names no pet: reception's words do
+                    found = await tx.visit(ev.appointment)
+                    data["pet"] = found.visit.pet if found is not None else None
+                row = _write_for(pms, ev.seq, ev.type, ev.appointment, data, ev.at)
                 if row is not None:
                     rows.append(row)
             queued += await tx.queue_pms_writes(rows, now)
@@ -327,7 +331,17 @@ async def drain_write_backs(store: Store, connector: Connector, now: datetime, *
     for row in due:
         pms_id = row.visit_id[len(prefix(connector.name)):]
         try:
-            outcome = await connector.write_back(pms_id, row.action, row.data)
+            moved = _OURS.search(pms_id)
+            if moved and row.action in ("arrived", "started"):
+                # The booking a client moved by text link is ours (`<id>-rN`): the practice
+                # system still has the original, until reception moves it (their task).
+                original = pms_id[:moved.start()]
+                pet = f" ({row.data['pet']})" if row.data.get("pet") else ""
+                what = "has arrived" if row.action == "arrived" else "is in consultation"
+                outcome = WriteOutcome("task", f"Appointment {original}{pet} {what} at the time the client moved "
+                                       f"it to by text link: move it in {connector.label} and set its status")
+            else:
+                outcome = await connector.write_back(pms_id, row.action, row.data)
         except ConnectorError as e:
             attempts = row.attempts + 1
             message = str(e)[:300]
