@@ -358,3 +358,15 @@ async def test_arrival_for_a_booking_the_client_moved_is_a_task_not_a_wrong_writ
     async with rig.store.read() as q:
         tasks = sorted(t.last_error or "" for t in await q.pms_writes(("task",), 10))
     assert tasks[0].startswith("Appointment 103 (Rex) has arrived at the time the client moved it to")
+
+
+async def test_a_new_day_looks_names_and_mobiles_up_afresh(rig: Rig) -> None:
+    await rig.loop.round()
+    detail = next(d for d in rig.fake.details.values() if d["contact_id"] == "9")
+    detail["value"] = "+1 312 555 0199"  # Maria's new mobile, entered in ezyVet
+    rig.fake.add_appointment("106", NOW.replace(hour=9) + timedelta(days=1), animal="55", contact="9")
+    tomorrow = NOW + timedelta(days=1)
+    rig.loop.clock = lambda: tomorrow
+    await rig.loop.round()  # a new day: a full read, names looked up again
+    async with rig.store.read() as q:
+        assert [b.pet for b in await q.kiosk_bookings("+13125550199", tomorrow.date())] == ["Bella"]

@@ -133,6 +133,13 @@ class EzyVetConnector:
     def request_count(self) -> int:
         return self.client.stats.requests
 
+    def forget_names(self) -> None:
+        """Look names and numbers up afresh (each new day): a changed mobile is read again, and
+        the memory does not grow for ever."""
+        self._names.clear()
+        self._asked.clear()
+        self._status_ids = None
+
     async def close(self) -> None:
         await self.client.close()
 

@@ -73,6 +73,9 @@ class SyncLoop:
     async def sync_full(self) -> SyncResult:
         today, last, start, end = await self._window()
         clinic = await self.store.clinic()
+        forget = getattr(self.connector, "forget_names", None)
+        if forget is not None and self._last_full_day is not None and self._last_full_day != today:
+            forget()  # a new day: names and mobiles are looked up afresh
         unreadable: set[str] = getattr(self.connector, "unreadable", set())
         unreadable.clear()
         bookings = await self.connector.fetch_window(start, end)

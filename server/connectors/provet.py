@@ -131,6 +131,10 @@ class ProvetConnector:
     def request_count(self) -> int:
         return self.client.stats.requests
 
+    def forget_names(self) -> None:
+        """Look records up afresh (each new day): a changed mobile is read again."""
+        self._records.clear()
+
     async def close(self) -> None:
         await self.client.close()
 
