@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install screenshots bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
+.PHONY: demo test install screenshots bench-group bench-db-copy bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -66,6 +66,13 @@ bench-fuzz: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python bench/bench_load.py
+
+# Issue 13: a group of clinics on one PostgreSQL (a throwaway cluster unless WAITROOM_TEST_DATABASE is set).
+bench-group: $(STAMP) /usr/lib/postgresql/15/bin/initdb
+	$(BIN)/python bench/bench_group.py
+
+bench-db-copy: $(STAMP) /usr/lib/postgresql/15/bin/initdb
+	$(BIN)/python bench/bench_db_copy.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check server notifier kiosk tests
