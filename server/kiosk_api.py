@@ -13,7 +13,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,25 +31,22 @@ from server.texts import vet_title
 from server.timeutil import iso, parse_time
 
 log = logging.getLogger("waitroom.kiosk")
-LOOKUPS = web.AppKey("kiosk_lookups", dict)
 UNMATCHED_TASKS = web.AppKey("kiosk_unmatched_tasks", set)
 LOOKUP_FLOOR_S = 0.05
 REASONS = {"sick": "sick", "injury": "sick", "vaccination": "vacc", "check-up": "wellness", "other": "sick"}
 
 
-def _spend(request: web.Request) -> None:
+async def _spend(request: web.Request) -> None:
     """Charge one request to this kiosk token's budget, shared by lookup, check-in, walk-in and
     urgent help: whatever mix of routes a stolen token uses, it learns or changes no more than
-    `kiosk_lookups_per_minute` numbers a minute. A refused request costs nothing; the kiosk's
-    offline queue keeps it and tries again (429 holds the queue in order, nothing is dropped)."""
+    `kiosk_lookups_per_minute` numbers a minute, however many server processes it reaches (the
+    budget is the store's: PostgreSQL keeps it in the database). A refused request costs
+    nothing; the kiosk's offline queue keeps it and tries again (429 holds the queue in order,
+    nothing is dropped)."""
     config = request.app[CONFIG]
-    window: deque[float] = request.app[LOOKUPS].setdefault(request[ACTOR], deque())
-    t = time.monotonic()
-    while window and window[0] <= t - config.kiosk_budget_window_s:
-        window.popleft()
-    if len(window) >= config.kiosk_lookups_per_minute:
+    if not await request.app[STORE].spend(f"kiosk:{request[ACTOR]}", config.kiosk_budget_window_s,
+                                          config.kiosk_lookups_per_minute):
         raise TooManyRequests("too many requests from this kiosk; please see the front desk", "kiosk")
-    window.append(t)
 
 
 def _phone(body: dict[str, Any], region: str) -> str:
@@ -78,7 +74,7 @@ def _idem_key(body: dict[str, Any]) -> str:
 @roles("kiosk")
 async def lookup(request: web.Request) -> web.Response:
     started = time.monotonic()
-    _spend(request)
+    await _spend(request)
     body = _body(await read_json(request))
     rt = request.app[RUNTIME]
     mobile = _phone(body, rt.clinic.region)
@@ -160,7 +156,7 @@ def _taken_at(body: dict[str, Any], now: datetime, rt: ClinicRuntime) -> datetim
 
 @roles("kiosk")
 async def checkin(request: web.Request) -> web.Response:
-    _spend(request)
+    await _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     rt = request.app[RUNTIME]
@@ -210,7 +206,7 @@ async def checkin(request: web.Request) -> web.Response:
 
 @roles("kiosk")
 async def walkin(request: web.Request) -> web.Response:
-    _spend(request)
+    await _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     rt = request.app[RUNTIME]
@@ -258,7 +254,7 @@ async def _least_busy_vet(rt: ClinicRuntime, now: datetime) -> str:
 
 @roles("kiosk")
 async def urgent(request: web.Request) -> web.Response:
-    _spend(request)
+    await _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
     note = body.get("note")
@@ -309,7 +305,6 @@ async def _drain_unmatched(app: web.Application) -> None:
 
 
 def setup_routes(app: web.Application) -> None:
-    app[LOOKUPS] = {}
     app[UNMATCHED_TASKS] = set()
     app.on_shutdown.append(_drain_unmatched)
     app.router.add_post("/api/kiosk/lookup", lookup)

@@ -109,3 +109,32 @@ async def test_a_change_made_through_one_process_shows_at_the_others_at_once(pg_
     finally:
         await b.close()
         await a.close()
+
+
+async def test_a_kiosk_tokens_budget_holds_across_the_clinics_processes(pg_url: str, clock: ManualClock) -> None:
+    """Four lookups a minute: a stolen kiosk token spread over two servers of the clinic gets four
+    in all, not four at each."""
+    url = with_params(pg_url, clinic="riverside")
+    store = await PgStore.open(url)
+    try:
+        async with store.transaction() as tx:
+            tokens = await seed_day(tx, DAY, "America/Chicago", history_days=0, token_prefix="riverside")
+    finally:
+        await store.close()
+    servers = []
+    for _ in range(2):
+        config = Config(db_path=url, clock=clock, secret="s", public_url="http://clinic.test",
+                        kiosk_lookups_per_minute=4)
+        client: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
+        await client.start_server()
+        servers.append(client)
+    try:
+        statuses = []
+        for i in range(8):
+            resp = await servers[i % 2].post("/api/kiosk/lookup", json={"phone": HOUSEHOLD},
+                                             headers=_h(tokens["kiosk"]))
+            statuses.append(resp.status)
+        assert statuses == [200] * 4 + [429] * 4
+    finally:
+        for client in servers:
+            await client.close()

@@ -680,5 +680,11 @@ class Store(Protocol):
         """Wait until a write newer than version `since` commits; False on timeout."""
         ...
 
+    async def spend(self, key: str, window_s: float, limit: int) -> bool:
+        """Charge one request to `key`'s budget of `limit` per `window_s` seconds (a kiosk token's
+        lookups): False, charging nothing, when it is spent. Every process on the database
+        shares the budget."""
+        ...
+
     async def close(self) -> None:
         ...

@@ -78,6 +78,7 @@ NOTIFY_CHANNEL = "waitroom_changes"
 # clinic's hash. Other software on the same database is unlikely to use the same first key.
 LOCK_CLASS = 0x7772_0001
 _MIGRATE_LOCK = 0x7772_0000
+BUDGET_LOCK_CLASS = 0x7772_0002
 # Every connection of a store says which process it is: "waitroom <origin>" (pg_stat_activity).
 APP_NAME_PREFIX = "waitroom "
 
@@ -1337,3 +1338,19 @@ class PgStore:
     async def clinic(self) -> Clinic:
         async with self.read() as q:
             return await q.clinic()
+
+    async def spend(self, key: str, window_s: float, limit: int) -> bool:
+        """The budget in the database, on its clock: every process of the clinic charges the same."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BUDGET_LOCK_CLASS,
+                               f"{self.clinic_id} {key}")
+            await conn.execute("DELETE FROM budget_spends WHERE clinic_id = $1 AND key = $2 "
+                               "AND at <= clock_timestamp() - make_interval(secs => $3)",
+                               self.clinic_id, key, window_s)
+            used = await conn.fetchval("SELECT COUNT(*) FROM budget_spends WHERE clinic_id = $1 AND key = $2",
+                                       self.clinic_id, key)
+            if used >= limit:
+                return False
+            await conn.execute("INSERT INTO budget_spends (clinic_id, key, at) VALUES ($1, $2, clock_timestamp())",
+                               self.clinic_id, key)
+            return True

@@ -12,10 +12,12 @@ Times are stored as one canonical text form (`server.timeutil.to_db`: fixed-widt
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
@@ -1066,6 +1068,7 @@ class SqliteStore:
         self._no_writes.set()
         # Run just after each COMMIT or ROLLBACK (wake the notifier, keep derived caches).
         self.after_commit: list[Callable[[], None]] = []
+        self._budgets: dict[str, collections.deque[float]] = {}
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -1182,3 +1185,14 @@ class SqliteStore:
     async def clinic(self) -> Clinic:
         async with self.read() as q:
             return await q.clinic()
+
+    async def spend(self, key: str, window_s: float, limit: int) -> bool:
+        # One server process per file: the budget lives in this process.
+        window = self._budgets.setdefault(key, collections.deque())
+        t = time.monotonic()
+        while window and window[0] <= t - window_s:
+            window.popleft()
+        if len(window) >= limit:
+            return False
+        window.append(t)
+        return True
