@@ -10,6 +10,7 @@ same way, but are final: a text sent again is with the provider within a second.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -425,7 +426,8 @@ async def _refuse_a_move_the_rule_ignores(request: web.Request, board: Board, ve
     trial = DayState(vets=state.vets, visits={vid: replace(x, priority=priorities.get(vid, x.priority))
                                               for vid, x in state.visits.items()},
                      vet_unavailable_until=state.vet_unavailable_until, blocks=state.blocks)
-    after = [vid for vid in dispatch_order(trial, order_time(board.now)).get(vet, []) if vid in priorities]
+    order = await asyncio.to_thread(dispatch_order, trial, order_time(board.now))
+    after = [vid for vid in order.get(vet, []) if vid in priorities]
     if after != before:
         return
     # The client who was to go ahead, and why they cannot yet.
