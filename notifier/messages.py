@@ -8,6 +8,7 @@ phishing and carriers filter them. Nothing here is promotional, ever.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
@@ -281,12 +282,13 @@ def household_message(ds: list[TextDecision], clinic: ClinicInfo,
     return make_message(f"{head} {' '.join(lines)}{see} {offer}")
 
 
-ReplyText = Literal["keep", "reschedule", "no_visit", "optout", "optin", "help", "other"]
+ReplyText = Literal["keep", "reschedule", "reschedule_each", "no_visit", "optout", "optin", "help", "other"]
 
 _REPLIES: dict[str, dict[str, str]] = {
     "en": {
         "keep": "{clinic}: thanks, we'll keep your place. We'll text you if anything changes.",
         "reschedule": "{clinic}: choose a new time here: {link} . Your visit stays booked until you do.",
+        "reschedule_each": "{clinic}: choose a new time for each here: {link} . Each visit stays booked until you do.",
         "no_visit": "{clinic}: we couldn't find a visit to move.{call}",
         "optout": "{clinic}: you won't get any more texts from us. Reply START to turn them back on.",
         "optin": "{clinic}: texts are back on. Reply STOP to stop them.",
@@ -296,6 +298,8 @@ _REPLIES: dict[str, dict[str, str]] = {
     "es": {
         "keep": "{clinic}: gracias, mantenemos su turno. Le escribiremos si algo cambia.",
         "reschedule": "{clinic}: elija otra hora en {link} . Su cita sigue en pie hasta que elija.",
+        "reschedule_each": "{clinic}: elija otra hora para cada uno en {link} . Cada cita sigue en pie hasta que "
+                           "elija.",
         "no_visit": "{clinic}: no encontramos una cita para cambiar.{call}",
         "optout": "{clinic}: ya no le enviaremos mensajes. Responda START para volver a recibirlos.",
         "optin": "{clinic}: mensajes activados de nuevo. Responda STOP para dejar de recibirlos.",
@@ -305,9 +309,14 @@ _REPLIES: dict[str, dict[str, str]] = {
 }
 
 
-def reply_message(kind: ReplyText, language: str, clinic: ClinicInfo, link: str | None = None) -> Message:
-    """The answer to a client's reply (confirmations, help, the reschedule link)."""
+def reply_message(kind: ReplyText, language: str, clinic: ClinicInfo, link: str | None = None,
+                  each: Sequence[tuple[str, str]] = ()) -> Message:
+    """The answer to a client's reply (confirmations, help, the reschedule link; for a
+    household whose text named several pets, `each` pet's own link: "Max: URL , Bella: URL")."""
     lang = _lang(language)
+    if kind == "reschedule" and len(each) > 1:
+        link = " , ".join(f"{pet}: {url}" for pet, url in each)
+        kind = "reschedule_each"
     if kind == "reschedule" and not link:
         kind = "no_visit"
     if clinic.phone:

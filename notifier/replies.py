@@ -140,6 +140,8 @@ class ReplyOutcome:
     visit_id: str | None = None
     language: str = "en"
     link: str | None = None
+    # A household's text named several pets: each one's (pet name, link), the first being `link`.
+    each: tuple[tuple[str, str], ...] = ()
 
 
 # The server's part: find the client's visit by number; for KEEP record it; for RESCHEDULE
@@ -216,7 +218,7 @@ async def handle_inbound(tx: NotifierTx, *, provider_sid: str, from_number: str,
     if await auto_replies_since(tx, from_number, now - timedelta(hours=24)) >= max_auto_replies:
         await tx.send_inbound_to_reception(provider_sid)
         return HandledReply(duplicate=False, kind=kind, outbox_ids=[], capped=True)
-    msg = reply_message(answer, outcome.language, clinic, outcome.link)
+    msg = reply_message(answer, outcome.language, clinic, outcome.link, outcome.each)
     ids = await outbox.enqueue(tx, [NewText(
         dedupe_key=f"reply:{provider_sid}", to_number=from_number, body=msg.body, kind=answer,
         visit_id=outcome.visit_id, segments=msg.segments)], now)

@@ -142,16 +142,23 @@ async def _on_reply(app: web.Application, tx: Any, reply: InboundReply) -> Reply
     if not found:
         return ReplyOutcome()
     visit_id, language = found[0].visit_id, found[0].language
-    link = None
-    if reply.kind is ReplyKind.KEEP:
-        # One text may have named every pet of the household: "1" keeps the place of each
-        # visit we texted about (the first open visit when none was texted).
+    # One text may have named every pet of the household: "1" and "2" answer for each visit we
+    # texted about (the first open visit when none was texted).
+    if reply.kind in (ReplyKind.KEEP, ReplyKind.RESCHEDULE):
         texted = await outbox.sent_texts(tx, [v.visit_id for v in found])
-        for vid in [v.visit_id for v in found if v.visit_id in texted] or [visit_id]:
+        concerned = [v.visit_id for v in found if v.visit_id in texted] or [visit_id]
+    each: list[tuple[str, str]] = []
+    if reply.kind is ReplyKind.KEEP:
+        for vid in concerned:
             await apply_event(tx, Event("reply", now, vid, {"kind": "keep"}), "sms", rt.clinic.tz, now)
     elif reply.kind is ReplyKind.RESCHEDULE:
-        token = links.make_token(config.secret.encode(), visit_id, now)
-        link = f"{config.public_url.rstrip('/')}/r/{token}"
-        await apply_event(tx, Event("reply", now, visit_id, {"kind": "reschedule"}), "sms", rt.clinic.tz, now)
+        # A link per visit: each pet's visit is moved (or kept) on its own page.
+        for vid in concerned:
+            token = links.make_token(config.secret.encode(), vid, now)
+            detail = await tx.booking_detail(vid)
+            each.append((detail.pet if detail is not None and detail.pet else "your pet",
+                         f"{config.public_url.rstrip('/')}/r/{token}"))
+            await apply_event(tx, Event("reply", now, vid, {"kind": "reschedule"}), "sms", rt.clinic.tz, now)
+        visit_id = concerned[0]
     await rt.after_change(tx)
-    return ReplyOutcome(visit_id=visit_id, language=language, link=link)
+    return ReplyOutcome(visit_id=visit_id, language=language, link=each[0][1] if each else None, each=tuple(each))

@@ -4,6 +4,7 @@ worker sending to a fake Twilio on loopback, and clients' replies through the si
 from __future__ import annotations
 
 import json
+import re
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -200,6 +201,32 @@ async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Cl
     assert await clinic.inbound("+13125550102", "1", "SM" + "4" * 32) == 200
     keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
     assert {r[0] for r in keeps} == named
+
+
+async def test_reply_2_to_a_household_text_sends_a_link_for_each_pet_it_named(clinic: Clinic) -> None:
+    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
+    await clinic.settled()
+    [(row_id, first_visit)] = await clinic.sql("SELECT id, visit_id FROM outbox WHERE to_number = '+13125550102'")
+    named = {first_visit} | {r[0] for r in await clinic.sql("SELECT visit_id FROM outbox_visits WHERE row_id = ?",
+                                                             row_id)}
+    assert len(named) >= 2
+    before = len(clinic.twilio.accepted)
+    assert await clinic.inbound("+13125550102", "2", "SM" + "5" * 32) == 200
+    await clinic.settled()
+    [answer] = [m["body"] for m in clinic.twilio.accepted[before:] if m["to"] == "+13125550102"]
+    assert "Max: " in answer and "Bella: " in answer, answer
+    # Each link opens the reschedule page of its own pet's visit.
+    urls = re.findall(rf"{re.escape(PUBLIC)}(/r/\S+)", answer)
+    assert len(urls) == len(named)
+    pets = set()
+    for path in urls:
+        page = await clinic.client.get(path)
+        html = await page.text()
+        assert page.status == 200, html[:300]
+        pets |= {p for p in ("Max", "Bella") if f"Change {p}" in html or f"{p}'s visit" in html}
+    assert pets == {"Max", "Bella"}
+    asked = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%reschedule%'")
+    assert {r[0] for r in asked} == named
 
 
 # -- issue 11 item 10: Twilio as it really signs and sends ------------------------------------
