@@ -4,8 +4,8 @@ worker sending to a fake Twilio on loopback, and clients' replies through the si
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
