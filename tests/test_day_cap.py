@@ -109,4 +109,7 @@ async def test_a_delay_no_clinic_could_have_is_held_for_reception_with_the_reaso
     html = await (await api.client.get("/console")).text()
     panel = html[html.index('id="texts-need-you"'):]
     assert "Not sent: it would tell the client about" in panel
+    # It never went out: reception sends it "anyway", not "again".
+    panel = panel[:panel.index("</section>")]
+    assert "Send it anyway" in panel and "Send it again" not in panel
     assert rows[0]["body"].split(" will ")[0].replace("'", "&#39;") in panel

@@ -412,6 +412,7 @@ class TextForReception:
     vet: str | None
     scheduled: datetime | None
     can_resend: bool  # not to a number that opted out: the worker would refuse it
+    never_sent: bool = False  # held back before any try (an implausible delay): "send it anyway", not "again"
 
 
 def _dial(number: str, region: str) -> str:
@@ -459,5 +460,5 @@ async def texts_for_reception(q: Tx, region: str, *, since: datetime | None = No
             number=_dial(r.to_number, region), body=r.body, reason=reason, detail=detail, written=r.written,
             at=r.at, visit_id=r.visit_id, pet=r.pet, client=r.client,
             vet=short_vet_name(r.vet) if r.vet else None, scheduled=r.scheduled,
-            can_resend=not r.opted_out))
+            can_resend=not r.opted_out, never_sent=r.status == "held" and r.error_code == HELD_IMPLAUSIBLE))
     return out

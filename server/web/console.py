@@ -598,6 +598,8 @@ async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | 
         await rt.after_change(conn)
     if decision == "resend":
         _wake_notifier(request)
+        if t.never_sent:
+            return f"Sending the text to {who}.", None
         return (f"Sending the text to {who} again." if t.status == "held"
                 else f"Trying the text to {who} again."), None
     if decision == "drop":
