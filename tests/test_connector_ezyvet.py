@@ -370,3 +370,12 @@ async def test_a_new_day_looks_names_and_mobiles_up_afresh(rig: Rig) -> None:
     await rig.loop.round()  # a new day: a full read, names looked up again
     async with rig.store.read() as q:
         assert [b.pet for b in await q.kiosk_bookings("+13125550199", tomorrow.date())] == ["Bella"]
+
+
+async def test_a_types_booked_length_is_its_commonest_booking(rig: Rig) -> None:
+    # Vaccination, in ezyVet's order: 45 (listed first), then 20, 20, 20
+    rig.fake.add_appointment("100", NOW.replace(hour=14), minutes=45)
+    rig.fake.add_appointment("107", NOW.replace(hour=13), minutes=20)
+    await rig.loop.round()
+    async with rig.store.read() as q:
+        assert (await q.booked_lengths())["ezyvet:type-30"] == 20

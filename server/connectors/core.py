@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -138,6 +139,7 @@ def bookings_doc(pms: str, bookings: Sequence[Booking], region: str) -> tuple[di
     pets: dict[str, dict[str, Any]] = {}
     appointments: list[dict[str, Any]] = []
     notes: list[str] = []
+    lengths: dict[str, Counter[float]] = {}
     for b in bookings:
         if b.cancelled:
             continue
@@ -148,6 +150,7 @@ def bookings_doc(pms: str, bookings: Sequence[Booking], region: str) -> tuple[di
         if b.type_id is not None:
             tid = _pid(pms, "type", b.type_id)
             types.setdefault(tid, {"id": tid, "name": (b.type_name or b.type_id)[:200], "booked_min": b.booked_min})
+            lengths.setdefault(tid, Counter())[b.booked_min] += 1
             item["type"] = tid
         client = None
         if b.client_id is not None:
@@ -171,6 +174,10 @@ def bookings_doc(pms: str, bookings: Sequence[Booking], region: str) -> tuple[di
         elif b.pet_name:
             item["pet"] = b.pet_name[:200]
         appointments.append(item)
+    for tid, counts in lengths.items():
+        # A type's usual length is its commonest booking (as a CSV import reads it), not whichever
+        # booking came first: the estimator's baseline for the type.
+        types[tid]["booked_min"] = max(counts.items(), key=lambda kv: (kv[1], -kv[0]))[0]
     doc = {"vets": list(vets.values()), "appointment_types": list(types.values()), "clients": list(clients.values()),
            "pets": list(pets.values()), "appointments": appointments}
     return doc, notes
