@@ -379,3 +379,18 @@ async def test_a_types_booked_length_is_its_commonest_booking(rig: Rig) -> None:
     await rig.loop.round()
     async with rig.store.read() as q:
         assert (await q.booked_lengths())["ezyvet:type-30"] == 20
+
+
+async def test_a_check_in_at_the_desk_in_ezyvet_checks_the_client_in_here(rig: Rig) -> None:
+    await rig.loop.round()
+    await rig.checkin("101")  # at the kiosk: written back as In Waiting Room
+    await rig.loop.round()
+    rig.fake.change("102", status_id="2")  # reception checked Rex in at the desk, in ezyVet
+    result = await rig.loop.round()
+    assert result.arrived == 1 and await rig.status("102") == "waiting"
+    await rig.loop.round()  # ezyVet shows 101 and 102 In Waiting Room: nothing more happens
+    assert rig.fake.writes == [("101", {"status_id": "2"})]  # 102's arrival came from ezyVet: not echoed
+    async with rig.store.read() as q:
+        checkins = await q.events_since(0, types=("checkin",))
+    assert [(e.appointment, e.actor) for e in checkins] == [("ezyvet:101", "kiosk:lobby"),
+                                                           ("ezyvet:102", "pms:ezyvet")]

@@ -221,3 +221,13 @@ async def test_a_webhook_whose_fetch_failed_is_fetched_again_next_round(rig: Rig
     assert rig.loop.pending_ids == {"302"} and await rig.status("302") == "booked"
     await rig.loop.round()
     assert rig.loop.pending_ids == set() and await rig.status("302") == "cancelled"
+
+
+async def test_an_admission_in_provet_checks_the_client_in_here(rig: Rig) -> None:
+    await rig.loop.round()
+    rig.fake.appointments[302]["consultation"] = rig.fake.base_url + "/consultation/5/"  # admitted at the desk
+    rig.loop.nudge("302")
+    result = await rig.loop.round()
+    assert result.arrived == 1 and await rig.status("302") == "waiting"
+    await rig.loop.round()
+    assert rig.fake.consultations == []  # not admitted a second time by us

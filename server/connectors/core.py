@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from server.errors import BadRequest, TooLarge
+from server.events import Event, apply_event
 from server.hours import max_visits_per_day
 from server.phones import PhoneError, normalise
 from server.schedule import import_schedule
@@ -67,6 +68,7 @@ class Booking:
     species: str | None = None
     sex: str | None = None
     cancelled: bool = False  # cancelled or deleted in the practice system
+    arrived: bool = False  # checked in there (reception's desk): waiting or in consultation
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class SyncResult:
     fetched: int = 0
     imported: int = 0
     cancelled: int = 0
+    arrived: int = 0  # checked in here because the practice system says the client arrived
     kept: list[str] = field(default_factory=list)  # cancelled there, but already arrived here
     skipped: list[str] = field(default_factory=list)  # refused by the store, with why
     requests: int = 0
@@ -84,6 +87,8 @@ class SyncResult:
         parts = [f"{self.fetched} fetched", f"{self.imported} imported", f"{self.cancelled} cancelled"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.arrived:
+            parts.append(f"{self.arrived} arrived (checked in there)")
         if self.kept:
             parts.append(f"{len(self.kept)} cancelled there but already here")
         return ", ".join(parts)
@@ -228,6 +233,7 @@ async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[
     result.skipped.extend(notes)
     cancelled_ids = {f"{pms}:{b.id}" for b in bookings if b.cancelled}
     listed = {f"{pms}:{b.id}" for b in bookings} | {f"{pms}:{i}" for i in also_listed}
+    arrived_ids = {f"{pms}:{b.id}" for b in bookings if b.arrived and not b.cancelled}
     cap = max_visits_per_day(clinic.settings)
     for _ in range(200):
         try:
@@ -253,11 +259,20 @@ async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[
                         cancelled += 1
                     elif status in ("waiting", "in_consult"):
                         result.kept.append(f"{vid}: cancelled in {label}, but the client has arrived here: kept")
+                arrived = 0
+                for vid in sorted(arrived_ids):
+                    found = await tx.visit(vid)
+                    if found is not None and found.status == "booked":
+                        # Checked in at the desk in the practice system: the same check-in event
+                        # as the kiosk's, by the system (never written back to it).
+                        await apply_event(tx, Event("checkin", now, vid), f"pms:{pms}", clinic.tz, now)
+                        arrived += 1
                 await tx.record_event("schedule_import", now, None,
-                                      {"counts": counts, "source": pms, "cancelled": cancelled,
+                                      {"counts": counts, "source": pms, "cancelled": cancelled, "arrived": arrived,
                                        "skipped": len(result.skipped)}, f"pms:{pms}", now)
             result.imported = counts.get("appointments", 0)
             result.cancelled = cancelled
+            result.arrived = arrived
             return result
         except TooLarge as e:
             raise SyncRefused(f"{label}: {e}; nothing of this sync was kept") from e

@@ -200,6 +200,8 @@ class EzyVetConnector:
         self.cursor_hint = _max_modified(raw, self.cursor_hint)
         statuses = await self.status_ids()
         off = {statuses[n.casefold()] for n in self.settings.cancelled_statuses if n.casefold() in statuses}
+        here = {statuses[n.casefold()] for key in ("arrived", "started")
+                if (n := self.settings.statuses.get(key)) and n.casefold() in statuses}
         types = await self._lookup("/v2/appointmenttype", "appointmenttype", (_s(a.get("type_id")) or "" for a in raw))
         resource_ids = [self._resource(a) or "" for a in raw]
         resources = await self._lookup("/v2/resource", "resource", resource_ids)
@@ -237,7 +239,8 @@ class EzyVetConnector:
                 client_id=contact_id or None, client_name=name, mobile=mobiles.get(contact_id),
                 sms_consent=(self.settings.texts_consented and bool(mobiles.get(contact_id))
                              and _active(contact.get("is_sms_allowed", True))),
-                pet_id=animal_id, pet_name=_s(animal.get("name")), cancelled=cancelled))
+                pet_id=animal_id, pet_name=_s(animal.get("name")), cancelled=cancelled,
+                arrived=_s(a.get("status_id")) in here))
         return out
 
     @staticmethod

@@ -188,6 +188,7 @@ class SyncLoop:
         result.requests = self.connector.request_count() - requests_before
         await self._mark(last_ok_at=self.clock(), last_error=None, progress={
             "phase": phase, "fetched": result.fetched, "imported": result.imported, "cancelled": result.cancelled,
+            "arrived": result.arrived,
             "skipped": result.skipped[:20], "kept": result.kept[:20], "requests": result.requests,
             "seconds": round(time.monotonic() - began, 2)})
         return result

@@ -216,7 +216,7 @@ class ProvetConnector:
                 mobile=self._mobile(client),
                 sms_consent=self.settings.texts_consented and bool(self._mobile(client)) and not client.get("no_sms"),
                 pet_id=patient_id, pet_name=_s(patient.get("name")), species=_s(patient.get("species")), sex=sex,
-                cancelled=cancelled))
+                cancelled=cancelled, arrived=bool(a.get("consultation"))))
         return out
 
     @staticmethod
