@@ -135,6 +135,8 @@ class KioskApp(App[None]):
         return self.last_input + self.idle_limit() + self.warn_s
 
     def idle_tick(self) -> None:
+        if not self.screen_stack:  # shutting down: the screens go before the timers stop
+            return
         warning = self.screen if isinstance(self.screen, MoreTime) else None
         fresh = isinstance(self.client_screen(), WelcomeScreen) and self.session == self.fresh_session()
         idle = self.clock() - self.last_input
