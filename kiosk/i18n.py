@@ -7,6 +7,7 @@ LANGS = ("en", "es")
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "clinic": "Welcome to the clinic",
+        "too_small": "This window is too small for the kiosk: it needs at least 80 × 24 characters.",
         "demo_line": "DEMO · try {numbers} · more in {readme}",
         "start_over": "Start over",
         "lang_en": "English",
@@ -114,6 +115,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "es": {
         "clinic": "Bienvenidos a la clínica",
+        "too_small": "Esta ventana es demasiado pequeña para el quiosco: necesita al menos 80 × 24 caracteres.",
         "demo_line": "DEMO · pruebe {numbers} · más en {readme}",
         "start_over": "Empezar de nuevo",
         "lang_en": "English",

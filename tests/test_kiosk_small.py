@@ -120,6 +120,19 @@ async def test_every_screen_shows_every_button_and_message_whole_at_80x24(lang: 
                 assert shown_whole(app, app.screen.query_one("#start-over"))
 
 
+@pytest.mark.parametrize("lang", ["en", "es"])
+async def test_a_terminal_smaller_than_80x24_is_told_the_size_the_kiosk_needs(lang: str, tmp_path: Path) -> None:
+    app = make_kiosk("http://fake", "token", tmp_path / "queue.db", api=FakeClinic(), lang=lang)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await until(pilot, lambda: app.screen.has_class("-tiny"))
+        notice = app.screen.query_one("#too-small", Static)
+        await until(pilot, lambda: shown_whole(app, notice))
+        assert "80 × 24" in str(notice.render())
+        await pilot.resize_terminal(*SMALL)
+        await until(pilot, lambda: not app.screen.has_class("-tiny"))
+        assert not notice.display and problems(app) == []
+
+
 async def test_a_whole_check_in_walk_in_and_urgent_call_by_taps_at_80x24(
         live_server: LiveServer, tmp_path: Path) -> None:
     app = kiosk(live_server, tmp_path)

@@ -25,6 +25,7 @@ from kiosk.widgets.qrcode import QRCode
 from kiosk.widgets.status import Brand, StatusMark
 
 SPOKEN_CLASSES = ("title", "hint", "message", "caption", "number")
+MIN_SIZE = (80, 24)  # the smallest terminal every screen fits (kiosk.tcss's compact layout)
 
 
 class KioskMixin:
@@ -57,6 +58,7 @@ class KioskMixin:
                 yield Button(self.t("start_over"), id="start-over", classes="start-over")
         if self.kiosk.demo is not None:
             yield Static(self.kiosk.demo.line(self.lang), id="demo")
+        yield Static(self.t("too_small"), id="too-small")  # shown only below MIN_SIZE
 
     def read_aloud_button(self) -> Button:
         on = self.kiosk.session.read_aloud
@@ -133,6 +135,10 @@ class KioskMixin:
         elif event.button.id == "read-aloud":
             event.stop()
             self.toggle_read_aloud()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Smaller than the compact layout fits: say what size the kiosk needs.
+        cast(Widget, self).set_class(event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1], "-tiny")
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self.ask(Touched())
