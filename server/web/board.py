@@ -265,7 +265,7 @@ def order_time(now: datetime) -> datetime:
 async def _dispatch_order(rt: ClinicRuntime, version: int, state: DayState, now: datetime) -> dict[str, list[str]]:
     """`estimator.dispatch_order` at `now` rounded up to ORDER_WINDOW_S (nothing that already
     happened looks like the future), cached until the store changes. On a worker thread, as the
-    estimates are: at the day cap one pass takes some 40 ms (2,000 bookings, one vet)."""
+    estimates are: a day at the cap costs milliseconds a pass (bench/bench_board_order.py)."""
     at = order_time(now)
     cached = _ORDERS.get(rt)
     if cached is not None and cached[0] == version and cached[1] == at:
