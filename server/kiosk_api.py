@@ -21,10 +21,11 @@ from aiohttp import web
 from notifier import formats
 from notifier.links import status_token
 from server.api import estimate_json
-from server.app import ACTOR, CLOCK, CONFIG, RUNTIME, STORE, read_json, roles
 from server.errors import BadRequest, NotFound, TooManyRequests
 from server.events import Event, apply_event
 from server.hours import check_in_time
+from server.http import read_json, roles
+from server.keys import ACTOR, CLOCK, CONFIG, RUNTIME, STORE
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
 from server.texts import vet_title

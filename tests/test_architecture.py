@@ -43,3 +43,19 @@ def test_pyproject_license_is_an_spdx_string() -> None:
 
     meta = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     assert meta["project"]["license"] == "MIT"
+
+
+def test_handlers_take_their_keys_from_the_keys_module_not_the_app_factory() -> None:
+    # server/app.py builds the app and loads the handlers (setup_routes); a handler importing
+    # from it made the factory <-> handler circle issue 12 item 5 removes. Keys live in
+    # server/keys.py, request helpers in server/http.py; only the CLI may start the app.
+    found = []
+    for path in sorted((ROOT / "server").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in ("server/app.py", "server/cli.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "server.app" or (
+                    isinstance(node, ast.Import) and any(a.name == "server.app" for a in node.names)):
+                found.append(f"{rel}:{node.lineno}")
+    assert found == []

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from server.app import CLOCK, CONFIG, STORE
+from server.keys import CLOCK, CONFIG, STORE
 from server.store import LoginAttempt, Tx
 
 SESSION_COOKIE = "wr_session"

@@ -23,11 +23,11 @@ from urllib.parse import quote, urlencode, urlsplit
 from aiohttp import web
 
 from notifier import formats
-from server.app import CLOCK, CONFIG, RUNTIME, STORE
 from server.domain import DayState
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.estimator import EARLY_START_MIN, dispatch_order
 from server.events import Event, apply_event
+from server.keys import CLOCK, CONFIG, RUNTIME, STORE
 from server.phones import line_kind
 from server.texts import save_vet_title
 from server.timeutil import to_db

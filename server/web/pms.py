@@ -50,7 +50,7 @@ async def pms_context(q: Tx, now: datetime) -> dict[str, Any]:
 
 async def pms_write_decision(request: web.Request, staff: Any) -> tuple[str, int | None]:
     """POST /console/pms/{id}/{done|retry}: a task done by hand, or a failed write-back tried again."""
-    from server.app import CLOCK, RUNTIME, STORE
+    from server.keys import CLOCK, RUNTIME, STORE
 
     row_id = int(request.match_info["id"])
     what = request.match_info["what"]

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server.app import CLOCK, RUNTIME, STORE
 from server.errors import BadRequest, NotFound
 from server.events import Event
+from server.keys import CLOCK, RUNTIME, STORE
 from server.report_export import table_csv
 from server.report_plots import PLOTS, plot
 from server.reports import NOTE_MAX, PERIODS, Period, Report, build_report, load_report_data, make_period
