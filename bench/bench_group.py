@@ -142,6 +142,8 @@ class Tally:
     acked: dict[str, list[int]] = field(default_factory=dict)  # clinic db -> acknowledged seqs
     errors: int = 0
     retried: int = 0
+    finished: int = 0  # posters that ran out of the day's events before the round's end
+    last_post: float = 0.0  # when the last poster stopped (monotonic)
 
 
 async def _request(http: aiohttp.ClientSession, clinic: Clinic, method: str, path: str, token: str,
@@ -161,6 +163,13 @@ async def _request(http: aiohttp.ClientSession, clinic: Clinic, method: str, pat
 
 
 async def poster(http: aiohttp.ClientSession, clinic: Clinic, until: float, tally: Tally) -> None:
+    try:
+        await _post_day(http, clinic, until, tally)
+    finally:
+        tally.last_post = max(tally.last_post, time.monotonic())
+
+
+async def _post_day(http: aiohttp.ClientSession, clinic: Clinic, until: float, tally: Tally) -> None:
     for e in events_for(clinic.day):
         if time.monotonic() >= until:
             return
@@ -174,6 +183,7 @@ async def poster(http: aiohttp.ClientSession, clinic: Clinic, until: float, tall
             tally.acked.setdefault(clinic.db, []).append(int(answer["seq"]))
         elif status >= 500:
             tally.errors += 1
+    tally.finished += 1
 
 
 async def reader(http: aiohttp.ClientSession, clinic: Clinic, until: float, tally: Tally) -> None:
@@ -208,7 +218,7 @@ async def one_round(clinics: list[Clinic], procs: int, seconds: float, *, kill: 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         await asyncio.gather(*(poster(http, c, until, tally) for c in clinics),
                              *(reader(http, c, until, tally) for c in clinics for _ in range(2)))
-    took = time.monotonic() - t0
+    took = tally.last_post - t0  # events/s over the time the posters were posting
     if killer is not None:
         await killer
     for c in clinics:
@@ -235,7 +245,8 @@ def report(label: str, took: float, tally: Tally, base: float | None) -> float:
     ratio = f", {rate / base:.2f}x one process" if base else ""
     print(f"{label}: {rate:7.1f} events/s{ratio}; writes p50 {_p(tally.writes, 50):.0f} ms p99 "
           f"{_p(tally.writes, 99):.0f} ms; reads p50 {_p(tally.reads, 50):.0f} ms p99 {_p(tally.reads, 99):.0f} ms "
-          f"({len(tally.reads)} reads); errors {tally.errors}")
+          f"({len(tally.reads)} reads); errors {tally.errors}"
+          + (f"; {tally.finished} clinic(s) posted their whole day" if tally.finished else ""))
     return rate
 
 
