@@ -394,3 +394,23 @@ async def test_a_check_in_at_the_desk_in_ezyvet_checks_the_client_in_here(rig: R
         checkins = await q.events_since(0, types=("checkin",))
     assert [(e.appointment, e.actor) for e in checkins] == [("ezyvet:101", "kiosk:lobby"),
                                                            ("ezyvet:102", "pms:ezyvet")]
+
+
+async def test_an_undone_check_in_is_written_back_or_left_to_reception(rig: Rig) -> None:
+    await rig.loop.round()
+    for pms_id in ("101", "102"):
+        await rig.checkin(pms_id)
+    await rig.loop.round()
+    async with rig.store.transaction() as tx:
+        seqs = {e.appointment: e.seq for e in await tx.events_since(0, types=("checkin",))}
+        await apply_event(tx, Event("undo", NOW, None, {"seq": seqs["ezyvet:101"]}), "user:ana", TZ, NOW)
+    await rig.loop.round()
+    async with rig.store.read() as q:
+        (task,) = await q.pms_writes(("task",), 10)
+    assert task.last_error == "Set appointment 101 (Bella) back to booked in ezyVet: reception undid the check-in here"
+    rig.connector.settings.statuses["booked"] = "Booked"  # the clinic names its status: written back instead
+    async with rig.store.transaction() as tx:
+        await apply_event(tx, Event("undo", NOW, None, {"seq": seqs["ezyvet:102"]}), "user:ana", TZ, NOW)
+    await rig.loop.round()
+    assert rig.fake.writes[-1] == ("102", {"status_id": "1"})
+    assert await rig.status("101") == "booked" and await rig.status("102") == "booked"

@@ -41,7 +41,8 @@ from server.store.pms import NewPmsWrite, PmsSyncState, PmsWrite
 
 log = logging.getLogger("waitroom.connectors")
 
-WRITE_BACK_EVENTS = ("checkin", "start", "cancel_visit", "reschedule")
+WRITE_BACK_EVENTS = ("checkin", "start", "cancel_visit", "reschedule", "undo")
+_UNDONE = {"checkin": "unarrived", "start": "unstarted"}  # reception took back an arrival, a start
 MAX_WRITE_ATTEMPTS = 8
 WRITE_BACKOFF_S = (10, 30, 60, 120, 300, 600, 900)
 _OURS = re.compile(r"-r\d+$")  # a client's reschedule made the new booking here: not the PMS's
@@ -260,6 +261,12 @@ async def apply_bookings(store: Store, pms: str, label: str, bookings: Sequence[
                     elif status in ("waiting", "in_consult"):
                         result.kept.append(f"{vid}: cancelled in {label}, but the client has arrived here: kept")
                 arrived = 0
+                if arrived_ids:
+                    # A check-in reception took back here stays taken back, whatever the practice
+                    # system still says (it may be our own write-back, not yet set right there).
+                    arrived_ids -= {e.appointment for e in await tx.events_at_or_after(now - timedelta(hours=24),
+                                                                                        ("undo",))
+                                    if e.data.get("type") == "checkin" and e.appointment}
                 for vid in sorted(arrived_ids):
                     found = await tx.visit(vid)
                     if found is not None and found.status == "booked":
@@ -304,8 +311,14 @@ class SyncRefused(Exception):
 
 def _write_for(pms: str, seq: int, event_type: str, visit_id: str, data: dict[str, Any],
                at: datetime) -> NewPmsWrite | None:
-    action = {"checkin": "arrived", "start": "started", "cancel_visit": "cancelled",
-              "reschedule": "rescheduled"}[event_type]
+    if event_type == "undo":
+        undone = _UNDONE.get(str(data.get("type")))
+        if undone is None:
+            return None  # an undone override here changed nothing the practice system holds
+        action = undone
+    else:
+        action = {"checkin": "arrived", "start": "started", "cancel_visit": "cancelled",
+                  "reschedule": "rescheduled"}[event_type]
     payload: dict[str, Any] = {"at": at.isoformat(), "pet": data.get("pet")}
     if event_type == "reschedule":
         payload.update(vet=data.get("vet"), scheduled=data.get("scheduled"), new_id=data.get("new_id"))

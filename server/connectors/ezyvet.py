@@ -298,7 +298,16 @@ class EzyVetConnector:
     async def write_back(self, pms_id: str, action: str, data: dict[str, Any]) -> WriteOutcome:
         if action == "rescheduled":
             return WriteOutcome("task", task_text(self.label, pms_id, data))
-        name = self.settings.statuses.get(action)
+        if action in ("unarrived", "unstarted"):
+            back = "booked" if action == "unarrived" else "arrived"
+            name = self.settings.statuses.get(back)
+            if name is None:
+                pet = f" ({data['pet']})" if data.get("pet") else ""
+                state, what = ("booked", "check-in") if back == "booked" else ("waiting", "consult start")
+                return WriteOutcome("task", f"Set appointment {pms_id}{pet} back to {state} in ezyVet: reception "
+                                    f"undid the {what} here")
+        else:
+            name = self.settings.statuses.get(action)
         if action == "cancelled" and name is None:
             return WriteOutcome("task", f"Cancel appointment {pms_id}"
                                 f"{' (' + data['pet'] + ')' if data.get('pet') else ''} in ezyVet: the client "

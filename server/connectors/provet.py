@@ -266,7 +266,11 @@ class ProvetConnector:
             pet = f" ({data['pet']})" if data.get("pet") else ""
             return WriteOutcome("task", f"Cancel appointment {pms_id}{pet} in Provet Cloud: the client cancelled "
                                 "by text link")
-        if action == "started":
+        if action == "unarrived":
+            pet = f" ({data['pet']})" if data.get("pet") else ""
+            return WriteOutcome("task", f"Reception undid the check-in of appointment {pms_id}{pet}: the "
+                                "consultation admitted in Provet Cloud stays; cancel it there if it was a mistake")
+        if action in ("started", "unstarted"):
             return WriteOutcome("sent", "Provet Cloud: the consultation is started in Provet itself")
         if not self.settings.admit:
             return WriteOutcome("sent", "admission turned off (pms.provet.admit)")

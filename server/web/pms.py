@@ -18,7 +18,8 @@ from server.store import Tx
 from server.store.pms import PmsWrite
 
 LABELS = {"ezyvet": "ezyVet", "provet": "Provet Cloud"}
-ACTIONS = {"arrived": "arrival", "started": "consult start", "cancelled": "cancel", "rescheduled": "move"}
+ACTIONS = {"arrived": "arrival", "started": "consult start", "cancelled": "cancel", "rescheduled": "move",
+           "unarrived": "undone check-in", "unstarted": "undone consult start"}
 STALE = timedelta(minutes=5)
 
 
