@@ -138,3 +138,65 @@ async def test_a_kiosk_tokens_budget_holds_across_the_clinics_processes(pg_url: 
     finally:
         for client in servers:
             await client.close()
+
+
+async def test_delay_texts_and_replies_end_to_end_on_postgresql(pg_url: str, clock: ManualClock) -> None:
+    """tests/test_texts_e2e.py's first steps on PostgreSQL: an emergency texts the affected
+    clients once each (worker -> fake Twilio), a reply "1" keeps the place (once, though Twilio
+    retries the webhook), a "2" gets the reschedule link."""
+    from notifier.twilio_signature import compute_signature
+    from tests.conftest import eventually
+    from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+
+    url = with_params(pg_url, clinic="riverside")
+    store = await PgStore.open(url)
+    try:
+        async with store.transaction() as tx:
+            tokens = await seed_day(tx, DAY, "America/Chicago", history_days=10, token_prefix="riverside")
+    finally:
+        await store.close()
+    clock.advance(minutes=15)  # 08:05: texts are never sent before 08:00 client time
+    async with FakeTwilio() as twilio:
+        config = Config(db_path=url, clock=clock, secret="s", public_url="http://clinic.test", sms_provider="twilio",
+                        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_from="+13125550100",
+                        twilio_base_url=twilio.base_url)
+        async with TestClient(TestServer(create_app(config))) as client:
+            store_a = client.app[STORE]
+
+            async def settled() -> None:
+                async def drained() -> bool:
+                    async with store_a.read() as q:
+                        return not [r for r in await q.outbox_rows() if r.status in ("queued", "sending")]
+                await eventually(drained, "the notifier worker sent its queue")
+
+            resp = await client.post("/api/events", headers=_h(tokens["reception"]),
+                                     json={"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 90})
+            assert resp.status == 201, await resp.text()
+            await settled()
+            assert twilio.accepted, "an emergency pushing Dr. Ruiz 90 min behind texted nobody"
+            assert all("Ruiz" in m["body"] and "http://clinic.test/r/" in m["body"] for m in twilio.accepted)
+            assert not {m["to"] for m in twilio.accepted} & {"+13125550103", "+13125550109"}  # said no to texts
+            pairs = [(m["to"], m["body"]) for m in twilio.accepted]
+            assert len(pairs) == len(set(pairs)), "a text was sent twice"
+            async with store_a.read() as q:
+                assert {r.status for r in await q.outbox_rows()} == {"sent"}
+            number = twilio.accepted[0]["to"]
+
+            async def inbound(body: str, sid: str) -> int:
+                params = {"MessageSid": sid, "From": number, "To": "+13125550100", "Body": body,
+                          "AccountSid": ACCOUNT_SID}
+                signature = compute_signature(AUTH_TOKEN, "http://clinic.test/sms/inbound", params)
+                r = await client.post("/sms/inbound", data=params, headers={"X-Twilio-Signature": signature})
+                return r.status
+
+            assert await inbound(" ok! ", "SM" + "1" * 32) == 200
+            assert await inbound("1", "SM" + "1" * 32) == 200  # Twilio retried: same message id
+            async with store_a.read() as q:
+                replies = [e for e in await q.events_since(0, types=("reply",))]
+            assert len(replies) == 1 and "keep" in str(replies[0].data)
+            await settled()  # the acknowledgement of the "ok" has gone out
+            before = len(twilio.bodies_to(number))
+            assert await inbound("2", "SM" + "2" * 32) == 200
+            await settled()
+            answers = twilio.bodies_to(number)[before:]
+            assert len(answers) == 1 and "http://clinic.test/r/" in answers[0]
