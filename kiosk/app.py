@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class KioskApp(App[None]):
         self._delivering = False  # a delivery worker is running
         self._deliver_again = False  # asked for while it ran
         self._asking_name = False
+        self._recalled_name = False  # the name the server gave last time has been looked up
+        self._name_heard = False  # the server has told the name since this kiosk started
 
     def on_mount(self) -> None:
         self.push_screen(WelcomeScreen())
@@ -175,17 +178,24 @@ class KioskApp(App[None]):
 
     def ask_clinic_name(self) -> None:
         """The clinic's name for the top bar, asked until the server has told it once."""
-        if not self.clinic_name and not self._asking_name:
+        if not self._name_heard and not self._asking_name:
             self._asking_name = True
             self.run_worker(self._ask_clinic_name(), group="clinic", exit_on_error=False)
 
     async def _ask_clinic_name(self) -> None:
+        """Asked of the server; until it answers, the name it gave last time (kept in the queue
+        file, so a kiosk restarted while the server is down still names the clinic)."""
         try:
+            if not self._recalled_name:
+                self._recalled_name = True
+                self.clinic_name = self.clinic_name or await self.queue.recall("clinic_name") or ""
             name = (await self.api.clinic()).get("name")
             if isinstance(name, str) and name.strip():
                 self.clinic_name = " ".join(name.split())[:80]
-        except KioskError as e:  # offline, or an older server: the top bar keeps its welcome
-            log.info("clinic name not known yet: %r", e)
+                self._name_heard = True
+                await self.queue.remember("clinic_name", self.clinic_name)
+        except (KioskError, sqlite3.Error, OSError) as e:  # offline, an older server: the top bar keeps what it had
+            log.info("clinic name not heard yet: %r", e)
         finally:
             self._asking_name = False
 

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     taken_mono REAL,  -- time.monotonic() when taken (this boot's clock; see age_s)
     boot_id TEXT  -- which boot taken_mono belongs to
 );
+-- What the server last told this kiosk that it needs even when it starts offline (the clinic's name).
+CREATE TABLE IF NOT EXISTS remembered (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 # Added after the first kiosks went out: a queue file from then gains them on open.
 _NEW_COLUMNS = (("taken_mono", "REAL"), ("boot_id", "TEXT"))
@@ -189,6 +194,14 @@ class OfflineQueue:
         return [Item(int(str(r[0])), str(r[1]), r[2], json.loads(str(r[3])), str(r[4]),  # type: ignore[arg-type]
                      None if r[5] is None else float(str(r[5])), None if r[6] is None else str(r[6]))
                 for r in rows]
+
+    async def remember(self, name: str, value: str) -> None:
+        await self._q("INSERT INTO remembered (name, value) VALUES (?, ?) "
+                      "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+
+    async def recall(self, name: str) -> str | None:
+        rows = await self._q("SELECT value FROM remembered WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
 
     async def pending_count(self) -> int:
         rows = await self._q("SELECT count(*) FROM outbox WHERE state = 'pending'")

@@ -184,7 +184,7 @@ async def test_top_bar_names_the_clinic_and_the_welcome_screen_has_nothing_to_st
         assert not app.screen.query("#start-over")
 
 
-async def test_a_kiosk_that_cannot_reach_the_server_says_welcome_and_names_the_clinic_once_it_can(
+async def test_a_kiosk_names_the_clinic_once_the_server_tells_it_and_again_after_an_offline_restart(
         live_server: LiveServer, tmp_path: Path) -> None:
     await live_server.stop()
     app = kiosk(live_server, tmp_path)
@@ -193,6 +193,12 @@ async def test_a_kiosk_that_cannot_reach_the_server_says_welcome_and_names_the_c
         assert text(pilot, "#brand") == "Welcome to the clinic"
         await live_server.start()
         await until(pilot, lambda: text(pilot, "#brand") == "Riverside Animal Clinic")
+    # Restarted while the server is down again: the name it heard last time, at once.
+    await live_server.stop()
+    again = kiosk(live_server, tmp_path)
+    async with again.run_test() as pilot:
+        await until(pilot, lambda: bool(again.screen.query("#brand")))
+        await until(pilot, lambda: text(pilot, "#brand") == "Riverside Animal Clinic", seconds=5)
 
 
 async def test_only_the_demo_shows_what_to_try_in_the_clients_language(tmp_path: Path) -> None:
