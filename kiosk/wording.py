@@ -47,6 +47,8 @@ def wait_text(lang: str, estimate: dict[str, Any] | None) -> str:
     wait, low, high = (int(estimate.get(k, 0)) for k in ("wait_min", "low_min", "high_min"))
     if high <= 2:
         return t(lang, "wait_now")
+    if high - low < 2:
+        return t(lang, "wait_about", wait=fmt_minutes(lang, wait))  # not "about 5 min (5–5 min)"
     low_s = str(low) if high < 60 else fmt_minutes(lang, low)
     return t(lang, "wait", wait=fmt_minutes(lang, wait), low=low_s, high=fmt_minutes(lang, high))
 

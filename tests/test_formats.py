@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kiosk.screens.phone import display_number
-from kiosk.wording import fmt_minutes, fmt_time
+from kiosk.wording import fmt_minutes, fmt_time, wait_text
 from notifier import formats
 from server.domain import Estimate
 from server.web import i18n
@@ -70,3 +70,10 @@ def test_a_range_says_am_or_pm_once_when_both_ends_share_it() -> None:
     later = at + timedelta(hours=2)
     assert formats.clock_range(later, later + timedelta(minutes=30), TZ) == "11:50 AM – 12:20 PM"
     assert formats.clock_range(at, at + timedelta(minutes=30), TZ, "es") == "09:50 – 10:20"
+
+
+def test_the_kiosk_gives_no_range_whose_ends_are_the_same() -> None:
+    assert wait_text("en", {"wait_min": 5, "low_min": 5, "high_min": 5}) == "Your wait: about 5 min."
+    assert wait_text("es", {"wait_min": 5, "low_min": 4, "high_min": 5}) == "Su espera: unos 5 min."
+    assert wait_text("en", {"wait_min": 15, "low_min": 10, "high_min": 25}) == "Your wait: about 15 min (10–25 min)."
+    assert wait_text("en", {"wait_min": 1, "low_min": 0, "high_min": 2}) == "You'll be called very soon."

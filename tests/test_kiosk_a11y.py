@@ -25,7 +25,7 @@ from kiosk.screens.welcome import WelcomeScreen
 from kiosk.speech import Speaker, for_speech
 from kiosk.widgets.bigtext import Say
 from tests.conftest import LiveServer
-from tests.test_kiosk import HOUSEHOLD, kiosk, tap, type_phone, until, wait_for
+from tests.test_kiosk import HOUSEHOLD, kiosk, tap, to_consent, type_phone, until, wait_for
 
 ESPEAK = "espeak-ng"
 
@@ -284,3 +284,22 @@ async def test_high_contrast_gives_every_word_at_least_7_to_1(live_server: LiveS
         await pilot.pause()
         assert app.screen.query_one("#pet-0", Button).styles.background == Color.parse("#ffff00")
         assert all(c >= 7 for _, c in text_contrasts(app))
+
+
+async def test_a_saved_check_in_that_reaches_reception_is_read_again_whole(
+        live_server: LiveServer, tmp_path: Path, speaker: Speaker) -> None:
+    """Offline, the done screen says the check-in is saved; once the queue delivers it, the screen
+    turns into the live answer and is read again whole: the wait, the vet and the Finish button."""
+    app = kiosk(live_server, tmp_path, speaker=speaker, retry_s=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await tap(pilot, "#read-aloud")
+        await to_consent(pilot, HOUSEHOLD)
+        await live_server.stop()
+        await tap(pilot, "#check-in")
+        await wait_for(pilot, DoneScreen)
+        await until(pilot, lambda: "saved" in speaker.spoken[-1].text)
+        await live_server.start()
+        await until(pilot, lambda: "Your wait" in speaker.spoken[-1].text)
+        said = speaker.spoken[-1].text
+        assert "Bella is checked in with Dr. Chloe Martin" in said, said
+        assert "Finish." in said, said

@@ -107,7 +107,8 @@ class DoneScreen(KioskScreen):
         await codes.remove_children()
         await codes.mount_all(self.codes())
         self.query_one("#message", Say).update(self.message())
-        self.say(self.message())
+        # The screen changed: read it whole again, its Finish button too, as a new screen is read.
+        self.call_after_refresh(self.read_screen)
         self.set_interval(self.kiosk.poll_s, self.poll)
 
     @on(Button.Pressed, "#finish")
