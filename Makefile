@@ -75,7 +75,7 @@ bench-db-copy: $(STAMP) /usr/lib/postgresql/15/bin/initdb
 	$(BIN)/python bench/bench_db_copy.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check server notifier kiosk tests
+	$(BIN)/ruff check server notifier kiosk tests bench
 	$(BIN)/mypy
 
 clean:

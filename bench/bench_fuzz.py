@@ -197,8 +197,7 @@ def odd_input(base_url: str, tokens: dict[str, str], *, examples: int, seed_valu
 
 def form_paths(db: Path) -> tuple[str, ...]:
     """The form routes, with valid links to one of the day's visits (so handlers read their form)."""
-    from notifier.links import make_token
-    from notifier.links import status_token
+    from notifier.links import make_token, status_token
 
     with contextlib.closing(sqlite3.connect(db)) as conn:
         [(visit,)] = conn.execute("SELECT id FROM appointments WHERE day = ? ORDER BY id LIMIT 1",

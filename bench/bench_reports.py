@@ -82,8 +82,8 @@ async def main(runs: int) -> None:
     print(f"seeded {len(visits):,} visits of {len(VETS)} vets in {YEAR} in {time.perf_counter() - t0:.1f} s")
     plot(build_report(await _data(store, make_period("day", date(YEAR, 3, 3))), make_period("day", date(YEAR, 3, 3))),
          "waits")  # matplotlib's one-off import and font set-up, as a running server has done already
-    for label, period in (("month", make_period("month", date(YEAR, 3, 1))), ("year", make_period("year",
-                                                                                                     date(YEAR, 1, 1)))):
+    periods = (("month", make_period("month", date(YEAR, 3, 1))), ("year", make_period("year", date(YEAR, 1, 1))))
+    for label, period in periods:
         times, parts = [], []
         for _ in range(runs):
             a = time.perf_counter()
