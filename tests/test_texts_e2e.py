@@ -191,25 +191,26 @@ async def test_one_text_per_phone_per_decision_names_every_pet_of_the_household(
     assert len(clinic.twilio.accepted) == before
 
 
-async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Clinic) -> None:
+async def household_texted(clinic: Clinic) -> set[str]:
+    """Dr. Ruiz's emergency texts Max and Bella's owner once: the visits that one text named."""
     await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
     await clinic.settled()
     [(row_id, first_visit)] = await clinic.sql("SELECT id, visit_id FROM outbox WHERE to_number = '+13125550102'")
     named = {first_visit} | {r[0] for r in await clinic.sql("SELECT visit_id FROM outbox_visits WHERE row_id = ?",
                                                              row_id)}
     assert len(named) >= 2
+    return named
+
+
+async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Clinic) -> None:
+    named = await household_texted(clinic)
     assert await clinic.inbound("+13125550102", "1", "SM" + "4" * 32) == 200
     keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
     assert {r[0] for r in keeps} == named
 
 
 async def test_reply_2_to_a_household_text_sends_a_link_for_each_pet_it_named(clinic: Clinic) -> None:
-    await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
-    await clinic.settled()
-    [(row_id, first_visit)] = await clinic.sql("SELECT id, visit_id FROM outbox WHERE to_number = '+13125550102'")
-    named = {first_visit} | {r[0] for r in await clinic.sql("SELECT visit_id FROM outbox_visits WHERE row_id = ?",
-                                                             row_id)}
-    assert len(named) >= 2
+    named = await household_texted(clinic)
     before = len(clinic.twilio.accepted)
     assert await clinic.inbound("+13125550102", "2", "SM" + "5" * 32) == 200
     await clinic.settled()
