@@ -410,28 +410,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
-    """Copy a clinic's SQLite file into a PostgreSQL database; exit 2 when it cannot or does not check out."""
-    from server.store.copy import CopyError, copy_sqlite_to_postgres
+    """Copy a clinic's SQLite file into a PostgreSQL database (`db check`: check an earlier copy
+    again); exit 2 when it cannot or does not check out."""
+    from server.store.copy import CopyError, check_copy, copy_sqlite_to_postgres
     from server.store.postgres import is_postgres_url
 
+    check_only = bool(getattr(args, "check_only", False))
+    name = "db check" if check_only else "db copy"
     if not is_postgres_url(args.to):
-        print("waitroom db copy: --to must be a postgresql:// URL (add ?clinic=ID to name the clinic)",
+        print(f"waitroom {name}: --to must be a postgresql:// URL (add ?clinic=ID to name the clinic)",
               file=sys.stderr)
         return 2
     source = args.source.removeprefix("sqlite:")
     if source != ":memory:" and not Path(source).is_file():
-        print(f"waitroom db copy: --from {args.source}: no such SQLite file", file=sys.stderr)
+        print(f"waitroom {name}: --from {args.source}: no such SQLite file", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     try:
-        report = asyncio.run(copy_sqlite_to_postgres(source, args.to))
+        report = asyncio.run((check_copy if check_only else copy_sqlite_to_postgres)(source, args.to))
     except (CopyError, OSError, ValueError) as e:
-        print(f"waitroom db copy: {e} (nothing was copied)", file=sys.stderr)
+        print(f"waitroom {name}: {e}" + ("" if check_only else " (nothing was copied)"), file=sys.stderr)
         return 2
     for table, (a, b) in report.counts.items():
         print(f"{table:18} {a:8} -> {b:8}")
-    print(f"copied into clinic {report.clinic!r} in {time.perf_counter() - t0:.1f} s: row counts equal, "
-          f"{report.events_checked} events and {report.days_checked} days read the same on both sides")
+    refused = f" ({report.refused_on_replay} refused by the rules on both sides)" if report.refused_on_replay else ""
+    print(f"{'checked' if check_only else 'copied into'} clinic {report.clinic!r} in {time.perf_counter() - t0:.1f} s: "
+          f"row counts equal, the event log of {report.events_replayed} events replayed from empty to the same "
+          f"outcome{refused}, {report.events_checked} events and {report.days_checked} days read the same on "
+          "both sides")
     return 0
 
 
@@ -607,6 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--from", dest="source", required=True, help="the SQLite file (PATH or sqlite:PATH)")
     d.add_argument("--to", required=True, help="postgresql://user@host/db?clinic=ID")
     d.set_defaults(fn=cmd_db_copy)
+    d = dsub.add_parser("check", help="check an earlier copy against its SQLite file again (the copy's own checks)")
+    d.add_argument("--from", dest="source", required=True, help="the SQLite file (PATH or sqlite:PATH)")
+    d.add_argument("--to", required=True, help="postgresql://user@host/db?clinic=ID")
+    d.set_defaults(fn=cmd_db_copy, check_only=True)
 
     s = sub.add_parser("sms", help="texts by hand, for a clinic on the console provider")
     smsub = s.add_subparsers(dest="sms_command", required=True)

@@ -10,20 +10,28 @@ from the table's own sequence, in the same order, and every reference to one is 
 of an acknowledged text and the `outbox`/`outbox_id` of reception's text decisions and replies.
 
 The copy refuses a clinic that already holds visits or events. Then it checks itself: every
-table's row count on both sides, the event log event by event (type, times, visit, actor and
-data, with the rewritten ids), and each day's state as the estimator sees it (`visits_for_day`,
-through both stores' interfaces).
+table's row count on both sides; the event log replayed from an empty state on each side
+(`server/logreplay.py`: every event through `apply_event`, the function the API uses) with the
+same outcome (each visit's status, times, vet and priority, vets' away-until, paused texts,
+undos, refusals, the texts and replies events name); the event log event by event (type, times,
+visit, actor and data, with the rewritten ids); and each day's state as the estimator sees it
+(`visits_for_day`, through both stores' interfaces). The first difference is named.
+
+`check_copy` runs the same checks later, on a copy made earlier (`waitroom db check`): before a
+clinic is switched over, or to see whether the file has moved on since.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
 import asyncpg
 
+from server.domain import DayState
+from server.logreplay import first_difference, replay_log
 from server.store.postgres import LOCK_CLASS, PgStore
 from server.store.sqlite import SqliteStore
 from server.timeutil import from_db
@@ -54,6 +62,8 @@ class CopyReport:
     clinic: str
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # table: (SQLite rows, PostgreSQL rows)
     events_checked: int = 0
+    events_replayed: int = 0
+    refused_on_replay: int = 0  # events the rules refuse when replayed (the same on both sides)
     days_checked: int = 0
 
     @property
@@ -189,6 +199,13 @@ async def _check(src: SqliteStore, conn: asyncpg.Connection, dst: PgStore, maps:
             "SELECT DISTINCT day FROM appointments ORDER BY day")]
         old_days = [await q.visits_for_day(d) for d in days]
     new = PgTx(conn, dst.clinic_id, writable=False)
+    async with src.read() as q:
+        replayed = await replay_log(q)
+    diff = first_difference(replayed, await replay_log(new), ("file", "copy"), (await src.clinic()).tz)
+    if diff:
+        raise CopyError(f"replaying the event log on both sides: {diff}")
+    report.events_replayed = len(replayed.log)
+    report.refused_on_replay = len(replayed.refused)
     new_log = await new.events_since(0)
     if len(new_log) != len(old_log):
         raise CopyError(f"event log: {len(old_log)} events, {len(new_log)} copied")
@@ -203,5 +220,52 @@ async def _check(src: SqliteStore, conn: asyncpg.Connection, dst: PgStore, maps:
         after = await new.visits_for_day(d)
         if (before.vets, before.visits, before.vet_unavailable_until, before.blocks) != (
                 after.vets, after.visits, after.vet_unavailable_until, after.blocks):
-            raise CopyError(f"the day {d} reads differently once copied")
+            raise CopyError(f"the day {d} reads differently once copied: {_day_difference(before, after)}")
     report.days_checked = len(days)
+
+
+def _day_difference(a: DayState, b: DayState) -> str:
+    """The first visit (and field) or vet that differs between two states of a day."""
+    for vid in sorted(set(a.visits) | set(b.visits)):
+        x, y = a.visits.get(vid), b.visits.get(vid)
+        if x is None or y is None:
+            return f"visit {vid!r} is {'missing' if y is None else 'new'} in the copy"
+        for f in fields(x):
+            p, q = getattr(x, f.name), getattr(y, f.name)
+            if p != q:
+                return f"visit {vid!r}: {f.name} {p!r} in the file, {q!r} in the copy"
+    if a.vets != b.vets:
+        return f"vets {a.vets} in the file, {b.vets} in the copy"
+    if a.vet_unavailable_until != b.vet_unavailable_until:
+        return f"vets away until {a.vet_unavailable_until} in the file, {b.vet_unavailable_until} in the copy"
+    return f"blocked time {a.blocks} in the file, {b.blocks} in the copy"
+
+
+async def check_copy(src_path: str, dst_url: str) -> CopyReport:
+    """Check a copy made earlier against its SQLite file, with the copy's own checks (row counts,
+    the log replayed on both sides, the log event by event, every day): CopyError names the
+    first difference. Generated ids were given in the file's order, so they are paired by it."""
+    src = await SqliteStore.open(src_path)
+    dst = await PgStore.open(dst_url)
+    try:
+        report = CopyReport(dst.clinic_id)
+        async with dst._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            maps: dict[str, dict[int, int]] = {}
+            for table, id_col in TABLES:
+                (n,), = await src.conn.execute_fetchall(f"SELECT COUNT(*) FROM {table}")
+                got = await conn.fetchval(f"SELECT COUNT(*) FROM {table} WHERE clinic_id = $1", dst.clinic_id)
+                report.counts[table] = (int(n), int(got))
+                if id_col:
+                    old = [int(r[0]) for r in await src.conn.execute_fetchall(
+                        f"SELECT {id_col} FROM {table} ORDER BY {id_col}")]
+                    new = [int(r[0]) for r in await conn.fetch(
+                        f"SELECT {id_col} FROM {table} WHERE clinic_id = $1 ORDER BY {id_col}", dst.clinic_id)]
+                    maps[table] = dict(zip(old, new, strict=False))
+            if not report.ok:
+                bad = ", ".join(f"{t} {a} -> {b}" for t, (a, b) in report.counts.items() if a != b)
+                raise CopyError(f"row counts differ: {bad}")
+            await _check(src, conn, dst, maps, report)
+        return report
+    finally:
+        await src.close()
+        await dst.close()
