@@ -118,7 +118,8 @@ class Replay:
 
 
 async def run(stdin: IO[str], stdout: IO[str], *, texts: bool = True) -> int:
-    store = await SqliteStore.open(":memory:")
+    # In memory and on this thread: nothing to wait for but the CPU (SqliteStore.open).
+    store = await SqliteStore.open(":memory:", inline=True)
     replay = Replay(store, texts=texts)
     lines = (json.loads(line) for line in stdin if line.strip())
     try:

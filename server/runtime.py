@@ -24,6 +24,10 @@ from server.texts import TextingOptions, queue_delay_texts, record_promises
 
 log = logging.getLogger("waitroom.runtime")
 
+# At most this many visits owed an estimate: estimated on the event loop's thread (see
+# `ClinicRuntime._estimate`). A busy five-vet day owes about 130 at opening.
+INLINE_ESTIMATE_MAX = 200
+
 
 class ClinicRuntime:
     """Holds what is derived from the store, recomputed only when the store changed."""
@@ -117,12 +121,24 @@ class ClinicRuntime:
             if cached and cached[0] == version and cached[1] == now:
                 return cached[2]
             state = await self.day_state(self.today(now))
-            # On a worker thread: numpy lets go of the GIL in its array work, so a big day's
-            # estimate (seconds, at the cap) never stops /api/health or the live pages.
-            result = await asyncio.to_thread(estimate, state, now, self.model)
+            result = await self._estimate(state, now, None)
             # Stamped with the version read before loading: a write meanwhile makes it stale at once.
             self._est_cache = (version, now, result)
             return result
+
+    async def _estimate(self, state: DayState, now: datetime, vets: set[str] | None) -> dict[str, Estimate]:
+        """`estimate`, on this thread for an ordinary day, on a worker thread for a big one.
+
+        A big day's estimate (seconds, at the cap) runs on a worker thread, where numpy lets go
+        of the GIL in its array work, so /api/health and the live pages keep answering. An
+        ordinary day's takes a few milliseconds, mostly Python that holds the GIL anyway: the
+        hop to a thread and back would cost more than it frees, and on a busy machine each
+        hop can wait a scheduler slice (the replay's answers were several times their CPU).
+        """
+        owed = sum(1 for v in state.visits.values() if v.pending and (vets is None or v.vet in vets))
+        if owed <= INLINE_ESTIMATE_MAX:
+            return estimate(state, now, self.model, vets)
+        return await asyncio.to_thread(estimate, state, now, self.model, vets)
 
     async def post_event(self, ev: Event, actor: str, now: datetime) -> int:
         """Validate, apply and commit one event; durable before this returns."""
@@ -164,9 +180,7 @@ class ClinicRuntime:
         at = self._round(now)
         day = self.today(at)
         state = await tx.visits_for_day(day)
-        # On a worker thread (numpy lets go of the GIL in its array work): a big day's estimate
-        # must not stop /api/health or the live pages while the transaction waits for it.
-        est = await asyncio.to_thread(estimate, state, at, self.model, vets)
+        est = await self._estimate(state, at, vets)
         self._fresh = (self.store.version, day, state, at, est, vets)
         await record_promises(tx, state, est, now)
         ids: list[int] = []
