@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install screenshots bench-group bench-db-copy bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
+.PHONY: demo test test-pg install screenshots bench-group bench-db-copy bench-estimate bench-reliability bench-crash bench-outage bench-fuzz bench-load lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,13 @@ demo: $(STAMP)
 # WAITROOM_REQUIRE_PG=1: a PostgreSQL test that cannot get its cluster fails here, never skips.
 test: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/lib/postgresql/15/bin/initdb
 	WAITROOM_REQUIRE_PG=1 $(BIN)/python -m pytest
+
+# The whole suite on PostgreSQL: a throwaway cluster (stopped afterwards, even on a failure) is
+# WAITROOM_TEST_DATABASE for every test; tests about SQLite itself (sqlite_only) are skipped.
+# With WAITROOM_TEST_DATABASE already set, the suite runs on that server instead.
+test-pg: $(STAMP) /usr/bin/chromium /usr/bin/espeak-ng /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/lib/postgresql/15/bin/initdb
+	@if [ -n "$$WAITROOM_TEST_DATABASE" ]; then WAITROOM_REQUIRE_PG=1 $(BIN)/python -m pytest; \
+	else WAITROOM_REQUIRE_PG=1 $(BIN)/python -m tests.pg_cluster $(BIN)/python -m pytest; fi
 
 # The README's console, display, status-page and tablet pictures, from the browser tests that walk them.
 screenshots: $(STAMP) /usr/bin/chromium

@@ -62,12 +62,12 @@ TEXTS_START = datetime(2026, 3, 2, 8, 5, tzinfo=TZ)  # texts go out from 08:00 c
 CLINIC_NUMBER = "+13125550100"
 
 
-async def seed(db: Path, *, history_days: int = 10) -> dict[str, str]:
-    """The demo clinic's day (3 vets, 08:00-17:00) in `db`; a token per role."""
+async def seed(db: Path | str, *, history_days: int = 10) -> dict[str, str]:
+    """The demo clinic's day (3 vets, 08:00-17:00) in `db` (a path or any `--db` spec); a token per role."""
     from server.demo import seed_day
-    from server.store import SqliteStore
+    from server.store import open_store
 
-    store = await SqliteStore.open(str(db))
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="bench")
@@ -90,7 +90,7 @@ def serve_command() -> list[str]:
 class ServeProcess:
     """One `waitroom serve` subprocess on loopback, with the demo clock started at `clock`."""
 
-    def __init__(self, db: Path, port: int, clock: datetime, log: Path | None = None,
+    def __init__(self, db: Path | str, port: int, clock: datetime, log: Path | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.db, self.port, self.clock = db, port, clock
         self.log = log

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
-import sqlite3
 import sys
 import tempfile
 import time
@@ -195,14 +193,23 @@ def odd_input(base_url: str, tokens: dict[str, str], *, examples: int, seed_valu
     return report
 
 
-def form_paths(db: Path) -> tuple[str, ...]:
-    """The form routes, with valid links to one of the day's visits (so handlers read their form)."""
+def form_paths(db: Path | str, key: str = SECRET) -> tuple[str, ...]:
+    """The form routes, with valid links to one of the day's visits (so handlers read their form).
+    `db`: any `--db` spec; `key`: what the server signs links with (WAITROOM_SECRET, on PostgreSQL
+    derived per clinic)."""
     from notifier.links import make_token, status_token
+    from server.store import open_store
 
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        [(visit,)] = conn.execute("SELECT id FROM appointments WHERE day = ? ORDER BY id LIMIT 1",
-                                  (START.date().isoformat(),)).fetchall()
-    return ("/login", f"/r/{make_token(SECRET.encode(), visit, START)}", f"/s/{status_token(SECRET, visit)}/car",
+    async def first_visit() -> str:
+        store = await open_store(str(db))
+        try:
+            async with store.read() as q:
+                return min((await q.visits_for_day(START.date())).visits)
+        finally:
+            await store.close()
+
+    visit = asyncio.run(first_visit())
+    return ("/login", f"/r/{make_token(key.encode(), visit, START)}", f"/s/{status_token(key, visit)}/car",
             "/sms/inbound", "/sms/status?row=1")
 
 

@@ -6,6 +6,11 @@
   be stopped and started again on the same port to simulate an outage.
 - `pg_url`: a PostgreSQL URL whose tables live in a schema of this test's own, on the session's
   throwaway cluster (tests/pg_cluster.py) or on WAITROOM_TEST_DATABASE.
+- `new_db` / `clinic_db`: where a test keeps its clinic. A fresh SQLite file in `tmp_path`; under
+  `WAITROOM_TEST_DATABASE=postgresql://...` (`make test-pg`) a fresh clinic on that server instead
+  (a schema of the test's own, by `search_path`), so the whole suite runs on PostgreSQL. Anything
+  that takes `--db` or `Config.db_path` takes either. Tests about SQLite itself are marked
+  `@pytest.mark.sqlite_only("why")` and skipped there with the reason.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import SqliteStore
+from server.store import open_store
 from tests import pg_cluster
 
 TZ = ZoneInfo("America/Chicago")
@@ -46,14 +51,58 @@ def _no_developer_config(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# `make test-pg`: the whole suite on this PostgreSQL server (see new_db).
+TEST_DATABASE = os.environ.get("WAITROOM_TEST_DATABASE", "")
+ON_PG = bool(TEST_DATABASE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under WAITROOM_TEST_DATABASE, a test about SQLite itself is skipped, saying why."""
+    if not ON_PG:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "a test of SQLite itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+
+
+NewDb = Callable[..., str]
+
+
+@pytest.fixture
+def new_db(tmp_path: Path) -> Iterator[NewDb]:
+    """`new_db("name")`: a fresh, empty clinic database's `--db` spec. A SQLite file in tmp_path,
+    or under WAITROOM_TEST_DATABASE a schema of its own on that server (dropped after the test)."""
+    schemas: list[str] = []
+
+    def make(name: str = "clinic") -> str:
+        if not ON_PG:
+            return str(tmp_path / f"{name}.db")
+        schema = pg_cluster.new_schema_name()
+        _pg_run(TEST_DATABASE, f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return pg_cluster.with_params(TEST_DATABASE, search_path=schema)
+
+    yield make
+    for schema in schemas:
+        _pg_run(TEST_DATABASE, f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def clinic_db(new_db: NewDb) -> str:
+    """This test's clinic database (empty): a SQLite file, or a PostgreSQL schema (see new_db)."""
+    return new_db("clinic")
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
 
 
-async def seed_clinic(db: Path, *, history_days: int = 10) -> dict[str, str]:
-    """A demo clinic day in `db`; returns a token per role."""
-    store = await SqliteStore.open(str(db))
+async def seed_clinic(db: str | Path, *, history_days: int = 10) -> dict[str, str]:
+    """A demo clinic day in `db` (a path or any `--db` spec); returns a token per role."""
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             return await seed_day(conn, DAY, "America/Chicago", history_days=history_days, token_prefix="test")
@@ -61,15 +110,28 @@ async def seed_clinic(db: Path, *, history_days: int = 10) -> dict[str, str]:
         await store.close()
 
 
+def link_secret(db: str, secret: str = "test-secret") -> str:
+    """The key the app signs this clinic's status and reschedule links with: `secret` itself on
+    SQLite; on PostgreSQL one derived from it and the clinic's id (server/app.py)."""
+    from server.app import _per_clinic_secret
+
+    return _per_clinic_secret(Config(db_path=db, secret=secret)).secret
+
+
 @dataclass
 class Api:
     client: TestClient[Any, Any]
     tokens: dict[str, str]
     clock: ManualClock
-    db: Path
+    db: str  # the clinic's `--db` spec (a SQLite path, or a postgresql:// URL under make test-pg)
 
     def h(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    @property
+    def secret(self) -> str:
+        """What the app signs links with (conftest's Config(secret="test-secret"), per clinic)."""
+        return link_secret(self.db)
 
     async def event(self, body: dict[str, Any], role: str = "reception") -> Any:
         resp = await self.client.post("/api/events", json=body, headers=self.h(role))
@@ -78,10 +140,10 @@ class Api:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Api]:
-    db = tmp_path / "clinic.db"
+async def api(clinic_db: str, clock: ManualClock) -> AsyncIterator[Api]:
+    db = clinic_db
     tokens = await seed_clinic(db)
-    config = Config(db_path=str(db), clock=clock, secret="test-secret", public_url="http://clinic.test")
+    config = Config(db_path=db, clock=clock, secret="test-secret", public_url="http://clinic.test")
     async with TestClient(TestServer(create_app(config))) as client:
         yield Api(client, tokens, clock, db)
 
@@ -94,12 +156,17 @@ def _free_port() -> int:
 
 @dataclass
 class LiveServer:
-    db: Path
+    db: str  # `--db` spec
     tokens: dict[str, str]
     clock: ManualClock
     port: int = field(default_factory=_free_port)
     runner: web.AppRunner | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # other Config fields, from the next start()
+
+    @property
+    def secret(self) -> str:
+        """What the app signs links with (see link_secret)."""
+        return link_secret(self.db)
 
     @property
     def base_url(self) -> str:
@@ -121,8 +188,8 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live_server(tmp_path: Path, clock: ManualClock) -> AsyncIterator[LiveServer]:
-    db = tmp_path / "clinic.db"
+async def live_server(clinic_db: str, clock: ManualClock) -> AsyncIterator[LiveServer]:
+    db = clinic_db
     server = LiveServer(db, await seed_clinic(db), clock)
     await server.start()
     try:

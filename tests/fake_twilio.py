@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from notifier.store import Transaction
-from server.store.sqlite import SqliteStore, SqliteTx
+from server.store import Store, open_store
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -169,22 +169,30 @@ class FakeTwilio:
 
 
 
-class OutboxDb(SqliteTx):
-    """A real SQLite file (the store's SQLite backend, all migrations) used outside any explicit
-    transaction: each call commits on its own. Raw SQL (`execute_fetchall`) is for a test's own
-    checks; `transaction` is the store's, for a Worker or webhooks."""
+class OutboxDb:
+    """The clinic's store (either backend, all migrations) used outside any explicit transaction:
+    each operation called on it runs in a transaction of its own and commits, as the notifier's
+    functions see a `Tx`. `transaction` is the store's, for a Worker, the webhooks or a test's
+    own all-or-nothing step."""
 
-    def __init__(self, store: SqliteStore) -> None:
-        super().__init__(store.conn, writable=True)
+    def __init__(self, store: Store, spec: str) -> None:
         self.store = store
+        self.spec = spec  # the --db spec (tests/dbq.py reads it)
         self.transaction = store.transaction
+
+    def __getattr__(self, name: str) -> Any:
+        async def one(*args: Any, **kw: Any) -> Any:
+            async with self.store.transaction() as tx:
+                return await getattr(tx, name)(*args, **kw)
+
+        return one
 
     async def close(self) -> None:
         await self.store.close()
 
 
-async def open_outbox_db(path: str) -> OutboxDb:
-    return OutboxDb(await SqliteStore.open(path))
+async def open_outbox_db(spec: str) -> OutboxDb:
+    return OutboxDb(await open_store(spec), spec)
 
 
 def sqlite_transaction(db: OutboxDb) -> Transaction:

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -110,3 +111,33 @@ def with_params(url: str, **params: str) -> str:
 
 def new_schema_name() -> str:
     return "t_" + uuid.uuid4().hex[:16]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.pg_cluster COMMAND...` (`make test-pg`): start a throwaway cluster, run
+    COMMAND with WAITROOM_TEST_DATABASE set to it, and stop the cluster afterwards, whatever
+    COMMAND did (a failure, Ctrl-C). Exits with COMMAND's code."""
+    if not argv:
+        print("usage: python -m tests.pg_cluster COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    try:
+        cluster = start_cluster()
+    except NoPostgres as e:
+        print(f"pg_cluster: {e}", file=sys.stderr)
+        return 2
+    try:
+        print(f"pg_cluster: WAITROOM_TEST_DATABASE={cluster.url} ({cluster.data})", file=sys.stderr, flush=True)
+        env = {**os.environ, "WAITROOM_TEST_DATABASE": cluster.url}
+        with subprocess.Popen(argv, env=env) as proc:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.wait()  # the command had the Ctrl-C too: let it finish its own clean-up
+                return 130
+    finally:
+        cluster.stop()
+        print("pg_cluster: stopped", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

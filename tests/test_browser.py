@@ -145,7 +145,7 @@ async def test_emergency_moves_board_and_display_live_and_undo(live_server: Live
     waiting = await console.locator("#lane-v1 .card.waiting").first.get_attribute("id")
     assert waiting
     phone = await browser.new_page(viewport={"width": 390, "height": 760}, is_mobile=True)
-    await phone.goto(f"{live_server.base_url}/s/{status_token('test-secret', waiting[2:])}")
+    await phone.goto(f"{live_server.base_url}/s/{status_token(live_server.secret, waiting[2:])}")
     await phone.locator("#live-state.ok").wait_for(timeout=TIMEOUT_MS)
     await phone.screenshot(path=str(SHOTS / "status.png"))
 
@@ -172,7 +172,7 @@ async def test_mark_a_no_show(live_server: LiveServer, browser: Any) -> None:
 async def test_status_page_updates_live(live_server: LiveServer, browser: Any) -> None:
     page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
     # Luna's owner reads Spanish; `?lang=en` is the page's own switch to English (kept by the stream and the form).
-    await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}?lang=en")
+    await page.goto(f"{live_server.base_url}/s/{status_token(live_server.secret, A_0800)}?lang=en")
     await page.locator("#live-state.ok").wait_for(timeout=TIMEOUT_MS)
     assert "Booked for 8:00 AM" in await page.locator("#status").inner_text()
     await page.evaluate("window.__sameDocument = true")
@@ -188,7 +188,7 @@ async def test_status_page_updates_live(live_server: LiveServer, browser: Any) -
 async def test_a_spanish_clients_status_page_is_live_in_spanish(live_server: LiveServer, browser: Any) -> None:
     # Luna's owner reads Spanish: the page, and the script's live/reconnecting words, are Spanish.
     page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-    await page.goto(f"{live_server.base_url}/s/{status_token('test-secret', A_0800)}")
+    await page.goto(f"{live_server.base_url}/s/{status_token(live_server.secret, A_0800)}")
     await page.locator("#live-state.ok", has_text="En vivo").wait_for(timeout=TIMEOUT_MS)
     assert await page.get_attribute("html", "lang") == "es"
     await api_event(live_server, {"type": "checkin", "appointment": A_0800})
@@ -246,8 +246,8 @@ class TextingServer(LiveServer):
                        twilio_auth_token=AUTH_TOKEN, twilio_from="+13125550100", twilio_base_url=self.twilio_url)
 
 
-async def test_send_a_held_text_again_from_the_console(tmp_path: Path, browser: Any) -> None:
-    db = tmp_path / "clinic.db"
+async def test_send_a_held_text_again_from_the_console(clinic_db: str, tmp_path: Path, browser: Any) -> None:
+    db = clinic_db
     tokens = await seed_clinic(db)
     await add_user(db)
     held, failed = await leave_held_and_failed(db)

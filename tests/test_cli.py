@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import seed_clinic
+from tests.conftest import NewDb, seed_clinic
 
 EXE = str(Path(sys.executable).parent / "waitroom")
 DATA = Path(__file__).parent / "data"
@@ -28,8 +28,8 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_token_create_prints_a_token_once_that_the_server_accepts(tmp_path: Path) -> None:
-    db = tmp_path / "w.db"
+def test_token_create_prints_a_token_once_that_the_server_accepts(new_db: NewDb) -> None:
+    db = new_db("w")
     out = subprocess.run([EXE, "token", "create", "--role", "reception", "--name", "desk-1", "--db", str(db)],
                          capture_output=True, text=True, check=True)
     token = out.stdout.strip()
@@ -68,15 +68,15 @@ def test_token_create_prints_a_token_once_that_the_server_accepts(tmp_path: Path
     assert not any("GET /api/estimates" in e["msg"] and '" 200 ' in e["msg"] for e in access)
 
 
-def test_bad_role_is_refused(tmp_path: Path) -> None:
-    out = subprocess.run([EXE, "token", "create", "--role", "admin", "--name", "x", "--db", str(tmp_path / "w.db")],
+def test_bad_role_is_refused(clinic_db: str) -> None:
+    out = subprocess.run([EXE, "token", "create", "--role", "admin", "--name", "x", "--db", clinic_db],
                          capture_output=True, text=True)
     assert out.returncode != 0
     assert "admin" in out.stderr
 
 
-def test_learn_reports_each_vets_speed(tmp_path: Path) -> None:
-    db = tmp_path / "w.db"
+def test_learn_reports_each_vets_speed(new_db: NewDb) -> None:
+    db = new_db("w")
     asyncio.run(seed_clinic(db, history_days=15))
     out = subprocess.run([EXE, "learn", "--db", str(db)], capture_output=True, text=True, check=True)
     # The demo history makes Dr. Okafor (v2) 1.3x slower than booked and v3 0.85x.
@@ -86,11 +86,11 @@ def test_learn_reports_each_vets_speed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv", ".ics"])
-def test_import_from_file(tmp_path: Path, suffix: str) -> None:
+def test_import_from_file(new_db: NewDb, suffix: str) -> None:
     src = Path(__file__).parent / "data" / ("schedule.json" if suffix == ".json" else f"day{suffix}")
     if not src.exists():
         pytest.fail(f"sample file {src} is missing")
-    db = tmp_path / "w.db"
+    db = new_db("w")
     subprocess.run([EXE, "clinic", "--db", str(db), "--name", "Test", "--timezone", "America/Chicago"], check=True)
     out = subprocess.run([EXE, "import", str(src), "--db", str(db), "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -100,19 +100,18 @@ def test_import_from_file(tmp_path: Path, suffix: str) -> None:
     assert json.loads(again.stdout) == json.loads(out.stdout)  # re-import: same ids, nothing doubled
 
 
-def _import(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _import(db: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([EXE, "import", *args, "--db", str(db)], capture_output=True, text=True, timeout=60)
 
 
-def _clinic(tmp_path: Path, *args: str) -> Path:
-    db = tmp_path / "w.db"
+def _clinic(db: str, *args: str) -> str:
     subprocess.run([EXE, "clinic", "--db", str(db), "--name", "Test", "--timezone", "America/Chicago", *args],
                    check=True, timeout=60)
     return db
 
 
-def test_import_of_excels_csv_imports_the_good_rows_lists_the_bad_and_exits_1(tmp_path: Path) -> None:
-    db = _clinic(tmp_path, "--region", "US")
+def test_import_of_excels_csv_imports_the_good_rows_lists_the_bad_and_exits_1(clinic_db: str, tmp_path: Path) -> None:
+    db = _clinic(clinic_db, "--region", "US")
     out = _import(db, str(DATA / "excel-us.csv"))
     assert out.returncode == 1, out.stderr
     lines = out.stdout.splitlines()
@@ -128,18 +127,18 @@ def test_import_of_excels_csv_imports_the_good_rows_lists_the_bad_and_exits_1(tm
     assert json.loads(again.stdout)["imported"]["appointments"] == 5
 
 
-def test_import_strict_is_all_or_nothing_and_exits_2(tmp_path: Path) -> None:
-    db = _clinic(tmp_path, "--region", "US")
+def test_import_strict_is_all_or_nothing_and_exits_2(clinic_db: str) -> None:
+    db = _clinic(clinic_db, "--region", "US")
     out = _import(db, str(DATA / "excel-us.csv"), "--strict")
     assert out.returncode == 2
     assert "nothing imported (--strict): 1 row with problems:\n  row 4: Mobile:" in out.stderr
     assert json.loads(_import(db, str(DATA / "day.csv"), "--json").stdout)["imported"]["appointments"] == 5
 
 
-def test_import_date_order_from_flag_or_clinic_setting(tmp_path: Path) -> None:
+def test_import_date_order_from_flag_or_clinic_setting(clinic_db: str, tmp_path: Path) -> None:
     src = tmp_path / "day.csv"
     src.write_text("appointment_id,start,duration_min,vet_id\r\na1,03/04/2026 09:00,15,v1\r\n")
-    db = _clinic(tmp_path, "--region", "CA")  # Canada: no default order
+    db = _clinic(clinic_db, "--region", "CA")  # Canada: no default order
     refused = _import(db, str(src))
     assert refused.returncode == 2 and "could be day/month or month/day" in refused.stderr
     assert _import(db, str(src), "--date-order", "dmy").returncode == 0
@@ -147,8 +146,8 @@ def test_import_date_order_from_flag_or_clinic_setting(tmp_path: Path) -> None:
     assert _import(db, str(src)).returncode == 0
 
 
-def test_import_of_a_calendar_names_its_vet_and_reports_what_it_left_out(tmp_path: Path) -> None:
-    db = _clinic(tmp_path, "--region", "US")
+def test_import_of_a_calendar_names_its_vet_and_reports_what_it_left_out(clinic_db: str) -> None:
+    db = _clinic(clinic_db, "--region", "US")
     unknown = _import(db, str(DATA / "google.ics"), "--vet", "kim")
     assert unknown.returncode == 2 and "--vet 'kim': no such vet (none yet); give --vet-name" in unknown.stderr
     out = _import(db, str(DATA / "google.ics"), "--vet", "kim", "--vet-name", "Dr. Kim Lee")
@@ -173,9 +172,9 @@ def test_import_of_a_calendar_names_its_vet_and_reports_what_it_left_out(tmp_pat
     ({"WAITROOM_SMS_PROVIDER": "twillio"}, "'twillio' is not a provider: use console or twilio"),
 ])
 def test_serve_with_an_incomplete_sms_setup_says_what_is_missing_in_one_line(
-        tmp_path: Path, env: dict[str, str], missing: str) -> None:
+        clinic_db: str, env: dict[str, str], missing: str) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WAITROOM_")}
-    out = subprocess.run([EXE, "serve", "--db", str(tmp_path / "w.db"), "--port", str(_port())],
+    out = subprocess.run([EXE, "serve", "--db", clinic_db, "--port", str(_port())],
                          capture_output=True, text=True, timeout=60, env={**clean, **env})
     assert out.returncode == 2
     [line] = out.stderr.strip().splitlines()  # one line, no traceback

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from server.connectors.cli import sync_lock
-from server.store import Clinic, SqliteStore
+from server.store import Clinic, open_store
 from tests.fake_ezyvet import CLIENT_ID, CLIENT_SECRET, PARTNER_ID, FakeEzyVet
 
 TZ = ZoneInfo("America/Chicago")
@@ -29,17 +29,16 @@ async def waitroom(*args: str, secret: str | None = CLIENT_SECRET) -> tuple[int,
     return proc.returncode, out.decode(), err.decode()
 
 
-async def make_db(tmp_path: Path) -> str:
-    db = str(tmp_path / "clinic.db")
-    store = await SqliteStore.open(db)
+async def make_db(db: str) -> str:
+    store = await open_store(db)
     async with store.transaction() as tx:
         await tx.set_clinic(Clinic("Test Vets", "America/Chicago", "US"))
     await store.close()
     return db
 
 
-async def test_set_up_sync_once_and_status(tmp_path: Path) -> None:
-    db = await make_db(tmp_path)
+async def test_set_up_sync_once_and_status(clinic_db: str) -> None:
+    db = await make_db(clinic_db)
     async with FakeEzyVet() as fake:
         fake.add_client("9", "Maria", "Lopez", "+1 312 555 0101")
         fake.add_pet("55", "Bella", "9")
@@ -71,8 +70,8 @@ async def test_set_up_sync_once_and_status(tmp_path: Path) -> None:
     assert CLIENT_SECRET.encode() not in stored
 
 
-async def test_not_set_up_says_what_is_missing(tmp_path: Path) -> None:
-    db = await make_db(tmp_path)
+async def test_not_set_up_says_what_is_missing(clinic_db: str) -> None:
+    db = await make_db(clinic_db)
     code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once", secret=None)
     assert code == 2 and "partner_id, client_id, WAITROOM_EZYVET_CLIENT_SECRET missing" in err
     code, _, err = await waitroom("sync", "--pms", "provet", "--db", db, "--once", secret=None)

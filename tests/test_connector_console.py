@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from server.store import SqliteStore
+from server.store import open_store
 from server.store.pms import NewPmsWrite, PmsSyncState
 from tests.conftest import START, Api
 from tests.test_web_console import Desk, add_user, log_in
@@ -25,7 +25,7 @@ async def desk(api: Api) -> Desk:
 
 
 async def _seed(desk: Desk, *, last_ok_ago: timedelta, error: str | None = None) -> tuple[int, int]:
-    store = await SqliteStore.open(str(desk.api.db))
+    store = await open_store(str(desk.api.db))
     try:
         async with store.transaction() as tx:
             await tx.save_pms_state(PmsSyncState(
@@ -59,7 +59,7 @@ async def test_panel_shows_the_last_sync_and_what_needs_reception(desk: Desk) ->
     assert again["message"] == "Will try the arrival in ezyVet again."
     page = await (await desk.client.get("/console")).text()
     assert "Move appointment 101" not in page and "answered 404" not in page
-    assert [r[2] for r in await desk.events("pms_decision")] == ["ezyvet:101", "ezyvet:102"]
+    assert [r["appointment_id"] for r in await desk.events("pms_decision")] == ["ezyvet:101", "ezyvet:102"]
     rows = await desk.sql("SELECT status FROM pms_outbox ORDER BY id")
     assert rows == [("done",), ("queued",)]
     await desk.post(f"/console/pms/{task}/done", status=404)  # already handled: a clear answer, no change

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +17,7 @@ from server.connectors.ezyvet import EzyVetConnector, EzyVetSettings
 from server.connectors.http import AuthError, ConnectorError, Credentials, PoliteClient
 from server.connectors.loop import LoopSettings, SyncLoop
 from server.events import Event, apply_event
-from server.store import Clinic, SqliteStore
+from server.store import Clinic, Store, open_store
 from tests.fake_ezyvet import CLIENT_ID, CLIENT_SECRET, PARTNER_ID, FakeEzyVet
 
 TZ = ZoneInfo("America/Chicago")
@@ -44,7 +43,7 @@ class FastSleep:
 @dataclass
 class Rig:
     fake: FakeEzyVet
-    store: SqliteStore
+    store: Store
     loop: SyncLoop
     connector: EzyVetConnector
     sleep: FastSleep
@@ -72,7 +71,7 @@ def make_connector(fake: FakeEzyVet, sleep: FastSleep, *, secret: str = CLIENT_S
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(clinic_db: str) -> AsyncIterator[Rig]:
     async with FakeEzyVet() as fake:
         fake.add_client("9", "Maria", "Lopez", "+1 312 555 0101")
         fake.add_pet("55", "Bella", "9")
@@ -83,7 +82,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                              minutes=30)
         fake.add_appointment("103", NOW.replace(hour=10), vet="7", animal="56", contact="10")
         fake.add_appointment("199", NOW + timedelta(days=9), vet="7", animal="55", contact="9")  # beyond the window
-        store = await SqliteStore.open(str(tmp_path / "clinic.db"))
+        store = await open_store(clinic_db)
         async with store.transaction() as tx:
             await tx.set_clinic(Clinic("Test Vets", "America/Chicago", "US"))
         sleep = FastSleep()

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +17,7 @@ from server.connectors.loop import LoopSettings, SyncLoop
 from server.connectors.provet import ProvetConnector, ProvetSettings
 from server.connectors.webhook import webhook_app
 from server.events import Event, apply_event
-from server.store import Clinic, SqliteStore
+from server.store import Clinic, Store, open_store
 from tests.conftest import eventually
 from tests.fake_provet import API_TOKEN, CLIENT_ID, CLIENT_SECRET, PROVET_ID, FakeProvet, send_webhook
 from tests.test_connector_ezyvet import FastSleep
@@ -32,7 +31,7 @@ SECRET = "webhook-secret-0123456789"
 @dataclass
 class Rig:
     fake: FakeProvet
-    store: SqliteStore
+    store: Store
     loop: SyncLoop
     connector: ProvetConnector
     sleep: FastSleep
@@ -54,7 +53,7 @@ def make_connector(fake: FakeProvet, sleep: FastSleep, *, oauth: bool = False) -
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(clinic_db: str) -> AsyncIterator[Rig]:
     async with FakeProvet(page_size=2) as fake:
         fake.add_user(7, "Aino", "Virtanen")
         fake.add_user(8, "Mikko", "Laine")
@@ -68,7 +67,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             fake.add_appointment(aid, start, start + timedelta(minutes=20), user=user, client=client, patient=patient,
                                  reason=3)
         fake.add_appointment(399, NOW + timedelta(days=8), NOW + timedelta(days=8, minutes=20), client=9, patient=55)
-        store = await SqliteStore.open(str(tmp_path / "clinic.db"))
+        store = await open_store(clinic_db)
         async with store.transaction() as tx:
             await tx.set_clinic(Clinic("Eläinklinikka", "Europe/Helsinki", "FI"))
         sleep = FastSleep()

@@ -11,8 +11,7 @@ from typing import Any
 
 from server.app import RUNTIME
 from server.estimator import MAX_QUEUE
-from server.store import SqliteStore
-from server.store.sqlite import fetch
+from tests import dbq
 from tests.conftest import DAY, TZ, Api
 from tests.test_web_console import add_user, log_in
 
@@ -23,21 +22,12 @@ def _push(n: int, *, prefix: str = "big", vet: str = "v1", step_s: int = 20) -> 
                               "scheduled": (start + timedelta(seconds=step_s * i)).isoformat()} for i in range(n)]}
 
 
-async def _count(api: Api, sql: str, args: tuple[Any, ...] = ()) -> int:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        return int((await fetch(store.conn, sql, args))[0][0])
-    finally:
-        await store.close()
+async def _count(api: Api, sql: str, *args: Any) -> int:
+    return int(await dbq.value(api.db, sql, *args))
 
 
 async def _set_settings(api: Api, **settings: Any) -> None:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        async with store.transaction() as conn:
-            await conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps(settings),))
-    finally:
-        await store.close()
+    await dbq.set_settings(api.db, replace=True, **settings)
     await api.client.server.app[RUNTIME].reload_clinic()
 
 
@@ -60,7 +50,7 @@ async def test_ten_thousand_appointments_in_one_push_are_refused_with_a_413_that
 
 
 async def test_a_push_that_fills_the_day_past_the_cap_changes_nothing(api: Api) -> None:
-    today = await _count(api, "SELECT COUNT(*) FROM appointments WHERE day = ?", (DAY.isoformat(),))
+    today = await _count(api, "SELECT COUNT(*) FROM appointments WHERE day = ?", DAY)
     # The cap is a clinic setting; here just above today's bookings.
     await _set_settings(api, max_visits_per_day=today + 5)
     ok = await api.client.post("/api/schedule", json=_push(5), headers=api.h("pms"))
@@ -95,12 +85,8 @@ async def test_a_delay_no_clinic_could_have_is_held_for_reception_with_the_reaso
     api.clock.set(datetime(DAY.year, DAY.month, DAY.day, 8, 0, tzinfo=TZ))
     # A vet "away" until tomorrow morning: every one of her clients would be ~20 h late.
     await api.event({"type": "vet_late", "vet": "v1", "until": "2026-03-03T04:00:00"})
-    store = await SqliteStore.open(str(api.db))
-    try:
-        rows = await fetch(store.conn, "SELECT status, error_code, error_message, body FROM outbox "
-                                       "WHERE kind IN ('delay', 'later')")
-    finally:
-        await store.close()
+    rows = await dbq.dicts(api.db, "SELECT status, error_code, error_message, body FROM outbox "
+                                   "WHERE kind IN ('delay', 'later')")
     assert rows, "the delay was decided (and held), not ignored"
     assert all(r["status"] == "held" and r["error_code"] == "implausible" for r in rows), [tuple(r) for r in rows]
     assert all("more than the 360 min" in r["error_message"] for r in rows)

@@ -16,12 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from server.demo import PLAYED_DAYS, past_weekdays
 from tests.test_cli import _port
 
 EXE = str(Path(sys.executable).parent / "waitroom")
 
 
+@pytest.mark.sqlite_only("`waitroom demo` makes its own SQLite file (demo-data/demo.db) by design")
 def test_the_demo_guide_in_the_folder_gives_working_addresses_and_a_reply_command(tmp_path: Path) -> None:
     folder, port = tmp_path / "demo-data", _port()
     proc = subprocess.Popen([EXE, "demo", "--no-kiosk", "--dir", str(folder), "--port", str(port)],

@@ -24,7 +24,8 @@ from server.importers import (
     read_schedule_file,
 )
 from server.schedule import import_schedule
-from server.store import SqliteStore
+from server.store import open_store
+from tests import dbq
 from tests.conftest import Api
 
 TZ = ZoneInfo("America/Chicago")
@@ -170,18 +171,16 @@ def test_json_file_is_passed_through(tmp_path: Path) -> None:
     assert parse_schedule_file(path, default_tz=TZ) == EXPECTED
 
 
-async def test_store_accepts_the_document_and_a_reimport_changes_nothing() -> None:
+async def test_store_accepts_the_document_and_a_reimport_changes_nothing(clinic_db: str) -> None:
     doc = parse_schedule_file(DATA / "day.csv", default_tz=TZ)
-    store = await SqliteStore.open(":memory:")
+    store = await open_store(clinic_db)
     try:
         for _ in range(2):
             async with store.transaction() as conn:
                 counts = await import_schedule(conn, doc, TZ, "US")
             assert counts["appointments"] == 5
-        rows = await store.conn.execute_fetchall(
-            "SELECT id, vet_id, type_id, pet_id, booked_min FROM appointments ORDER BY id"
-        )
-        assert [tuple(r) for r in rows] == [
+        rows = await dbq.rows(clinic_db, "SELECT id, vet_id, type_id, pet_id, booked_min FROM appointments ORDER BY id")
+        assert rows == [
             ("a1", "v1", "vacc", "p1", 15.0),
             ("a2", "v1", "dental", "p2", 30.0),
             ("a3", "v2", "consult", "p3", 20.0),
@@ -741,8 +740,8 @@ def test_a_rule_repeating_every_minute_is_refused_not_expanded_forever() -> None
     assert [str(e) for e in parsed.skipped] == ["line 4: RRULE: repeats more than 48 times on 2026-11-27"]
 
 
-async def test_imported_blocked_time_holds_up_the_vets_queue() -> None:
-    store = await SqliteStore.open(":memory:")
+async def test_imported_blocked_time_holds_up_the_vets_queue(clinic_db: str) -> None:
+    store = await open_store(clinic_db)
     try:
         doc = parse_schedule_file(DATA / "google.ics", default_tz=TZ, options=KIM)
         doc["appointments"].append(

@@ -26,6 +26,7 @@ from kiosk.screens.urgent_done import UrgentDoneScreen
 from kiosk.screens.walkin import WalkinScreen
 from kiosk.screens.welcome import WelcomeScreen
 from kiosk.widgets.qrcode import QRCode
+from tests import dbq
 from tests.conftest import LiveServer
 
 HOUSEHOLD = "3125550102"  # pet-0 Bella (female) 08:00 Dr. Chloe Martin, pet-1 Max (male) 08:20 Dr. Ana Ruiz
@@ -100,8 +101,7 @@ def text(pilot: Pilot[None], selector: str = "#message") -> str:
 
 
 def events(server: LiveServer, kind: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(server.db) as conn:
-        return conn.execute("SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", (kind,)).fetchall()
+    return dbq.rows_now(server.db, "SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", kind)
 
 
 @pytest.fixture
@@ -231,8 +231,7 @@ async def test_spanish_speaker_checks_in(app: KioskApp) -> None:
 
 
 async def test_consent_choice_is_recorded(app: KioskApp, live_server: LiveServer) -> None:
-    with sqlite3.connect(live_server.db) as conn:
-        assert conn.execute("SELECT sms_consent FROM clients WHERE mobile = '+13125550104'").fetchone() == (1,)
+    assert dbq.rows_now(live_server.db, "SELECT sms_consent FROM clients WHERE mobile = '+13125550104'") == [(1,)]
     async with app.run_test(size=SIZE) as pilot:
         await tap(pilot, "#appointment")
         await type_phone(pilot, "3125550104")
@@ -245,8 +244,7 @@ async def test_consent_choice_is_recorded(app: KioskApp, live_server: LiveServer
         await tap(pilot, "#check-in")
         await wait_for(pilot, DoneScreen)
         assert "Please take a seat" in text(pilot)
-    with sqlite3.connect(live_server.db) as conn:
-        assert conn.execute("SELECT sms_consent FROM clients WHERE mobile = '+13125550104'").fetchone() == (0,)
+    assert dbq.rows_now(live_server.db, "SELECT sms_consent FROM clients WHERE mobile = '+13125550104'") == [(0,)]
 
 
 async def test_start_over_forgets_what_was_typed(app: KioskApp) -> None:
@@ -402,10 +400,10 @@ async def test_a_burst_queued_in_an_outage_lands_in_full_paced_by_the_kiosk_budg
         states = conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
         held = conn.execute("SELECT count(*) FROM outbox WHERE last_error LIKE '429%'").fetchone()[0]
     assert states == [("delivered", 16)] and held > 0  # paced by 429s, none dropped
-    with sqlite3.connect(live_server.db) as conn:
-        theirs = {r[0] for r in conn.execute(
-            "SELECT a.id FROM appointments a JOIN pets p ON p.id = a.pet_id JOIN clients c ON c.id = p.client_id "
-            "WHERE c.mobile IN ('+13125550101', '+13125550102') AND a.day = '2026-03-02' AND a.kind = 'appointment'")}
+    theirs = {r[0] for r in dbq.rows_now(
+        live_server.db,
+        "SELECT a.id FROM appointments a JOIN pets p ON p.id = a.pet_id JOIN clients c ON c.id = p.client_id "
+        "WHERE c.mobile IN ('+13125550101', '+13125550102') AND a.day = '2026-03-02' AND a.kind = 'appointment'")}
     checkins = [a for a, _ in events(live_server, "checkin")]
     assert LUNAS <= theirs and len(checkins) == len(set(checkins)) and set(checkins) == theirs
     assert len(events(live_server, "walkin")) == 14

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from server.store import SqliteStore
-from server.store.sqlite import fetch
+from server.store import open_store
+from tests import dbq
 from tests.conftest import Api
 
 HOUSEHOLD = "(312) 555-0102"  # James Carter: Max and Bella
@@ -19,11 +19,7 @@ async def _post(api: Api, path: str, body: dict[str, Any], role: str = "kiosk") 
 
 
 async def _count(api: Api, query: str) -> int:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        return int((await fetch(store.conn, query))[0][0])
-    finally:
-        await store.close()
+    return int(await dbq.value(api.db, query))
 
 
 async def test_lookup_shows_pets_times_and_vets_only(api: Api) -> None:
@@ -81,7 +77,7 @@ async def test_walkin_joins_the_queue_with_an_estimate(api: Api) -> None:
     assert await _count(api, "SELECT COUNT(*) FROM appointments WHERE kind = 'walkin'") == 1
     # The new client and pet are in the log, in the walk-in's own event, with the kiosk as actor
     # (ids, pet and species: the client's name is not copied into the log).
-    store = await SqliteStore.open(str(api.db))
+    store = await open_store(str(api.db))
     try:
         async with store.read() as q:
             [walkin] = [e for e in await q.events_since(0) if e.type == "walkin"]
@@ -107,7 +103,7 @@ async def test_a_kiosk_reads_only_the_visits_it_checked_in(api: Api) -> None:
                                             "idempotency_key": "kiosk-key-0003"})
     mine = await api.client.get(f"/api/kiosk/visits/{vid}", headers=api.h("kiosk"))
     assert mine.status == 200
-    store = await SqliteStore.open(str(api.db))
+    store = await open_store(str(api.db))
     async with store.transaction() as conn:
         other_kiosk = await conn.create_token("kiosk", "lobby-2", datetime.now(UTC))
     await store.close()

@@ -32,7 +32,7 @@ from kiosk.widgets.bigtext import label_text
 from kiosk.widgets.keypad import Keypad
 from kiosk.widgets.qrcode import QRCode
 from server.demo import numbers_to_try
-from tests.conftest import DAY, TZ, LiveServer
+from tests.conftest import DAY, TZ, LiveServer, NewDb
 from tests.test_kiosk import HOUSEHOLD, events, kiosk, tap, text, type_phone, until, wait_for
 from tests.test_kiosk_snapshots import SCREENS, SMALL
 
@@ -214,16 +214,16 @@ async def test_only_the_demo_shows_what_to_try_in_the_clients_language(tmp_path:
         await until(pilot, lambda: text(pilot, "#demo").startswith("DEMO · pruebe 312-555-0102"))
 
 
-async def test_the_demo_suggests_numbers_with_a_booking_still_to_come(tmp_path: Path) -> None:
+async def test_the_demo_suggests_numbers_with_a_booking_still_to_come(new_db: NewDb) -> None:
     """The numbers on the demo's line find a pet to check in: asked of the real server, on a
     demo day seeded as `waitroom demo` seeds it, at the demo's 10:00."""
     from server.config import ManualClock
     from server.demo import seed_day
-    from server.store import SqliteStore
+    from server.store import open_store
 
     ten = datetime.combine(DAY, time(10, 0), TZ)
-    db = tmp_path / "demo.db"
-    store = await SqliteStore.open(str(db))
+    db = new_db("demo")
+    store = await open_store(str(db))
     try:
         async with store.transaction() as tx:
             tokens = await seed_day(tx, DAY, "America/Chicago", history_days=2, once_a_day=True)

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bench.bench_outage import Network
 from kiosk.web import KioskCommand, KioskWebServer
+from tests import dbq
 from tests.conftest import LiveServer
 from tests.test_browser import ARGS, CHROMIUM, SHOTS
 from tests.test_browser import pytestmark as browser_marks
@@ -201,8 +202,7 @@ async def type_number(page: Any, digits: str) -> None:
 
 
 def events(server: LiveServer, kind: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(server.db) as conn:
-        return conn.execute("SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", (kind,)).fetchall()
+    return dbq.rows_now(server.db, "SELECT appointment_id, actor FROM events WHERE type = ? ORDER BY seq", kind)
 
 
 class Wire:

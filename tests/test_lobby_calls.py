@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import re
-import sqlite3
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,31 +19,29 @@ from aiohttp.test_utils import TestClient, TestServer
 from server import speech
 from server.app import create_app
 from server.config import Config, ManualClock
-from tests.conftest import Api, seed_clinic
+from tests import dbq
+from tests.conftest import Api, NewDb, seed_clinic
 
 LUNA = "2026-03-02-v1-0800"  # Luna, Maria Lopez (Spanish), Dr. Ana Ruiz (v1)
 BELLA = "2026-03-02-v3-0800"  # Bella, James Carter (English), Dr. Chloe Martin (v3)
 
 
-def set_settings(db: Path, **settings: Any) -> None:
-    with sqlite3.connect(db) as conn:
-        old = json.loads(conn.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()[0])
-        conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps({**old, **settings}),))
+set_settings = dbq.set_settings_now  # (db, **settings): merged into the clinic's settings
 
 
 Lobby = Callable[..., Any]
 
 
 @pytest.fixture
-async def lobby(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Lobby]:
+async def lobby(new_db: NewDb, clock: ManualClock) -> AsyncIterator[Lobby]:
     """An app on a seeded clinic with the given clinic settings (they are read at start-up)."""
     clients: list[TestClient[Any, Any]] = []
 
     async def make(**settings: Any) -> Api:
-        db = tmp_path / f"clinic{len(clients)}.db"
+        db = new_db(f"clinic{len(clients)}")
         tokens = await seed_clinic(db, history_days=2)
-        set_settings(db, **settings)
-        config = Config(db_path=str(db), clock=clock, secret="test-secret", public_url="http://clinic.test")
+        await dbq.set_settings(db, **settings)
+        config = Config(db_path=db, clock=clock, secret="test-secret", public_url="http://clinic.test")
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
         await client.start_server()
         clients.append(client)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[OutboxDb]:
-    conn = await open_outbox_db(str(tmp_path / "w.db"))
+async def db(clinic_db: str) -> AsyncIterator[OutboxDb]:
+    conn = await open_outbox_db(clinic_db)
     yield conn
     await conn.close()
 
@@ -60,9 +59,8 @@ def test_forged_tokens_are_refused(tamper: str) -> None:
 async def test_a_link_works_once(db: OutboxDb) -> None:
     tok = make_token(SECRET, "a17", NOW)
     assert (await check_link(db, SECRET, tok, NOW)).visit_id == "a17"  # showing the page uses nothing
-    await db.execute("BEGIN IMMEDIATE")
-    await consume_link(db, SECRET, tok, NOW)
-    await db.execute("COMMIT")
+    async with db.transaction() as tx:
+        await consume_link(tx, SECRET, tok, NOW)
     with pytest.raises(UsedLink):
         await check_link(db, SECRET, tok, NOW)
     with pytest.raises(UsedLink):
@@ -71,11 +69,16 @@ async def test_a_link_works_once(db: OutboxDb) -> None:
     await check_link(db, SECRET, make_token(SECRET, "a17", NOW), NOW)
 
 
+class BookingFailed(Exception):
+    pass
+
+
 async def test_a_use_rolled_back_with_its_booking_leaves_the_link_usable(db: OutboxDb) -> None:
     tok = make_token(SECRET, "a17", NOW)
-    await db.execute("BEGIN IMMEDIATE")
-    await consume_link(db, SECRET, tok, NOW)
-    await db.execute("ROLLBACK")  # the booking failed
+    with pytest.raises(BookingFailed):
+        async with db.transaction() as tx:
+            await consume_link(tx, SECRET, tok, NOW)
+            raise BookingFailed  # rolled back with it
     await check_link(db, SECRET, tok, NOW)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -93,8 +92,8 @@ NUM = "+15555550123"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[OutboxDb]:
-    conn = await open_outbox_db(str(tmp_path / "w.db"))
+async def db(clinic_db: str) -> AsyncIterator[OutboxDb]:
+    conn = await open_outbox_db(clinic_db)
     yield conn
     await conn.close()
 
@@ -112,10 +111,9 @@ class Server:
 
 
 async def reply(db: OutboxDb, server: Server, body: str, sid: str) -> list[int]:
-    await db.execute("BEGIN IMMEDIATE")
-    h = await handle_inbound(db, provider_sid=sid, from_number=NUM, to_number="+15550009999", body=body,
-                             now=NOW, clinic=CLINIC, on_reply=server)
-    await db.execute("COMMIT")
+    async with db.transaction() as tx:
+        h = await handle_inbound(tx, provider_sid=sid, from_number=NUM, to_number="+15550009999", body=body,
+                                 now=NOW, clinic=CLINIC, on_reply=server)
     return h.outbox_ids
 
 
@@ -146,9 +144,8 @@ async def test_reschedule_sends_the_servers_link_in_the_clients_language(db: Out
 
 async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db: OutboxDb) -> None:
     s = Server()
-    await db.execute("BEGIN IMMEDIATE")
-    [queued] = await outbox.enqueue(db, [NewText("delay:a1:1", NUM, "delay text", "delay", "a1")], NOW)
-    await db.execute("COMMIT")
+    async with db.transaction() as tx:
+        [queued] = await outbox.enqueue(tx, [NewText("delay:a1:1", NUM, "delay text", "delay", "a1")], NOW)
     await reply(db, s, "stop texting me", "SMc")
     row = await outbox.get(db, queued)
     assert row is not None and row.status == "failed" and row.error_code == "opted_out"
@@ -158,9 +155,8 @@ async def test_opt_out_confirms_once_cancels_queued_texts_and_blocks_new_ones(db
     # A second STOP: no second confirmation. Anything else from them: no answer either.
     assert await reply(db, s, "STOP", "SMd") == []
     assert await reply(db, s, "1", "SMe") == []
-    await db.execute("BEGIN IMMEDIATE")
-    assert await outbox.enqueue(db, [NewText("delay:a1:2", NUM, "another", "delay", "a1")], NOW) == []
-    await db.execute("COMMIT")
+    async with db.transaction() as tx:
+        assert await outbox.enqueue(tx, [NewText("delay:a1:2", NUM, "another", "delay", "a1")], NOW) == []
 
 
 async def test_start_brings_an_opted_out_client_back(db: OutboxDb) -> None:
@@ -191,9 +187,8 @@ async def test_other_goes_to_the_reception_inbox_and_the_client_hears_a_person_w
     assert "a person at reception will answer" in body
     [item] = await reception_inbox(db)
     assert item["body"] == "Can I bring her sister too?" and item["visit_id"] == "a1"
-    await db.execute("BEGIN IMMEDIATE")
-    assert await mark_handled(db, int(item["id"]), NOW)  # type: ignore[call-overload]
-    await db.execute("COMMIT")
+    async with db.transaction() as tx:
+        assert await mark_handled(tx, int(item["id"]), NOW)  # type: ignore[call-overload]
     assert await reception_inbox(db) == []
 
 
@@ -222,10 +217,9 @@ async def test_automatic_answers_to_one_number_stop_at_the_days_cap_and_receptio
     # The cap is per number and per 24 hours.
     answers = []
     for i, hours in enumerate([0] * _replies.MAX_AUTO_REPLIES_PER_DAY + [23, 25]):
-        await db.execute("BEGIN IMMEDIATE")
-        h = await handle_inbound(db, provider_sid=f"SMother{i}", from_number="+15555550999", to_number=None,
-                                 body="HELP", now=NOW + timedelta(hours=hours), clinic=CLINIC, on_reply=s)
-        await db.execute("COMMIT")
+        async with db.transaction() as tx:
+            h = await handle_inbound(tx, provider_sid=f"SMother{i}", from_number="+15555550999", to_number=None,
+                                     body="HELP", now=NOW + timedelta(hours=hours), clinic=CLINIC, on_reply=s)
         answers.append(len(h.outbox_ids))
     assert answers == [1] * _replies.MAX_AUTO_REPLIES_PER_DAY + [0, 1]
 

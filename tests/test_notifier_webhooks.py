@@ -20,6 +20,7 @@ from notifier.providers import TwilioProvider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
 from notifier.webhooks import make_webhook_routes
 from notifier.worker import Worker, WorkerSettings
+from tests import dbq
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, OutboxDb, open_outbox_db, sqlite_transaction
 
 PUBLIC = "https://clinic.example.com"
@@ -41,8 +42,8 @@ class Hooks:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], Hooks]]:
-    conn = await open_outbox_db(str(tmp_path / "w.db"))
+async def app(clinic_db: str) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], Hooks]]:
+    conn = await open_outbox_db(clinic_db)
     hooks = Hooks(conn)
     application = web.Application()
     application.add_routes(make_webhook_routes(
@@ -92,7 +93,7 @@ async def test_forged_inbound_text_gets_403_and_does_nothing(app, forgery: str) 
     assert hooks.replies == [] and await outbox.rows(hooks.conn) == []
 
 
-async def test_status_callbacks_from_twilio_mark_delivered_and_failed(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_status_callbacks_from_twilio_mark_delivered_and_failed(app) -> None:  # type: ignore[no-untyped-def]
     client, hooks = app
     tx = sqlite_transaction(hooks.conn)
     async with FakeTwilio() as twilio:
@@ -128,14 +129,14 @@ def test_notifier_imports_nothing_from_server_or_kiosk_or_textual() -> None:
                 assert m.split(".")[0] not in ("server", "kiosk", "textual"), f"{f.name} imports {m}"
 
 
-async def test_the_servers_migration_runner_applies_the_outbox_migration(tmp_path: Path) -> None:
-    from server.store import SqliteStore
+async def test_the_servers_migration_runner_applies_the_outbox_migration(clinic_db: str) -> None:
+    from server.store import open_store
 
-    store = await SqliteStore.open(str(tmp_path / "full.db"))
+    store = await open_store(clinic_db)
     try:
         assert await store.migrate() == []  # safe to run again
-        tables = {r[0] for r in await store.conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"outbox", "inbound_messages", "opt_outs", "link_uses", "recovery_offers"} <= tables
+        for table in ("outbox", "inbound_messages", "opt_outs", "link_uses", "recovery_offers"):
+            assert await dbq.rows(clinic_db, f"SELECT COUNT(*) FROM {table}") == [(0,)]
         async with store.transaction() as conn:
             assert len(await outbox.enqueue(conn, [NewText("k", "+1555", "b", "delay")], datetime.now(UTC))) == 1
     finally:

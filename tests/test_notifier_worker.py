@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from notifier.outbox import NewText
 from notifier.policy import PolicySettings, TextCandidate
 from notifier.providers import ConsoleProvider, SentMessage, TwilioProvider
 from notifier.worker import Worker, WorkerSettings, run_worker
+from tests import dbq
 from tests.conftest import eventually
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, OutboxDb, open_outbox_db, sqlite_transaction
 
@@ -49,8 +49,8 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    path = str(tmp_path / "waitroom.db")
+async def env(clinic_db: str) -> AsyncIterator[Env]:
+    path = clinic_db
     conn = await open_outbox_db(path)
     async with FakeTwilio(slow_seconds=0.5) as twilio:
         provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, messaging_service_sid="MG" + "1" * 32,
@@ -160,7 +160,7 @@ async def test_permanent_failure_21610_is_failed_for_reception_and_opts_the_numb
     assert (await env.row(other)).error_code == "opted_out"
     assert env.twilio.accepted == [] and await outbox.opted_out(env.conn, ["+15555550101"]) == {"+15555550101"}
     # The opt-out is in the clinic's log, by the carrier, once (the number's last four digits only).
-    logged = [tuple(r) for r in await env.conn.execute_fetchall("SELECT type, actor, data FROM events")]
+    logged = await dbq.rows(env.path, "SELECT type, actor, data FROM events")
     assert [(t, actor, json.loads(d)) for t, actor, d in logged] == [
         ("opt_out", "carrier", {"source": "carrier", "row": rid, "phone_last4": "0101"})]
 

@@ -10,7 +10,14 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bench.bench_crash import crash_cycle, crash_rig, settle_texts
+
+# The harness kills `waitroom serve` on its SQLite file and reads the file back; on PostgreSQL a
+# server killed mid-send is tests/test_postgres_processes.py's.
+pytestmark = pytest.mark.sqlite_only("the SQLite file's durability when serve is SIGKILLed (PostgreSQL's: "
+                                     "test_postgres_processes)")
 
 
 async def test_every_acknowledged_event_survives_sigkill_and_restart(tmp_path: Path) -> None:

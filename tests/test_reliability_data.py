@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -19,11 +19,14 @@ from server.app import create_app
 from server.cli import main as cli_main
 from server.config import Config, ManualClock
 from server.retention import erase_stale_clients
-from server.store import Clinic, SqliteStore
+from server.store import Store, open_store
 from server.store.backup import backup
+from server.store.interface import BookedVisit
+from tests import dbq
 from tests.conftest import DAY, seed_clinic
 
 
+@pytest.mark.sqlite_only("waitroom backup copies a SQLite file (a group's PostgreSQL is backed up with pg_dump)")
 async def test_backup_taken_under_write_load_restores_every_event_acknowledged_before_it(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
     tokens = await seed(db, history_days=3)
@@ -80,6 +83,7 @@ async def test_backup_taken_under_write_load_restores_every_event_acknowledged_b
         again.stop()
 
 
+@pytest.mark.sqlite_only("waitroom backup copies a SQLite file; its refusal of a postgresql:// URL is in test_postgres")
 def test_backup_command_writes_a_copy_and_refuses_a_missing_database(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "clinic.db"
@@ -92,27 +96,28 @@ def test_backup_command_writes_a_copy_and_refuses_a_missing_database(tmp_path: P
     assert not (tmp_path / "c.db").exists()
 
 
-async def _add_client(store: SqliteStore, cid: str, mobile: str, visit_day: str) -> None:
-    async with store.transaction() as conn:
-        await conn.execute("INSERT INTO clients (id, name, mobile, notes) VALUES (?, ?, ?, 'bites')",
-                           (cid, cid, mobile))
-        await conn.execute("INSERT INTO pets (id, client_id, name) VALUES (?, ?, 'Rex')", (f"pet-{cid}", cid))
-        await conn.execute("INSERT INTO appointments (id, kind, day, vet_id, pet_id, booked_min, status) "
-                           "VALUES (?, 'appointment', ?, 'v1', ?, 15, 'done')", (f"a-{cid}", visit_day, f"pet-{cid}"))
+async def _add_client(store: Store, cid: str, mobile: str, visit_day: date) -> None:
+    """A client with one visit, seen on `visit_day`."""
+    async with store.transaction() as tx:
+        await tx.save_client(cid, cid, mobile, False, "en", "bites")
+        await tx.save_pet(f"pet-{cid}", cid, "Rex", None, "unknown")
+        noon = datetime.combine(visit_day, time(12), tzinfo=UTC)
+        await tx.save_bookings([BookedVisit(f"a-{cid}", visit_day, "v1", None, f"pet-{cid}", None, noon, 15)])
+        await tx.set_visit_status(f"a-{cid}", "done")
 
 
-async def _contact(store: SqliteStore, cid: str) -> tuple[str | None, str]:
-    rows = list(await store.conn.execute_fetchall("SELECT mobile, notes FROM clients WHERE id = ?", (cid,)))
-    return rows[0][0], rows[0][1]
+async def _contact(db: str, cid: str) -> tuple[str | None, str]:
+    [(mobile, notes)] = await dbq.rows(db, "SELECT mobile, notes FROM clients WHERE id = ?", cid)
+    return mobile, notes
 
 
-async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_days(tmp_path: Path) -> None:
-    db = tmp_path / "clinic.db"
+async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_days(clinic_db: str) -> None:
+    db = clinic_db
     await seed_clinic(db, history_days=1)
-    store = await SqliteStore.open(str(db))
+    store = await open_store(db)
     try:
-        await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=40)).isoformat())
-        await _add_client(store, "recent", "+13125559002", (DAY - timedelta(days=10)).isoformat())
+        await _add_client(store, "old", "+13125559001", DAY - timedelta(days=40))
+        await _add_client(store, "recent", "+13125559002", DAY - timedelta(days=10))
         at = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
         async with store.transaction() as tx:
             assert await erase_stale_clients(tx, DAY, 30, actor="cli", now=at) == 1
@@ -120,30 +125,25 @@ async def test_retention_erases_phone_and_notes_only_of_clients_not_seen_for_n_d
         async with store.read() as q:
             [logged] = [e for e in await q.events_since(0) if e.type == "retention_erase"]
         assert (logged.actor, logged.data, logged.recorded_at) == ("cli", {"clients": ["old"], "days": 30}, at)
-        assert await _contact(store, "old") == (None, "")
-        assert await _contact(store, "recent") == ("+13125559002", "bites")
-        assert await _contact(store, "c2") == ("+13125550102", "")  # booked today: kept
+        assert await _contact(db, "old") == (None, "")
+        assert await _contact(db, "recent") == ("+13125559002", "bites")
+        assert await _contact(db, "c2") == ("+13125550102", "")  # booked today: kept
         # The visit itself stays: it is history the estimator learns from.
-        assert list(await store.conn.execute_fetchall("SELECT status FROM appointments WHERE id = 'a-old'"))
+        async with store.read() as q:
+            assert await q.visit("a-old") is not None
         async with store.transaction() as tx:
             assert await erase_stale_clients(tx, DAY, 30, actor="cli", now=at) == 0  # nothing left to erase
     finally:
         await store.close()
 
 
-async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Path) -> None:
-    db = tmp_path / "clinic.db"
+async def test_retention_setting_is_applied_when_the_server_starts(clinic_db: str) -> None:
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=1)
-    store = await SqliteStore.open(str(db))
-    try:
-        await _add_client(store, "old", "+13125559001", (DAY - timedelta(days=400)).isoformat())
-        async with store.transaction() as conn:
-            clinic = await store.clinic()
-            clinic.settings["retention_days"] = 365
-            await conn.set_clinic(Clinic(clinic.name, clinic.timezone, clinic.region, clinic.phone, clinic.settings))
-    finally:
-        await store.close()
-    config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test")
+    async with dbq.opened(db) as store:
+        await _add_client(store, "old", "+13125559001", DAY - timedelta(days=400))
+    await dbq.set_settings(db, retention_days=365)
+    config = Config(db_path=db, clock=ManualClock(START), secret="s", public_url="http://clinic.test")
     async with TestClient(TestServer(create_app(config))) as client:
         # The kiosk no longer finds the erased client by phone; a client booked today still is.
         h = {"Authorization": f"Bearer {tokens['kiosk']}"}
@@ -151,21 +151,21 @@ async def test_retention_setting_is_applied_when_the_server_starts(tmp_path: Pat
         assert (await r.json())["appointments"] == []
         r = await client.post("/api/kiosk/lookup", json={"phone": "312-555-0102"}, headers=h)
         assert (await r.json())["appointments"] != []
-    store = await SqliteStore.open(str(db))
-    try:
-        assert await _contact(store, "old") == (None, "")
-    finally:
-        await store.close()
+    assert await _contact(db, "old") == (None, "")
 
 
-def test_retention_command_erases_and_saves_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "clinic.db"
+def test_retention_command_erases_and_saves_the_setting(clinic_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db = clinic_db
     asyncio.run(seed_clinic(db, history_days=1))
     # The seeded day is in the past of the real clock, so with a 1-day setting every client goes.
-    assert cli_main(["retention", "--days", "1", "--save", "--db", str(db)]) == 0
+    assert cli_main(["retention", "--days", "1", "--save", "--db", db]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["erased"] == 12 and out["saved"] is True
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM clients WHERE mobile IS NOT NULL").fetchone()[0] == 0
-        assert json.loads(conn.execute("SELECT settings FROM clinic").fetchone()[0])["retention_days"] == 1
-    assert cli_main(["retention", "--db", str(db)]) == 0  # the saved setting is used
+    assert dbq.rows_now(db, "SELECT COUNT(*) FROM clients WHERE mobile IS NOT NULL") == [(0,)]
+
+    async def settings() -> dict[str, object]:
+        async with dbq.opened(db) as store:
+            return (await store.clinic()).settings
+
+    assert asyncio.run(settings())["retention_days"] == 1
+    assert cli_main(["retention", "--db", db]) == 0  # the saved setting is used

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,21 +20,22 @@ from server.app import ACCESS_LOG_FORMAT, ClinicAccessLogger, create_app
 from server.cli import _config
 from server.config import Config, ManualClock
 from server.web.live import CLOSING
-from tests.conftest import START, seed_clinic
+from tests.conftest import START, link_secret, seed_clinic
 
 SECRET = "test-secret"
 VISIT = "2026-03-02-v1-0800"
 
 
-async def test_access_log_keeps_routes_but_no_link_or_display_token(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_access_log_keeps_routes_but_no_link_or_display_token(clinic_db: str,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every request logged, as a live stream always is (it outlasts the slow-request threshold).
     monkeypatch.setattr(ClinicAccessLogger, "SLOW_S", 0.0)
-    db = tmp_path / "clinic.db"
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=1)
     config = Config(db_path=str(db), clock=ManualClock(START), secret=SECRET, public_url="http://clinic.test",
                     run_notifier=False)
-    status, link, display = status_token(SECRET, VISIT), make_token(SECRET.encode(), VISIT, START), tokens["display"]
+    key = link_secret(db, SECRET)
+    status, link, display = status_token(key, VISIT), make_token(key.encode(), VISIT, START), tokens["display"]
     server = TestServer(create_app(config))
     with caplog.at_level(logging.INFO, logger="waitroom.access"):
         # The access log exactly as `waitroom serve` sets it up.

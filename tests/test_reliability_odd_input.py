@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from notifier.links import make_token, status_token
 from server.app import create_app
 from server.config import Config, ManualClock
-from tests.conftest import START, seed_clinic
+from tests.conftest import START, link_secret, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 
 SECRET = "test-secret"
@@ -30,25 +29,26 @@ VISIT = "2026-03-02-v1-0800"
 class Site:
     client: TestClient[Any, Any]
     tokens: dict[str, str]
+    key: str  # what the app signs this clinic's links with
 
     def h(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    db = tmp_path / "clinic.db"
+async def site(clinic_db: str) -> AsyncIterator[Site]:
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=1)
     config = Config(db_path=str(db), clock=ManualClock(START), secret=SECRET, public_url="http://clinic.test",
                     sms_provider="twilio", twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
                     twilio_from="+13125550100", run_notifier=False)
     async with TestClient(TestServer(create_app(config))) as client:
-        yield Site(client, tokens)
+        yield Site(client, tokens, link_secret(db, SECRET))
 
 
-def _form_routes() -> list[str]:
-    # Valid links, so each handler gets as far as reading its form.
-    return ["/login", f"/r/{make_token(SECRET.encode(), VISIT, START)}", f"/s/{status_token(SECRET, VISIT)}/car",
+def _form_routes(key: str) -> list[str]:
+    # Valid links (signed with the clinic's key), so each handler gets as far as reading its form.
+    return ["/login", f"/r/{make_token(key.encode(), VISIT, START)}", f"/s/{status_token(key, VISIT)}/car",
             "/sms/inbound", "/sms/status?row=1"]
 
 
@@ -67,7 +67,7 @@ ODD_FORMS = [
                                                                   "bad-encoding", "bad-charset"])
 async def test_unreadable_form_is_a_400_naming_the_body_on_every_form_route(
         site: Site, content_type: str, body: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    for path in _form_routes():
+    for path in _form_routes(site.key):
         with caplog.at_level(logging.ERROR):
             resp = await site.client.post(path, data=body, headers={"Content-Type": content_type})
         assert resp.status == 400, (path, resp.status, await resp.text())

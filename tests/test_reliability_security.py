@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.bench_crash import ServeProcess, free_port, seed
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.store import SqliteStore
+from server.store import open_store
 from tests.conftest import ROLES, START, Api, seed_clinic
 
 APPT = "2026-03-02-v1-0800"
@@ -78,8 +78,8 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-async def test_a_10_mb_body_is_refused_with_413_without_a_memory_spike(tmp_path: Path) -> None:
-    db = tmp_path / "clinic.db"
+async def test_a_10_mb_body_is_refused_with_413_without_a_memory_spike(clinic_db: str) -> None:
+    db = clinic_db
     tokens = await seed(db, history_days=2)
     server = ServeProcess(db, free_port(), START)
     await server.start()
@@ -103,8 +103,8 @@ async def test_a_10_mb_body_is_refused_with_413_without_a_memory_spike(tmp_path:
 
 
 @pytest.fixture
-async def kiosk(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, str], Path]]:
-    db = tmp_path / "clinic.db"
+async def kiosk(clinic_db: str) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, str], Path]]:
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=2)
     config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test",
                     kiosk_lookups_per_minute=10)
@@ -120,7 +120,7 @@ async def test_kiosk_lookups_are_rate_limited_per_kiosk(kiosk: tuple[TestClient[
                 for i in range(14)]
     assert statuses == [200] * 10 + [429] * 4
     # Another kiosk in the lobby is not locked out by the first one's probing.
-    store = await SqliteStore.open(str(db))
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             other = await conn.create_token("kiosk", "lobby-2", START)
@@ -153,10 +153,10 @@ async def test_one_budget_per_kiosk_covers_lookup_checkin_walkin_and_urgent(
         assert r.status == 429, route
 
 
-async def test_a_check_in_by_phone_alone_tells_nothing_about_the_visits_it_found(tmp_path: Path) -> None:
+async def test_a_check_in_by_phone_alone_tells_nothing_about_the_visits_it_found(clinic_db: str) -> None:
     # The offline queue's "check in everything of this number's today" answered with pet, vet,
     # time and status link of visits nobody picked on screen.
-    db = tmp_path / "clinic.db"
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=2)
     config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test",
                     kiosk_lookups_per_minute=1000)
@@ -191,8 +191,8 @@ def _shape(v: Any) -> Any:
     return type(v).__name__
 
 
-async def test_a_number_with_no_booking_answers_in_the_same_shape_and_time(tmp_path: Path) -> None:
-    db = tmp_path / "clinic.db"
+async def test_a_number_with_no_booking_answers_in_the_same_shape_and_time(clinic_db: str) -> None:
+    db = clinic_db
     tokens = await seed_clinic(db, history_days=2)
     config = Config(db_path=str(db), clock=ManualClock(START), secret="s", public_url="http://clinic.test",
                     kiosk_lookups_per_minute=10_000)

@@ -17,7 +17,6 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +26,9 @@ from notifier.links import make_token, status_token
 from notifier.twilio_signature import compute_signature
 from server.app import create_app
 from server.config import Config, ManualClock
-from server.store import SqliteStore
 from server.web.auth import SESSION_COOKIE
-from tests.conftest import ROLES, START, seed_clinic
+from tests import dbq
+from tests.conftest import ROLES, START, link_secret, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.test_web_console import add_user, log_in
 
@@ -93,14 +92,15 @@ class Site:
     client: TestClient[Any, Any]
     tokens: dict[str, str]
     clock: ManualClock
-    db: Path
+    db: str  # the clinic's --db spec
+    key: str  # what the app signs this clinic's links with (conftest's link_secret)
     session: str = ""
     csrf: str = ""
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    db = tmp_path / "clinic.db"
+async def site(clinic_db: str) -> AsyncIterator[Site]:
+    db = clinic_db
     tokens = await seed_clinic(db)
     await add_user(db)
     clock = ManualClock(START)
@@ -108,7 +108,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                     twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_from="+13125550100",
                     run_notifier=False)
     async with TestClient(TestServer(create_app(config))) as client:
-        s = Site(client, tokens, clock, db)
+        s = Site(client, tokens, clock, db, link_secret(db, SECRET))
         assert (await log_in(client)).status == 303
         s.session = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
         page = await (await client.get("/console")).text()
@@ -154,13 +154,13 @@ async def _call(site: Site, caller: str, method: str, route: str, path: str, dat
             headers = {"Cookie": f"wr_login_csrf={page.cookies['wr_login_csrf'].value}"}
     if "{token}" in path:
         if caller == LINK:
-            token = status_token(SECRET, A) if path.startswith("/s/") else make_token(SECRET.encode(), A,
+            token = status_token(site.key, A) if path.startswith("/s/") else make_token(site.key.encode(), A,
                                                                                       site.clock.now())
         else:
             token = "QV8w.forged-signature-000000"
         path = path.replace("{token}", token)
         if caller == LINK and method == "POST" and path.startswith("/s/"):
-            body["csrf"] = _car_csrf(token)  # what the page's form holds once the client is waiting
+            body["csrf"] = _car_csrf(site.key, token)  # what the page's form holds once the client is waiting
         elif caller == LINK and method == "POST":
             page = await site.client.get(path, params={"cancel": "1"})
             found = re.search(r'name="csrf" value="([^"]+)"', await page.text())
@@ -180,9 +180,9 @@ async def _staff_session_alive(site: Site) -> bool:
     return resp.status == 200
 
 
-def _car_csrf(token: str) -> str:
+def _car_csrf(key: str, token: str) -> str:
     """The status page's "waiting in the car" form token: a MAC of its own link (server/web/public.py)."""
-    return hmac.new(SECRET.encode(), b"car:" + token.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key.encode(), b"car:" + token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _got_through(resp: Any) -> bool:
@@ -227,8 +227,8 @@ async def test_forged_expired_reused_and_cross_visit_links_are_refused(site: Sit
     now = site.clock.now()
     # Reschedule links: forged (another secret), expired, reused, and one visit's form posted to another.
     assert (await c.get(f"/r/{make_token(b'another-secret', A, now)}")).status == 404
-    assert (await c.get(f"/r/{make_token(SECRET.encode(), A, now - timedelta(days=2))}")).status == 410
-    link_a, link_b = f"/r/{make_token(SECRET.encode(), A, now)}", f"/r/{make_token(SECRET.encode(), B, now)}"
+    assert (await c.get(f"/r/{make_token(site.key.encode(), A, now - timedelta(days=2))}")).status == 410
+    link_a, link_b = f"/r/{make_token(site.key.encode(), A, now)}", f"/r/{make_token(site.key.encode(), B, now)}"
     page_a = await (await c.get(link_a, params={"cancel": "1"})).text()
     csrf_a = re.search(r'name="csrf" value="([^"]+)"', page_a)
     assert csrf_a
@@ -238,37 +238,34 @@ async def test_forged_expired_reused_and_cross_visit_links_are_refused(site: Sit
     reused = await c.post(link_a, data={"csrf": csrf_a.group(1), "action": "cancel"})
     assert reused.status == 410
     assert (await c.get(link_a)).status == 410
-    store = await SqliteStore.open(str(site.db))
-    try:
-        rows = await store.conn.execute_fetchall("SELECT id, status FROM appointments WHERE id IN (?, ?)", (A, B))
-    finally:
-        await store.close()
+    rows = await dbq.rows(site.db, "SELECT id, status FROM appointments WHERE id IN (?, ?)", A, B)
     assert dict((r[0], r[1]) for r in rows) == {A: "cancelled", B: "booked"}  # noqa: C402
     # Status links: forged, another visit's signature, a visit of another day, cross-visit CSRF.
-    sig_a = status_token(SECRET, A).split(".")[1]
-    vid_b = status_token(SECRET, B).split(".")[0]
+    sig_a = status_token(site.key, A).split(".")[1]
+    vid_b = status_token(site.key, B).split(".")[0]
     assert (await c.get(f"/s/{vid_b}.{sig_a}")).status == 404
     assert (await c.get(f"/s/{status_token('another-secret', B)}")).status == 404
-    assert (await c.get(f"/s/{status_token(SECRET, '2026-02-27/v1/0')}")).status == 404
-    status_b = status_token(SECRET, B)
+    assert (await c.get(f"/s/{status_token(site.key, '2026-02-27/v1/0')}")).status == 404
+    status_b = status_token(site.key, B)
     assert (await c.get(f"/s/{status_b}")).status == 200
-    other = status_token(SECRET, "2026-03-02-v3-0800")
-    refused = await c.post(f"/s/{other}/car", data={"csrf": _car_csrf(status_b)}, allow_redirects=False)
+    other = status_token(site.key, "2026-03-02-v3-0800")
+    refused = await c.post(f"/s/{other}/car", data={"csrf": _car_csrf(site.key, status_b)}, allow_redirects=False)
     assert refused.status == 403
-    assert (await c.post(f"/s/{other}/car", data={"csrf": _car_csrf(other)}, allow_redirects=False)).status == 303
+    mine = await c.post(f"/s/{other}/car", data={"csrf": _car_csrf(site.key, other)}, allow_redirects=False)
+    assert mine.status == 303
 
 
 # -- headers ---------------------------------------------------------------------------------------
 
 
 async def test_pages_carry_a_strict_csp_and_client_links_send_no_referrer(site: Site) -> None:
-    status_link = f"/s/{status_token(SECRET, A)}"
+    status_link = f"/s/{status_token(site.key, A)}"
     pages = {
         "/login": {},
         "/console": {"Cookie": f"{SESSION_COOKIE}={site.session}"},
         f"/display?token={site.tokens['display']}": {},
         status_link: {},
-        f"/r/{make_token(SECRET.encode(), A, site.clock.now())}": {},
+        f"/r/{make_token(site.key.encode(), A, site.clock.now())}": {},
         "/s/forged.link": {},  # error pages too
     }
     for path, headers in pages.items():

@@ -190,7 +190,7 @@ async def test_reception_adds_a_note_to_a_defect_row(desk: Desk) -> None:
                                   allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == back
     [ev] = await desk.events("report_note")
-    assert ev[2] == first["visit"] and ev[4] == "user:ana"
+    assert ev["appointment_id"] == first["visit"] and ev["actor"] == "user:ana"
     text = await (await desk.client.get(f"/console/reports/defects.csv?{_q()}")).text()
     row = next(r for r in csv.DictReader(io.StringIO(text)) if r["visit"] == first["visit"])
     assert row["note"] == "Phoned, apologised (ana)"
@@ -206,14 +206,15 @@ async def test_reception_adds_a_note_to_a_defect_row(desk: Desk) -> None:
 # -- the command line --------------------------------------------------------------------------------
 
 
-def test_waitroom_report_writes_csv_json_and_one_html_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_waitroom_report_writes_csv_json_and_one_html_file(clinic_db: str, tmp_path: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
     import json
 
     from server.cli import main
     from tests.conftest import seed_clinic
 
-    db = tmp_path / "clinic.db"
+    db = clinic_db
     asyncio.run(seed_clinic(db))
     span = ["--db", str(db), "--from", (DAY - timedelta(days=14)).isoformat(), "--to", DAY.isoformat()]
     assert main(["report", *span, "--format", "json"]) == 0

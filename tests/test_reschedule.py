@@ -8,7 +8,6 @@ its language) make her an English speaker first (`set_language`), so they read a
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -20,39 +19,34 @@ from urllib.parse import unquote
 import pytest
 
 from notifier.links import make_token
-from server.store import SqliteStore
-from server.store.sqlite import fetch
 from server.web.board import inbox
 from server.web.reschedule import reschedule_settings
-from tests.conftest import START, TZ, Api, LiveServer
+from tests import dbq
+from tests.conftest import START, TZ, Api, LiveServer, link_secret
 from tests.test_web_console import add_user, log_in
 from tests.test_web_pages import lang_attr, set_language, switch_link
 
-SECRET = b"test-secret"  # conftest's Config(secret="test-secret")
+_SIGNING: dict[str, bytes] = {}  # what this test's clinic signs links with (conftest's link_secret)
 A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez: Spanish, consent, mobile), Dr. Ruiz at 8:00
 PHONE = "+13125550100"  # the clinic's
 LUNA_MOBILE = "+13125550101"
 
 
-def link(visit: str = A_0800, now: datetime = START, secret: bytes = SECRET) -> str:
-    return f"/r/{make_token(secret, visit, now)}"
+@pytest.fixture(autouse=True)
+def _links_of_this_clinic(clinic_db: str) -> None:
+    _SIGNING["key"] = link_secret(clinic_db).encode()
+
+
+def link(visit: str = A_0800, now: datetime = START, secret: bytes | None = None) -> str:
+    return f"/r/{make_token(secret or _SIGNING['key'], visit, now)}"
 
 
 async def sql(api: Api, q: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        return [tuple(r) for r in await fetch(store.conn, q, params)]
-    finally:
-        await store.close()
+    return await dbq.rows(api.db, q, *params)
 
 
 async def set_settings(api: Api, **settings: Any) -> None:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        async with store.transaction() as conn:
-            await conn.execute("UPDATE clinic SET settings = ? WHERE id = 1", (json.dumps(settings),))
-    finally:
-        await store.close()
+    await dbq.set_settings(api.db, replace=True, **settings)
 
 
 def slots_in(html: str) -> list[tuple[str, datetime, str]]:
@@ -254,11 +248,8 @@ async def test_request_mode_files_a_request_that_reception_sees(api: Api) -> Non
     done = await book(api, url, param)
     assert "Request sent" in done
     assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "booked"
-    store = await SqliteStore.open(str(api.db))
-    try:
-        box = await inbox(store.conn)
-    finally:
-        await store.close()
+    async with dbq.opened(api.db) as store, store.read() as q:
+        box = await inbox(q)
     assert len(box) == 1 and box[0]["kind"] == "reschedule" and box[0]["visit_id"] == A_0800
     assert "Friday, March 6" in box[0]["body"]
     texts = await sql(api, "SELECT kind FROM outbox WHERE visit_id = ?", (A_0800,))
@@ -362,7 +353,7 @@ async def test_the_kiosk_status_link_cannot_cancel_the_visit(api: Api) -> None:
     from notifier.links import status_token
     from tests.test_web_pages import read_sse
 
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     html = unescape(await (await api.client.get(f"/s/{token}?lang=en")).text())
     assert "/r/" not in html and "Reply 2 to one of our texts" in html
     live = await api.client.get(f"/s/{token}/live?lang=en")

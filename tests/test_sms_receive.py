@@ -4,10 +4,10 @@ text in as Twilio's webhook would, through the webhook's own code, to a real ser
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from pathlib import Path
 
+from tests import dbq
 from tests.conftest import LiveServer, eventually
 
 EXE = str(Path(sys.executable).parent / "waitroom")
@@ -23,8 +23,7 @@ async def receive(server: LiveServer, *args: str, token: str | None = None) -> t
 
 
 def rows(server: LiveServer, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(server.db) as conn:
-        return conn.execute(sql).fetchall()
+    return dbq.rows_now(server.db, sql)
 
 
 async def test_a_reply_by_hand_keeps_the_place_as_a_texted_reply_would(live_server: LiveServer) -> None:

@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,13 +18,13 @@ from twilio.request_validator import RequestValidator
 from notifier.twilio_signature import compute_signature
 from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
-from server.store import SqliteStore
-from server.store.sqlite import fetch
+from tests import dbq
 from tests.conftest import DAY, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_console import add_user, log_in
 
 PUBLIC = "http://clinic.test"
+KEEPS = "SELECT appointment_id FROM events WHERE type = 'reply' AND CAST(data AS TEXT) LIKE '%keep%'"
 NO_CONSENT = {"+13125550103", "+13125550109"}  # Aiko Tanaka and Noah Williams said no to texts
 CLINIC_NUMBER = "+13125550100"
 
@@ -35,7 +35,7 @@ class Clinic:
     twilio: FakeTwilio
     tokens: dict[str, str]
     clock: ManualClock
-    db: Path
+    db: str  # the clinic's --db spec
 
     def h(self, role: str = "reception") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -45,11 +45,7 @@ class Clinic:
         assert resp.status == 201, await resp.text()
 
     async def sql(self, query: str, *args: Any) -> list[Any]:
-        store = await SqliteStore.open(str(self.db))
-        try:
-            return [tuple(r) for r in await fetch(store.conn, query, args)]
-        finally:
-            await store.close()
+        return await dbq.rows(self.db, query, *args)
 
     async def settled(self) -> None:
         """Until the worker has sent everything queued (the fake answers at once)."""
@@ -66,8 +62,8 @@ class Clinic:
 
 
 @pytest.fixture
-async def clinic(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Clinic]:
-    db = tmp_path / "clinic.db"
+async def clinic(clinic_db: str, clock: ManualClock) -> AsyncIterator[Clinic]:
+    db = clinic_db
     tokens = await seed_clinic(db)
     clock.advance(minutes=15)  # 08:05: texts are never sent before 08:00 client time
     async with FakeTwilio() as twilio:
@@ -117,11 +113,8 @@ async def test_emergency_texts_the_affected_clients_once_with_reason_range_and_o
 
 
 async def test_paused_texts_send_nothing(clinic: Clinic) -> None:
-    store = await SqliteStore.open(str(clinic.db))
-    async with store.transaction() as conn:
-        await conn.execute("INSERT INTO texts_paused (scope, client_id, paused_at, paused_by) "
-                           "VALUES ('clinic', '', '2026-03-02T13:00:00+00:00', 'test')")
-    await store.close()
+    async with dbq.opened(clinic.db) as store, store.transaction() as tx:
+        await tx.pause_texts(None, datetime(2026, 3, 2, 13, 0, tzinfo=UTC), "test")
     await clinic.event({"type": "emergency", "id": "e1", "vet": "v1", "expected_min": 120})
     await clinic.settled()
     assert clinic.twilio.accepted == []
@@ -133,8 +126,9 @@ async def test_reply_1_keeps_the_place_and_2_sends_the_reschedule_link(clinic: C
     number = clinic.twilio.accepted[0]["to"]
     assert await clinic.inbound(number, " ok! ", "SM" + "1" * 32) == 200
     assert await clinic.inbound(number, "1", "SM" + "1" * 32) == 200  # Twilio retried: same message id
-    keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
+    keeps = await clinic.sql(KEEPS)
     assert len(keeps) == 1
+    await clinic.settled()  # the answer to "ok" has gone out (else it may count as the answer to "2")
     before = len(clinic.twilio.bodies_to(number))
     assert await clinic.inbound(number, "2", "SM" + "2" * 32) == 200
     await clinic.settled()
@@ -205,7 +199,7 @@ async def household_texted(clinic: Clinic) -> set[str]:
 async def test_reply_1_to_a_household_text_keeps_every_place_it_named(clinic: Clinic) -> None:
     named = await household_texted(clinic)
     assert await clinic.inbound("+13125550102", "1", "SM" + "4" * 32) == 200
-    keeps = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%keep%'")
+    keeps = await clinic.sql(KEEPS)
     assert {r[0] for r in keeps} == named
 
 

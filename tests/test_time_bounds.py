@@ -4,7 +4,7 @@ no event far from the clinic's day, and no page grown by one absurd time."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ except ImportError:
 from server.app import create_app
 from server.config import Config, ManualClock
 from server.demo import seed_day
-from server.store import SqliteStore
-from server.store.sqlite import fetch
-from tests.conftest import DAY, TZ, Api
+from server.store import open_store
+from tests import dbq
+from tests.conftest import DAY, TZ, Api, NewDb
 from tests.test_web_console import add_user, log_in
 
 HOUSEHOLD = "(312) 555-0102"  # Max and Bella, Dr. Ruiz and Dr. Chen
@@ -43,13 +43,9 @@ async def _checkin(api: Api, key: str, **extra: Any) -> tuple[int, Any]:
 
 
 async def _arrived(api: Api) -> dict[str, str]:
-    store = await SqliteStore.open(str(api.db))
-    try:
-        rows = await fetch(store.conn, "SELECT id, arrived FROM appointments WHERE arrived IS NOT NULL AND day = ?",
-                           (DAY.isoformat(),))
-        return {r[0]: datetime.fromisoformat(r[1]).astimezone(TZ).strftime("%H:%M") for r in rows}
-    finally:
-        await store.close()
+    async with dbq.opened(api.db) as store, store.read() as q:
+        day = await q.visits_for_day(DAY)
+    return {v.id: v.arrived.astimezone(TZ).strftime("%H:%M") for v in day.visits.values() if v.arrived is not None}
 
 
 @pytest.mark.parametrize("taken_at", ["0001-01-02T00:00:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59",
@@ -107,17 +103,17 @@ def test_kiosk_reports_its_age_by_the_monotonic_clock_not_the_wall_clock() -> No
     assert age_s(None, None, {"taken_at": (wall + timedelta(hours=1)).isoformat()}, wall_now=wall) is None
 
 
-async def _poison(db: Path) -> None:
+async def _poison(db: str) -> None:
     """What an absurd time left in the database before it was refused (or a hand edit) does."""
-    store = await SqliteStore.open(str(db))
-    try:
-        async with store.transaction() as conn:
-            await conn.execute("UPDATE appointments SET status = 'in_consult', arrived = ?, started = ? WHERE id = ?",
-                               ("2100-01-01T06:00:00+00:00", "2100-01-01T06:00:00+00:00", FIRST_V1))
-            await conn.execute("UPDATE appointments SET status = 'waiting', arrived = ? WHERE id = ?",
-                               ("0001-01-02T06:00:00+00:00", f"{DAY.isoformat()}-v2-0800"))
-    finally:
-        await store.close()
+    if dbq.on_postgres(db):  # timestamptz holds both
+        late: Any = datetime(2100, 1, 1, 6, tzinfo=UTC)
+        early: Any = datetime(1, 1, 2, 6, tzinfo=UTC)
+    else:  # SQLite's text, in the form older versions wrote
+        late, early = "2100-01-01T06:00:00+00:00", "0001-01-02T06:00:00+00:00"
+    await dbq.rows(db, "UPDATE appointments SET status = 'in_consult', arrived = ?, started = ? WHERE id = ?",
+                   late, late, FIRST_V1)
+    await dbq.rows(db, "UPDATE appointments SET status = 'waiting', arrived = ? WHERE id = ?",
+                   early, f"{DAY.isoformat()}-v2-0800")
 
 
 async def test_pages_stay_a_day_wide_whatever_the_data_says(api: Api) -> None:
@@ -140,12 +136,13 @@ async def test_pages_stay_a_day_wide_whatever_the_data_says(api: Api) -> None:
             assert int(n) <= 8 * 60, (name, n)
 
 
-async def test_demo_style_checkin_through_the_kiosk_reads_the_demo_time_on_the_console(tmp_path: Path) -> None:
+async def test_demo_style_checkin_through_the_kiosk_reads_the_demo_time_on_the_console(new_db: NewDb,
+                                                                                      tmp_path: Path) -> None:
     """The demo runs a simulated clock (10:00 on a day ahead of the box's wall clock): the kiosk's
     check-in must show at the demo's time on the console, not the kiosk box's."""
     day = date.today() + timedelta(days=400)
-    db = tmp_path / "demo.db"
-    store = await SqliteStore.open(str(db))
+    db = new_db("demo")
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             tokens = await seed_day(conn, day, "America/Chicago", history_days=3, token_prefix="test")

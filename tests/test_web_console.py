@@ -9,8 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -23,11 +22,11 @@ from server.app import RUNTIME, create_app
 from server.config import Config, ManualClock
 from server.keys import CLOCK
 from server.sms import WORKER
-from server.store import Clinic, SqliteStore
-from server.store.sqlite import fetch
+from server.store import Clinic, open_store
 from server.web.auth import check_password, create_user, hash_password
 from server.web.board import load_board
-from tests.conftest import START, Api, eventually, seed_clinic
+from tests import dbq
+from tests.conftest import START, Api, NewDb, eventually, seed_clinic
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.test_web_pages import read_sse
 
@@ -36,8 +35,8 @@ FETCH = {"X-Requested-With": "fetch"}
 A_0800 = "2026-03-02-v1-0800"  # Luna (Maria Lopez, notes), Dr. Ruiz's first booking
 
 
-async def add_user(db: Path, name: str = "ana", password: str = PASSWORD) -> None:
-    store = await SqliteStore.open(str(db))
+async def add_user(db: str, name: str = "ana", password: str = PASSWORD) -> None:
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             await create_user(conn, name, password, START)
@@ -74,24 +73,16 @@ class Desk:
         assert resp.status == status, await resp.text()
         return await resp.json() if resp.content_type == "application/json" else await resp.text()
 
-    async def events(self, kind: str) -> list[Any]:
-        store = await SqliteStore.open(str(self.api.db))
-        try:
-            return await fetch(store.conn, "SELECT seq, type, appointment_id, data, actor FROM events WHERE type = ? "
-                                           "ORDER BY seq", (kind,))
-        finally:
-            await store.close()
+    async def events(self, kind: str) -> list[dict[str, Any]]:
+        return await dbq.dicts(self.api.db, "SELECT seq, type, appointment_id, data, actor FROM events WHERE type = ? "
+                                            "ORDER BY seq", kind)
 
     async def appt(self, aid: str) -> Any:
         resp = await self.client.get(f"/api/appointments/{aid}", headers=self.api.h("reception"))
         return await resp.json()
 
     async def sql(self, q: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        store = await SqliteStore.open(str(self.api.db))
-        try:
-            return [tuple(r) for r in await fetch(store.conn, q, params)]
-        finally:
-            await store.close()
+        return await dbq.rows(self.api.db, q, *params)
 
 
 @pytest.fixture
@@ -224,8 +215,8 @@ async def test_a_stranger_cannot_lock_the_desk_out_or_guess_faster_over_many_nam
         assert (await sign_in(stranger, "cara", PASSWORD))[0] == 303
 
 
-async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path, clock: ManualClock) -> None:
-    db = tmp_path / "clinic.db"
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(clinic_db: str, clock: ManualClock) -> None:
+    db = clinic_db
     await seed_clinic(db)
     await add_user(db)
     for trusted in ((), ("127.0.0.1",)):
@@ -488,17 +479,12 @@ async def test_kiosk_unmatched_shows_in_the_alerts(desk: Desk) -> None:
 
 
 async def test_inbox_shows_client_replies_and_sends_the_answer(desk: Desk) -> None:
-    store = await SqliteStore.open(str(desk.api.db))
-    try:
-        async with store.transaction() as conn:
-            for i, (body, kind, need) in enumerate([("Can I bring both dogs?", "other", 1),
-                                                    ("2", "reschedule", 0)]):
-                await conn.execute(
-                    "INSERT INTO inbound_messages (provider_sid, from_number, body, kind, visit_id, needs_reception, "
-                    "received_at) VALUES (?, '+13125550101', ?, ?, ?, ?, '2026-03-02T13:45:00.000000Z')",
-                    (f"SM{i}", body, kind, A_0800, need))
-    finally:
-        await store.close()
+    async with dbq.opened(desk.api.db) as store, store.transaction() as tx:
+        for i, (body, kind, need) in enumerate([("Can I bring both dogs?", "other", True),
+                                                ("2", "reschedule", False)]):
+            assert await tx.record_inbound(f"SM{i}", "+13125550101", None, body, kind, need,
+                                           datetime(2026, 3, 2, 13, 45, tzinfo=UTC))
+            await tx.set_inbound_visit(f"SM{i}", A_0800, kind)
     page = await (await desk.client.get("/console")).text()
     assert "Can I bring both dogs?" in page and "wants to reschedule" in page and "Maria Lopez" in page
     [m1, m2] = await desk.sql("SELECT id FROM inbound_messages ORDER BY id")
@@ -511,13 +497,7 @@ async def test_inbox_shows_client_replies_and_sends_the_answer(desk: Desk) -> No
 
 
 async def test_recovery_gesture_prompt_when_waited_past_the_promise(desk: Desk) -> None:
-    store = await SqliteStore.open(str(desk.api.db))
-    try:
-        async with store.transaction() as conn:
-            settings = json.dumps({"recovery_gesture": "a free nail trim"})
-            await conn.execute("UPDATE clinic SET settings = ?", (settings,))
-    finally:
-        await store.close()
+    await dbq.set_settings(desk.api.db, replace=True, recovery_gesture="a free nail trim")
     # The running server reads clinic settings at start; reload them as a settings change would.
     assert desk.client.app is not None
     await desk.client.app[RUNTIME].reload_clinic()
@@ -609,9 +589,9 @@ class TextingDesk(Desk):
 
 
 @pytest.fixture
-async def texting(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TextingDesk]:
+async def texting(clinic_db: str, clock: ManualClock) -> AsyncIterator[TextingDesk]:
     """The console of a clinic that texts through a fake Twilio on loopback (the real worker)."""
-    db = tmp_path / "clinic.db"
+    db = clinic_db
     tokens = await seed_clinic(db)
     await add_user(db)
     async with FakeTwilio() as twilio:
@@ -625,10 +605,10 @@ async def texting(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TextingDe
             yield TextingDesk(Api(client, tokens, clock, db), m.group(1), twilio)
 
 
-async def leave_held_and_failed(db: Path) -> tuple[int, int]:
+async def leave_held_and_failed(db: str) -> tuple[int, int]:
     """Two texts as the worker leaves them: one held (it went to Twilio, and Twilio could not be
     asked whether it arrived) and one Twilio refused for good (21211). Returns their ids."""
-    store = await SqliteStore.open(str(db))
+    store = await open_store(str(db))
     try:
         async with store.transaction() as conn:
             ids = await outbox.enqueue(conn, [
@@ -834,7 +814,7 @@ async def test_a_text_refused_until_the_worker_gives_up_is_listed_with_the_reaso
 
 async def test_no_try_again_for_a_number_that_has_opted_out(texting: TextingDesk) -> None:
     held, failed = await leave_held_and_failed(texting.api.db)
-    store = await SqliteStore.open(str(texting.api.db))
+    store = await open_store(str(texting.api.db))
     try:
         async with store.transaction() as conn:
             await outbox.record_opt_out(conn, MILO_MOBILE, "sms", START)
@@ -883,7 +863,7 @@ async def test_a_vets_title_from_the_console_is_what_spanish_pages_say(desk: Des
     from tests.conftest import DAY
 
     a_0800 = f"{DAY.isoformat()}-v1-0800"
-    status = f"/s/{status_token('test-secret', a_0800)}"
+    status = f"/s/{status_token(desk.api.secret, a_0800)}"
     assert "con la Dra. Ana Ruiz" in unescape(await (await desk.client.get(status)).text())  # the import's title
     ans = await desk.post("/console/vet-title", {"vet": "v1", "title": "Dr."})
     assert "el Dr. Ana Ruiz" in ans["message"] and ans["undo"] is None
@@ -912,11 +892,11 @@ async def test_declared_emergency_says_how_many_clients_are_texted(desk: Desk) -
 
 
 @asynccontextmanager
-async def _one_vet_clinic(tmp_path: Path, clock: ManualClock) -> AsyncIterator[tuple[TestClient[Any, Any],
+async def _one_vet_clinic(new_db: NewDb, clock: ManualClock) -> AsyncIterator[tuple[TestClient[Any, Any],
                                                                                       dict[str, str]]]:
     """A clinic of one vet and three bookings (a1 and a2 at 9:00, a3 at 10:00), nothing learned yet."""
-    db = tmp_path / "one.db"
-    store = await SqliteStore.open(str(db))
+    db = new_db("one")
+    store = await open_store(str(db))
     try:
         async with store.transaction() as tx:
             await tx.set_clinic(Clinic("One Vet Clinic", "America/Chicago"))
@@ -949,8 +929,8 @@ async def _line_and_estimates(client: TestClient[Any, Any]) -> tuple[list[str], 
 
 
 async def test_the_board_line_follows_the_estimator_when_two_share_a_booked_time(
-        tmp_path: Path, clock: ManualClock) -> None:
-    async with _one_vet_clinic(tmp_path, clock) as (client, reception):
+        new_db: NewDb, clock: ManualClock) -> None:
+    async with _one_vet_clinic(new_db, clock) as (client, reception):
         for vid, t in (("a2", "08:40"), ("a1", "08:50")):  # Rex, booked at the same time, came first
             resp = await client.post("/api/events", headers=reception,
                                      json={"type": "checkin", "appointment": vid, "at": f"2026-03-02T{t}:00"})
@@ -962,8 +942,8 @@ async def test_the_board_line_follows_the_estimator_when_two_share_a_booked_time
 
 
 async def test_moving_up_someone_booked_later_is_refused_until_the_vet_may_take_them(
-        tmp_path: Path, clock: ManualClock) -> None:
-    async with _one_vet_clinic(tmp_path, clock) as (client, reception):
+        new_db: NewDb, clock: ManualClock) -> None:
+    async with _one_vet_clinic(new_db, clock) as (client, reception):
         # Coco (booked at 10:00) is here at 8:30, long before her time; Luna (9:00) comes at 8:50.
         for vid, t in (("a3", "08:30"), ("a1", "08:50")):
             resp = await client.post("/api/events", headers=reception,

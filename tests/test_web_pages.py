@@ -11,25 +11,18 @@ import re
 import subprocess
 import sys
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 from notifier.links import status_token
-from server.store import SqliteStore
-from server.store.sqlite import fetch
-from tests.conftest import Api
+from tests import dbq
+from tests.conftest import Api, NewDb
 
 A_0800 = "2026-03-02-v1-0800"  # Luna, Maria Lopez (+1 312 555 0101)
 
 
 async def set_language(api: Api, language: str, client: str = "c1") -> None:
     """The client's stored language (c1: Maria Lopez, Luna's owner, "es" in the seed)."""
-    store = await SqliteStore.open(str(api.db))
-    try:
-        async with store.transaction() as conn:
-            await conn.execute("UPDATE clients SET language = ? WHERE id = ?", (language, client))
-    finally:
-        await store.close()
+    await dbq.rows(api.db, "UPDATE clients SET language = ? WHERE id = ?", language, client)
 
 
 def lang_attr(html: str) -> str:
@@ -71,7 +64,7 @@ async def test_display_shows_pet_and_initial_only_and_delay_per_vet(api: Api) ->
 async def test_status_page_shows_pet_vet_place_and_range(api: Api) -> None:
     await set_language(api, "en")
     await api.event({"type": "checkin", "appointment": A_0800})
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     resp = await api.client.get(f"/s/{token}")
     assert resp.status == 200
     html = await resp.text()
@@ -86,7 +79,7 @@ async def test_status_page_shows_pet_vet_place_and_range(api: Api) -> None:
 
 
 async def test_status_page_refuses_forged_links(api: Api) -> None:
-    good = status_token("test-secret", A_0800)
+    good = status_token(api.secret, A_0800)
     forged = status_token("another-secret", A_0800)
     assert (await api.client.get(f"/s/{forged}")).status == 404
     assert (await api.client.get(f"/s/{good[:-2]}xx")).status == 404
@@ -96,7 +89,7 @@ async def test_status_page_refuses_forged_links(api: Api) -> None:
 async def test_waiting_in_the_car_is_recorded_as_an_event(api: Api) -> None:
     await set_language(api, "en")
     await api.event({"type": "checkin", "appointment": A_0800})
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     html = await (await api.client.get(f"/s/{token}")).text()
     csrf = re.search(r'name="csrf" value="([^"]+)"', html)
     assert csrf
@@ -106,13 +99,9 @@ async def test_waiting_in_the_car_is_recorded_as_an_event(api: Api) -> None:
     assert ok.status == 303
     html = await (await api.client.get(f"/s/{token}")).text()
     assert "we'll text you when it's your turn" in html
-    store = await SqliteStore.open(str(api.db))
-    try:
-        rows = await fetch(store.conn, "SELECT type, appointment_id, actor FROM events WHERE type = 'in_car'")
-        assert [tuple(r) for r in rows] == [("in_car", A_0800, "client")]
-        assert len(await fetch(store.conn, "SELECT 1 FROM waiting_in_car")) == 1
-    finally:
-        await store.close()
+    rows = await dbq.rows(api.db, "SELECT type, appointment_id, actor FROM events WHERE type = 'in_car'")
+    assert rows == [("in_car", A_0800, "client")]
+    assert len(await dbq.rows(api.db, "SELECT 1 FROM waiting_in_car")) == 1
 
 
 async def read_sse(resp: Any, timeout: float) -> dict[str, str]:
@@ -128,7 +117,7 @@ async def read_sse(resp: Any, timeout: float) -> dict[str, str]:
 
 async def test_status_stream_pushes_a_change_within_a_second(api: Api) -> None:
     await set_language(api, "en")
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     resp = await api.client.get(f"/s/{token}/live")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
     first = await read_sse(resp, 2)
@@ -147,7 +136,7 @@ async def test_status_stream_pushes_a_change_within_a_second(api: Api) -> None:
 
 async def test_status_page_speaks_the_clients_spanish_live_region_too(api: Api) -> None:
     await api.event({"type": "checkin", "appointment": A_0800})
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     resp = await api.client.get(f"/s/{token}")
     html = unescape(await resp.text())
     assert resp.status == 200 and lang_attr(html) == "es"
@@ -179,7 +168,7 @@ async def test_status_page_speaks_the_clients_spanish_live_region_too(api: Api) 
 
 async def test_status_switch_link_flips_the_language_and_keeps_it(api: Api) -> None:
     await api.event({"type": "checkin", "appointment": A_0800})
-    token = status_token("test-secret", A_0800)
+    token = status_token(api.secret, A_0800)
     href, _ = switch_link(await (await api.client.get(f"/s/{token}")).text())
     html = unescape(await (await api.client.get(href)).text())
     assert lang_attr(html) == "en" and "<strong>next</strong> in line" in html and "I'm waiting in my car" in html
@@ -199,13 +188,9 @@ async def test_status_switch_link_flips_the_language_and_keeps_it(api: Api) -> N
 
 
 async def test_status_page_for_english_clients_and_forged_links(api: Api) -> None:
-    milo = status_token("test-secret", "2026-03-02-v2-0800")  # Milo, Emma Rossi: English
-    store = await SqliteStore.open(str(api.db))
-    try:
-        rows = await fetch(store.conn, "SELECT c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
-                                       "JOIN clients c ON c.id = p.client_id WHERE a.id = '2026-03-02-v2-0800'")
-    finally:
-        await store.close()
+    milo = status_token(api.secret, "2026-03-02-v2-0800")  # Milo, Emma Rossi: English
+    rows = await dbq.rows(api.db, "SELECT c.language FROM appointments a JOIN pets p ON p.id = a.pet_id "
+                                  "JOIN clients c ON c.id = p.client_id WHERE a.id = '2026-03-02-v2-0800'")
     assert rows[0][0] == "en"
     # A stored choice beats the browser's.
     html = await (await api.client.get(f"/s/{milo}", headers={"Accept-Language": "es"})).text()
@@ -230,8 +215,8 @@ async def test_display_stream_moves_when_an_emergency_is_declared(api: Api) -> N
     resp.close()
 
 
-def test_cli_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
-    db = tmp_path / "c.db"
+def test_cli_user_add_reads_the_password_from_stdin(new_db: NewDb) -> None:
+    db = new_db("c")
     cmd = [sys.executable, "-m", "server.cli", "user", "add", "ana", "--password-stdin", "--db", str(db)]
     ok = subprocess.run(cmd, input="long enough pw\n", capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
