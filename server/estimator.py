@@ -461,6 +461,9 @@ def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None,
     items: list[_Item] = []
     running: list[Visit] = []
     priorities = sorted({v.priority for v in visits if v.priority is not None})
+    # A consult's length distribution depends on these fields of the visit only (`_mu_sigma`):
+    # a vet's queue has a few kinds of visit, each looked up once.
+    known: dict[tuple[str, str, str | None, float, float | None], tuple[float, float]] = {}
     for v in visits:
         if v.in_consult:
             running.append(v)
@@ -477,7 +480,14 @@ def _items(vet: str, visits: list[Visit], now: datetime, model: Model | None,
             key = sched if v.scheduled is not None else ready
             if v.priority is not None:
                 key += PRIORITY_KEY + PRIORITY_STEP * priorities.index(v.priority)
-        mu, sigma = _mu_sigma(model, v, seen) if model is not None else (0.0, 0.0)
+        if model is None:
+            mu, sigma = 0.0, 0.0
+        else:
+            what = (v.kind, v.vet, v.type, v.booked_min, v.expected_min)
+            found = known.get(what)
+            if found is None:
+                found = known[what] = _mu_sigma(model, v, seen)
+            mu, sigma = found
         fixed = v.booked_min if v.kind != "emergency" else (v.expected_min or DEFAULT_EMERGENCY_MIN)
         items.append(_Item(v.id if v.pending else None, ready, sched, key, mu, sigma, float(fixed),
                            v.kind == "emergency"))
@@ -627,8 +637,22 @@ def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
     return out
 
 
+# Up to this many rows (the booked-length pass: one per vet) are dispatched row by row in plain
+# Python (`_dispatch_rows`): numpy's cost per call, paid at every step, is most of a small run.
+FEW_ROWS = 16
+
+
 def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
+    n, k = q.ready.shape
+    if n <= FEW_ROWS and not (np.isnan(q.ready).any() or np.isnan(q.key).any() or np.isnan(q.dur).any()
+                              or np.isnan(q.hold).any() or np.isnan(q.free).any()):
+        return _dispatch_rows(q, owed)
+    return _dispatch_arrays(q, owed)
+
+
+def _dispatch_arrays(q: _Queue, owed: np.ndarray) -> np.ndarray:
+    """`_dispatch` vectorised over the rows: one step of every row per numpy call."""
     n, k = q.ready.shape
     rdy = q.ready.copy()  # set to inf once dispatched
     key, dur, hold = q.key, q.dur, q.hold
@@ -664,4 +688,44 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
         free = np.where(active, np.maximum(t + dur[rows, idx], hold[rows, idx]), free)
         rdy[r, c] = np.inf
         done += active & owed[rows, idx]
+    return start
+
+
+def _dispatch_rows(q: _Queue, owed: np.ndarray) -> np.ndarray:
+    """`_dispatch` for a few rows without NaNs, one row at a time: the same rule and the same
+    float operations, so the same starts (tests/test_estimator.py holds the two together).
+    A row's columns that are not owed an estimate may be left unstarted once every owed
+    one has started (nobody reads them)."""
+    n, k = q.ready.shape
+    start = np.full((n, k), np.nan)
+    inf = math.inf
+    for i in range(n):
+        rdy: list[float] = q.ready[i].tolist()
+        key: list[float] = q.key[i].tolist()
+        dur: list[float] = q.dur[i].tolist()
+        hold: list[float] = q.hold[i].tolist()
+        mine: list[bool] = owed[i].tolist()
+        left = sum(mine)
+        free = float(q.free[i])
+        row = start[i]
+        for _ in range(k):
+            if left <= 0:
+                break
+            nxt = min(rdy)
+            if not math.isfinite(nxt):
+                break  # nobody else ever comes
+            # An idle vet waits for the next client to become ready; a busy one does not.
+            t = free if free >= nxt else nxt
+            # The lowest key among the ready (the first such column on a tie), as an argmin
+            # over the keys with the not-yet-ready set to inf takes it.
+            j = 0
+            best = key[0] if rdy[0] <= t else inf
+            for c in range(1, k):
+                if rdy[c] <= t and key[c] < best:
+                    best, j = key[c], c
+            row[j] = t
+            end = t + dur[j]
+            free = end if end >= hold[j] else hold[j]
+            rdy[j] = inf
+            left -= mine[j]
     return start

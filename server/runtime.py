@@ -170,16 +170,24 @@ class ClinicRuntime:
             return []  # an urgent-help press, an unmatched lookup: no queue moved
         return await self.evaluate(tx, events[-1].recorded_at, vets)
 
-    async def evaluate(self, tx: Tx, now: datetime, vets: set[str] | None = None) -> list[int]:
+    async def evaluate(self, tx: Tx, now: datetime, vets: set[str] | None = None, *,
+                       unwritten: bool = False) -> list[int]:
         """Re-estimate today at `now` and queue the texts the policy decides (in `tx`).
 
         With `vets`, only those vets' queues are re-estimated and re-decided: an event moves
         only its own vet's queue, and the others are re-decided by the periodic tick.
+        `unwritten`: `tx` has written nothing yet, so today's state as last read at this same
+        store version is still the truth (one process per SQLite file: no other writer).
         """
         # Estimated as of the readers' rounded moment (so they reuse it); decided and queued now.
         at = self._round(now)
         day = self.today(at)
-        state = await tx.visits_for_day(day)
+        cached = self._day_cache
+        if (unwritten and not self.store.several_processes and cached is not None
+                and cached[0] == self.store.version and cached[1] == day):
+            state = cached[2]
+        else:
+            state = await tx.visits_for_day(day)
         est = await self._estimate(state, at, vets)
         self._fresh = (self.store.version, day, state, at, est, vets)
         await record_promises(tx, state, est, now)
@@ -216,7 +224,7 @@ class ClinicRuntime:
         async with self.store.transaction() as tx:
             # A full evaluation covers every event so far, deferred ones included.
             self._seen_seq = await tx.last_event_seq()
-            return await self.evaluate(tx, now)
+            return await self.evaluate(tx, now, unwritten=True)
 
     async def run_ticks(self, every_s: float = 60.0) -> None:
         """The periodic re-evaluation (a cleanup_ctx task in the server)."""

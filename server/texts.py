@@ -107,6 +107,8 @@ async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: dat
         return []
     contact = await tx.text_contacts(ids)
     why = reasons(state, now)
+    tz = clinic.tz  # parsed from the clinic's setting on each read: once, not per client
+    titles = {vet: vet_title(clinic, vet) for vet in {state.visits[vid].vet for vid in ids}}
     out = []
     for vid in ids:
         v, e, c = state.visits[vid], est[vid], contact.get(vid)
@@ -122,8 +124,8 @@ async def candidates(tx: Tx, state: DayState, est: dict[str, Estimate], now: dat
         out.append(TextCandidate(
             visit_id=vid, kind=v.kind, pet_name=c.pet or v.pet, pet_sex=c.pet_sex, vet_name=c.vet_name,
             scheduled=v.scheduled, arrived=v.arrived, start=e.start, p10=e.p10, p90=e.p90,
-            to_number=number, language=lang, consent=consent, tz=clinic.tz, reason=why.get(v.vet),
-            kiosk_p10=c.told_p10, kiosk_p90=c.told_p90, vet_title=vet_title(clinic, v.vet),
+            to_number=number, language=lang, consent=consent, tz=tz, reason=why.get(v.vet),
+            kiosk_p10=c.told_p10, kiosk_p90=c.told_p90, vet_title=titles[v.vet],
             textable=not number or line_kind(number) is None,
         ))
     return out

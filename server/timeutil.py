@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +13,7 @@ MIN_YEAR, MAX_YEAR = 1971, 2999
 _OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
 
 
+@functools.lru_cache(maxsize=64)  # read on every estimate and text decision; a zone never changes
 def tz_from(name: str) -> tzinfo:
     """A clinic timezone: an IANA key ("America/Chicago") or a fixed offset ("-05:00")."""
     m = _OFFSET.match(name.strip())
