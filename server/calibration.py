@@ -111,7 +111,7 @@ def calibrate_model(model: Model, visits: list[Visit], booked: Mapping[str, floa
     by_day: dict[str, list[Visit]] = defaultdict(list)
     for v in visits:
         if v.started or v.arrived or v.scheduled:
-            by_day[visit_day(v)].append(v)
+            by_day[visit_day(v, model.day_turnover_min)].append(v)
     days = sorted(by_day)
     if len(days) < 2:
         return

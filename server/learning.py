@@ -197,6 +197,7 @@ class Model:
     # Gamma prior strength, in days, for today's own count of walk-ins / emergencies.
     rate_days: dict[str, float] = field(default_factory=lambda: {"walkin": 1.0, "emergency": 1.0})
     utc_offset_min: float | None = None  # the clinic's clock, for hour-of-day lookups
+    day_turnover_min: float = 0.0  # when the history's days turn over (`day_turnover`)
     # Sampled quantiles the range is read at, from replaying the clinic's own days
     # (`server.calibration`): [low, high] for clients already here and for those to come.
     calibration: dict[str, list[float]] = field(
@@ -337,12 +338,13 @@ def fit(visits: list[Visit], booked: Mapping[str, float], s: Settings = DEFAULT_
     model.pace_k = PRIOR_SIGMA**2 / s.tau_day**2
     model.pace_off_share, model.pace_off_var = s.off_share, s.tau_off**2
     model.calibration = {g: [s.tail_low, 1.0 - s.tail] for g in ("here", "coming")}
+    model.day_turnover_min = day_turnover(visits)
     days: set[str] = set()
     offsets: list[float] = []
     for v in visits:
         t = v.scheduled or v.arrived or v.started
         if t is not None:
-            days.add(t.date().isoformat())
+            days.add(visit_day(v, model.day_turnover_min))
             off = t.utcoffset()
             if off is not None:
                 offsets.append(off.total_seconds() / 60.0)
@@ -368,11 +370,41 @@ def _consult_minutes(v: Visit) -> float | None:
     return max(_minutes(v.ended, v.started), 0.5)
 
 
-def visit_day(v: Visit) -> str:
-    """The date a visit belongs to (for grouping history by day)."""
+def day_turnover(visits: Iterable[Visit]) -> float:
+    """When the clinic's day turns over, in minutes after midnight of the clock its visits'
+    times are written in: the middle of the longest stretch of the day with nothing booked,
+    arriving, started or ended (the night). Visits read from the store are in UTC, where a
+    clinic's evening falls after midnight: grouping them by their UTC date would cut each
+    day in two (an evening emergency counted as a day of its own). 0 (midnight) when the
+    clinic never rests or there is no history."""
+    busy = np.zeros(144, dtype=bool)  # ten-minute bins of the day
+    for v in visits:
+        for t in (v.scheduled, v.arrived, v.started, v.ended):
+            if t is not None:
+                busy[(t.hour * 60 + t.minute) // 10] = True
+    if not busy.any() or busy.all():
+        return 0.0
+    first = int(np.argmax(busy))  # walk the circle from a busy bin: every quiet run is whole
+    ring = np.roll(busy, -first)
+    best_len, best_start, run = 0, 0, 0
+    for i, b in enumerate(np.append(ring, True)):
+        if b:
+            if run > best_len:
+                best_len, best_start = run, i - run
+            run = 0
+        else:
+            run += 1
+    if best_len < 6:  # less than an hour's rest: no night to speak of
+        return 0.0
+    return float(((first + best_start) * 10 + best_len * 5) % 1440)
+
+
+def visit_day(v: Visit, turnover_min: float = 0.0) -> str:
+    """The date a visit belongs to (for grouping history by day): its start, arrival or
+    booked time, on a calendar whose days turn over at `turnover_min` (see `day_turnover`)."""
     t = v.started or v.arrived or v.scheduled
     assert t is not None
-    return t.date().isoformat()
+    return (t - timedelta(minutes=turnover_min)).date().isoformat()
 
 
 def _learn_durations(model: Model, visits: list[Visit], s: Settings) -> None:
@@ -387,7 +419,7 @@ def _learn_durations(model: Model, visits: list[Visit], s: Settings) -> None:
         booked = v.booked_min or model.booked.get(v.type, 0.0)
         if booked <= 0:
             continue
-        rows.append((v.vet, v.type, visit_day(v), math.log(d / booked)))
+        rows.append((v.vet, v.type, visit_day(v, model.day_turnover_min), math.log(d / booked)))
         if v.kind == "walkin":
             walk_logs.append(math.log(d))
     model.n_visits = n = len(rows)
@@ -471,7 +503,7 @@ def _learn_gaps(model: Model, visits: list[Visit]) -> None:
     by_vet_day: dict[tuple[str, str], list[Visit]] = defaultdict(list)
     for v in visits:
         if v.started is not None and v.ended is not None:
-            by_vet_day[(v.vet, v.started.date().isoformat())].append(v)
+            by_vet_day[(v.vet, visit_day(v, model.day_turnover_min))].append(v)
     gaps: list[float] = []
     for seq in by_vet_day.values():
         seq.sort(key=lambda x: x.started or x.ended or datetime.min)
@@ -561,7 +593,7 @@ def _learn_rates(model: Model, visits: list[Visit], s: Settings) -> None:
     emergencies in a first week, eight of them one vet's and four at 11:00, say more about
     how many come than about whom or when."""
     days = max(model.n_days, 1)
-    day_list = sorted({visit_day(v) for v in visits if (v.started or v.arrived or v.scheduled)})
+    day_list = sorted({visit_day(v, model.day_turnover_min) for v in visits if (v.started or v.arrived or v.scheduled)})
     # When the clinic is open: its booked (or walked-in) clients' hours.
     open_hours = np.zeros(24)
     for v in visits:
@@ -580,7 +612,8 @@ def _learn_rates(model: Model, visits: list[Visit], s: Settings) -> None:
             if v.kind != kind or v.arrived is None:
                 continue
             counts[v.vet][local_hour(v.arrived, model.utc_offset_min)] += 1.0
-            per_day[visit_day(v)] = per_day.get(visit_day(v), 0.0) + 1.0
+            day = visit_day(v, model.day_turnover_min)
+            per_day[day] = per_day.get(day, 0.0) + 1.0
         if not vets:
             continue
         by_hour = sum((counts[vet] for vet in vets), np.zeros(24))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from server.domain import Visit
-from server.learning import Model, learn
+from server.learning import Model, learn, visit_day
 
 BOOKED = {"vacc": 15.0, "sick": 20.0, "wellness": 30.0}
 DAY0 = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
@@ -146,6 +147,38 @@ def test_day_to_day_spread_sets_how_fast_todays_pace_is_learned() -> None:
     k_steady = learn(steady, BOOKED, calibrate=False).pace_k
     k_moody = learn(moody, BOOKED, calibrate=False).pace_k
     assert k_moody < k_steady / 3
+
+
+def test_a_clinics_evening_is_part_of_its_day_when_history_is_read_back_in_utc() -> None:
+    """The store hands history back in UTC, where a Chicago clinic's evening falls after
+    midnight. Its days must be the clinic's own: an emergency at 19:30 is not a day of its
+    own (that made the emergency rate look erratic and today's count weigh too much)."""
+    chicago = timezone(timedelta(hours=-5))
+    local = []
+    for v in _history({"a": 1.0, "b": 1.1}, days=8):
+        assert v.scheduled is not None
+        local.append(dataclasses.replace(v, scheduled=v.scheduled.replace(tzinfo=chicago),
+                                         arrived=v.arrived and v.arrived.replace(tzinfo=chicago),
+                                         started=v.started and v.started.replace(tzinfo=chicago),
+                                         ended=v.ended and v.ended.replace(tzinfo=chicago)))
+    for d in range(8):  # one to three emergencies a day, the last of them in the evening
+        for j in range(1 + d % 3):
+            t = datetime(2026, 2, 2, 19 - 3 * j, 30, tzinfo=chicago) + timedelta(days=d)
+            local.append(Visit(id=f"e{d}-{j}", kind="emergency", vet="a", type=None, booked_min=45.0,
+                               arrived=t, started=t, ended=t + timedelta(minutes=40), expected_min=45))
+    in_utc = [dataclasses.replace(v, scheduled=v.scheduled and v.scheduled.astimezone(UTC),
+                                  arrived=v.arrived and v.arrived.astimezone(UTC),
+                                  started=v.started and v.started.astimezone(UTC),
+                                  ended=v.ended and v.ended.astimezone(UTC)) for v in local]
+    own, read_back = learn(local, BOOKED, calibrate=False), learn(in_utc, BOOKED, calibrate=False)
+    assert own.n_days == read_back.n_days == 8
+    assert read_back.rate_days == own.rate_days
+    assert read_back.pace_k == pytest.approx(own.pace_k)
+    assert sum(map(sum, read_back.emergency_rate.values())) == pytest.approx(
+        sum(map(sum, own.emergency_rate.values())))
+    evening = next(v for v in in_utc if v.id == "e0-0")
+    assert evening.started is not None and evening.started.date().isoformat() == "2026-02-03"
+    assert visit_day(evening, read_back.day_turnover_min) == "2026-02-02"
 
 
 def test_model_round_trips_through_json() -> None:
