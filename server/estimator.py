@@ -74,8 +74,10 @@ class Today:
     # vet -> the day's log offset, a two-part posterior (see `today`): (share of an off day,
     # mean and variance on an ordinary day, mean and variance on an off day)
     pace: dict[str, tuple[float, float, float, float, float]]
-    types: dict[str, float]  # appointment type -> log offset learned today (types with little history)
-    type_var: dict[str, float]  # ... and how unsure of it we still are
+    # appointment type -> log offset learned today (types with little history), and for such a
+    # type "vet|type" -> that vet's own offset at it beyond the type's
+    types: dict[str, float]
+    type_var: dict[str, float]  # ... and how unsure of each we still are
     rate_factor: dict[str, float]  # "walkin|vet", "emergency|vet" -> today's rate against the usual
 
 
@@ -221,6 +223,18 @@ def today(state: DayState, now: datetime, model: Model) -> Today:
         var_t = model.type_prior_var(typ)
         types[typ] = sum(es) / (len(es) + s2 / var_t)
         type_var[typ] = s2 / (len(es) + s2 / var_t)
+    # ... and each vet's own way with it: one vet's slow first dentals say little about
+    # another's (a shared type offset alone had the slow vet's next dental expected at the
+    # clinic's pace for it, and clients behind it waited past their range).
+    by_vet_type: dict[str, list[float]] = {}
+    for vet, typ, e in done:
+        if typ is not None and model.type_n.get(typ, 0) < NEW_TYPE_VISITS:
+            by_vet_type.setdefault(f"{vet}|{typ}", []).append(e - types[typ])
+    for key, rs in by_vet_type.items():
+        vet, typ = key.split("|", 1)
+        var_vt = model.vet_type_prior_var(vet, typ)
+        types[key] = sum(rs) / (len(rs) + s2 / var_vt)
+        type_var[key] = s2 / (len(rs) + s2 / var_vt)
     sums: dict[str, list[float]] = {}
     for vet, typ, e in done:
         if typ is not None and model.type_n.get(typ, 0) < NEW_TYPE_VISITS:
@@ -358,6 +372,10 @@ def _mu_sigma(model: Model, v: Visit, seen: Today | None = None) -> tuple[float,
         # Today's consults of this type have taught us some of what history had not.
         mu += seen.types[v.type]
         extra += seen.type_var[v.type] - model.type_prior_var(v.type)
+        key = f"{v.vet}|{v.type}"
+        if key in seen.types:  # ... and this vet's own of them, about this vet
+            mu += seen.types[key]
+            extra += seen.type_var[key] - model.vet_type_prior_var(v.vet, v.type)
     return mu, math.sqrt(sigma * sigma + max(extra, 0.0))
 
 

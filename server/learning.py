@@ -227,8 +227,7 @@ class Model:
         nv = self.vet_n.get(vet, 0)
         var += s2 / (nv + s2 / self.tau_vet2)
         if type_id is not None:
-            nvt = self.vet_type_n.get(f"{vet}|{type_id}", 0)
-            var += self.type_prior_var(type_id) + s2 / (nvt + s2 / self.tau_vt2)
+            var += self.type_prior_var(type_id) + self.vet_type_prior_var(vet, type_id)
         return var
 
     def type_prior_var(self, type_id: str) -> float:
@@ -236,8 +235,18 @@ class Model:
         history; for a type never done, the spread between types plus `tau_new_type2`."""
         s2 = self.sigma**2
         nt = self.type_n.get(type_id, 0)
-        tau2 = self.tau_type2 + (self.tau_new_type2 if nt == 0 else 0.0)
+        tau2 = self.tau_type2 + (self.tau_new_type2 / 2.0 if nt == 0 else 0.0)
         return s2 / (nt + s2 / tau2)
+
+    def vet_type_prior_var(self, vet: str, type_id: str) -> float:
+        """Variance of our estimate of this vet's own offset at this type, before today. For a
+        type the clinic has never done, how one vet does it against another is as unknown as
+        the type itself (a vet who seldom does dentals takes three times as long as one who
+        does them weekly), so `tau_new_type2` is added here too."""
+        s2 = self.sigma**2
+        nvt = self.vet_type_n.get(f"{vet}|{type_id}", 0)
+        tau2 = self.tau_vt2 + (self.tau_new_type2 / 2.0 if self.type_n.get(type_id, 0) == 0 else 0.0)
+        return s2 / (nvt + s2 / tau2)
 
     def expected_minutes(self, vet: str, type_id: str | None, booked_min: float) -> float:
         """Mean consult length in minutes (log-normal mean), for summaries and tests."""

@@ -380,3 +380,22 @@ def test_a_type_never_booked_is_learned_fast_from_its_first_consults_today() -> 
         _appt(5, "v1", 150, typ="sick", arrived=now), _appt(6, "v1", 155, typ="vacc", arrived=now)]}), now, model)
     assert _mins(not_seen["v1-a6"].p90, now) - _mins(not_seen["v1-a6"].start, now) > \
         _mins(known["v1-a6"].p90, now) - _mins(known["v1-a6"].start, now)
+
+
+def test_a_vet_slow_at_a_new_type_pushes_their_own_clients_not_the_other_vets() -> None:
+    # Neither vet has ever done a wellness exam (booked 30 min). This morning v1's two took
+    # 90 min each, v2's two took 30. v1's next wellness is expected long, and the client after
+    # it is told a later time than v2's client in the same place in line.
+    model = learn(_history({"v1": 1.0, "v2": 1.0}, days=10), BOOKED)
+    assert "wellness" not in model.type_n
+    now = DAY + timedelta(minutes=200)
+    visits: list[Visit] = []
+    for vet, length in (("v1", 90), ("v2", 30)):
+        visits += [_appt(i, vet, 95 * i, typ="wellness", arrived=DAY + timedelta(minutes=95 * i),
+                         started=DAY + timedelta(minutes=95 * i),
+                         ended=DAY + timedelta(minutes=95 * i + length)) for i in range(2)]
+        visits += [_appt(5, vet, 200, typ="wellness", arrived=now), _appt(6, vet, 205, typ="vacc", arrived=now)]
+    est = estimate(DayState(vets=["v1", "v2"], visits={v.id: v for v in visits}), now, model)
+    assert _mins(est["v1-a6"].start, now) > _mins(est["v2-a6"].start, now) + 30
+    # v2's client is not told v1's slowness: about a booked wellness exam ahead of them.
+    assert _mins(est["v2-a6"].start, now) < 50
