@@ -670,16 +670,33 @@ def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
 
 
 def _dispatch_arrays(q: _Queue, owed: np.ndarray) -> np.ndarray:
-    """`_dispatch` vectorised over the rows: one step of every row per numpy call."""
+    """`_dispatch` vectorised over the rows: one step of every row per numpy call.
+
+    Laid out visits by samples (the transpose of the inputs), so each step's scans run along
+    memory over the samples, and with each row's visits ranked once by dispatch key (stable:
+    on a tie the earlier column, as an argmin over the keys takes it): the visit a step takes
+    is the lowest rank among the ready, a minimum rather than an argmin.
+    """
     n, k = q.ready.shape
-    rdy = q.ready.copy()  # set to inf once dispatched
-    key, dur, hold = q.key, q.dur, q.hold
+    order = np.argsort(q.key, axis=1, kind="stable")  # (N, K): rank -> column
+    rank = np.empty((n, k), dtype=np.intp)  # (N, K): column -> rank
+    np.put_along_axis(rank, order, np.arange(k)[None, :], axis=1)
+    rdy_t = q.ready.T.copy()  # (K', N') set to inf once dispatched
+    # Small integers: the step's scan moves a quarter of the bytes (a vet's queue is cut at
+    # MAX_QUEUE visits, plus a few simulated arrivals: far below 32,767).
+    small = np.int16 if k < np.iinfo(np.int16).max else np.intp
+    rank_t = rank.T.astype(small)
+    never = small(k)
+    dur, hold = q.dur, q.hold  # (N', K) by original column
     n_owed = owed.sum(axis=1)  # (N,) visits owed an estimate in each row
     done = np.zeros(n, dtype=np.intp)
-    start = np.full((n, k), np.nan)
     free = q.free.copy()
     orig = np.arange(n)  # original row of each row still in play
-    cols = np.arange(k)  # original column of each column still in play
+    rows = np.arange(n)
+    at = np.arange(k)  # where each original column is in rdy_t (its rows shrink)
+    at_rows: list[np.ndarray] = []
+    at_cols: list[np.ndarray] = []
+    at_t: list[np.ndarray] = []
     for step in range(k):
         if step and step % 4 == 0:
             # Simulated future arrivals only matter while someone owed an estimate still waits:
@@ -687,25 +704,34 @@ def _dispatch_arrays(q: _Queue, owed: np.ndarray) -> np.ndarray:
             # every row has dispatched. Each step then scans less.
             keep = done < n_owed
             if not keep.all():
-                rdy, key, dur, hold, owed = rdy[keep], key[keep], dur[keep], hold[keep], owed[keep]
+                rdy_t, rank_t = rdy_t[:, keep], rank_t[:, keep]
+                dur, hold, owed, order = dur[keep], hold[keep], owed[keep], order[keep]
                 free, done, n_owed, orig = free[keep], done[keep], n_owed[keep], orig[keep]
-            alive = np.isfinite(rdy).any(axis=0)
+                rows = np.arange(len(orig))
+            alive = np.isfinite(rdy_t).any(axis=1)
             if not alive.all():
-                rdy, key, dur, owed, cols = rdy[:, alive], key[:, alive], dur[:, alive], owed[:, alive], cols[alive]
-                hold = hold[:, alive]
-        if (done >= n_owed).all():
+                cols = np.flatnonzero(at >= 0)[alive]
+                rdy_t, rank_t = rdy_t[alive], rank_t[alive]
+                at = np.full(k, -1)
+                at[cols] = np.arange(len(cols))
+        if (done >= n_owed).all() or not len(rdy_t):
             break
-        rows = np.arange(len(orig))
-        nxt = rdy.min(axis=1)
+        nxt = rdy_t.min(axis=0)
         active = np.isfinite(nxt)
         # An idle vet waits for the next client to become ready; a busy one does not.
         t = np.where(active, np.maximum(free, nxt), free)
-        idx = np.where(rdy <= t[:, None], key, np.inf).argmin(axis=1)
+        best = np.where(rdy_t <= t, rank_t, never).min(axis=0)
+        idx = order[rows, np.minimum(best, k - 1)]  # original column (rows not active: unused)
         r, c = rows[active], idx[active]
-        start[orig[r], cols[c]] = t[active]
+        at_rows.append(orig[r])
+        at_cols.append(c)
+        at_t.append(t[active])
         free = np.where(active, np.maximum(t + dur[rows, idx], hold[rows, idx]), free)
-        rdy[r, c] = np.inf
+        rdy_t[at[c], r] = np.inf
         done += active & owed[rows, idx]
+    start = np.full((n, k), np.nan)
+    if at_t:
+        start[np.concatenate(at_rows), np.concatenate(at_cols)] = np.concatenate(at_t)
     return start
 
 
