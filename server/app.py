@@ -18,7 +18,7 @@ from aiohttp.web_log import AccessLogger
 from notifier.links import redact
 from server.config import Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
-from server.http import ROLES_ATTR, Handler, json_error, read_json, roles
+from server.http import ROLES_ATTR, Handler, check_storable, json_error, read_json, roles
 from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, STORE, TOKEN_CACHE
 from server.runtime import ClinicRuntime
 from server.store import Store, hash_token, open_store
@@ -41,12 +41,16 @@ async def read_form(request: web.Request) -> None:
     if request.method != "POST" or request.content_type not in FORM_TYPES:
         return
     try:
-        await request.post()
+        form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise
     # What aiohttp's form and multipart readers raise on a malformed body, and nothing else.
     except (ValueError, LookupError, RuntimeError, HttpProcessingError) as e:
         raise BadRequest(f"body: not a readable {request.content_type} form", "body") from e
+    # A field no database can keep (a NUL) is the form's 400, not the store's 500. Not `next`:
+    # the sign-in page's return path, never stored, which it checks itself and replaces with
+    # /console when it is odd (a crafted link must not stop a sign-in).
+    check_storable({k: v for k, v in form.items() if isinstance(v, str) and k != "next"})
 
 
 # Headers of an aiohttp HTTPException worth keeping on its JSON answer (405's Allow, ...).

@@ -382,7 +382,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     except WaitroomError as e:
         print(f"waitroom report: {e.message}", file=sys.stderr)
         return 2
-    if not Path(args.db).exists():
+    from server.store.postgres import is_postgres_url
+
+    # A SQLite file that is not there is a typo (opening it would make an empty clinic); a
+    # postgresql:// clinic has no file to look for.
+    if not is_postgres_url(args.db) and not Path(args.db.removeprefix("sqlite:")).exists():
         print(f"waitroom report: no database at {args.db}", file=sys.stderr)
         return 2
 

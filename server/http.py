@@ -40,9 +40,46 @@ async def read_json(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise
     try:
-        return json.loads(raw or b"null")
+        value = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("body: not valid JSON", "body") from e
     except RecursionError as e:
         # 200,000 "[": the parser gives up at Python's recursion limit (about 1,000 levels).
         raise BadRequest("body: nested too deeply", "body") from e
+    check_storable(value)
+    return value
+
+
+def _unstorable(text: str) -> str | None:
+    """Why no database can keep `text` (None: it can): PostgreSQL refuses the NUL character in
+    text (SQLite keeps it, and its string functions stop at it), and neither can encode a lone
+    UTF-16 surrogate, which JSON's \\u escapes can spell ("\\ud800")."""
+    if "\x00" in text:
+        return "contains the NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (\\ud800-\\udfff), not a character"
+    return None
+
+
+def check_storable(value: Any, path: str = "") -> None:
+    """A 400 naming the first field whose text (or key) no database can keep, before any of it
+    reaches the store: otherwise the driver's refusal is a 500 (PostgreSQL), or the text is cut
+    short where SQLite reads it. Walks without recursion (JSON may nest ~1,000 deep)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            why = _unstorable(item)
+            if why is not None:
+                field = where or "body"
+                raise BadRequest(f"{field}: {why}", field)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if _unstorable(k) is not None:
+                    field = where or "body"
+                    raise BadRequest(f"{field}: a key {_unstorable(k)}", field)
+                stack.append((v, f"{where}.{k}" if where else k))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))

@@ -20,13 +20,14 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from server.store import Store, open_store
 from server.store.postgres import is_postgres_url, split_url
-from server.timeutil import to_db
+from server.timeutil import from_db, to_db
 
 _QMARK = re.compile(r"\?")
 
@@ -125,3 +126,23 @@ def set_settings_now(db: str, **settings: Any) -> None:
 
 def on_postgres(db: str) -> bool:
     return is_postgres_url(db)
+
+
+async def everything(db: str) -> bytes:
+    """All the database holds, to look for what must never be stored in it (a secret): the SQLite
+    file's bytes; on PostgreSQL every row of every table of the test's schema, as text."""
+    if not is_postgres_url(db):
+        return await asyncio.to_thread(Path(_sqlite_path(db)).read_bytes)
+    tables = [t for (t,) in await rows(db, "SELECT table_name FROM information_schema.tables "
+                                           "WHERE table_schema = current_schema()")]
+    out = []
+    for table in tables:
+        out += [str(r[0]) for r in await rows(db, f'SELECT CAST(t AS TEXT) FROM "{table}" t')]
+    return "\n".join(out).encode()
+
+
+def when(value: Any) -> datetime | None:
+    """A stored time as an aware datetime, whichever backend stored it (SQLite's text form)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return from_db(value)

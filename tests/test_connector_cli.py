@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from server.connectors.cli import sync_lock
 from server.store import Clinic, open_store
+from tests import dbq
 from tests.fake_ezyvet import CLIENT_ID, CLIENT_SECRET, PARTNER_ID, FakeEzyVet
 
 TZ = ZoneInfo("America/Chicago")
@@ -66,7 +67,7 @@ async def test_set_up_sync_once_and_status(clinic_db: str) -> None:
         with sync_lock(db):  # a sync loop already runs for this clinic
             code, _, err = await waitroom("sync", "--pms", "ezyvet", "--db", db, "--once")
         assert code == 2 and "another `waitroom sync` is running" in err
-    stored = await asyncio.to_thread(Path(db).read_bytes)
+    stored = await dbq.everything(db)
     assert CLIENT_SECRET.encode() not in stored
 
 

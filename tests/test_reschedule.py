@@ -98,7 +98,7 @@ async def test_valid_link_lists_slots_that_avoid_booked_visits_and_respect_lengt
     length = timedelta(minutes=await booked_min(api))
     starts = [s for _, s, _ in slots]
     assert starts == sorted(starts)
-    busy = [(datetime.fromisoformat(r[0]), datetime.fromisoformat(r[0]) + timedelta(minutes=r[1]))
+    busy = [(dbq.when(r[0]), dbq.when(r[0]) + timedelta(minutes=r[1]))  # type: ignore[operator]
             for r in await sql(api, "SELECT scheduled, booked_min FROM appointments WHERE vet_id = 'v1' "
                                     "AND status = 'booked'")]
     for s in starts:
@@ -180,7 +180,7 @@ async def test_booking_moves_the_visit_texts_once_and_uses_up_the_link(api: Api)
                          "WHERE id = ?", (f"{A_0800}-r1",))
     assert old[0][0] == "cancelled"
     assert new and new[0][:4] == ("booked", *old[0][1:])
-    assert datetime.fromisoformat(new[0][4]) == start and new[0][5:] == ("v1", "2026-03-03")
+    assert dbq.when(new[0][4]) == start and (new[0][5], str(new[0][6])) == ("v1", "2026-03-03")
     # The estimator no longer counts the old visit.
     est = await (await api.client.get("/api/estimates", headers=api.h("reception"))).json()
     assert A_0800 not in {e["appointment"] for e in est["estimates"]}
@@ -394,7 +394,7 @@ async def test_spanish_client_reschedules_in_spanish_end_to_end(api: Api) -> Non
     # Booked for real, and texted once in Spanish.
     assert (await sql(api, "SELECT status FROM appointments WHERE id = ?", (A_0800,)))[0][0] == "cancelled"
     new = await sql(api, "SELECT status, scheduled FROM appointments WHERE id = ?", (f"{A_0800}-r1",))
-    assert new and new[0][0] == "booked" and datetime.fromisoformat(new[0][1]) == start
+    assert new and new[0][0] == "booked" and dbq.when(new[0][1]) == start
     texts = await sql(api, "SELECT body FROM outbox WHERE visit_id = ?", (A_0800,))
     assert len(texts) == 1 and "martes 3 de marzo" in texts[0][0]
     again = await api.client.get(url)
@@ -554,7 +554,7 @@ async def test_a_free_time_today_with_another_vet_comes_before_later_days(api: A
     assert before and all(s.astimezone(TZ).date() > START.date() for _, s, _ in before)
     freed = min((r for r in await sql(api, "SELECT id, scheduled, booked_min FROM appointments "
                                            "WHERE vet_id = 'v2' AND status = 'booked'")
-                 if datetime.fromisoformat(r[1]) >= START + timedelta(hours=3)), key=lambda r: r[1])
+                 if dbq.when(r[1]) >= START + timedelta(hours=3)), key=lambda r: r[1])
     theirs = link(freed[0])
     page = await api.client.get(theirs, params={"cancel": "1"})
     resp = await api.client.post(theirs, data={"csrf": csrf_of(await page.text()), "action": "cancel"})
@@ -564,11 +564,11 @@ async def test_a_free_time_today_with_another_vet_comes_before_later_days(api: A
     first_param, first, vet = slots[0]
     # The first offer is today, with Dr. Okafor, named on the button; then Dr. Ruiz's days as before.
     assert first.astimezone(TZ).date() == START.date() and vet == "v2"
-    assert datetime.fromisoformat(freed[1]) <= first
+    assert dbq.when(freed[1]) <= first
     assert [s for _, s, v in slots if v == "v1"] == [s for _, s, _ in before]
     assert re.search(r"\d:\d\d [AP]M<span class=\"slot-vet\">Dr\. Okafor</span>", html), html[:3000]
     # Chosen from there, it books with Dr. Okafor.
     done = await book(api, url, first_param)
     assert "Dr. Okafor" in done
     new = await sql(api, "SELECT scheduled, vet_id, day FROM appointments WHERE id = ?", (f"{A_0800}-r1",))
-    assert datetime.fromisoformat(new[0][0]) == first and new[0][1:] == ("v2", "2026-03-02")
+    assert dbq.when(new[0][0]) == first and (new[0][1], str(new[0][2])) == ("v2", "2026-03-02")

@@ -1,4 +1,8 @@
-"""The store: migrations recorded and safe twice, WAL and foreign keys, one writer path."""
+"""The store: migrations recorded and safe twice, WAL and foreign keys, one writer path.
+
+The SQLite backend's own tests (its migrations, WAL, its text time form) are sqlite_only; the
+write path's (all or nothing, serialised, hooks after commit, reads that cannot write, hashed
+tokens) run on the backend under test (conftest's clinic_db), as does tests/test_store_contract.py."""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from server.store import SqliteStore
-from server.store.sqlite import ReadOnly, fetch
+from server.store import SqliteStore, open_store
+from server.store.sqlite import ReadOnly
+from tests import dbq
+
+SQLITE_ITSELF = pytest.mark.sqlite_only("the SQLite backend's own migrations, pragmas and stored time form")
 
 
+@SQLITE_ITSELF
 async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     db = str(tmp_path / "w.db")
     store = await SqliteStore.open(db)
@@ -25,6 +33,7 @@ async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     await again.close()
 
 
+@SQLITE_ITSELF
 async def test_file_store_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
     store = await SqliteStore.open(str(tmp_path / "w.db"))
     assert (await store.conn.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
@@ -36,23 +45,23 @@ async def test_file_store_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "w.db"))
+async def test_failed_transaction_leaves_nothing_behind(clinic_db: str) -> None:
+    store = await open_store(clinic_db)
     with pytest.raises(RuntimeError):
-        async with store.transaction() as conn:
-            await conn.execute("INSERT INTO vets (id, name) VALUES ('v1', 'Dr. A')")
+        async with store.transaction() as tx:
+            await tx.save_vet("v1", "Dr. A")
             raise RuntimeError("boom")
-    assert await store.conn.execute_fetchall("SELECT * FROM vets") == []
+    assert await dbq.rows(clinic_db, "SELECT * FROM vets") == []
     await store.close()
 
 
-async def test_concurrent_writers_do_not_mix_transactions(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "w.db"))
+async def test_concurrent_writers_do_not_mix_transactions(clinic_db: str) -> None:
+    store = await open_store(clinic_db)
 
     async def writer(i: int, fail: bool) -> None:
         try:
-            async with store.transaction() as conn:
-                await conn.execute("INSERT INTO vets (id, name) VALUES (?, ?)", (f"v{i}", "x"))
+            async with store.transaction() as tx:
+                await tx.save_vet(f"v{i}", "x")
                 await asyncio.sleep(0)
                 if fail:
                     raise ValueError
@@ -60,44 +69,44 @@ async def test_concurrent_writers_do_not_mix_transactions(tmp_path: Path) -> Non
             pass
 
     await asyncio.gather(*(writer(i, fail=i % 2 == 1) for i in range(20)))
-    ids = {r[0] for r in await store.conn.execute_fetchall("SELECT id FROM vets")}
+    ids = {r[0] for r in await dbq.rows(clinic_db, "SELECT id FROM vets")}
     assert ids == {f"v{i}" for i in range(0, 20, 2)}
     await store.close()
 
 
-async def test_transactions_commit_roll_back_and_tell_after_commit_hooks_once_each(tmp_path: Path) -> None:
+async def test_transactions_commit_roll_back_and_tell_after_commit_hooks_once_each(clinic_db: str) -> None:
     # Every write goes through transaction(): serialised, all or nothing, caches told once per end.
-    store = await SqliteStore.open(str(tmp_path / "w.db"))
+    store = await open_store(clinic_db)
     seen: list[int] = []
-    store.after_commit.append(lambda: seen.append(store.version))
+    store.after_commit.append(lambda: seen.append(store.version))  # type: ignore[attr-defined]
 
     async def add(i: int, fail: bool) -> None:
         with contextlib.suppress(ValueError):
             async with store.transaction() as tx:
-                await tx.execute("INSERT INTO vets (id, name) VALUES (?, ?)", (f"w{i}", "x"))
+                await tx.save_vet(f"w{i}", "x")
                 await asyncio.sleep(0)
-                rows = await fetch(tx, "SELECT COUNT(*) FROM vets WHERE id = ?", (f"w{i}",))
-                assert rows[0][0] == 1
+                assert await tx.has_vet(f"w{i}")
                 if fail:
                     raise ValueError("refused")
 
     before = store.version
     await asyncio.gather(*(add(i, fail=i % 2 == 1) for i in range(20)))
-    ids = {r[0] for r in await store.conn.execute_fetchall("SELECT id FROM vets")}
+    ids = {r[0] for r in await dbq.rows(clinic_db, "SELECT id FROM vets")}
     assert ids == {f"w{i}" for i in range(0, 20, 2)}
     assert len(seen) == 10 and store.version == before + 20  # hooks once per commit; rollbacks bump too
     await store.close()
 
 
-async def test_reads_cannot_write(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "w.db"))
+async def test_reads_cannot_write(clinic_db: str) -> None:
+    store = await open_store(clinic_db)
     async with store.read() as q:
         with pytest.raises(ReadOnly):
             await q.keep_model({"x": 1}, datetime.now(UTC))
-    assert await store.conn.execute_fetchall("SELECT * FROM models") == []
+    assert await dbq.rows(clinic_db, "SELECT * FROM models") == []
     await store.close()
 
 
+@SQLITE_ITSELF
 async def test_old_time_forms_are_rewritten_to_the_one_canonical_form(tmp_path: Path) -> None:
     # A database written before migration 0005 holds "+00:00" times, with and without
     # microseconds; afterwards every stored time is the fixed-width Z form and sorts as text.
@@ -122,11 +131,11 @@ async def test_old_time_forms_are_rewritten_to_the_one_canonical_form(tmp_path: 
     await store.close()
 
 
-async def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "w.db"))
+async def test_tokens_are_stored_hashed_and_checked(clinic_db: str) -> None:
+    store = await open_store(clinic_db)
     async with store.transaction() as conn:
         token = await conn.create_token("kiosk", "lobby-1", datetime.now(UTC))
-    stored = [r[0] for r in await store.conn.execute_fetchall("SELECT hash FROM tokens")]
+    stored = [r[0] for r in await dbq.rows(clinic_db, "SELECT hash FROM tokens")]
     assert token not in stored
     async with store.read() as q:
         assert await q.token_role(token) == ("kiosk", "lobby-1")

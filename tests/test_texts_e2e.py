@@ -77,8 +77,7 @@ async def clinic(clinic_db: str, clock: ManualClock) -> AsyncIterator[Clinic]:
 async def _v1_visits(c: Clinic) -> dict[str, str]:
     """Dr. Ruiz's visits today and their clients' numbers."""
     rows = await c.sql("SELECT a.id, cl.mobile FROM appointments a JOIN pets p ON p.id = a.pet_id "
-                       "JOIN clients cl ON cl.id = p.client_id WHERE a.vet_id = 'v1' AND a.day = ?",
-                       DAY.isoformat())
+                       "JOIN clients cl ON cl.id = p.client_id WHERE a.vet_id = 'v1' AND a.day = ?", DAY)
     return {r[0]: r[1] for r in rows}
 
 
@@ -220,7 +219,8 @@ async def test_reply_2_to_a_household_text_sends_a_link_for_each_pet_it_named(cl
         assert page.status == 200, html[:300]
         pets |= {p for p in ("Max", "Bella") if f"Change {p}" in html or f"{p}'s visit" in html}
     assert pets == {"Max", "Bella"}
-    asked = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' AND data LIKE '%reschedule%'")
+    asked = await clinic.sql("SELECT appointment_id FROM events WHERE type = 'reply' "
+                             "AND CAST(data AS TEXT) LIKE '%reschedule%'")
     assert {r[0] for r in asked} == named
 
 

@@ -429,7 +429,8 @@ async def test_vet_late_and_available_are_undoable(desk: Desk) -> None:
     avail = await desk.post("/console/vets/v2/available")
     assert (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0] is None
     await desk.post(f"/console/undo/{avail['undo']}")
-    assert "T15:15:00" in (await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'"))[0][0]
+    [(until,)] = await desk.sql("SELECT unavailable_until FROM vet_status WHERE vet_id = 'v2'")
+    assert dbq.when(until) == datetime(2026, 3, 2, 15, 15, tzinfo=UTC)  # 09:15 in Chicago
     await desk.post("/console/vet-late", {"vet": "v2"}, status=400)
 
 
