@@ -12,8 +12,8 @@ from server.domain import Estimate
 from server.errors import AppointmentNotFound, BadRequest
 from server.events import parse_event
 from server.hours import max_visits_per_day
-from server.http import read_json, roles
-from server.keys import ACTOR, CLOCK, ESTIMATES_BODY, RUNTIME, STORE
+from server.http import read_json, roles, site
+from server.keys import ACTOR, CLOCK
 from server.openapi import openapi_document
 from server.schedule import import_schedule
 from server.texts import save_imported_vet_titles
@@ -41,9 +41,9 @@ async def openapi(request: web.Request) -> web.Response:
 @roles("pms", "reception")
 async def post_schedule(request: web.Request) -> web.Response:
     doc = await read_json(request)
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         counts = await import_schedule(tx, doc, rt.clinic.tz, rt.clinic.region,
                                        max_per_day=max_visits_per_day(rt.clinic.settings))
         await save_imported_vet_titles(tx, doc)
@@ -56,7 +56,7 @@ async def post_schedule(request: web.Request) -> web.Response:
 @roles("pms", "reception")
 async def post_event(request: web.Request) -> web.Response:
     body = await read_json(request)
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
     ev = parse_event(body, rt.clinic.tz, now)
     seq = await rt.post_event(ev, request[ACTOR], now)
@@ -70,14 +70,14 @@ async def post_event(request: web.Request) -> web.Response:
 
 @roles("pms", "reception", "display")
 async def get_estimates(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
     est = await rt.estimates(now)
     now = now.replace(microsecond=0)  # answers are to the second (timeutil.iso)
     # Awaited before the memo is checked: from the check to the store below nothing yields,
     # so a lobby of readers arriving after a write builds the body once, not once each.
     state = await rt.day_state(rt.today(now))
-    memo = request.app[ESTIMATES_BODY]
+    memo = site(request).estimates_body
     if memo and memo[0] is est and memo[1] == now:
         body: bytes = memo[2]
     else:
@@ -92,9 +92,9 @@ async def get_estimates(request: web.Request) -> web.Response:
 @roles("pms", "reception")
 async def get_appointment(request: web.Request) -> web.Response:
     aid = request.match_info["id"]
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         found = await q.visit(aid)
     if found is None:
         raise AppointmentNotFound(aid, "id")
@@ -139,8 +139,8 @@ async def get_changes(request: web.Request) -> web.Response:
             raise BadRequest(f"{name[:40]}: unknown parameter (this route takes since and limit)", name[:40])
     since = _int_param(request, "since", 0, 0, 2**62)
     limit = _int_param(request, "limit", 200, 1, CHANGES_MAX)
-    tz = request.app[RUNTIME].clinic.tz
-    async with request.app[STORE].read() as q:
+    tz = site(request).runtime.clinic.tz
+    async with site(request).store.read() as q:
         events = await q.events_since(since, types=(*BOOKING_CHANGES, "undo"), limit=limit)
     out = []
     for e in events:
@@ -161,7 +161,6 @@ async def get_changes(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app[ESTIMATES_BODY] = []
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_post("/api/schedule", post_schedule)

@@ -1,15 +1,10 @@
-"""The aiohttp application: one factory, typed app keys, one error middleware, token auth."""
+"""The aiohttp application: one factory, typed app keys, one error middleware, the site middleware
+(each request's clinic, and its token)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import date, datetime
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -19,10 +14,10 @@ from notifier.links import redact
 from server.config import Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.http import ROLES_ATTR, Handler, check_storable, json_error, read_json, roles
-from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, STORE, TOKEN_CACHE
-from server.runtime import ClinicRuntime
-from server.store import Store, hash_token, open_store
-from server.texts import TextingOptions
+from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, SITE, SITES, STORE, WORKER
+from server.site import Sites
+from server.store.interface import ONE_CLINIC, StoreUrlError
+from server.store.postgres import is_postgres_url
 
 log = logging.getLogger("waitroom.http")
 
@@ -78,58 +73,55 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error")
 
 
-# Valid tokens seen lately, by hash: the token check is on every request, and a SQLite query
-# each time (a thread hop in aiosqlite) was most of a busy lobby's cost. Unknown tokens are
-# not cached (a token just created works at once); a revoked one stops within the TTL.
-TOKEN_CACHE_TTL_S = 5.0
-
-
-async def _cached_token_role(app: web.Application, token: str) -> tuple[str, str] | None:
-    cache: dict[str, tuple[float, tuple[str, str]]] = app[TOKEN_CACHE]
-    key = hash_token(token)
-    t = time.monotonic()
-    hit = cache.get(key)
-    if hit is not None and hit[0] > t:
-        return hit[1]
-    async with app[STORE].read() as q:
-        found = await q.token_role(token)
-    if found is None:
-        cache.pop(key, None)
-    else:
-        if len(cache) > 1000:  # a flood of distinct tokens cannot grow it without bound
-            cache.clear()
-        cache[key] = (t + TOKEN_CACHE_TTL_S, found)
-    return found
-
-
 # How long a read waits for the writes in flight before it goes ahead anyway.
 READ_YIELD_S = 0.25
 
+# Routes that serve every clinic alike: a group-mode request for them needs no clinic.
+_NO_CLINIC = ("/api/health", "/api/openapi.json", "/favicon.ico")
+
+
+def _no_clinic_page(request: web.Request) -> web.StreamResponse:
+    if request.path.startswith("/api/") or request.path.startswith("/sms/"):
+        return json_error(404, "no clinic at this address: use the clinic's own address, or a token", "Host")
+    return web.Response(status=404, content_type="text/html", text=(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>No clinic here</title>"
+        "<h1>No clinic at this address</h1><p>This address names none of the clinics served here. "
+        "Check the link, or ask the clinic for its own address.</p></html>"))
+
 
 @web.middleware
-async def reads_yield_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Reads wait for the writes in flight (Store.writes_settled): under a flood of readers,
-    an event is acknowledged in milliseconds instead of seconds, and readers then see it."""
+async def site_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request its clinic (server/site.py) before any handler, and check its token.
+
+    A route marked with @roles needs `Authorization: Bearer <token>`, and the clinic is the
+    token's; every other route's clinic is the one whose public address the Host is (the one
+    clinic, outside group mode). Reads then wait for the clinic's writes in flight
+    (Store.writes_settled): under a flood of readers, an event is acknowledged in milliseconds
+    instead of seconds, and readers then see it."""
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # no such route (404/405): nothing to route
+    sites = request.app[SITES]
+    allowed: tuple[str, ...] | None = getattr(request.match_info.handler, ROLES_ATTR, None)
+    if allowed is not None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise Unauthorized("a token is needed: Authorization: Bearer <token>", "Authorization")
+        found = await sites.by_token(header[7:].strip())
+        if found is None:
+            raise Unauthorized("unknown or revoked token", "Authorization")
+        clinic, role, name = found
+        if role not in allowed:
+            raise Forbidden(f"a {role} token may not use this route", "Authorization")
+        request[SITE], request[ROLE], request[ACTOR] = clinic, role, f"token:{name}"
+    else:
+        found_site = await sites.by_host(request.headers.get("Host"))
+        if found_site is None:
+            if request.path in _NO_CLINIC or request.path.startswith("/static/"):
+                return await handler(request)
+            return _no_clinic_page(request)
+        request[SITE] = found_site
     if request.method in ("GET", "HEAD"):
-        await request.app[STORE].writes_settled(READ_YIELD_S)
-    return await handler(request)
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    allowed: tuple[str, ...] | None = getattr(handler, ROLES_ATTR, None)
-    if allowed is None:
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
-        raise Unauthorized("a token is needed: Authorization: Bearer <token>", "Authorization")
-    found = await _cached_token_role(request.app, header[7:].strip())
-    if found is None:
-        raise Unauthorized("unknown or revoked token", "Authorization")
-    role, name = found
-    if role not in allowed:
-        raise Forbidden(f"a {role} token may not use this route", "Authorization")
-    request[ROLE], request[ACTOR] = role, f"token:{name}"
+        await request[SITE].store.writes_settled(READ_YIELD_S)
     return await handler(request)
 
 
@@ -159,30 +151,16 @@ class ClinicAccessLogger(AccessLogger):
 
 
 
-def _per_clinic_secret(config: Config) -> Config:
-    """On a group's PostgreSQL database, each clinic signs its links with its own key, derived
-    from WAITROOM_SECRET and the clinic's id: clinics share PMS-style visit ids ("a1"), and one
-    clinic's status or reschedule link must never open another's visit, whatever the secrets."""
-    from server.store.postgres import is_postgres_url, split_url
-
-    if not is_postgres_url(config.db_path):
-        return config
-    _, clinic_id = split_url(config.db_path)
-    key = hmac.new(config.secret.encode(), b"waitroom-clinic:" + clinic_id.encode(), hashlib.sha256).hexdigest()
-    return replace(config, secret=key)
-
-
 def create_app(config: Config) -> web.Application:
     """The whole server, given an already-loaded config; tests build it the same way."""
     from server import api, kiosk_api
 
-    app = web.Application(
-        middlewares=[error_middleware, reads_yield_middleware, auth_middleware],
-        client_max_size=config.max_body_bytes,
-    )
-    app[CONFIG] = _per_clinic_secret(config)
+    if not is_postgres_url(config.db_path) and "?clinic=" in config.db_path:
+        raise StoreUrlError(ONE_CLINIC)
+    app = web.Application(middlewares=[error_middleware, site_middleware], client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
     app[CLOCK] = config.clock
-    app[TOKEN_CACHE] = {}
+    app[SITES] = Sites(config)
     app.cleanup_ctx.append(_store_ctx)
     api.setup_routes(app)
     kiosk_api.setup_routes(app)
@@ -195,28 +173,14 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def _apply_retention(store: Store, settings: dict[str, Any], today: date, now: datetime) -> None:
-    """The clinic's client-data retention setting (server/retention.py), applied at each start."""
-    from server.retention import erase_stale_clients, retention_days
-
-    days = retention_days(settings)
-    if days is not None:
-        async with store.transaction() as tx:
-            n = await erase_stale_clients(tx, today, days, actor="retention", now=now)
-        log.info("retention: erased contact details of %d clients not seen for %d days", n, days)
-
-
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    store = await open_store(config.db_path)
-    app[STORE] = store
-    now = config.clock.now()
-    clinic = await store.clinic()
-    await _apply_retention(store, clinic.settings, now.astimezone(clinic.tz).date(), now)
-    texting = TextingOptions(public_url=config.public_url, secret=config.secret.encode())
-    app[RUNTIME] = await ClinicRuntime.start(store, now.astimezone(clinic.tz).date(), texting=texting,
-                                             clock=config.clock.now)
+    sites = app[SITES]
+    await sites.open()
+    if sites.single is not None:  # for tests and tools holding a single clinic's app
+        app[STORE], app[RUNTIME] = sites.single.store, sites.single.runtime
+        if sites.single.worker is not None:
+            app[WORKER] = sites.single.worker
     try:
         yield
     finally:
-        await store.close()
+        await sites.close()

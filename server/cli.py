@@ -641,8 +641,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from server.store.interface import StoreUrlError
+
     args = build_parser().parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except StoreUrlError as e:  # a --db this command cannot open: one line, not a traceback
+        print(f"waitroom {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from server.errors import BadRequest
+from server.keys import SITE
+from server.site import ClinicSite
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Roles a route admits, set by @roles; a route without it is public.
@@ -24,6 +26,11 @@ def roles(*allowed: str) -> Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+def site(request: web.Request) -> ClinicSite:
+    """The clinic this request is for (set by the site middleware before any handler runs)."""
+    return request[SITE]
 
 
 def json_error(status: int, message: str, field: str | None = None) -> web.Response:

@@ -14,24 +14,25 @@ from aiohttp import web
 from notifier.worker import Worker
 from server.config import Clock, Config
 from server.runtime import ClinicRuntime
-from server.speech import CallAudio
+from server.site import ClinicSite, Sites
 from server.store import Store
 
+# The process's configuration (each clinic's own, with its link secret and address, is
+# `site(request).config`).
 CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+# The clinics this process serves (server/site.py); the site middleware gives each request its own.
+SITES = web.AppKey("sites", Sites)
+# A single-clinic server's one clinic, for tests and tools that hold the app (never set in group
+# mode; handlers use `site(request)`).
 STORE: web.AppKey[Store] = web.AppKey("store")
 RUNTIME = web.AppKey("runtime", ClinicRuntime)
-CLOCK = web.AppKey("clock", Clock)
-# Valid tokens seen lately, by hash (server/app.py: _cached_token_role).
-TOKEN_CACHE = web.AppKey("token_cache", dict)
-# The notifier's outbox worker, when it runs in this process (server/sms.py).
 WORKER = web.AppKey("notifier_worker", Worker)
-# The last /api/estimates answer, reused while nothing changed (server/api.py).
-ESTIMATES_BODY = web.AppKey("estimates_body", list)
 # Live pages: the shutdown signal for their streams (server/web/live.py).
 CLOSING = web.AppKey("web_closing", asyncio.Event)
-# The lobby calls' sounds, made once each (server/speech.py).
-CALL_AUDIO = web.AppKey("web_call_audio", CallAudio)
 
+# The clinic the request is for, set by the site middleware (server/app.py) before any handler.
+SITE = web.RequestKey("site", ClinicSite)
 # Who made the request, set by the auth middleware: the token's role and "token:<name>".
 ROLE = web.RequestKey("role", str)
 ACTOR = web.RequestKey("actor", str)

@@ -24,10 +24,11 @@ from server.api import estimate_json
 from server.errors import BadRequest, NotFound, TooManyRequests
 from server.events import Event, apply_event
 from server.hours import check_in_time
-from server.http import read_json, roles
-from server.keys import ACTOR, CLOCK, CONFIG, RUNTIME, STORE
+from server.http import read_json, roles, site
+from server.keys import ACTOR, CLOCK
 from server.runtime import ClinicRuntime
 from server.schedule import normalise_mobile
+from server.site import ClinicSite
 from server.texts import vet_title
 from server.timeutil import iso, parse_time
 
@@ -44,8 +45,8 @@ async def _spend(request: web.Request) -> None:
     budget is the store's: PostgreSQL keeps it in the database). A refused request costs
     nothing; the kiosk's offline queue keeps it and tries again (429 holds the queue in order,
     nothing is dropped)."""
-    config = request.app[CONFIG]
-    if not await request.app[STORE].spend(f"kiosk:{request[ACTOR]}", config.kiosk_budget_window_s,
+    config = site(request).config
+    if not await site(request).store.spend(f"kiosk:{request[ACTOR]}", config.kiosk_budget_window_s,
                                           config.kiosk_lookups_per_minute):
         raise TooManyRequests("too many requests from this kiosk; please see the front desk", "kiosk")
 
@@ -77,17 +78,17 @@ async def lookup(request: web.Request) -> web.Response:
     started = time.monotonic()
     await _spend(request)
     body = _body(await read_json(request))
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     mobile = _phone(body, rt.clinic.region)
     now = request.app[CLOCK].now()
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         rows = await q.kiosk_bookings(mobile, rt.today(now))
     tz = rt.clinic.tz
     if not rows:
         # Reception hears someone could not be matched; the kiosk shows only "see the desk".
         # Recorded after answering: waiting for that write (an fsync) would make an unknown
         # number answer measurably slower than a booked one, and so tell the two apart.
-        task = asyncio.create_task(_record_unmatched(request.app, mobile[-4:], request[ACTOR], now))
+        task = asyncio.create_task(_record_unmatched(request.app, site(request), mobile[-4:], request[ACTOR], now))
         request.app[UNMATCHED_TASKS].add(task)
         task.add_done_callback(request.app[UNMATCHED_TASKS].discard)
     appts = []
@@ -110,9 +111,9 @@ async def _visits_answer(request: web.Request, rt: ClinicRuntime, ids: list[str]
     now = request.app[CLOCK].now()
     tz = rt.clinic.tz
     est = await rt.estimates(now)
-    secret = request.app[CONFIG].secret
-    base = request.app[CONFIG].public_url.rstrip("/")
-    async with request.app[STORE].read() as q:
+    secret = site(request).config.secret
+    base = site(request).config.public_url.rstrip("/")
+    async with site(request).store.read() as q:
         vets = await q.vet_names()
         found = [(aid, await q.visit_contact(aid), await q.visit(aid)) for aid in ids]
     # Spanish sentences name a vet with title and article ("con la Dra. Ana Ruiz").
@@ -160,8 +161,8 @@ async def checkin(request: web.Request) -> web.Response:
     await _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
-    rt = request.app[RUNTIME]
-    store = request.app[STORE]
+    rt = site(request).runtime
+    store = site(request).store
     mobile = _phone(body, rt.clinic.region)
     wanted = body.get("appointments", [])
     if not isinstance(wanted, list) or not all(isinstance(x, str) for x in wanted):
@@ -210,8 +211,8 @@ async def walkin(request: web.Request) -> web.Response:
     await _spend(request)
     body = _body(await read_json(request))
     key = _idem_key(body)
-    rt = request.app[RUNTIME]
-    store = request.app[STORE]
+    rt = site(request).runtime
+    store = site(request).store
     fields = {}
     for name in ("name", "pet", "species", "reason"):
         v = body.get(name)
@@ -261,9 +262,9 @@ async def urgent(request: web.Request) -> web.Response:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise BadRequest("note: expected a short text", "note")
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         if await tx.remembered_answer(key) is None:
             await apply_event(tx, Event("urgent", now, None, {"note": note}), request[ACTOR], rt.clinic.tz, now)
             await tx.remember_answer(key, [], now)
@@ -276,25 +277,26 @@ async def visit(request: web.Request) -> web.Response:
     """A visit's live estimate, only for a visit this kiosk itself checked in because someone
     picked it on screen (or a walk-in): not one checked in by phone alone (ids can be guessed)."""
     aid = request.match_info["id"]
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         here = await q.checked_in_here(aid, request[ACTOR])
     if not here:
         raise NotFound("no visit checked in at this kiosk with that id", "id")
-    return await _visits_answer(request, request.app[RUNTIME], [aid])
+    return await _visits_answer(request, site(request).runtime, [aid])
 
 
 @roles("kiosk")
 async def clinic(request: web.Request) -> web.Response:
     """The clinic's name, for the kiosk's top bar. No client data: it spends no budget."""
-    return web.json_response({"name": request.app[RUNTIME].clinic.name})
+    return web.json_response({"name": site(request).runtime.clinic.name})
 
 
-async def _record_unmatched(app: web.Application, last4: str, actor: str, now: datetime) -> None:
+async def _record_unmatched(app: web.Application, clinic: ClinicSite, last4: str, actor: str,
+                            now: datetime) -> None:
     try:
-        async with app[STORE].transaction() as tx:
+        async with clinic.store.transaction() as tx:
             await apply_event(tx, Event("kiosk_unmatched", now, None, {"phone_last4": last4}),
-                              actor, app[RUNTIME].clinic.tz, now)
-            await app[RUNTIME].after_change(tx)
+                              actor, clinic.runtime.clinic.tz, now)
+            await clinic.runtime.after_change(tx)
     except Exception:
         log.exception("could not record an unmatched kiosk lookup")
 

@@ -1,67 +1,91 @@
-"""Wiring the notifier into the server: the outbox worker, the periodic re-evaluation, and
-the provider's webhooks with what the server does with a client's reply."""
+"""Wiring the notifier into the server: the provider's webhooks, per clinic, with what the server
+does with a client's reply (each clinic's outbox worker and periodic re-evaluation are started
+with the clinic, server/site.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from notifier import links, outbox
 from notifier.messages import ClinicInfo
-from notifier.providers import make_provider
 from notifier.replies import InboundReply, ReplyKind, ReplyOutcome
 from notifier.webhooks import Receive, make_receiver, make_webhook_routes
-from notifier.worker import Worker, WorkerSettings
 from server.errors import BadRequest, Conflict
 from server.events import Event, apply_event
-from server.http import Handler, read_json, roles
-from server.keys import CONFIG, RUNTIME, STORE, WORKER
+from server.http import Handler, read_json, roles, site
+from server.keys import CONFIG, WORKER
 from server.phones import PhoneError, normalise
+from server.site import ClinicSite
 from server.store import Tx
 
 log = logging.getLogger("waitroom.sms")
 
+__all__ = ["WORKER", "setup_sms"]  # WORKER: a single clinic's worker, as tests hold it
+
 
 def setup_sms(app: web.Application) -> None:
-    """Routes for Twilio's webhooks (when Twilio is the provider), the console provider's way in
-    for replies (when it is not), and the background tasks."""
+    """Routes for Twilio's webhooks (when Twilio is the provider) and the console provider's way
+    in for replies (when it is not). Each request is answered by its own clinic's receiver
+    (server/site.py: the clinic of the Host, or of the token), built on first use."""
     config = app[CONFIG]
+    if config.sms_provider == "twilio" and config.twilio_auth_token:
+        for path in ("/sms/inbound", "/sms/status"):
+            app.router.add_post(path, _per_clinic_webhook(path))
+    app.router.add_post("/api/sms/receive", _console_receive(config.sms_provider == "console"))
+
+
+def _clinic_handlers(clinic: ClinicSite) -> dict[str, Any]:
+    """The notifier's webhook handlers and receiver bound to one clinic (its store, its name and
+    phone, its worker, its public address for Twilio's signature)."""
+    if clinic.handlers:
+        return clinic.handlers
+    config = clinic.config
 
     def transaction() -> contextlib.AbstractAsyncContextManager[Tx]:
-        return app[STORE].transaction()
+        return clinic.store.transaction()
 
-    def clinic() -> ClinicInfo:
-        c = app[RUNTIME].clinic
+    def info() -> ClinicInfo:
+        c = clinic.runtime.clinic
         return ClinicInfo(c.name, c.phone)
 
     def wake() -> None:
-        if WORKER in app:
-            app[WORKER].wake()
+        if clinic.worker is not None:
+            clinic.worker.wake()
 
     async def on_reply(tx: Tx, reply: InboundReply) -> ReplyOutcome:
-        return await _on_reply(app, tx, reply)
+        return await _on_reply(clinic, tx, reply)
 
+    handlers: dict[str, Any] = {}
     if config.sms_provider == "twilio" and config.twilio_auth_token:
-        app.add_routes(make_webhook_routes(
-            transaction=transaction, auth_token=config.twilio_auth_token, public_base_url=config.public_url,
-            on_reply=on_reply, clinic=clinic, clock=config.clock.now, wake=wake,
-            shared_key=config.twilio_shared_key_secret))
-    receive = make_receiver(transaction=transaction, on_reply=on_reply, clinic=clinic, clock=config.clock.now,
-                            wake=wake)
-    app.router.add_post("/api/sms/receive", _console_receive(receive, config.sms_provider == "console"))
-    app.cleanup_ctx.append(_notifier_ctx)
+        for route in make_webhook_routes(
+                transaction=transaction, auth_token=config.twilio_auth_token, public_base_url=config.public_url,
+                on_reply=on_reply, clinic=info, clock=config.clock.now, wake=wake,
+                shared_key=config.twilio_shared_key_secret):
+            assert isinstance(route, web.RouteDef)
+            handlers[route.path] = route.handler
+    handlers["receive"] = make_receiver(transaction=transaction, on_reply=on_reply, clinic=info,
+                                        clock=config.clock.now, wake=wake)
+    clinic.handlers.update(handlers)
+    return clinic.handlers
+
+
+def _per_clinic_webhook(path: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        answer: web.StreamResponse = await _clinic_handlers(site(request))[path](request)
+        return answer
+
+    return handler
 
 
 MAX_BODY = 1600  # Twilio's longest message body
 
 
-def _console_receive(receive: Receive, console: bool) -> Handler:
+def _console_receive(console: bool) -> Handler:
     """POST /api/sms/receive {"from": number, "body": text}: a client's reply as the console
     provider's clinic would get it from Twilio (no provider, so no webhook): it goes through the
     webhook's own code (notifier.webhooks.make_receiver). Reception's token; `waitroom sms
@@ -80,11 +104,12 @@ def _console_receive(receive: Receive, console: bool) -> Handler:
         if not isinstance(text, str) or len(text) > MAX_BODY:
             raise BadRequest(f"body: the text, up to {MAX_BODY} characters", "body")
         try:
-            e164 = normalise(sender, request.app[RUNTIME].clinic.region)
+            e164 = normalise(sender, site(request).runtime.clinic.region)
         except PhoneError as e:
             raise BadRequest(f"from: {e}", "from") from None
         sid = "SM" + secrets.token_hex(16)  # as Twilio names a message: SM and 32 hex digits
-        handled = await receive({"MessageSid": sid, "From": e164, "To": request.app[RUNTIME].clinic.phone or "",
+        receive: Receive = _clinic_handlers(site(request))["receive"]
+        handled = await receive({"MessageSid": sid, "From": e164, "To": site(request).runtime.clinic.phone or "",
                                  "Body": text})
         return web.json_response({"sid": sid, "from": e164, "kind": handled.kind.value,
                                   "answers": len(handled.outbox_ids), "for_reception": handled.capped
@@ -93,44 +118,10 @@ def _console_receive(receive: Receive, console: bool) -> Handler:
     return handler
 
 
-async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    rt = app[RUNTIME]
-    tasks: list[asyncio.Task[None]] = []
-    if config.run_notifier:
-        provider = make_provider(
-            config.sms_provider, account_sid=config.twilio_account_sid, auth_token=config.twilio_auth_token,
-            from_number=config.twilio_from, messaging_service_sid=config.twilio_messaging_service_sid,
-            base_url=config.twilio_base_url, public_url=config.public_url, console_links=config.console_sms_links)
-        store = app[STORE]
-        # Other processes on the same database: adopt what a stopped one left mid-send.
-        settings = WorkerSettings(orphan_check_s=5.0) if store.several_processes else None
-        worker = Worker(store.transaction, provider, config.clock.now, settings, reader=store.read)
-        app[WORKER] = worker
-        rt.on_texts = worker.wake
-        tasks.append(asyncio.create_task(_run_worker(worker)))
-        tasks.append(asyncio.create_task(rt.run_ticks(config.text_tick_s)))
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _run_worker(worker: Worker) -> None:
-    try:
-        await worker.run()
-    finally:
-        await worker.provider.close()
-
-
-async def _on_reply(app: web.Application, tx: Any, reply: InboundReply) -> ReplyOutcome:
+async def _on_reply(clinic: ClinicSite, tx: Any, reply: InboundReply) -> ReplyOutcome:
     """Find the client's visit today by their number; keep their place, or send the link."""
-    rt = app[RUNTIME]
-    config = app[CONFIG]
+    rt = clinic.runtime
+    config = clinic.config
     now = reply.received_at
     found = await tx.open_visits_for_mobile(reply.from_number, rt.today(now))
     if reply.kind in (ReplyKind.OPT_OUT, ReplyKind.OPT_IN):

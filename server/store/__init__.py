@@ -32,10 +32,13 @@ async def open_store(path: str) -> Store:
     """Open (and migrate) the clinic's database: `postgresql://...` (server/store/postgres.py, one
     clinic of a group's database: `?clinic=ID`), else a SQLite file (`sqlite:PATH`, a plain path,
     or ":memory:")."""
+    from server.store.interface import ONE_CLINIC, StoreUrlError
     from server.store.postgres import PgStore, is_postgres_url
 
     if is_postgres_url(path):
         return await PgStore.open(path)
+    if "?clinic=" in path:
+        raise StoreUrlError(ONE_CLINIC)
     if path.startswith("sqlite:"):
         path = path.removeprefix("sqlite:")
     return await SqliteStore.open(path)

@@ -35,6 +35,16 @@ from server.timeutil import tz_from
 ROLES = ("pms", "kiosk", "reception", "display")
 
 
+class StoreUrlError(ValueError):
+    """A --db that names no store this backend can open (a SQLite file asked for another clinic,
+    `?clinic=*` given to a command that works on one clinic)."""
+
+
+# The choice for SQLite (issue 13 item 2): one file, one clinic; a group uses PostgreSQL.
+ONE_CLINIC = ("a SQLite file holds one clinic: ?clinic=ID (and ?clinic=* for every clinic) is for a group's "
+              "postgresql:// database")
+
+
 @dataclass(slots=True)
 class Clinic:
     name: str

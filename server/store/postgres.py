@@ -60,6 +60,7 @@ from server.store.interface import (
     MobileVisit,
     StaffSession,
     StoredVisit,
+    StoreUrlError,
     TextContact,
     TextsPaused,
     ToldText,
@@ -81,6 +82,10 @@ _MIGRATE_LOCK = 0x7772_0000
 BUDGET_LOCK_CLASS = 0x7772_0002
 # Every connection of a store says which process it is: "waitroom <origin>" (pg_stat_activity).
 APP_NAME_PREFIX = "waitroom "
+
+
+# `?clinic=*`: every clinic of the database, served by one process (PgGroup; `waitroom serve`).
+GROUP = "*"
 
 
 def is_postgres_url(spec: str) -> bool:
@@ -1208,8 +1213,10 @@ class PgStore:
 
     several_processes = True
 
-    def __init__(self, pool: asyncpg.Pool, clinic_id: str, url: str, origin: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, clinic_id: str, url: str, origin: str, *, owns_pool: bool = True) -> None:
         self._pool = pool
+        # False for a view of a PgGroup: the group's pool and LISTEN connection are shared.
+        self._owns_pool = owns_pool
         self.clinic_id = clinic_id
         self._url = url
         self._lock = asyncio.Lock()
@@ -1227,6 +1234,9 @@ class PgStore:
     async def open(cls, url: str, *, pool_size: int = 10) -> PgStore:
         """Connect, migrate, make sure the clinic has its row, and listen for other processes' changes."""
         dsn, clinic_id = split_url(url)
+        if clinic_id == GROUP:
+            raise StoreUrlError("clinic=* (every clinic of the database) is for `waitroom serve` only: "
+                             "name one clinic with ?clinic=ID")
         origin = uuid.uuid4().hex
         settings = {"application_name": APP_NAME_PREFIX + origin}
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, server_settings=settings)
@@ -1257,7 +1267,8 @@ class PgStore:
             with contextlib.suppress(Exception):
                 await self._listener.close()
             self._listener = None
-        await self._pool.close()
+        if self._owns_pool:
+            await self._pool.close()
 
     async def migrate(self) -> list[str]:
         """Apply the numbered migrations not yet recorded, once however many processes start at once."""
@@ -1354,3 +1365,73 @@ class PgStore:
             await conn.execute("INSERT INTO budget_spends (clinic_id, key, at) VALUES ($1, $2, clock_timestamp())",
                                self.clinic_id, key)
             return True
+
+
+class PgGroup:
+    """Every clinic of one database, for one server process (`waitroom serve --db ...?clinic=*`).
+
+    One pool and one LISTEN connection for the whole group (200 clinics with a pool each would
+    exhaust the server's connections); `store(clinic_id)` hands out each clinic's `PgStore` on
+    that pool, with its own write lock, advisory lock and change notices, exactly as a store
+    opened alone. Tokens are looked up group-wide here, to route an API request to its clinic."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, origin: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._origin = origin
+        self._stores: dict[str, PgStore] = {}
+        self._listener: asyncpg.Connection | None = None
+        # Called with a clinic id whose change notice names a clinic not served here yet.
+        self.on_unknown_clinic: Callable[[str], None] | None = None
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 20) -> PgGroup:
+        """Connect, migrate and listen; the URL's clinic= (`*` or absent) is ignored."""
+        dsn, _ = split_url(url)
+        origin = uuid.uuid4().hex
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size,
+                                         server_settings={"application_name": APP_NAME_PREFIX + origin})
+        group = cls(pool, dsn, origin)
+        try:
+            await PgStore(pool, GROUP, dsn, origin, owns_pool=False).migrate()
+            group._listener = await asyncpg.connect(
+                dsn, server_settings={"application_name": APP_NAME_PREFIX + origin})
+            await group._listener.add_listener(NOTIFY_CHANNEL, group._on_notify)
+        except BaseException:
+            await group.close()
+            raise
+        return group
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        clinic, _, _ = payload.rpartition(" ")
+        store = self._stores.get(clinic)
+        if store is not None:
+            store._on_notify(conn, pid, channel, payload)
+        elif self.on_unknown_clinic is not None:
+            self.on_unknown_clinic(clinic)
+
+    def store(self, clinic_id: str) -> PgStore:
+        """The clinic's store on the group's pool (one per clinic per process)."""
+        store = self._stores.get(clinic_id)
+        if store is None:
+            store = self._stores[clinic_id] = PgStore(self._pool, clinic_id, self._dsn, self._origin, owns_pool=False)
+        return store
+
+    async def clinics(self) -> dict[str, dict[str, Any]]:
+        """Every clinic of the database: id -> its settings."""
+        rows = await self._pool.fetch("SELECT id, settings FROM clinics ORDER BY id")
+        return {r["id"]: json.loads(r["settings"]) for r in rows}
+
+    async def token_owners(self, token: str) -> list[tuple[str, str, str]]:
+        """(clinic id, role, name) of every clinic holding this token (unrevoked): one, or the
+        request is refused (the hash is unique in the schema, so two means a damaged table)."""
+        rows = await self._pool.fetch("SELECT clinic_id, role, name FROM tokens WHERE hash = $1 AND NOT revoked "
+                                      "LIMIT 2", hash_token(token))
+        return [(r["clinic_id"], r["role"], r["name"]) for r in rows]
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        await self._pool.close()

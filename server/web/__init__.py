@@ -11,8 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.keys import CALL_AUDIO, CLOSING
-from server.speech import CallAudio
+from server.keys import CLOSING
 from server.web import console, public, reports, reschedule
 from server.web.render import TEMPLATES, make_env
 
@@ -52,7 +51,6 @@ def setup_web(app: web.Application) -> None:
     """Add the console, display and status pages to `app`."""
     app[TEMPLATES] = make_env()
     app[CLOSING] = asyncio.Event()
-    app[CALL_AUDIO] = CallAudio()
 
     async def on_shutdown(app: web.Application) -> None:
         # Live streams otherwise hold a graceful shutdown open until its timeout.

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from server.keys import CLOCK, CONFIG, STORE
+from server.http import site
+from server.keys import CLOCK
 from server.store import LoginAttempt, Tx
 
 SESSION_COOKIE = "wr_session"
@@ -102,7 +103,7 @@ async def current_staff(request: web.Request) -> Staff | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         session = await q.staff_session(_digest(token))
     if session is None or session.expires_at <= request.app[CLOCK].now():
         return None
@@ -130,7 +131,7 @@ def client_address(request: web.Request) -> str:
     """Who is asking: the peer's address, or behind a proxy listed in `Config.trusted_proxies`
     the address that proxy put last in X-Forwarded-For (earlier entries are the client's word)."""
     remote = request.remote or ""
-    if remote in request.app[CONFIG].trusted_proxies:
+    if remote in site(request).config.trusted_proxies:
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         if hops:
             return hops[-1][:64]
@@ -165,7 +166,7 @@ async def log_in(request: web.Request, name: str, password: str) -> tuple[str, s
     lockout, before the password is checked: concurrent guesses each see the ones before them,
     so no more than the limit are ever checked (they used to all read "not locked" at once).
     """
-    store = request.app[STORE]
+    store = site(request).store
     now = request.app[CLOCK].now()
     name = name.strip()[:60]
     remote = client_address(request)
@@ -198,13 +199,13 @@ async def log_in(request: web.Request, name: str, password: str) -> tuple[str, s
 async def log_out(request: web.Request) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        async with request.app[STORE].transaction() as tx:
+        async with site(request).store.transaction() as tx:
             await tx.close_staff_session(_digest(token))
 
 
 def is_secure(request: web.Request) -> bool:
     """Served over https (directly, or behind a proxy the configured public URL says is https)."""
-    return request.secure or request.app[CONFIG].public_url.startswith("https://")
+    return request.secure or site(request).config.public_url.startswith("https://")
 
 
 def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str,

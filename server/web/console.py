@@ -27,7 +27,8 @@ from server.domain import DayState
 from server.errors import BadRequest, Conflict, NotFound, WaitroomError
 from server.estimator import EARLY_START_MIN, dispatch_order
 from server.events import Event, apply_event
-from server.keys import CLOCK, CONFIG, RUNTIME, STORE
+from server.http import site
+from server.keys import CLOCK
 from server.phones import line_kind
 from server.texts import save_vet_title
 from server.timeutil import to_db
@@ -106,7 +107,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def _login_form(request: web.Request, error: str | None, status: int, name: str) -> web.StreamResponse:
     # Login has no session yet: its CSRF token is a cookie the form must echo (double submit).
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    clinic = request.app[RUNTIME].clinic.name
+    clinic = site(request).runtime.clinic.name
     resp = _html(render(request, "login.html", clinic=clinic, csrf=None, live_url=None, error=error,
                         login_csrf=token, name=name, next=_safe_next(request.query.get("next"))), status)
     set_cookie(resp, request, LOGIN_CSRF_COOKIE, token, max_age=3600)
@@ -122,7 +123,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     result, token, locked_until = await log_in(request, name, password)
     if result in (LoginResult.LOCKED, LoginResult.ADDRESS_LOCKED):
-        tz = request.app[RUNTIME].clinic.tz
+        tz = site(request).runtime.clinic.tz
         until = hm(locked_until, tz) if locked_until else "later"
         what = "this account is" if result == LoginResult.LOCKED else "sign-ins from this computer are"
         return await _login_form(request, f"Too many failed attempts: {what} locked until {until}.", 429, name)
@@ -146,11 +147,11 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 
 
 async def _fragments(request: web.Request, staff: Staff) -> tuple[Board, dict[str, Any]]:
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
     board = await load_board(rt, now)
     midnight = datetime.combine(rt.today(now), time(0), rt.clinic.tz)
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         ctx = {**helpers(board), "csrf": staff.csrf, "staff": staff,
                "alerts": await open_alerts(q, board.day_start - timedelta(hours=4), board.tz),
                "texts": await texts_for_reception(q, rt.clinic.region, since=midnight),
@@ -188,7 +189,7 @@ async def console_live(request: web.Request) -> web.StreamResponse:
 def _flash_sig(request: web.Request, staff: Staff, fields: dict[str, str]) -> str:
     # Keyed by the server's secret and bound to this session (its CSRF token): a link made up by
     # anyone else, or a real one re-worded or followed by another member of staff, is not shown.
-    key = request.app[CONFIG].secret.encode()
+    key = site(request).config.secret.encode()
     data = "\0".join(f"{k}={fields.get(k, '')}" for k in _FLASH_FIELDS) + "\0" + staff.csrf
     return hmac.new(key, b"flash:" + data.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -243,12 +244,12 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 
 async def _post(request: web.Request, staff: Staff, ev: Event) -> int:
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     return await rt.post_event(ev, staff.actor, request.app[CLOCK].now())
 
 
 async def _vet_name(request: web.Request, vet: str) -> str:
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         name = await q.vet_name(vet)
     if name is None:
         raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
@@ -274,8 +275,8 @@ async def declare_emergency(request: web.Request, staff: Staff) -> tuple[str, in
     pet = form.get("pet", "")[:60] or None
     now = request.app[CLOCK].now()
     ev = Event("emergency", now, f"e-{secrets.token_hex(4)}", {"vet": vet, "expected_min": float(minutes), "pet": pet})
-    rt = request.app[RUNTIME]
-    async with request.app[STORE].transaction() as tx:
+    rt = site(request).runtime
+    async with site(request).store.transaction() as tx:
         seq = await apply_event(tx, ev, staff.actor, rt.clinic.tz, now)
         texts = await rt.after_change(tx)  # one text per phone: each row is one client told
     told = ("no client needed a text yet" if not texts else
@@ -289,7 +290,7 @@ async def vet_late(request: web.Request, staff: Staff) -> tuple[str, int | None]
     form = await _form(request)
     vet = form.get("vet", "")
     name = await _vet_name(request, vet)
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
     if form.get("minutes"):
         until = now + timedelta(minutes=_minutes(form["minutes"], "minutes", 1, 480))
@@ -319,9 +320,9 @@ async def vet_title_set(request: web.Request, staff: Staff) -> tuple[str, int | 
     title = None if given in ("", "none") else formats.title_of(given)
     if given not in ("", "none") and title is None:
         raise BadRequest("title: expected Dr., Dra. or none", "title")
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         titles = (await tx.clinic()).settings.get("vet_titles")
         previous = titles.get(vet) if isinstance(titles, dict) else None
         await save_vet_title(tx, vet, title)
@@ -344,7 +345,7 @@ async def vet_available(request: web.Request, staff: Staff) -> tuple[str, int | 
 
 
 async def _visit(request: web.Request, vid: str) -> dict[str, Any]:
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         found = await q.visit_contact(vid)
     if found is None:
         raise NotFound(f"unknown visit {vid!r}", "appointment")
@@ -399,7 +400,7 @@ async def _reorder(request: web.Request, staff: Staff, v: dict[str, Any], up: bo
     """
     if v["status"] != "waiting" or v["kind"] == "emergency":
         raise Conflict("move: only a checked-in client still waiting can move up or down", "appointment")
-    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    board = await load_board(site(request).runtime, request.app[CLOCK].now())
     lane = board.lane(v["vet_id"])
     line = [w.id for w in (lane.waiting if lane else []) if w.kind != "emergency"]
     i = line.index(v["id"])
@@ -421,7 +422,7 @@ async def _refuse_a_move_the_rule_ignores(request: web.Request, board: Board, ve
     estimator's dispatch rule (the board's line) starts nobody more than EARLY_START_MIN before
     their booking, so a client booked later cannot be put before one due now. Saying "moved up"
     while the line and every estimate stay as they were would mislead the desk."""
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     state = await rt.day_state(rt.today(board.now))
     trial = DayState(vets=state.vets, visits={vid: replace(x, priority=priorities.get(vid, x.priority))
                                               for vid, x in state.visits.items()},
@@ -442,7 +443,7 @@ async def _refuse_a_move_the_rule_ignores(request: web.Request, board: Board, ve
 
 def _wake_notifier(request: web.Request) -> None:
     """After committing outbox rows: the worker sends them now, not at its next poll."""
-    wake = request.app[RUNTIME].on_texts
+    wake = site(request).runtime.on_texts
     if wake is not None:
         wake()
 
@@ -469,9 +470,9 @@ async def _send_text(request: web.Request, staff: Staff, v: dict[str, Any], body
     kind = line_kind(v["mobile"])
     if kind is not None:
         raise Conflict(f"text: the number on file is a {kind} and cannot take texts: phone the client", "body")
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         outbox_id = await _queue_text(tx, v["mobile"], body, v["id"], now)
         seq = await apply_event(tx, Event("send_text", now, v["id"], {"client": v["client_id"], "body": body,
                                                                        "outbox_id": outbox_id}),
@@ -483,13 +484,13 @@ async def _send_text(request: web.Request, staff: Staff, v: dict[str, Any], body
 async def _recovery(request: web.Request, staff: Staff, v: dict[str, Any]) -> tuple[str, int | None]:
     from notifier.recovery import RecoveryOffer, record_offer
 
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
     board = await load_board(rt, now)
     view = board.visits.get(v["id"])
     if view is None or view.recovery is None:
         raise Conflict("recovery: no gesture is owed to this visit", "appointment")
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         await record_offer(tx, RecoveryOffer(v["id"], view.recovery, view.past_min), now)
         seq = await apply_event(tx, Event("ack", now, v["id"], {"recovery": v["id"]}), staff.actor,
                                 rt.clinic.tz, now)
@@ -515,7 +516,7 @@ async def undo(request: web.Request, staff: Staff) -> tuple[str, int | None]:
 @action
 async def ack_alert(request: web.Request, staff: Staff) -> tuple[str, int | None]:
     seq = _url_int(request, "seq", "alert")
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         alert = await q.event(seq)
     if alert is None or alert.type not in ALERT_TYPES:
         raise NotFound("no such alert", "seq")
@@ -528,7 +529,7 @@ async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | N
     from notifier.replies import mark_handled
 
     mid, what = _url_int(request, "id", "message"), request.match_info["what"]
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         sender = await q.inbound_sender(mid)
     if sender is None:
         raise NotFound("no such message", "id")
@@ -536,9 +537,9 @@ async def inbox_action(request: web.Request, staff: Staff) -> tuple[str, int | N
     body = (await _form(request)).get("body", "") if what == "reply" else ""
     if what == "reply" and (not body or len(body) > 320):
         raise BadRequest("body: write a reply of up to 320 characters", "body")
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         if what == "reply":
             # They texted us: answering them is expected, so no separate consent check here.
             outbox_id = await _queue_text(tx, from_number, body, visit_id, now)
@@ -563,9 +564,9 @@ async def text_decision(request: web.Request, staff: Staff) -> tuple[str, int | 
     from notifier import outbox
 
     row_id, what = _url_int(request, "id", "text"), request.match_info["what"]
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as conn:
+    async with site(request).store.transaction() as conn:
         row = await conn.outbox_row(row_id)
         if row is None:
             raise NotFound(f"no text number {row_id}: reload the page for the current list", "id")

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server.keys import CLOSING, STORE
+from server.http import site
+from server.keys import CLOSING
 
 Render = Callable[[], Awaitable[dict[str, str] | None]]
 
@@ -27,7 +28,7 @@ async def stream(request: web.Request, render: Render) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
-    store = request.app[STORE]
+    store = site(request).store
     closing = request.app[CLOSING]
     last_payload = ""
     last_write = last_render = 0.0

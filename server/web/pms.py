@@ -51,13 +51,14 @@ async def pms_context(q: Tx, now: datetime) -> dict[str, Any]:
 
 async def pms_write_decision(request: web.Request, staff: Any) -> tuple[str, int | None]:
     """POST /console/pms/{id}/{done|retry}: a task done by hand, or a failed write-back tried again."""
-    from server.keys import CLOCK, RUNTIME, STORE
+    from server.http import site
+    from server.keys import CLOCK
 
     row_id = int(request.match_info["id"])
     what = request.match_info["what"]
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].transaction() as tx:
+    async with site(request).store.transaction() as tx:
         rows = [w for w in await tx.pms_writes(("failed", "task"), 1000) if w.id == row_id]
         if not rows:
             raise NotFound(f"no open practice-system item {row_id}: reload the page for the current list", "id")

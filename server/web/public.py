@@ -18,7 +18,8 @@ from notifier.links import verify_status_token
 from server import speech
 from server.errors import Conflict
 from server.events import Event
-from server.keys import CALL_AUDIO, CLOCK, CONFIG, RUNTIME, STORE
+from server.http import site
+from server.keys import CLOCK
 from server.texts import vet_title
 from server.web import calls, i18n, live
 from server.web.board import Board, load_board
@@ -39,7 +40,7 @@ async def _display_ok(request: web.Request) -> bool:
     token = request.query.get("token", "")
     found = None
     if token:
-        async with request.app[STORE].read() as q:
+        async with site(request).store.read() as q:
             found = await q.token_role(token)
     return found is not None and found[0] in DISPLAY_ROLES
 
@@ -60,7 +61,7 @@ def _display_context(request: web.Request, board: Board) -> dict[str, Any]:
 async def display_page(request: web.Request) -> web.StreamResponse:
     if not await _display_ok(request):
         return _page_error(401, "This display needs a valid display token.")
-    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    board = await load_board(site(request).runtime, request.app[CLOCK].now())
     token = request.query["token"]
     return _html(render(request, "display.html", csrf=None, live_url=f"/display/live?{urlencode({'token': token})}",
                         **_display_context(request, board)))
@@ -73,7 +74,7 @@ async def display_live(request: web.Request) -> web.StreamResponse:
     async def fragments() -> dict[str, str] | None:
         if not await _display_ok(request):
             return None
-        board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+        board = await load_board(site(request).runtime, request.app[CLOCK].now())
         return {"display": render(request, "_display.html", **_display_context(request, board))}
 
     return await live.stream(request, fragments)
@@ -83,14 +84,14 @@ async def display_call_audio(request: web.Request) -> web.StreamResponse:
     """A current call's chime and words as WAV, for a display token only; 404 once it is over."""
     if not await _display_ok(request):
         return web.json_response({"error": "unknown or revoked display token"}, status=401)
-    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    board = await load_board(site(request).runtime, request.app[CLOCK].now())
     if calls.mode(board.settings) != "speak":
         raise web.HTTPNotFound(text="calls are not spoken at this clinic")
     call = next((c for c in calls.current_calls(board) if c.id == request.match_info["id"]), None)
     if call is None:
         raise web.HTTPNotFound(text="no such call now")
     try:
-        audio = await request.app[CALL_AUDIO].get(call)
+        audio = await site(request).call_audio.get(call)
     except speech.CallAudioError as e:
         log.warning("lobby call not spoken: %s", e)
         return web.json_response({"error": "the call could not be spoken"}, status=503)
@@ -101,12 +102,12 @@ async def display_call_audio(request: web.Request) -> web.StreamResponse:
 
 
 def _visit_id(request: web.Request) -> str | None:
-    return verify_status_token(request.app[CONFIG].secret, request.match_info["token"])
+    return verify_status_token(site(request).config.secret, request.match_info["token"])
 
 
 def _car_csrf(request: web.Request) -> str:
     # The page has no session: a MAC of its own link is a CSRF token only this page knows.
-    key = request.app[CONFIG].secret.encode()
+    key = site(request).config.secret.encode()
     return hmac.new(key, b"car:" + request.match_info["token"].encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -117,7 +118,7 @@ async def _client_language(request: web.Request, vid: str | None) -> Lang:
         return asked
     stored = None
     if vid is not None:
-        async with request.app[STORE].read() as q:
+        async with site(request).store.read() as q:
             stored = await q.client_language(vid)
     return i18n.choose(request, stored)
 
@@ -134,7 +135,7 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
         return None
     lane = board.lane(v.vet)
     token = request.match_info["token"]
-    config = request.app[CONFIG]
+    config = site(request).config
     # No reschedule (or cancel) link here: this page is opened from the kiosk's QR code, so
     # anyone who typed the client's number could open it. Changing the visit takes the client's
     # phone (texting 2 gets a link sent to the number on file) or a call to reception.
@@ -159,12 +160,12 @@ async def _status_ctx(request: web.Request, board: Board, vid: str, lang: Lang) 
 
 def _vet_in(name: str, vet_id: str, board: Board, request: web.Request, lang: Lang) -> str:
     """The vet inside a sentence: Spanish gives the title and article ("con la Dra. Ana Ruiz")."""
-    return formats.vet_es(name, vet_title(request.app[RUNTIME].clinic, vet_id)) if lang == "es" else name
+    return formats.vet_es(name, vet_title(site(request).runtime.clinic, vet_id)) if lang == "es" else name
 
 
 async def status_page(request: web.Request) -> web.StreamResponse:
     vid = _visit_id(request)
-    board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+    board = await load_board(site(request).runtime, request.app[CLOCK].now())
     lang = await _client_language(request, vid)
     ctx = await _status_ctx(request, board, vid, lang) if vid else None
     if ctx is None:
@@ -182,7 +183,7 @@ async def status_live(request: web.Request) -> web.StreamResponse:
 
     async def fragments() -> dict[str, str] | None:
         nonlocal lang
-        board = await load_board(request.app[RUNTIME], request.app[CLOCK].now())
+        board = await load_board(site(request).runtime, request.app[CLOCK].now())
         if lang is None:  # once per stream: the page it feeds keeps its language
             lang = await _client_language(request, vid)
         ctx = await _status_ctx(request, board, vid, lang)
@@ -201,9 +202,9 @@ async def in_car(request: web.Request) -> web.StreamResponse:
     sent = request.headers.get("X-CSRF-Token") or form.get("csrf")
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), _car_csrf(request).encode()):
         raise web.HTTPForbidden(text=str(i18n.text(lang, "car_refused")))
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     now = request.app[CLOCK].now()
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         in_car = await q.waiting_in_car(vid)
     if not in_car:
         try:

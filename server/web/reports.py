@@ -22,7 +22,8 @@ from aiohttp import web
 
 from server.errors import BadRequest, NotFound
 from server.events import Event
-from server.keys import CLOCK, RUNTIME, STORE
+from server.http import site
+from server.keys import CLOCK
 from server.report_export import table_csv
 from server.report_plots import PLOTS, plot
 from server.reports import NOTE_MAX, PERIODS, Period, Report, build_report, load_report_data, make_period
@@ -47,7 +48,7 @@ def _date(value: str, field: str) -> date:
 def parse_query(request: web.Request) -> tuple[Period, str | None]:
     """The period and vet a reports URL asks for (400 naming the field when it is wrong)."""
     q = request.query
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     today = rt.today(request.app[CLOCK].now())
     kind = q.get("period", "week")
     if kind not in PERIODS:
@@ -61,14 +62,14 @@ def parse_query(request: web.Request) -> tuple[Period, str | None]:
 
 
 async def report_for(request: web.Request, period: Period, vet: str | None) -> Report:
-    store = request.app[STORE]
-    cache = request.app[_CACHE]
+    store = site(request).store
+    cache = site(request).reports_cache
     key = (store.version, period, vet)
     if key in cache:
         cache.move_to_end(key)
         rep: Report = cache[key]
         return rep
-    clinic = request.app[RUNTIME].clinic
+    clinic = site(request).runtime.clinic
     async with store.read() as q:
         if vet is not None and await q.vet_name(vet) is None:
             raise BadRequest(f"vet: unknown vet {vet!r}", "vet")
@@ -103,7 +104,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     period, vet = parse_query(request)
     page = _page_number(request)
     rep = await report_for(request, period, vet)
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         vets = sorted((await q.vet_names()).items(), key=lambda kv: kv[1])
     defects = rep.tables["defects"]
     pages = max(1, -(-len(defects.rows) // DEFECTS_PER_PAGE))
@@ -111,7 +112,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     shown = {name: t.rows[:ROWS_SHOWN] for name, t in rep.tables.items()}
     shown["defects"] = defects.rows[(page - 1) * DEFECTS_PER_PAGE: page * DEFECTS_PER_PAGE]
     query = _query(period, vet)
-    html = render(request, "reports.html", clinic=request.app[RUNTIME].clinic.name, csrf=request[STAFF].csrf,
+    html = render(request, "reports.html", clinic=site(request).runtime.clinic.name, csrf=request[STAFF].csrf,
                   rep=rep, period=period, vet=vet, vets=vets, periods=PERIODS, tables=rep.tables, shown=shown,
                   rows_shown=ROWS_SHOWN, plots=PLOTS, query=query, page=page, pages=pages,
                   prev_query=_query(period.shifted(-1), vet), next_query=_query(period.shifted(1), vet),
@@ -159,7 +160,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
     if len(note) > NOTE_MAX:
         raise BadRequest(f"note: at most {NOTE_MAX} characters", "note")
     back = form.get("back")
-    rt = request.app[RUNTIME]
+    rt = site(request).runtime
     await rt.post_event(Event("report_note", request.app[CLOCK].now(), visit, {"note": note.strip()}),
                         request[STAFF].actor, request.app[CLOCK].now())
     target = back if isinstance(back, str) and back.startswith("/console/reports?") and "//" not in back \
@@ -168,7 +169,6 @@ async def add_note(request: web.Request) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
-    app[_CACHE] = OrderedDict()
     r = app.router
     r.add_get("/console/reports", reports_page)
     r.add_get("/console/reports/{name:[a-z_]+}.csv", report_csv)

@@ -38,7 +38,8 @@ from notifier.slots import Slot, open_slots
 from server.events import Event, apply_event
 from server.hours import DEFAULT_HOURS as _DEFAULT_HOURS
 from server.hours import parse_hours as _hours
-from server.keys import CLOCK, CONFIG, RUNTIME, STORE
+from server.http import site
+from server.keys import CLOCK
 from server.store import Clinic, Tx
 from server.texts import vet_title
 from server.web import i18n
@@ -203,7 +204,7 @@ def _link_refusal(e: LinkError) -> Refusal:
 
 
 def _secret(request: web.Request) -> bytes:
-    return request.app[CONFIG].secret.encode()
+    return site(request).config.secret.encode()
 
 
 async def _claim(request: web.Request, conn: Any, *, consume: bool) -> LinkClaim:
@@ -263,7 +264,7 @@ def _html(body: str, status: int = 200) -> web.Response:
 
 
 async def _clinic(request: web.Request) -> Clinic:
-    return await request.app[STORE].clinic()
+    return await site(request).store.clinic()
 
 
 _EPOCH = datetime(1970, 1, 2, tzinfo=UTC)  # before any link's expiry: verify the signature only
@@ -305,7 +306,7 @@ def _lang_ctx(request: web.Request, lang: Lang) -> dict[str, Any]:
 
 async def _refusal_page(request: web.Request, r: Refusal) -> web.Response:
     clinic = await _clinic(request)
-    async with request.app[STORE].read() as q:
+    async with site(request).store.read() as q:
         lang = await _language(request, q)
     values = dict(r.values)
     if "said" in values:
@@ -360,7 +361,7 @@ def _refusals_as_pages(handler: Handler) -> Handler:
 
 @_refusals_as_pages
 async def reschedule_page(request: web.Request) -> web.StreamResponse:
-    async with request.app[STORE].read() as conn:
+    async with site(request).store.read() as conn:
         clinic = await _clinic(request)
         tz, now = clinic.tz, request.app[CLOCK].now()
         claim = await _claim(request, conn, consume=False)
@@ -403,7 +404,7 @@ async def _checked_slot(conn: Tx, value: object, visit: VisitInfo, vets: Mapping
 
 @_refusals_as_pages
 async def reschedule_post(request: web.Request) -> web.StreamResponse:
-    store = request.app[STORE]
+    store = site(request).store
     clinic = await _clinic(request)
     tz, now = clinic.tz, request.app[CLOCK].now()
     # The link first, so a used or expired one says so even from a stale form.
@@ -448,7 +449,7 @@ async def reschedule_post(request: web.Request) -> web.StreamResponse:
             texted = bool(await enqueue(conn, [NewText(
                 dedupe_key=f"reschedule-link:{claim.nonce}", to_number=visit.mobile, body=msg.body,
                 kind=f"reschedule_{outcome}", visit_id=visit.id, segments=msg.segments)], now))
-        await request.app[RUNTIME].after_change(conn)
+        await site(request).runtime.after_change(conn)
     async with store.read() as q:
         lang = await _language(request, q)
     # No switch link here: the link is used up, so it would only lead to the "already used" page.
