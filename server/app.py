@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -15,7 +16,7 @@ from server.config import Config
 from server.errors import BadRequest, Forbidden, Unauthorized, WaitroomError
 from server.http import ROLES_ATTR, Handler, check_storable, json_error, read_json, roles
 from server.keys import ACTOR, CLOCK, CONFIG, ROLE, RUNTIME, SITE, SITES, STORE, WORKER
-from server.site import Sites
+from server.site import Sites, clinic_secret
 from server.store.interface import ONE_CLINIC, StoreUrlError
 from server.store.postgres import is_postgres_url
 
@@ -149,6 +150,16 @@ class ClinicAccessLogger(AccessLogger):
                 for key, value in super()._format_line(request, response, time)]
 
 
+
+
+def _per_clinic_secret(config: Config) -> Config:
+    """The config with the key a PostgreSQL clinic signs its links with (server/site.py:
+    clinic_secret); a SQLite clinic signs with WAITROOM_SECRET itself. (Tests sign links with it.)"""
+    from server.store.postgres import GROUP, split_url
+
+    if not is_postgres_url(config.db_path) or split_url(config.db_path)[1] == GROUP:
+        return config
+    return replace(config, secret=clinic_secret(config.secret, split_url(config.db_path)[1]))
 
 
 def create_app(config: Config) -> web.Application:
