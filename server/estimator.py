@@ -655,15 +655,17 @@ def _dispatch_all(queues: list[_Queue]) -> list[np.ndarray]:
     return out
 
 
-# Up to this many rows (the booked-length pass: one per vet) are dispatched row by row in plain
-# Python (`_dispatch_rows`): numpy's cost per call, paid at every step, is most of a small run.
-FEW_ROWS = 16
+# Up to this many rows x columns (the booked-length pass of an ordinary day: one row per vet, a
+# few dozen visits each) are dispatched row by row in plain Python (`_dispatch_rows`): numpy's
+# cost per call, paid at every step, is most of such a run. Python's cost grows with the square
+# of a row's length, so a long queue (a day at the cap: 150 per vet) stays vectorised.
+FEW_CELLS = 400
 
 
 def _dispatch(q: _Queue, owed: np.ndarray) -> np.ndarray:
     """Run the dispatch rule on every sample at once; (N, K) start times (nan = never)."""
     n, k = q.ready.shape
-    if n <= FEW_ROWS and not (np.isnan(q.ready).any() or np.isnan(q.key).any() or np.isnan(q.dur).any()
+    if n * k <= FEW_CELLS and not (np.isnan(q.ready).any() or np.isnan(q.key).any() or np.isnan(q.dur).any()
                               or np.isnan(q.hold).any() or np.isnan(q.free).any()):
         return _dispatch_rows(q, owed)
     return _dispatch_arrays(q, owed)
