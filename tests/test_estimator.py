@@ -399,3 +399,27 @@ def test_a_vet_slow_at_a_new_type_pushes_their_own_clients_not_the_other_vets() 
     assert _mins(est["v1-a6"].start, now) > _mins(est["v2-a6"].start, now) + 30
     # v2's client is not told v1's slowness: about a booked wellness exam ahead of them.
     assert _mins(est["v2-a6"].start, now) < 50
+
+
+def test_a_vet_running_slow_this_morning_pushes_their_later_clients_only() -> None:
+    # Both vets usually take their booked length. This morning v1's three consults each took
+    # 1.8x booked; v2's took their booked length. At 10:00 each has six clients booked from
+    # 10:00 on: v1's sixth is told clearly later than with an ordinary morning, v2's is not moved.
+    model = learn(_history({"v1": 1.0, "v2": 1.0}, days=10), BOOKED)
+    now = DAY + timedelta(minutes=120)
+
+    def day(v1_speed: float) -> DayState:
+        visits: list[Visit] = []
+        for vet, speed in (("v1", v1_speed), ("v2", 1.0)):
+            t = DAY
+            for i in range(3):
+                length = BOOKED["sick"] * speed
+                visits.append(_appt(i, vet, 20 * i, arrived=DAY + timedelta(minutes=20 * i - 5), started=t,
+                                    ended=t + timedelta(minutes=length)))
+                t += timedelta(minutes=length + 1)
+            visits += [_appt(10 + j, vet, 120 + 20 * j, arrived=now) for j in range(6)]
+        return DayState(vets=["v1", "v2"], visits={v.id: v for v in visits})
+
+    slow, usual = estimate(day(1.8), now, model), estimate(day(1.0), now, model)
+    assert _mins(slow["v1-a15"].start, now) > _mins(usual["v1-a15"].start, now) + 20
+    assert abs(_mins(slow["v2-a15"].start, now) - _mins(usual["v2-a15"].start, now)) < 2
