@@ -226,6 +226,10 @@ def cmd_clinic(args: argparse.Namespace) -> int:
             settings.pop("date_order", None)
         elif args.date_order:
             settings["date_order"] = args.date_order
+        if args.public_url == "auto":
+            settings.pop("public_url", None)
+        elif args.public_url:
+            settings["public_url"] = _public_url(args.public_url)
         clinic = Clinic(args.name or old.name, args.timezone or old.timezone, args.region or old.region,
                         args.phone or old.phone, settings)
         async with store.transaction() as tx:
@@ -237,6 +241,19 @@ def cmd_clinic(args: argparse.Namespace) -> int:
         print(f"waitroom clinic: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _public_url(url: str) -> str:
+    """A clinic's public address: scheme and host (and port) only, as the group's proxy serves it."""
+    from urllib.parse import urlsplit
+
+    from server.errors import BadRequest
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise BadRequest(f"--public-url: {url!r} is not an address such as https://riverside.vets.example "
+                         "(scheme and host only)", "public_url")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
@@ -315,7 +332,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     async def go(store: Any) -> None:
         async with store.transaction() as tx:
-            await create_user(tx, args.name, password, datetime.now(UTC))
+            await create_user(tx, args.name, password, datetime.now(UTC), group_admin=args.group_admin)
 
     try:
         asyncio.run(_with_store(args.db, go))
@@ -547,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--phone")
     s.add_argument("--date-order", choices=["dmy", "mdy", "ymd", "auto"],
                    help="how imported files write dates such as 03/04/2026 (auto: from the file, else the region)")
+    s.add_argument("--public-url", metavar="URL",
+                   help="a group's clinic: its own address (https://riverside.vets.example), which names it to "
+                        "a group-mode server and goes into its links; 'auto': <clinic id>.<WAITROOM_PUBLIC_URL's host>")
     s.set_defaults(fn=cmd_clinic)
 
     s = sub.add_parser("token", help="API tokens")
@@ -562,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     u = usub.add_parser("add", help="add a staff account (asks for the password twice)")
     u.add_argument("name")
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    u.add_argument("--group-admin", action="store_true",
+                   help="an account of the whole group (PostgreSQL): signs in at every clinic's console and "
+                        "sees every clinic at /group")
     u.add_argument("--db", default=db_default)
     u.set_defaults(fn=cmd_user_add)
 

@@ -243,7 +243,10 @@ class Sites:
         self._known = await self._group.clinics()
         hosts: dict[str, str] = {}
         for clinic_id, settings in self._known.items():
-            netloc = urlsplit(clinic_public_url(self.config, clinic_id, settings)).netloc.lower()
+            # A started clinic keeps the address its links were made with until a restart.
+            site = self._sites.get(clinic_id)
+            url = site.config.public_url if site is not None else clinic_public_url(self.config, clinic_id, settings)
+            netloc = urlsplit(url).netloc.lower()
             hosts[netloc] = clinic_id
         self._hosts = hosts
 

@@ -586,6 +586,7 @@ class StaffSession:
     name: str
     csrf: str
     expires_at: datetime
+    group_admin: bool = False  # the account belongs to the group: every clinic's console, /group
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,7 +602,8 @@ class StaffOps(Protocol):
         """A user of this name exists (names compare without case)."""
         ...
 
-    async def add_staff_user(self, name: str, password_hash: str, now: datetime) -> None: ...
+    async def add_staff_user(self, name: str, password_hash: str, now: datetime, *,
+                             group_admin: bool = False) -> None: ...
 
     async def staff_password(self, name: str) -> tuple[int, str] | None:
         """(user id, password hash) of an enabled user of this name."""

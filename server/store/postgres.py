@@ -703,22 +703,35 @@ class PgTx:
         return bool(await self._rows("SELECT 1 FROM staff_users WHERE clinic_id = @c AND lower(name) = lower(?)",
                                      (name,)))
 
-    async def add_staff_user(self, name: str, password_hash: str, now: datetime) -> None:
-        await self._write("INSERT INTO staff_users (clinic_id, name, password_hash, created_at) VALUES (@c, ?, ?, ?)",
-                          (name, password_hash, now))
+    async def add_staff_user(self, name: str, password_hash: str, now: datetime, *,
+                             group_admin: bool = False) -> None:
+        user_id = await self._write_returning(
+            "INSERT INTO staff_users (clinic_id, name, password_hash, created_at) VALUES (@c, ?, ?, ?) RETURNING id",
+            (name, password_hash, now))
+        if group_admin:  # kept with this clinic's accounts, and valid at every clinic of the group
+            await self._write("INSERT INTO group_admins (user_id, created_at) SELECT id, ? FROM staff_users "
+                              "WHERE clinic_id = @c AND id = ?", (now, user_id))
 
     async def staff_password(self, name: str) -> tuple[int, str] | None:
-        rows = await self._rows("SELECT id, password_hash FROM staff_users WHERE clinic_id = @c "
-                                "AND lower(name) = lower(?) AND NOT disabled", (name,))
+        # The clinic's own account first; else a group admin's (an account of the group, migration 0005).
+        rows = await self._rows(
+            "SELECT u.id, u.password_hash FROM staff_users u WHERE lower(u.name) = lower(?) AND NOT u.disabled "
+            "AND (u.clinic_id = @c OR u.id IN (SELECT user_id FROM group_admins)) "
+            "ORDER BY (u.clinic_id = @c) DESC, u.id LIMIT 1", (name,))
         return (int(rows[0][0]), rows[0][1]) if rows else None
 
     async def staff_session(self, token_hash: str) -> StaffSession | None:
+        # A session belongs to the clinic it was opened at (s.clinic_id): a cookie carried to
+        # another clinic's address opens nothing there, a group admin's included.
         rows = await self._rows(
-            "SELECT u.id, u.name, s.csrf, s.expires_at FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id "
-            "WHERE s.clinic_id = @c AND u.clinic_id = @c AND s.token_hash = ? AND NOT u.disabled", (token_hash,))
+            "SELECT u.id, u.name, s.csrf, s.expires_at, g.user_id IS NOT NULL AS group_admin FROM staff_sessions s "
+            "JOIN staff_users u ON u.id = s.user_id LEFT JOIN group_admins g ON g.user_id = u.id "
+            "WHERE s.clinic_id = @c AND (u.clinic_id = @c OR g.user_id IS NOT NULL) AND s.token_hash = ? "
+            "AND NOT u.disabled", (token_hash,))
         if not rows:
             return None
-        return StaffSession(int(rows[0]["id"]), rows[0]["name"], rows[0]["csrf"], rows[0]["expires_at"])
+        return StaffSession(int(rows[0]["id"]), rows[0]["name"], rows[0]["csrf"], rows[0]["expires_at"],
+                            bool(rows[0]["group_admin"]))
 
     async def open_staff_session(self, token_hash: str, user_id: int, csrf: str, now: datetime,
                                  expires_at: datetime) -> None:

@@ -43,6 +43,7 @@ from server.store.interface import (
     MobileVisit,
     StaffSession,
     StoredVisit,
+    StoreUrlError,
     TextContact,
     TextsPaused,
     ToldText,
@@ -674,7 +675,11 @@ class SqliteTx(SqliteReportQueries, SqlitePmsOps):
     async def staff_name_taken(self, name: str) -> bool:
         return bool(await self._rows("SELECT 1 FROM staff_users WHERE name = ?", (name,)))
 
-    async def add_staff_user(self, name: str, password_hash: str, now: datetime) -> None:
+    async def add_staff_user(self, name: str, password_hash: str, now: datetime, *,
+                             group_admin: bool = False) -> None:
+        if group_admin:
+            raise StoreUrlError("a group admin belongs to a group's PostgreSQL database: a SQLite file holds "
+                                "one clinic, whose staff accounts are its own")
         await self._write("INSERT INTO staff_users (name, password_hash, created_at) VALUES (?, ?, ?)",
                           (name, password_hash, to_db(now)))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server.keys import CLOSING
-from server.web import console, public, reports, reschedule
+from server.web import console, group, public, reports, reschedule
 from server.web.render import TEMPLATES, make_env
 
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +60,7 @@ def setup_web(app: web.Application) -> None:
     app.on_response_prepare.append(_security_headers)
     console.setup_routes(app)
     reports.setup_routes(app)
+    group.setup_routes(app)
     public.setup_routes(app)
     reschedule.setup_routes(app)
     if not any(res.canonical == "/" for res in app.router.resources()):

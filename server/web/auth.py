@@ -67,8 +67,9 @@ def check_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 
-async def create_user(tx: Tx, name: str, password: str, now: datetime) -> None:
-    """Add a staff account (inside the caller's transaction)."""
+async def create_user(tx: Tx, name: str, password: str, now: datetime, *, group_admin: bool = False) -> None:
+    """Add a staff account (inside the caller's transaction); a group admin's signs in at every
+    clinic of the group (PostgreSQL only)."""
     name = name.strip()
     if not name or len(name) > 60 or any(c.isspace() for c in name):
         raise AuthError("the name must be 1 to 60 characters without spaces")
@@ -77,7 +78,7 @@ async def create_user(tx: Tx, name: str, password: str, now: datetime) -> None:
     if await tx.staff_name_taken(name):
         raise AuthError(f"a user named {name!r} exists already")
     pw_hash = await asyncio.to_thread(hash_password, password)
-    await tx.add_staff_user(name, pw_hash, now)
+    await tx.add_staff_user(name, pw_hash, now, group_admin=group_admin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class Staff:
     user_id: int
     name: str
     csrf: str
+    group_admin: bool = False
 
     @property
     def actor(self) -> str:
@@ -107,7 +109,7 @@ async def current_staff(request: web.Request) -> Staff | None:
         session = await q.staff_session(_digest(token))
     if session is None or session.expires_at <= request.app[CLOCK].now():
         return None
-    return Staff(session.user_id, session.name, session.csrf)
+    return Staff(session.user_id, session.name, session.csrf, session.group_admin)
 
 
 def _locked_until(attempts: list[LoginAttempt], now: datetime, limit: int) -> datetime | None:
