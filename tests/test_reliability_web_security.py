@@ -61,6 +61,8 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str, dict[str, str]]] = {
     ("POST", "/console/outbox/{id}/{what}"): (frozenset({STAFF}), "/console/outbox/1/dismiss", {}),
     ("POST", "/console/pms/{id}/{what}"): (frozenset({STAFF}), "/console/pms/1/done", {}),
     ("GET", "/console/reports"): (frozenset({STAFF}), "/console/reports", {}),
+    # The group page: a group admin's only (PostgreSQL, tests/test_postgres_group.py); a clinic's staff get 403.
+    ("GET", "/group"): (frozenset(), "/group", {}),
     ("GET", "/console/reports/{name}.csv"): (frozenset({STAFF}), "/console/reports/defects.csv", {}),
     ("GET", "/console/reports/{name}.svg"): (frozenset({STAFF}), "/console/reports/waits.svg", {}),
     ("POST", "/console/reports/notes"): (frozenset({STAFF}), "/console/reports/notes",
