@@ -72,6 +72,8 @@ def web_paths() -> dict[str, Any]:
                                                      "image/svg+xml", params=("name",))},
         "/console/reports/notes": {"post": _page("Reception's note on a service-defect row", STAFF,
                                                  form={"visit": _S, "note": _S, "back": _S})},
+        "/group": {"get": _page("Every clinic of the group with its waiting count and longest wait (group admins; "
+                                "403 for a clinic's staff)", STAFF)},
         "/display": {"get": _page("Lobby display (?token=<display token>)", "display token")},
         "/display/live": {"get": _page("Lobby display's live region", "display token", "text/event-stream")},
         "/display/call/{id}.wav": {"get": _page(
