@@ -304,6 +304,11 @@ class Model:
             h, c = self.calibration["here"], self.calibration["coming"]
             lines.append(f"  range told: sampled quantiles {h[0]:.2f}-{h[1]:.2f} (waiting), {c[0]:.2f}-{c[1]:.2f}"
                          f" (to come), from replaying {self.calibrated_on} past estimates")
+        here, coming = self.point["here"][0], self.point["coming"][0]
+        if max(here, coming) >= 0.005:  # shown as a whole percent
+            lines.append(f"  start told: {here:.0%} (waiting) and {coming:.0%} (to come) the booked-length"
+                         " answer, the rest the simulation's (its past days do not yet show the"
+                         " simulation better)" if self.n_visits else "  start told: the booked-length answer")
         return "\n".join(lines)
 
 

@@ -220,6 +220,8 @@ def test_a_first_week_is_told_the_model_only_as_far_as_its_days_show_it_better()
     # days show more.
     erratic = learn(_days_at([1.5, 0.6, 1.0]), BOOKED)
     assert erratic.point["coming"][0] > 0.5
+    assert f"{erratic.point['coming'][0]:.0%} (to come) the booked-length answer" in erratic.describe()
+    assert "start told" not in steady.describe()
     # Twenty such days: enough that every figure rests on its evidence (the range is still
     # checked against the last days; the start told is the model's).
     assert learn(_days_at([1.5, 0.6, 1.0] * 7), BOOKED).point["coming"][0] == 0.0
