@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +52,7 @@ def test_dispatch_row_by_row_starts_everyone_owed_when_the_vectorised_rule_does(
 
 
 async def _replay_runtime() -> tuple[Replay, ClinicRuntime]:
-    store = await SqliteStore.open(":memory:", inline=True)
+    store = await SqliteStore.open(":memory:")
     replay = Replay(store)
     for msg in REPLAY_DAY[:3]:  # clinic, history, schedule for 2026-03-02
         await replay.handle(msg)
@@ -106,9 +105,3 @@ async def test_a_tick_on_the_next_day_estimates_that_day_not_the_one_cached() ->
         assert got == await _fresh(rt, tomorrow)
     finally:
         await replay.store.close()
-
-
-async def test_an_inline_connection_is_for_an_in_memory_database_only(tmp_path: object) -> None:
-    # A file's statements can wait on the disk: they stay on aiosqlite's thread.
-    with pytest.raises(ValueError, match="in-memory"):
-        await SqliteStore.open(str(tmp_path) + "/clinic.db", inline=True)

@@ -29,9 +29,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "postgresql":
         s = await PgStore.open(request.getfixturevalue("pg_url"))
     else:
-        # In memory: the replay's store, which runs its statements inline (no database thread).
-        s = await (SqliteStore.open(str(tmp_path / "c.db")) if request.param == "sqlite-file"
-                   else SqliteStore.open(":memory:", inline=True))
+        s = await SqliteStore.open(str(tmp_path / "c.db") if request.param == "sqlite-file" else ":memory:")
     try:
         yield s
     finally:

@@ -17,12 +17,11 @@ import contextlib
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 import aiosqlite
 
@@ -1058,38 +1057,6 @@ def _outbox_row(r: aiosqlite.Row) -> OutboxRow:
     )
 
 
-class _InlineConnection:
-    """The part of aiosqlite's `Connection` this backend uses, run on the calling thread (see
-    `SqliteStore.open(inline=True)`): the same SQL on the same sqlite3 module, no thread."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    @property
-    def row_factory(self) -> Any:
-        return self._conn.row_factory
-
-    @row_factory.setter
-    def row_factory(self, factory: Any) -> None:
-        self._conn.row_factory = factory
-
-    @property
-    def total_changes(self) -> int:
-        return self._conn.total_changes
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self._conn.execute(sql, params)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
-        return self._conn.executemany(sql, rows)
-
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()
-
-    async def close(self) -> None:
-        self._conn.close()
-
-
 class SqliteStore:
     """The database: open with `await SqliteStore.open(path)` (":memory:" for replay and tests)."""
 
@@ -1112,15 +1079,8 @@ class SqliteStore:
         self._budgets: dict[str, collections.deque[float]] = {}
 
     @classmethod
-    async def open(cls, path: str, *, inline: bool = False) -> SqliteStore:
-        """`inline`: run each statement on the calling thread instead of aiosqlite's database
-        thread. Only for ":memory:" (the replay): a statement there never waits on a disk, so
-        the thread adds only its hop (two thread switches per statement, a dozen statements
-        per event; on a busy machine each switch can wait a scheduler slice)."""
-        if inline and path != ":memory:":
-            raise ValueError("an inline SQLite connection is for an in-memory database only")
-        conn = (cast(aiosqlite.Connection, _InlineConnection(sqlite3.connect(path, isolation_level=None)))
-                if inline else await aiosqlite.connect(path, isolation_level=None))
+    async def open(cls, path: str) -> SqliteStore:
+        conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA foreign_keys = ON")
         if path != ":memory:":
