@@ -227,6 +227,7 @@ class Sites:
     def _noticed(self, clinic_id: str) -> None:
         """A change notice from a clinic not served yet (added while running): start it."""
         if clinic_id not in self._starting and clinic_id not in self._sites:
+            self._background = [t for t in self._background if not t.done()]
             self._background.append(asyncio.create_task(self._start_noticed(clinic_id)))
 
     async def _start_noticed(self, clinic_id: str) -> None:
