@@ -25,7 +25,7 @@ async def test_every_acknowledged_event_survives_sigkill_and_restart(tmp_path: P
     acked = 0
     async with crash_rig(tmp_path) as rig:
         for cycle in range(4):
-            res = await crash_cycle(rig.server, rig.tokens, cycle, rng)
+            res = await crash_cycle(rig.server, rig.tokens, cycle, rng, kill_after_acked=(10, 20))
             assert res.problems == [], res.problems
             acked += len(res.acked)
             # The kill really landed mid-burst: some requests were cut off without an answer.
@@ -42,7 +42,8 @@ async def test_texts_survive_sigkill_sent_once_and_none_dropped(tmp_path: Path) 
     async with crash_rig(tmp_path, texts=True) as rig:
         assert rig.twilio is not None
         for cycle in range(5):
-            res = await crash_cycle(rig.server, rig.tokens, cycle, rng, twilio=rig.twilio)
+            res = await crash_cycle(rig.server, rig.tokens, cycle, rng, kill_after_acked=(10, 20),
+                                    twilio=rig.twilio)
             assert res.problems == [], res.problems  # events kept; no row or text accepted twice
             acked += len(res.acked)
         rig.server.stop()
