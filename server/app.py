@@ -86,8 +86,10 @@ def _no_clinic_page(request: web.Request) -> web.StreamResponse:
         return json_error(404, "no clinic at this address: use the clinic's own address, or a token", "Host")
     return web.Response(status=404, content_type="text/html", text=(
         "<!doctype html><html lang=en><meta charset=utf-8><title>No clinic here</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="/static/waitroom.css"><main class="no-clinic">'
         "<h1>No clinic at this address</h1><p>This address names none of the clinics served here. "
-        "Check the link, or ask the clinic for its own address.</p></html>"))
+        "Check the link, or ask the clinic for its own address.</p></main></html>"))
 
 
 @web.middleware
