@@ -66,7 +66,18 @@ async def tap(pilot: Pilot[None], selector: str, seconds: float = 15) -> None:
             except Exception:  # nothing at that spot yet (NoWidget): not laid out
                 there = None
             if widget.region.area and there is widget:
-                break
+                # And still there once what is queued has run: a layout change already on its
+                # way (the clinic's name arriving in the top bar of a small screen, a message
+                # line) would move it between this look and the tap (seen at load 10-13: a
+                # keypad digit's tap "landed elsewhere").
+                region = widget.region
+                await pilot.pause()
+                try:
+                    there, _ = pilot.app.get_widget_at(*widget.region.offset)
+                except Exception:
+                    there = None
+                if widget.region == region and there is widget:
+                    break
         assert time.monotonic() < deadline, f"{selector} not on {type(pilot.app.screen).__name__} within {seconds} s"
         await pilot.pause(0.02)
     assert await pilot.click(widget), f"the tap on {selector} landed elsewhere"
