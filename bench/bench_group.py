@@ -2,37 +2,45 @@
 group-mode `waitroom serve` processes on loopback; SQLite for one clinic in the same run; then
 one of the processes killed with SIGKILL mid-run.
 
-    .venv/bin/python bench/bench_group.py            # 200 clinics, about 10 minutes on 2 cores
+    .venv/bin/python bench/bench_group.py            # 200 clinics (make bench-group)
     .venv/bin/python bench/bench_group.py --quick    # 3 clinics, 1 and 2 processes: a smoke run
 
 The clinics. Each is seeded from a day of ../shared/replay/public/ (its vets, types, 20 days of
-history and the day's bookings, every client with a mobile and consent to texts), round robin
-over the 28 days, every day moved to one Monday (the group's processes share one clock). Clinic
-ids sort by their day ("c07-003": the 4th clinic playing day 7), the order a process starts its
-clinics in: clinics of one day have the same history, so a process learns 28 models, not 200
-(`server.learning` keeps the last few). The 28 days are seeded once through the store interface
-into a template schema; each round's 200 clinics are copied from them in one statement per table
-into a schema of its own (fresh clinics each round: a day cannot be replayed twice).
+history and the day's bookings, every booked client with a mobile and consent to texts), round
+robin over the 28 days, every day moved to one Monday (the group's processes share one clock).
+The days are seeded once through the store interface into a template schema, and the 200 clinics
+copied from them in one statement per table. Clinic ids sort by their day ("c07-003": the 4th
+clinic playing day 7), the order a process starts its clinics in: clinics of one day have the
+same history, so a process learns 28 models, not 200 (`server.learning` keeps the last few).
 
-A round. P processes serve every clinic of the round's schema (`--db 'postgresql://...?clinic=*'`,
-group mode: a request's bearer token picks its clinic), their notifiers sending to the fake
-Twilio of tests/fake_twilio.py (in this process, on loopback). Once each process has started
-every clinic, each clinic replays its day from opening, time-compressed: its events (POST
-/api/events, the pms token) at their own times at `--speed` x real time, one after the other (a
-poster that falls behind posts its next event as soon as the last is answered), and its lobby
-display polls GET /api/estimates every `--read-every` s. Every request goes to the next live
-process in turn, as a reverse proxy would, and to the next one when a process does not answer.
-The servers' clocks run in real time from the day's opening; the events carry their own times
-(the API takes any time within 24 hours of its clock).
+The rounds. Group-mode processes (`--db 'postgresql://...?clinic=*'`: a request's bearer token
+picks its clinic) serve all 200 clinics, their notifiers sending to the fake Twilio of
+tests/fake_twilio.py (in this process, on loopback). Round 1 has one process; before rounds 2
+and 3, processes are added (to 2, then 4) and each new one starts every clinic (learning its
+model) before it takes requests, as a group scaling out would: starting a process is the
+expensive part (minutes of CPU for 200 clinics), so processes are not started afresh per round.
+The replay goes on from round to round: each clinic's day is posted from its opening, in order,
+and a round takes it on from where the last one stopped (so the rounds see different hours of
+the days). A round has two phases:
 
-Printed per round: the events/s acknowledged (and offered by the replay), write and read
-p50/p99, how far the posters fell behind the replay's schedule, and the ratio of events/s to 1
-process. The last round runs twice as long and kills one process with SIGKILL half way: then 0
-acknowledged events lost (each is in the database), 0 texts accepted twice by the fake Twilio
-(by outbox row, and by number and words), and the other processes answering.
+- time-compressed (`--seconds`): each clinic's events (POST /api/events, the pms token) at
+  their own times at `--speed` x real time (one after the other: a poster that falls behind
+  posts its next event as soon as the last is answered), and its lobby display polling GET
+  /api/estimates every `--read-every` s: latency at a stated load;
+- as fast as answered (`--full-seconds`): each clinic's next events, each as soon as the last
+  is answered: what the processes can take (events/s), and the ratio to 1 process.
+
+Every request goes to the next live process in turn, as a reverse proxy would, and to the next
+one when a process does not answer. The servers' clocks run in real time from the day's
+opening; the events carry their own times (the API takes any time within 24 hours of its clock).
+
+The last round then runs a third phase, time-compressed again, and kills one process with
+SIGKILL a quarter into it: afterwards 0 acknowledged events lost (every acknowledged seq of the
+run is in the database), 0 texts accepted twice by the fake Twilio (by outbox row, and by number
+and words), and the other processes answering. Exit status 1 if any of that fails.
 
 SQLite for one clinic: the first day's clinic in a file, one `waitroom serve`, its day posted as
-fast as it is answered (one poster, two display readers): one clinic's own capacity.
+fast as it is answered with one display polling: one clinic's own capacity.
 
 PostgreSQL: WAITROOM_TEST_DATABASE=postgresql://... or a throwaway cluster started and stopped
 here (Debian's postgresql, as the tests do).
@@ -146,6 +154,7 @@ class ClinicRun:
     id: str
     day: dict[str, Any]
     tokens: dict[str, str] = field(default_factory=dict)
+    posted: int = 0  # events of its day posted so far: the replay goes on from there in the next round
 
 
 class Group:
@@ -371,7 +380,7 @@ async def poster(http: aiohttp.ClientSession, servers: Servers, clinic: ClinicRu
     """The clinic's day in order, phase after phase: in a time-compressed phase each event at its
     time (`speed` x real time from the first event the phase finds), else as fast as answered."""
     events = _events(clinic)
-    i, start = 0, 0.0
+    i, start = clinic.posted, 0.0
     for ph in phases:
         end = start + ph.seconds
         anchor = events[i]["at"] if i < len(events) else None
@@ -398,7 +407,7 @@ async def poster(http: aiohttp.ClientSession, servers: Servers, clinic: ClinicRu
                 tally.refused.append(tally.now())
             else:
                 tally.errors.append(tally.now())
-            i += 1
+            i = clinic.posted = i + 1
         if tally.now() < end:
             await asyncio.sleep(end - tally.now())
         start = end
@@ -417,8 +426,8 @@ async def reader(http: aiohttp.ClientSession, servers: Servers, clinic: ClinicRu
             await asyncio.sleep(max(0.0, every - (time.perf_counter() - started)))
 
 
-async def warm_up(servers: Servers, clinics: list[ClinicRun]) -> float:
-    """Each process starts every clinic (learning its model) before the round's load: one read
+async def warm_up(servers: Servers, clinics: list[ClinicRun], ports: list[int]) -> float:
+    """Each new process starts every clinic (learning its model) before it takes load: one read
     per clinic and process, in the order the process starts them."""
     t0 = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
@@ -428,7 +437,7 @@ async def warm_up(servers: Servers, clinics: list[ClinicRun]) -> float:
                                     headers={"Authorization": f"Bearer {c.tokens['display']}"}) as r:
                     if r.status != 200:
                         raise RuntimeError(f"clinic {c.id} at port {port}: {r.status} {await r.text()}")
-        await asyncio.gather(*(one(p) for p in servers.ports))
+        await asyncio.gather(*(one(p) for p in ports))
     return time.monotonic() - t0
 
 
@@ -540,7 +549,8 @@ def texts_twice(twilio: FakeTwilio, first: int) -> tuple[int, int]:
 # -- the run --------------------------------------------------------------------------------------
 
 
-async def sqlite_round(folder: str, day: dict[str, Any], seconds: float, env: dict[str, str]) -> None:
+async def sqlite_round(folder: str, day: dict[str, Any], seconds: float, read_every: float,
+                       env: dict[str, str]) -> None:
     db = os.path.join(folder, "one.db")
     store = await SqliteStore.open(db)
     try:
@@ -553,9 +563,9 @@ async def sqlite_round(folder: str, day: dict[str, Any], seconds: float, env: di
     servers = Servers(db, env, folder)
     await servers.start(1, f"{DAY.isoformat()}T{OPENING}{day['clinic']['tz_offset']}")
     try:
-        await warm_up(servers, [clinic])
-        tally = await run_load(servers, [clinic], [Phase("full", seconds, None)], 0.0, 2)
-        report("SQLite, 1 clinic, 1 process, two display readers", tally, 0, seconds, None, None)
+        await warm_up(servers, [clinic], servers.ports)
+        tally = await run_load(servers, [clinic], [Phase("full", seconds, None)], read_every, 1)
+        report("SQLite, 1 clinic, 1 process", tally, 0, seconds, None, None)
     finally:
         await servers.stop()
 
@@ -564,6 +574,8 @@ async def main(args: argparse.Namespace) -> int:
     paths = sorted((REPLAY / "public").glob("*.json"))
     days = [moved(json.loads(p.read_text()), DAY) for p in paths]
     rounds = [int(x) for x in args.procs.split(",")]
+    if rounds != sorted(rounds) or rounds[0] < 1:
+        raise SystemExit("--procs: a growing list of process counts (processes are added between rounds)")
     folder = tempfile.mkdtemp(prefix="bench-group-")
     cluster = None
     url = os.environ.get("WAITROOM_TEST_DATABASE")
@@ -580,33 +592,37 @@ async def main(args: argparse.Namespace) -> int:
                    "WAITROOM_TWILIO_AUTH_TOKEN": AUTH_TOKEN, "WAITROOM_TWILIO_FROM": CLINIC_NUMBER,
                    "WAITROOM_TWILIO_BASE_URL": twilio.base_url}
             if args.sqlite_seconds:
-                await sqlite_round(folder, days[0], args.sqlite_seconds, env)
+                await sqlite_round(folder, days[0], args.sqlite_seconds, args.read_every, env)
+            texts_before = len(twilio.accepted)
             t0 = time.perf_counter()
             used = min(args.clinics, len(days))
             await group.seed_templates(used)
             print(f"seeded {used} replay days into a template schema in {time.perf_counter() - t0:.1f} s", flush=True)
             clock = f"{DAY.isoformat()}T{OPENING}{days[0]['clinic']['tz_offset']}"
+            t0 = time.perf_counter()
+            schema, clinics = await group.round_clinics(0, args.clinics)
+            print(f"{args.clinics} clinics copied from them in {time.perf_counter() - t0:.1f} s", flush=True)
+            servers = Servers(group.schema_url(schema, "*"), env, folder)
             bases: tuple[float | None, float | None] = (None, None)
-            for k, procs in enumerate(rounds):
-                last = k == len(rounds) - 1 and procs >= 2 and not args.no_kill
-                t0 = time.perf_counter()
-                schema, clinics = await group.round_clinics(k, args.clinics)
-                seeded = time.perf_counter() - t0
-                servers = Servers(group.schema_url(schema, "*"), env, folder)
-                t0 = time.perf_counter()
-                await servers.start(procs, clock)
-                up = time.perf_counter() - t0
-                try:
-                    ready = await warm_up(servers, clinics)
-                    cpu = [cpu_seconds(p) for p in servers.procs]
-                    print(f"round {k + 1}: {args.clinics} clinics copied in {seeded:.1f} s; {procs} process(es) up "
-                          f"in {up:.1f} s, every clinic started in each in {ready:.1f} s more (CPU "
+            acked: list[int] = []
+            try:
+                for k, procs in enumerate(rounds):
+                    last = k == len(rounds) - 1 and procs >= 2 and not args.no_kill
+                    old = len(servers.ports)
+                    t0 = time.perf_counter()
+                    await servers.start(procs - old, clock)
+                    up = time.perf_counter() - t0
+                    ready = await warm_up(servers, clinics, servers.ports[old:])
+                    cpu = [cpu_seconds(p) for p in servers.procs[old:]]
+                    more = f"{procs - old} more process{'es' if procs - old > 1 else ''}"
+                    print(f"round {k + 1}: {more} up in {up:.1f} s, every clinic started in each in {ready:.1f} s "
+                          f"more (CPU "
                           f"{', '.join(f'{c:.0f}' for c in cpu)} s)", flush=True)
-                    sent_before = len(twilio.accepted)
                     phases = [Phase("replay", args.seconds, args.speed), Phase("full", args.full_seconds, None)]
                     if last:
                         phases.append(Phase("kill", args.seconds, args.speed, kill_at=args.seconds / 4))
                     tally = await run_load(servers, clinics, phases, args.read_every, 1)
+                    acked += [seq for _, seq in tally.acked]
                     label = f"PostgreSQL, {args.clinics} clinics, {procs} process{'es' if procs > 1 else ''}"
                     T, F = args.seconds, args.full_seconds
                     paced = report(label, tally, 0, T, args.speed, bases[0])
@@ -619,19 +635,19 @@ async def main(args: argparse.Namespace) -> int:
                         report(f"  after one of the {procs} processes was killed", tally, killed, T + F + T,
                                args.speed, None)
                         counts = await settle_texts(url, schema, timeout=45)
-                        lost = await lost_events(url, schema, [seq for _, seq in tally.acked])
-                        rows_twice, pairs_twice = texts_twice(twilio, sent_before)
+                        lost = await lost_events(url, schema, acked)
+                        rows_twice, pairs_twice = texts_twice(twilio, texts_before)
                         alive = {p: n for p, n in servers.answered_by.items() if p not in servers.dead}
                         late_errors = sum(1 for t in tally.errors if t >= T + F)
-                        print(f"  after the kill: {lost} of {len(tally.acked)} acknowledged events lost; texts: "
-                              f"{len(twilio.accepted) - sent_before} accepted by the fake Twilio in the round, "
-                              f"{rows_twice} outbox rows twice, {pairs_twice} (number, words) twice, outbox rows by "
-                              f"status {counts}; {tally.retried} requests retried on another process, {late_errors} "
-                              f"errors; the {len(alive)} other processes answered {sum(alive.values())} requests "
-                              "after it", flush=True)
+                        print(f"  after the kill: {lost} of {len(acked)} acknowledged events lost; texts: "
+                              f"{len(twilio.accepted) - texts_before} accepted by the fake Twilio, {rows_twice} outbox "
+                              f"rows twice, {pairs_twice} (number, words) twice, outbox rows by status {counts}; "
+                              f"{tally.retried} requests retried on another process, {late_errors} errors; the "
+                              f"{len(alive)} other processes answered {sum(alive.values())} requests after it",
+                              flush=True)
                         problems += lost + rows_twice + pairs_twice + late_errors + (0 if alive else 1)
-                finally:
-                    await servers.stop()
+            finally:
+                await servers.stop()
         print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     finally:
         with contextlib.suppress(Exception):
@@ -647,10 +663,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clinics", type=int, default=200)
     p.add_argument("--procs", default="1,2,4", help="group-mode processes, one round each (the last one is killed)")
     p.add_argument("--seconds", type=float, default=30.0, help="each round's time-compressed replay (wall seconds)")
-    p.add_argument("--speed", type=float, default=20.0, help="the replay: each clinic's day at this many x real time")
+    p.add_argument("--speed", type=float, default=10.0, help="the replay: each clinic's day at this many x real time")
     p.add_argument("--full-seconds", type=float, default=15.0,
                    help="then each clinic's next events as fast as they are answered, this long")
-    p.add_argument("--read-every", type=float, default=5.0, help="each clinic's display polls this often (s)")
+    p.add_argument("--read-every", type=float, default=10.0, help="each clinic's display polls this often (s)")
     p.add_argument("--sqlite-seconds", type=float, default=20.0, help="the SQLite round (0: none)")
     p.add_argument("--no-kill", action="store_true", help="no kill in the last round")
     p.add_argument("--quick", action="store_true",
