@@ -74,7 +74,8 @@ bench-fuzz: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python bench/bench_load.py
 
-# Issue 13: a group of clinics on one PostgreSQL (a throwaway cluster unless WAITROOM_TEST_DATABASE is set).
+# Issue 13: 200 clinics on group-mode processes on one PostgreSQL (a throwaway cluster unless
+# WAITROOM_TEST_DATABASE is set); about 10 min. A smoke run: .venv/bin/python bench/bench_group.py --quick
 bench-group: $(STAMP) /usr/lib/postgresql/15/bin/initdb
 	$(BIN)/python bench/bench_group.py
 
