@@ -433,7 +433,8 @@ async def warm_up(servers: Servers, clinics: list[ClinicRun], ports: list[int]) 
     """Each new process starts every clinic (learning its model) before it takes load: one read
     per clinic and process, in the order the process starts them."""
     t0 = time.monotonic()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+    # A process starting 200 clinics on a loaded machine can take minutes before it answers.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1200)) as http:
         async def one(port: int) -> None:
             for c in sorted(clinics, key=lambda c: c.id):
                 async with http.get(f"http://127.0.0.1:{port}/api/estimates",
@@ -620,10 +621,17 @@ async def main(args: argparse.Namespace) -> int:
                     up = time.perf_counter() - t0
                     ready = await warm_up(servers, clinics, servers.ports[old:])
                     cpu = [cpu_seconds(p) for p in servers.procs[old:]]
+                    # What the processes cost with no request at all (each clinic's notifier worker
+                    # and periodic tick run in every process).
+                    before = [cpu_seconds(p) for p in servers.procs]
+                    await asyncio.sleep(args.idle_seconds)
+                    idle = [(cpu_seconds(p) - b) / args.idle_seconds
+                            for p, b in zip(servers.procs, before, strict=True)]
                     more = f"{procs - old} more process{'es' if procs - old > 1 else ''}"
                     print(f"round {k + 1}: {more} up in {up:.1f} s, every clinic started in each in {ready:.1f} s "
                           f"more (CPU "
-                          f"{', '.join(f'{c:.0f}' for c in cpu)} s)", flush=True)
+                          f"{', '.join(f'{c:.0f}' for c in cpu)} s); idle, the {procs} use "
+                          f"{', '.join(f'{c:.0%}' for c in idle)} of a core", flush=True)
                     phases = [Phase("replay", args.seconds, args.speed), Phase("full", args.full_seconds, None)]
                     if last:
                         phases.append(Phase("kill", args.seconds, args.speed, kill_at=args.seconds / 4))
@@ -675,12 +683,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--read-every", type=float, default=10.0, help="each clinic's display polls this often (s)")
     p.add_argument("--sqlite-seconds", type=float, default=20.0, help="the SQLite round (0: none)")
     p.add_argument("--no-kill", action="store_true", help="no kill in the last round")
+    p.add_argument("--idle-seconds", type=float, default=5.0, help="how long the processes' idle cost is measured")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 3 clinics, 1 and 2 processes, short phases (other options still apply)")
     given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv)}
     args = p.parse_args(argv)
     if args.quick:
-        quick = {"--clinics": ("clinics", 3), "--procs": ("procs", "1,2"), "--seconds": ("seconds", 6.0),
+        quick = {"--clinics": ("clinics", 3), "--idle-seconds": ("idle_seconds", 1.0),
+                 "--procs": ("procs", "1,2"), "--seconds": ("seconds", 6.0),
                  "--full-seconds": ("full_seconds", 3.0), "--sqlite-seconds": ("sqlite_seconds", 3.0),
                  "--speed": ("speed", 300.0)}
         for flag, (name, value) in quick.items():
