@@ -312,7 +312,7 @@ async def _override(tx: Tx, ev: Event, actor: str, now: datetime) -> None:
             raise Conflict("in_car: only a checked-in client still waiting can wait in the car", "appointment")
         await tx.wait_in_car(ev.appointment, ev.at)
     elif ev.type == "ack":
-        if "seq" in ev.data and ((seq := _seq(ev.data["seq"])) is None or await tx.event(seq) is None):
+        if "seq" in ev.data and ((seq := posted_seq(ev.data["seq"])) is None or await tx.event(seq) is None):
             raise NotFound(f"no event {ev.data['seq']}", "seq")
     elif ev.type == "report_note":
         await _visit(tx, ev.appointment)  # a note on a visit that exists
@@ -328,7 +328,7 @@ async def _visit(tx: Tx, vid: str | None) -> StoredVisit:
     return found
 
 
-def _seq(value: object) -> int | None:
+def posted_seq(value: object) -> int | None:
     """An event's sequence number as the console posts it (a number, or its digits)."""
     if isinstance(value, bool):
         return None
@@ -350,7 +350,7 @@ _BACK = {
 
 
 async def _undo(tx: Tx, ev: Event) -> None:
-    seq = _seq(ev.data.get("seq"))
+    seq = posted_seq(ev.data.get("seq"))
     target = await tx.event(seq) if seq is not None else None
     if target is None:
         raise NotFound(f"no event {seq}", "seq")

@@ -23,7 +23,7 @@ from datetime import datetime, time, tzinfo
 from typing import Any
 
 from server.errors import WaitroomError
-from server.events import Event, apply_event
+from server.events import Event, apply_event, posted_seq
 from server.store import LoggedEvent, SqliteStore, Tx
 from server.store.interface import BookedVisit
 
@@ -50,14 +50,6 @@ class Outcome:
 
 
 _VISIT_FIELDS = ("kind", "status", "vet", "arrived", "started", "ended", "priority")
-
-
-def _seq(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 async def replay_log(reader: Tx) -> Outcome:
@@ -116,7 +108,7 @@ async def replay_log(reader: Tx) -> Outcome:
         for place, e in enumerate(log, 1):
             data = copy.deepcopy(e.data)
             if e.type in _SEQ_EVENTS and "seq" in data:
-                old = _seq(data["seq"])
+                old = posted_seq(data["seq"])
                 data["seq"] = seqs.get(old, 0) if old is not None else data["seq"]
             try:
                 async with scratch.transaction() as tx:

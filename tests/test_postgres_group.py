@@ -149,34 +149,9 @@ async def test_a_group_url_is_for_serve_only(pg_url: str) -> None:
 
 async def _serve_group(db: str, port: int, twilio: Any) -> Any:
     """`waitroom serve --db ...?clinic=*` as a process, up once /api/health answers."""
-    import asyncio
-    import os
-    import sys
-    import time
+    from tests.test_postgres_processes import serve
 
-    import aiohttp
-
-    from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
-
-    exe = str(Path(sys.executable).parent / "waitroom")
-    env = {**os.environ, "WAITROOM_SECRET": "test-secret", "WAITROOM_SMS_PROVIDER": "twilio",
-           "WAITROOM_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "WAITROOM_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-           "WAITROOM_TWILIO_FROM": "+13125550000", "WAITROOM_TWILIO_BASE_URL": twilio.base_url,
-           "WAITROOM_PUBLIC_URL": "http://vets.test"}
-    proc = await asyncio.create_subprocess_exec(exe, "serve", "--db", db, "--port", str(port), env=env,
-                                                stderr=asyncio.subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/api/health") as resp:
-                    if resp.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            assert proc.returncode is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not come up"
-            await asyncio.sleep(0.1)
+    return await serve(db, port, twilio, WAITROOM_PUBLIC_URL="http://vets.test")
 
 
 async def test_two_group_processes_share_live_changes_and_send_each_text_once(pg_url: str) -> None:

@@ -32,10 +32,11 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _serve(db: str, port: int, twilio: FakeTwilio) -> asyncio.subprocess.Process:
+async def serve(db: str, port: int, twilio: FakeTwilio, **env_more: str) -> asyncio.subprocess.Process:
+    """`waitroom serve --db DB` as a process texting through `twilio`, up once /api/health answers."""
     env = {**os.environ, "WAITROOM_SECRET": "test-secret", "WAITROOM_SMS_PROVIDER": "twilio",
            "WAITROOM_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "WAITROOM_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-           "WAITROOM_TWILIO_FROM": "+13125550000", "WAITROOM_TWILIO_BASE_URL": twilio.base_url}
+           "WAITROOM_TWILIO_FROM": "+13125550000", "WAITROOM_TWILIO_BASE_URL": twilio.base_url, **env_more}
     proc = await asyncio.create_subprocess_exec(EXE, "serve", "--db", db, "--port", str(port), env=env,
                                                 stderr=asyncio.subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -91,9 +92,9 @@ async def test_two_processes_send_each_text_once_when_one_is_killed_mid_send(pg_
             await tx.set_clinic(Clinic("Riverside", "UTC"))
         async with FakeTwilio(create_delay=0.03) as twilio:
             port_a, port_b = _port(), _port()
-            a = await _serve(pg_url, port_a, twilio)
+            a = await serve(pg_url, port_a, twilio)
             procs.append(a)
-            b = await _serve(pg_url, port_b, twilio)
+            b = await serve(pg_url, port_b, twilio)
             procs.append(b)
             now = datetime.now(UTC)
             # Queued by another process (the test's), in batches: both servers' workers take them.
