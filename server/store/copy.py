@@ -132,9 +132,6 @@ async def copy_sqlite_to_postgres(src_path: str, dst_url: str) -> CopyReport:
                                     "a token or session belongs to one clinic only") from e
                 got = await conn.fetchval(f"SELECT COUNT(*) FROM {table} WHERE clinic_id = $1", dst.clinic_id)
                 report.counts[table] = (n, int(got))
-            if not report.ok:
-                bad = ", ".join(f"{t} {a} -> {b}" for t, (a, b) in report.counts.items() if a != b)
-                raise CopyError(f"row counts differ: {bad}")
             await _check(src, conn, dst, maps, report)
         return report
     finally:
@@ -190,8 +187,13 @@ def _seen(old: int, seqs: dict[int, int]) -> int:
 
 async def _check(src: SqliteStore, conn: asyncpg.Connection, dst: PgStore, maps: dict[str, dict[int, int]],
                  report: CopyReport) -> None:
-    """The event log event by event, and each day's state through both stores' interfaces."""
+    """The row counts (in `report`), then the event log event by event, and each day's state
+    through both stores' interfaces."""
     from server.store.postgres import PgTx
+
+    if not report.ok:
+        bad = ", ".join(f"{t} {a} -> {b}" for t, (a, b) in report.counts.items() if a != b)
+        raise CopyError(f"row counts differ: {bad}")
 
     async with src.read() as q:
         old_log = await q.events_since(0)
@@ -261,9 +263,6 @@ async def check_copy(src_path: str, dst_url: str) -> CopyReport:
                     new = [int(r[0]) for r in await conn.fetch(
                         f"SELECT {id_col} FROM {table} WHERE clinic_id = $1 ORDER BY {id_col}", dst.clinic_id)]
                     maps[table] = dict(zip(old, new, strict=False))
-            if not report.ok:
-                bad = ", ".join(f"{t} {a} -> {b}" for t, (a, b) in report.counts.items() if a != b)
-                raise CopyError(f"row counts differ: {bad}")
             await _check(src, conn, dst, maps, report)
         return report
     finally:
